@@ -1,0 +1,1 @@
+"""Settings: ``base`` (read from the environment), ``development``, ``production``, ``test``."""

@@ -1,0 +1,176 @@
+"""Settings shared by every environment, each read from the environment in this one place.
+
+Names and defaults follow ``DESIGN.md``'s public contracts; every address can be moved by
+an environment variable of the same name.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+# Data, logs and pid files of the local stack (git-ignored); tests use their own.
+VAR_DIR = Path(env.str("RELAY_VAR_DIR", default=str(BASE_DIR / "var")))
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "relay_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite by default; PostgreSQL (or any database Django knows) when DATABASE_URL names it.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # The web server and the Celery worker write at the same time: WAL lets readers go on
+        # while one writes, IMMEDIATE takes the write lock up front instead of failing half-way,
+        # and the timeout makes a writer wait its turn rather than fail with "database is locked".
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    # Tests start real worker processes, which cannot see an in-memory database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TZ", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT: Path | None = VAR_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "relay_app.api.errors.exception_handler",
+}
+
+# --- The relay -------------------------------------------------------------------------------
+
+# One budget per transaction, shared by every hop (seconds).
+RELAY_DEADLINE_SECONDS = env.float("RELAY_DEADLINE_SECONDS", default=5.0)
+
+KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
+KAFKA_REQUEST_TOPIC = env.str("KAFKA_REQUEST_TOPIC", default="CommunicationTopic")
+KAFKA_REPLY_TOPIC = env.str("KAFKA_REPLY_TOPIC", default="CommunicationRestTopic")
+KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
+# Replication factor for the topics the relay creates; 1 for the single-node broker.
+KAFKA_TOPIC_REPLICATION = env.int("KAFKA_TOPIC_REPLICATION", default=1)
+
+GRPC_ADDRESS = env.str("GRPC_ADDRESS", default="127.0.0.1:50051")
+
+# Where the web server listens (used by the stack runner and `make demo`).
+HTTP_ADDRESS = env.str("RELAY_HTTP_ADDRESS", default="127.0.0.1:8000")
+# Celery worker processes (prefork): each runs one hop at a time with its own Kafka clients.
+WORKER_CONCURRENCY = env.int("RELAY_WORKER_CONCURRENCY", default=4)
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# --- Celery (read by project/celery.py through the CELERY_ namespace) -----------------------
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# JSON only: tasks take ids and strings, and no pickle ever crosses the broker.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+# Results are read once by the waiting view; an hour covers any late reader, then Redis frees them.
+CELERY_RESULT_EXPIRES = 3600
+# The view answers with a deadline, so a broker that is down must fail fast, not retry for ever.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_REDIS_SOCKET_TIMEOUT = 5
+# Our own logging configuration stays in force inside the worker.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Logging ---------------------------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Every process appends its seed lines here, so one file holds each transaction in order.
+TRANSACTION_LOG_CONSOLE = env.bool("RELAY_TRANSACTION_LOG_CONSOLE", default=True)
+TRANSACTION_LOG = Path(
+    env.str("RELAY_TRANSACTION_LOG", default=str(VAR_DIR / "log" / "transactions.log"))
+)
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        # The seed's format: "2019/07/07 16:58:48 REST request: hello world from rest ".
+        "seed": {"()": "relay_app.logging.SeedFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "transaction": {"class": "logging.StreamHandler", "formatter": "seed"},
+        "transaction_file": {
+            "()": "relay_app.logging.TransactionFileHandler",
+            "filename": str(TRANSACTION_LOG),
+            "formatter": "seed",
+        },
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "loggers": {
+        "relay.transaction": {
+            "handlers": ["transaction_file", *(["transaction"] if TRANSACTION_LOG_CONSOLE else [])],
+            "level": "INFO",
+            "propagate": False,
+        },
+        "relay_app": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
