@@ -1,0 +1,86 @@
+"""The gRPC server of hop 5: ``relay.v1.Relay/Process`` with health checking and reflection.
+
+It needs no database: it appends its text, logs the seed's line and reports its timing
+back to the client, which records the hop.
+"""
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from types import FrameType
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from relay.v1 import relay_pb2, relay_pb2_grpc
+
+from .hops import Stage
+from .logging import log_hop
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = relay_pb2.DESCRIPTOR.services_by_name["Relay"].full_name
+# Time in-flight calls get to finish on SIGTERM before the server closes.
+STOP_GRACE_SECONDS = 5.0
+
+
+class RelayServicer(relay_pb2_grpc.RelayServicer):
+    """Performs hop 5 on the text the gRPC client sends."""
+
+    def Process(  # noqa: N802 - the method name is fixed by the proto
+        self, request: relay_pb2.ProcessRequest, context: grpc.ServicerContext
+    ) -> relay_pb2.ProcessResponse:
+        if not request.transaction_id or not request.text:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "transaction_id and text are required")
+        started_at = Timestamp()
+        started_at.GetCurrentTime()
+        text = Stage.GRPC_SERVER.spec.apply(request.text)
+        log_hop(Stage.GRPC_SERVER, text, transaction_id=request.transaction_id)
+        finished_at = Timestamp()
+        finished_at.GetCurrentTime()
+        return relay_pb2.ProcessResponse(text=text, started_at=started_at, finished_at=finished_at)
+
+
+def build_server(
+    address: str, *, max_workers: int = 16
+) -> tuple[grpc.Server, health.HealthServicer]:
+    """A server bound to ``address`` with the relay, health and reflection services."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    relay_pb2_grpc.add_RelayServicer_to_server(RelayServicer(), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address} (is the port already in use?): {exc}") from exc
+    if port == 0:
+        raise OSError(f"cannot listen on {address}: is the port already in use?")
+    for service in ("", SERVICE_NAME):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    return server, health_servicer
+
+
+def serve(address: str) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully (health goes NOT_SERVING first)."""
+    server, health_servicer = build_server(address)
+    server.start()
+    logger.info("gRPC server listening on %s", address)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        logger.info("gRPC server stopping (signal %d)", signum)
+        health_servicer.enter_graceful_shutdown()
+        server.stop(STOP_GRACE_SECONDS)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.wait_for_termination()
+    logger.info("gRPC server stopped")
