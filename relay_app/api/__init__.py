@@ -1,0 +1,1 @@
+"""The HTTP interface: DRF views over the relay's services and selectors."""

@@ -1,0 +1,36 @@
+"""Why a transaction could not be completed, in terms a client can act on."""
+
+from .hops import Stage
+
+
+class RelayError(Exception):
+    """Base of the relay's own errors; ``status_code`` is what the HTTP client gets."""
+
+    status_code = 503
+
+
+class DependencyUnavailable(RelayError):
+    """A service the relay needs (Kafka, Redis, the gRPC server) did not answer."""
+
+    status_code = 503
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(f"{dependency} is unavailable: {reason}")
+        self.dependency = dependency
+        self.reason = reason
+
+
+class DeadlineExceeded(RelayError):
+    """The transaction's time budget ran out while waiting on ``stage``."""
+
+    status_code = 504
+
+    def __init__(self, stage: Stage, budget_seconds: float) -> None:
+        super().__init__(f"deadline of {budget_seconds:g} s passed while waiting on {stage.slug}")
+        self.stage = stage
+
+
+class RecordMismatch(RelayError):
+    """A Kafka record read back by its coordinates belongs to another transaction."""
+
+    status_code = 503

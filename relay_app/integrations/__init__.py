@@ -1,0 +1,1 @@
+"""Clients for the outside systems (Kafka, gRPC), one set per process, created after fork."""

@@ -1,0 +1,171 @@
+"""Kafka for the relay: publish a record and read exactly that record back by its coordinates.
+
+One producer and one consumer per topic live in each process (kafka-python clients run
+threads, so they must be created after a fork, never inherited). Consumers never join a
+group: they ``assign`` the record's partition and ``seek`` to its offset, which avoids the
+seconds a group rebalance costs.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ..errors import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
+
+TRANSACTION_HEADER = "transaction_id"
+# How long a client waits for the broker when it first connects (ms); the deadline bounds the rest.
+_CONNECT_TIMEOUT_MS = 3000
+
+
+@dataclass(frozen=True)
+class RecordCoordinates:
+    """Where a record sits in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record read back from Kafka."""
+
+    coordinates: RecordCoordinates
+    key: str
+    transaction_id: str
+    value: str
+
+
+class KafkaGateway:
+    """The process's Kafka clients: one producer, one point-reading consumer per topic.
+
+    Not thread-safe by design: the Celery worker's prefork pool runs one task at a time
+    in each process, and each process has its own gateway.
+    """
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._producer: KafkaProducer | None = None
+        self._consumers: dict[str, KafkaConsumer] = {}
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self._bootstrap_servers,
+            "bootstrap_timeout_ms": _CONNECT_TIMEOUT_MS,
+            "request_timeout_ms": 10_000,
+            "reconnect_backoff_max_ms": 1000,
+        }
+
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                **self._common(),
+                acks="all",  # acknowledged means written to every in-sync replica
+                enable_idempotence=True,  # producer retries never write a record twice
+                linger_ms=0,  # one record per transaction hop: send it now, do not batch
+                max_block_ms=_CONNECT_TIMEOUT_MS,
+            )
+        return self._producer
+
+    def consumer(self, topic: str) -> KafkaConsumer:
+        consumer = self._consumers.get(topic)
+        if consumer is None:
+            consumer = KafkaConsumer(
+                **self._common(),
+                group_id=None,  # no group: records are read by coordinates, not subscription
+                enable_auto_commit=False,
+                fetch_max_wait_ms=100,
+                max_poll_records=1,
+            )
+            self._consumers[topic] = consumer
+        return consumer
+
+    def publish(
+        self, *, topic: str, transaction_id: str, value: str, timeout: float
+    ) -> RecordCoordinates:
+        """Write one record keyed and headed by the transaction id; wait for the broker's ack."""
+        key = transaction_id.encode()
+        try:
+            future = self.producer().send(
+                topic, key=key, value=value.encode(), headers=[(TRANSACTION_HEADER, key)]
+            )
+            metadata = future.get(timeout=max(timeout, 0.001))
+        except KafkaError as exc:
+            raise DependencyUnavailable("Kafka", f"publishing to {topic}: {exc!r}") from exc
+        return RecordCoordinates(topic, metadata.partition, metadata.offset)
+
+    def read(self, coordinates: RecordCoordinates, *, timeout: float) -> Record | None:
+        """Read the record at ``coordinates``; ``None`` if it did not arrive within ``timeout``."""
+        partition = TopicPartition(coordinates.topic, coordinates.partition)
+        try:
+            consumer = self.consumer(coordinates.topic)
+            if consumer.assignment() != {partition}:
+                consumer.assign([partition])
+            consumer.seek(partition, coordinates.offset)
+            batches = consumer.poll(timeout_ms=max(int(timeout * 1000), 1), max_records=1)
+        except KafkaError as exc:
+            raise DependencyUnavailable("Kafka", f"reading {coordinates}: {exc!r}") from exc
+        for record in batches.get(partition, []):
+            if record.offset == coordinates.offset:
+                headers = dict(record.headers or [])
+                return Record(
+                    coordinates=coordinates,
+                    key=(record.key or b"").decode(),
+                    transaction_id=headers.get(TRANSACTION_HEADER, b"").decode(),
+                    value=record.value.decode(),
+                )
+        return None
+
+    def ensure_topics(self, topics: list[str], *, partitions: int, replication: int) -> list[str]:
+        """Create the topics that do not exist yet; return the names created."""
+        try:
+            admin = KafkaAdminClient(**self._common())
+        except KafkaError as exc:
+            raise DependencyUnavailable("Kafka", f"connecting the admin client: {exc!r}") from exc
+        try:
+            missing = [t for t in topics if t not in set(admin.list_topics())]
+            created = []
+            for topic in missing:
+                try:
+                    admin.create_topics([NewTopic(topic, partitions, replication)])
+                    created.append(topic)
+                except TopicAlreadyExistsError:
+                    pass  # another process created it first
+            return created
+        finally:
+            admin.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=2)
+        for consumer in self._consumers.values():
+            consumer.close()
+        self._producer, self._consumers = None, {}
+
+
+@cache
+def _gateway_for(pid: int) -> KafkaGateway:
+    return KafkaGateway(settings.KAFKA_BOOTSTRAP_SERVERS)
+
+
+def get_kafka() -> KafkaGateway:
+    """This process's gateway; a forked child gets its own instead of its parent's threads."""
+    return _gateway_for(os.getpid())
+
+
+def ensure_relay_topics() -> list[str]:
+    """Create the request and reply topics if missing (partitions from settings)."""
+    return get_kafka().ensure_topics(
+        [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC],
+        partitions=settings.KAFKA_TOPIC_PARTITIONS,
+        replication=settings.KAFKA_TOPIC_REPLICATION,
+    )

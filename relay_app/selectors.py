@@ -1,0 +1,24 @@
+"""Reads of transactions and their hops."""
+
+from django.db.models import Prefetch, QuerySet
+
+from .hops import Stage
+from .models import Hop, Transaction
+
+
+def transaction_list(*, status: str | None = None) -> QuerySet[Transaction]:
+    """Transactions newest first, optionally only those with ``status``."""
+    transactions = Transaction.objects.order_by("-created_at")
+    return transactions.filter(status=status) if status else transactions
+
+
+def transaction_get(*, transaction_id: str) -> Transaction:
+    """One transaction with its hops in stage order (raises ``Transaction.DoesNotExist``)."""
+    hops = Prefetch("hops", queryset=Hop.objects.order_by("stage"))
+    return Transaction.objects.prefetch_related(hops).get(id=transaction_id)
+
+
+def transaction_waiting_on(*, transaction_id: str) -> Stage:
+    """The first hop not yet recorded: what the transaction was waiting on."""
+    done = set(Hop.objects.filter(transaction_id=transaction_id).values_list("stage", flat=True))
+    return next((stage for stage in Stage if stage not in done), Stage.REST_RESPONSE)

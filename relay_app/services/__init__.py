@@ -1,0 +1,1 @@
+"""Business logic: recording transactions, performing hops, running a transaction end to end."""

@@ -1,0 +1,130 @@
+"""Hops 2-7, each performed by one Celery task of the relay chain.
+
+Every hop takes the ``Carry`` the previous one returned and returns the next. A hop that
+fails settles the transaction (failed, or timed out at that stage) before raising, so the
+record says why even when no client is waiting any more.
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NotRequired, TypedDict
+
+from django.conf import settings
+from django.utils import timezone
+
+from ..errors import DeadlineExceeded, RecordMismatch, RelayError
+from ..hops import Stage
+from ..integrations import grpc as grpc_client
+from ..integrations.kafka import RecordCoordinates, get_kafka
+from ..logging import log_hop
+from .transactions import HopRecord, hops_record, transaction_fail
+
+
+class KafkaRecord(TypedDict):
+    topic: str
+    partition: int
+    offset: int
+
+
+class Carry(TypedDict):
+    """What travels from task to task: JSON only, ids and strings."""
+
+    transaction_id: str
+    text: str
+    deadline: float  # Unix time by which the whole transaction must be done
+    record: NotRequired[KafkaRecord]  # set by a publish hop for the consume hop after it
+
+
+def _remaining(carry: Carry, stage: Stage) -> float:
+    remaining = carry["deadline"] - time.time()
+    if remaining <= 0:
+        raise DeadlineExceeded(stage, settings.RELAY_DEADLINE_SECONDS)
+    return remaining
+
+
+@contextmanager
+def _settling(carry: Carry, stage: Stage) -> Iterator[None]:
+    try:
+        yield
+    except RelayError as exc:
+        transaction_fail(
+            transaction_id=carry["transaction_id"],
+            timed_out=isinstance(exc, DeadlineExceeded),
+            stage=exc.stage if isinstance(exc, DeadlineExceeded) else stage,
+            error=str(exc),
+        )
+        raise
+
+
+def kafka_publish(carry: Carry, *, stage: Stage, topic: str) -> Carry:
+    """Hops 2 and 6: append this hop's text and publish it to ``topic``."""
+    with _settling(carry, stage):
+        started_at = timezone.now()
+        text = stage.spec.apply(carry["text"])
+        coordinates = get_kafka().publish(
+            topic=topic,
+            transaction_id=carry["transaction_id"],
+            value=text,
+            timeout=_remaining(carry, stage),
+        )
+        hops_record(
+            transaction_id=carry["transaction_id"],
+            hops=[HopRecord(stage, text, started_at, timezone.now(), coordinates)],
+        )
+        log_hop(stage, text, transaction_id=carry["transaction_id"])
+    return {
+        **carry,
+        "text": text,
+        "record": {
+            "topic": coordinates.topic,
+            "partition": coordinates.partition,
+            "offset": coordinates.offset,
+        },
+    }
+
+
+def kafka_consume(carry: Carry, *, stage: Stage) -> Carry:
+    """Hops 3 and 7: read back the very record the previous hop published, and append."""
+    with _settling(carry, stage):
+        started_at = timezone.now()
+        coordinates = RecordCoordinates(**carry["record"])
+        record = get_kafka().read(coordinates, timeout=_remaining(carry, stage))
+        if record is None:
+            raise DeadlineExceeded(stage, settings.RELAY_DEADLINE_SECONDS)
+        if carry["transaction_id"] not in (record.transaction_id, record.key):
+            raise RecordMismatch(
+                f"record at {coordinates} belongs to transaction {record.transaction_id!r}"
+            )
+        text = stage.spec.apply(record.value)
+        hops_record(
+            transaction_id=carry["transaction_id"],
+            hops=[HopRecord(stage, text, started_at, timezone.now(), coordinates)],
+        )
+        log_hop(stage, text, transaction_id=carry["transaction_id"])
+    return {"transaction_id": carry["transaction_id"], "text": text, "deadline": carry["deadline"]}
+
+
+def grpc_call(carry: Carry) -> Carry:
+    """Hops 4 and 5: append the client's text, call the gRPC server, record both hops."""
+    stage = Stage.GRPC_CLIENT
+    with _settling(carry, stage):
+        started_at = timezone.now()
+        text = stage.spec.apply(carry["text"])
+        log_hop(stage, text, transaction_id=carry["transaction_id"])
+        try:
+            result = grpc_client.process(
+                transaction_id=carry["transaction_id"],
+                text=text,
+                timeout=_remaining(carry, Stage.GRPC_SERVER),
+            )
+        except grpc_client.GrpcDeadlineExceeded as exc:
+            raise DeadlineExceeded(Stage.GRPC_SERVER, settings.RELAY_DEADLINE_SECONDS) from exc
+        hops_record(
+            transaction_id=carry["transaction_id"],
+            hops=[
+                HopRecord(stage, text, started_at, timezone.now()),
+                HopRecord(Stage.GRPC_SERVER, result.text, result.started_at, result.finished_at),
+            ],
+        )
+    return {**carry, "text": result.text}

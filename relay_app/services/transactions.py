@@ -1,0 +1,80 @@
+"""Writes to the transaction record: start, record hops, settle in exactly one final state."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from ..hops import Stage
+from ..integrations.kafka import RecordCoordinates
+from ..logging import log_hop
+from ..models import Hop, Transaction
+
+
+@dataclass(frozen=True)
+class HopRecord:
+    """One hop as it happened, ready to be recorded."""
+
+    stage: Stage
+    text: str
+    started_at: datetime
+    finished_at: datetime
+    record: RecordCoordinates | None = None
+
+
+def transaction_start(*, message: str) -> Transaction:
+    """Record a new transaction and perform hop 1 (``REST request``) on its message."""
+    started_at = timezone.now()
+    text = Stage.REST_REQUEST.spec.apply(message)
+    with db_transaction.atomic():
+        transaction = Transaction.objects.create(message=message)
+        hops_record(
+            transaction_id=str(transaction.id),
+            hops=[HopRecord(Stage.REST_REQUEST, text, started_at, timezone.now())],
+        )
+    log_hop(Stage.REST_REQUEST, text, transaction_id=transaction.id)
+    return transaction
+
+
+def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
+    """Record hops; a hop already recorded for its stage (a re-run task) is kept as it was."""
+    Hop.objects.bulk_create(
+        [
+            Hop(
+                transaction_id=transaction_id,
+                stage=hop.stage,
+                text=hop.text,
+                started_at=hop.started_at,
+                finished_at=hop.finished_at,
+                kafka_topic=hop.record.topic if hop.record else "",
+                kafka_partition=hop.record.partition if hop.record else None,
+                kafka_offset=hop.record.offset if hop.record else None,
+            )
+            for hop in hops
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def transaction_succeed(*, transaction_id: str, final_message: str) -> bool:
+    """Mark the transaction succeeded; ``False`` if it had already ended otherwise."""
+    return _settle(transaction_id, status=Transaction.Status.SUCCEEDED, final_message=final_message)
+
+
+def transaction_fail(
+    *, transaction_id: str, timed_out: bool, stage: Stage | None, error: str
+) -> bool:
+    """Mark the transaction failed or timed out at ``stage``; ``False`` if it had already ended."""
+    status = Transaction.Status.TIMED_OUT if timed_out else Transaction.Status.FAILED
+    return _settle(transaction_id, status=status, failed_stage=stage, error=error)
+
+
+def _settle(transaction_id: str, *, status: Transaction.Status, **fields: object) -> bool:
+    # A conditional update: whoever settles first (the waiting view, a failing task) wins,
+    # so a transaction ends in exactly one final state.
+    updated = Transaction.objects.filter(
+        id=transaction_id, status=Transaction.Status.PENDING
+    ).update(status=status, finished_at=timezone.now(), **fields)
+    return updated == 1

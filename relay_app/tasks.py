@@ -1,0 +1,58 @@
+"""Celery tasks for hops 2-7, and the one place the relay chain is built.
+
+Tasks are an interface, like views: they take and return a JSON ``Carry`` and call one
+service each.
+"""
+
+from celery import chain, shared_task
+from celery.canvas import Signature
+from django.conf import settings
+
+from .hops import Stage
+from .services import hops
+from .services.hops import Carry
+
+
+@shared_task(name="relay.publish_request")
+def publish_request(carry: Carry) -> Carry:
+    """Hop 2: publish to the request topic."""
+    return hops.kafka_publish(
+        carry, stage=Stage.KAFKA_PUBLISH_REQUEST, topic=settings.KAFKA_REQUEST_TOPIC
+    )
+
+
+@shared_task(name="relay.consume_request")
+def consume_request(carry: Carry) -> Carry:
+    """Hop 3: read that record back from the request topic."""
+    return hops.kafka_consume(carry, stage=Stage.KAFKA_CONSUME_REQUEST)
+
+
+@shared_task(name="relay.call_grpc")
+def call_grpc(carry: Carry) -> Carry:
+    """Hops 4 and 5: the gRPC client calls the gRPC server."""
+    return hops.grpc_call(carry)
+
+
+@shared_task(name="relay.publish_reply")
+def publish_reply(carry: Carry) -> Carry:
+    """Hop 6: publish to the reply topic."""
+    return hops.kafka_publish(
+        carry, stage=Stage.KAFKA_PUBLISH_REPLY, topic=settings.KAFKA_REPLY_TOPIC
+    )
+
+
+@shared_task(name="relay.consume_reply")
+def consume_reply(carry: Carry) -> Carry:
+    """Hop 7: read that record back from the reply topic."""
+    return hops.kafka_consume(carry, stage=Stage.KAFKA_CONSUME_REPLY)
+
+
+def relay_chain(carry: Carry) -> Signature:
+    """Hops 2-7 as one chain; its result is the ``Carry`` after hop 7."""
+    return chain(
+        publish_request.s(carry),
+        consume_request.s(),
+        call_grpc.s(),
+        publish_reply.s(),
+        consume_reply.s(),
+    )
