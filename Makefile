@@ -1,0 +1,70 @@
+# The relay's commands. `make run` and `make test` install what is missing first.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV := .venv
+PY := $(VENV)/bin/python
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' ops/kafka/pom.xml)
+KAFKA_STAMP := var/kafka/libs/.kafka-$(KAFKA_VERSION)
+
+.PHONY: help setup system python kafka run up down demo status test lint proto clean
+
+help: ## List the commands
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: system python kafka ## Install everything the stack needs (idempotent)
+
+system:
+	@bash ops/bootstrap.sh
+
+python: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	@echo "[setup] Python environment in $(VENV) from requirements.txt"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --progress-bar on -r requirements.txt
+	@touch $@
+
+kafka: $(KAFKA_STAMP)
+
+# Apache Kafka's broker jars from Maven Central (cached in ~/.m2), copied to var/kafka/libs.
+$(KAFKA_STAMP): ops/kafka/pom.xml | system
+	@echo "[setup] Apache Kafka $(KAFKA_VERSION) broker jars through Maven (first time: about 80 MB)"
+	@rm -rf var/kafka/libs
+	@mvn -B -Dstyle.color=never -f ops/kafka/pom.xml dependency:copy-dependencies \
+		-DoutputDirectory=$(CURDIR)/var/kafka/libs -DincludeScope=runtime \
+		| grep -E --line-buffered 'Download(ing|ed) from|BUILD|ERROR' || true
+	@ls var/kafka/libs/kafka_2.13-$(KAFKA_VERSION).jar >/dev/null 2>&1 \
+		|| { echo "[setup] Maven could not fetch Kafka $(KAFKA_VERSION): see the lines above" >&2; exit 1; }
+	@touch $@
+
+run: setup ## Start the whole stack in the foreground, send "hello world", follow the log
+	@$(PY) -m ops.stack run
+
+up: setup ## Start the stack in the background and wait until every service is healthy
+	@$(PY) -m ops.stack up
+
+down: ## Stop the background stack
+	@test -x $(PY) && $(PY) -m ops.stack down || true
+
+demo: ## Send one "hello world" to the running stack and print its transaction log
+	@$(PY) -m ops.stack demo
+
+status: ## Which services of the stack are running
+	@$(PY) -m ops.stack status
+
+test: setup ## Run the whole test suite (starts the services it needs on its own ports)
+	@$(PY) manage.py test --verbosity 2
+
+lint: python ## ruff and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+proto: python ## Regenerate the gRPC stubs in relay/v1/ from proto/relay/v1/relay.proto
+	@$(PY) -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. proto/relay/v1/relay.proto
+	@echo "regenerated relay/v1/ from proto/relay/v1/relay.proto"
+
+clean: down ## Stop the stack and delete var/ (data, logs, Kafka's jars)
+	rm -rf var

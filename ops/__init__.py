@@ -1,0 +1,1 @@
+"""Operations: installing and running the relay stack locally."""

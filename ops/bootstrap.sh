@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the relay needs from the system's packages when it is missing: redis-server,
+# a JDK (for Kafka) and Maven (to fetch Kafka's jars). Says in one sentence what to do when it
+# cannot install something itself.
+set -euo pipefail
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Kafka 4's broker needs Java 17 or newer.
+java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' || true)
+[ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[bootstrap] installing from the system's packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  exit 0
+fi
+echo "[bootstrap] relay needs ${missing[*]}: install them (on Debian or Ubuntu: sudo apt-get install ${missing[*]}) and run make again." >&2
+exit 1
