@@ -1,0 +1,1 @@
+"""The relay's test suite, run with ``python manage.py test`` against real services."""
