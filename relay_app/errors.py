@@ -25,9 +25,21 @@ class DeadlineExceeded(RelayError):
 
     status_code = 504
 
-    def __init__(self, stage: Stage, budget_seconds: float) -> None:
-        super().__init__(f"deadline of {budget_seconds:g} s passed while waiting on {stage.slug}")
+    def __init__(self, stage: Stage) -> None:
+        super().__init__(f"the deadline passed while waiting on {stage.slug}")
         self.stage = stage
+
+
+class IdempotencyConflict(RelayError):
+    """An Idempotency-Key already used for a different message."""
+
+    status_code = 422
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used with a different message;"
+            " use a new key for a new message"
+        )
 
 
 class RecordMismatch(RelayError):

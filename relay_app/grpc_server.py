@@ -44,11 +44,11 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
 
 
 def build_server(
-    address: str, *, max_workers: int = 16
+    address: str, *, servicer: RelayServicer | None = None, max_workers: int = 16
 ) -> tuple[grpc.Server, health.HealthServicer]:
     """A server bound to ``address`` with the relay, health and reflection services."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
-    relay_pb2_grpc.add_RelayServicer_to_server(RelayServicer(), server)
+    relay_pb2_grpc.add_RelayServicer_to_server(servicer or RelayServicer(), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -28,12 +28,20 @@ class Transaction(models.Model):
         blank=True,
         help_text="The hop that failed or was being waited on when the deadline passed.",
     )
+    idempotency_key = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="The client's Idempotency-Key: a repeated request gets this transaction back.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    deadline_at = models.DateTimeField(help_text="When the transaction's time budget runs out.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [models.Index(fields=["status", "deadline_at"])]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"

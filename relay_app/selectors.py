@@ -1,5 +1,8 @@
 """Reads of transactions and their hops."""
 
+from datetime import datetime
+from uuid import UUID
+
 from django.db.models import Prefetch, QuerySet
 
 from .hops import Stage
@@ -16,6 +19,20 @@ def transaction_get(*, transaction_id: str) -> Transaction:
     """One transaction with its hops in stage order (raises ``Transaction.DoesNotExist``)."""
     hops = Prefetch("hops", queryset=Hop.objects.order_by("stage"))
     return Transaction.objects.prefetch_related(hops).get(id=transaction_id)
+
+
+def transaction_find(*, idempotency_key: str) -> Transaction | None:
+    """The transaction recorded for an Idempotency-Key, if any."""
+    return Transaction.objects.filter(idempotency_key=idempotency_key).first()
+
+
+def transaction_list_stale(*, before: datetime) -> list[UUID]:
+    """Ids of transactions still pending although their deadline was before ``before``."""
+    return list(
+        Transaction.objects.filter(
+            status=Transaction.Status.PENDING, deadline_at__lt=before
+        ).values_list("id", flat=True)
+    )
 
 
 def transaction_waiting_on(*, transaction_id: str) -> Stage:

@@ -4,6 +4,8 @@ Tasks are an interface, like views: they take and return a JSON ``Carry`` and ca
 service each.
 """
 
+from datetime import UTC, datetime
+
 from celery import chain, shared_task
 from celery.canvas import Signature
 from django.conf import settings
@@ -48,11 +50,16 @@ def consume_reply(carry: Carry) -> Carry:
 
 
 def relay_chain(carry: Carry) -> Signature:
-    """Hops 2-7 as one chain; its result is the ``Carry`` after hop 7."""
+    """Hops 2-7 as one chain; its result is the ``Carry`` after hop 7.
+
+    Each task expires at the transaction's deadline: a worker that comes back after an
+    outage discards what nobody waits for any more instead of working through it.
+    """
+    expires = datetime.fromtimestamp(carry["deadline"], UTC)
     return chain(
-        publish_request.s(carry),
-        consume_request.s(),
-        call_grpc.s(),
-        publish_reply.s(),
-        consume_reply.s(),
+        publish_request.s(carry).set(expires=expires),
+        consume_request.s().set(expires=expires),
+        call_grpc.s().set(expires=expires),
+        publish_reply.s().set(expires=expires),
+        consume_reply.s().set(expires=expires),
     )

@@ -5,6 +5,7 @@ an environment variable of the same name.
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -104,15 +105,26 @@ REST_FRAMEWORK = {
 
 # One budget per transaction, shared by every hop (seconds).
 RELAY_DEADLINE_SECONDS = env.float("RELAY_DEADLINE_SECONDS", default=5.0)
+# Longest message accepted, in characters. Even at 4 UTF-8 bytes a character and with the
+# hops' own text, a record stays far below Kafka's 1 MB default limit.
+RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)
+# A transaction still pending this long after its deadline lost its waiter; the sweep
+# (`manage.py settle_stale_transactions`) times it out.
+RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
 
 KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
 KAFKA_REQUEST_TOPIC = env.str("KAFKA_REQUEST_TOPIC", default="CommunicationTopic")
 KAFKA_REPLY_TOPIC = env.str("KAFKA_REPLY_TOPIC", default="CommunicationRestTopic")
 KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
+# The longest one Kafka operation (connect, acknowledge, read back) may take before Kafka
+# counts as unavailable (503), even when the transaction's deadline leaves more time.
+KAFKA_TIMEOUT_SECONDS = env.float("KAFKA_TIMEOUT_SECONDS", default=2.0)
 # Replication factor for the topics the relay creates; 1 for the single-node broker.
 KAFKA_TOPIC_REPLICATION = env.int("KAFKA_TOPIC_REPLICATION", default=1)
 
 GRPC_ADDRESS = env.str("GRPC_ADDRESS", default="127.0.0.1:50051")
+# How long the gRPC client waits for a connection before the server counts as unavailable.
+GRPC_CONNECT_TIMEOUT_SECONDS = env.float("GRPC_CONNECT_TIMEOUT_SECONDS", default=1.5)
 
 # Where the web server listens (used by the stack runner and `make demo`).
 HTTP_ADDRESS = env.str("RELAY_HTTP_ADDRESS", default="127.0.0.1:8000")
@@ -136,6 +148,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
 CELERY_REDIS_SOCKET_TIMEOUT = 5
+# Publishing a chain to a Redis that is down fails within about a second, not after minutes.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 # Our own logging configuration stays in force inside the worker.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -147,7 +166,7 @@ TRANSACTION_LOG_CONSOLE = env.bool("RELAY_TRANSACTION_LOG_CONSOLE", default=True
 TRANSACTION_LOG = Path(
     env.str("RELAY_TRANSACTION_LOG", default=str(VAR_DIR / "log" / "transactions.log"))
 )
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {

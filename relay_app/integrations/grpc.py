@@ -12,8 +12,8 @@ from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from ..errors import DependencyUnavailable
 
-# Retry a call the server never received (UNAVAILABLE) a few times with backoff; the
-# call's deadline still bounds the whole, so a dead server costs at most the budget.
+# Retry a call that failed before the server took it (UNAVAILABLE: a restart, a dropped
+# connection) a few times with backoff; the call's deadline still bounds the whole.
 _SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
@@ -46,8 +46,8 @@ class ProcessResult:
 
 
 @cache
-def _stub_for(pid: int, address: str) -> relay_pb2_grpc.RelayStub:
-    channel = grpc.insecure_channel(
+def _channel_for(pid: int, address: str) -> grpc.Channel:
+    return grpc.insecure_channel(
         address,
         options=[
             ("grpc.enable_retries", 1),
@@ -57,12 +57,26 @@ def _stub_for(pid: int, address: str) -> relay_pb2_grpc.RelayStub:
             ("grpc.max_reconnect_backoff_ms", 1000),
         ],
     )
-    return relay_pb2_grpc.RelayStub(channel)
 
 
-def process(*, transaction_id: str, text: str, timeout: float) -> ProcessResult:
-    """Call ``relay.v1.Relay/Process``; raise if the server is unreachable or too slow."""
-    stub = _stub_for(os.getpid(), settings.GRPC_ADDRESS)
+def process(
+    *, transaction_id: str, text: str, timeout: float, connect_timeout: float
+) -> ProcessResult:
+    """Call ``relay.v1.Relay/Process``; raise if the server is unreachable or too slow.
+
+    The channel must be ready within ``connect_timeout`` (a server that is down answers
+    503 promptly; one that just came back is found, whatever the channel's reconnect
+    backoff); the call itself then gets all of ``timeout``.
+    """
+    channel = _channel_for(os.getpid(), settings.GRPC_ADDRESS)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=max(min(connect_timeout, timeout), 0))
+    except grpc.FutureTimeoutError as exc:
+        raise DependencyUnavailable(
+            "gRPC server",
+            f"{settings.GRPC_ADDRESS} did not accept a connection within {connect_timeout:g} s",
+        ) from exc
+    stub = relay_pb2_grpc.RelayStub(channel)
     try:
         response = stub.Process(
             relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text),

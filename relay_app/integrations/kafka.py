@@ -22,8 +22,6 @@ from ..errors import DependencyUnavailable
 logger = logging.getLogger(__name__)
 
 TRANSACTION_HEADER = "transaction_id"
-# How long a client waits for the broker when it first connects (ms); the deadline bounds the rest.
-_CONNECT_TIMEOUT_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -52,15 +50,16 @@ class KafkaGateway:
     in each process, and each process has its own gateway.
     """
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, *, connect_timeout: float) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._connect_timeout_ms = int(connect_timeout * 1000)
         self._producer: KafkaProducer | None = None
         self._consumers: dict[str, KafkaConsumer] = {}
 
     def _common(self) -> dict[str, Any]:
         return {
             "bootstrap_servers": self._bootstrap_servers,
-            "bootstrap_timeout_ms": _CONNECT_TIMEOUT_MS,
+            "bootstrap_timeout_ms": self._connect_timeout_ms,
             "request_timeout_ms": 10_000,
             "reconnect_backoff_max_ms": 1000,
         }
@@ -72,7 +71,7 @@ class KafkaGateway:
                 acks="all",  # acknowledged means written to every in-sync replica
                 enable_idempotence=True,  # producer retries never write a record twice
                 linger_ms=0,  # one record per transaction hop: send it now, do not batch
-                max_block_ms=_CONNECT_TIMEOUT_MS,
+                max_block_ms=self._connect_timeout_ms,
             )
         return self._producer
 
@@ -154,7 +153,9 @@ class KafkaGateway:
 
 @cache
 def _gateway_for(pid: int) -> KafkaGateway:
-    return KafkaGateway(settings.KAFKA_BOOTSTRAP_SERVERS)
+    return KafkaGateway(
+        settings.KAFKA_BOOTSTRAP_SERVERS, connect_timeout=settings.KAFKA_TIMEOUT_SECONDS
+    )
 
 
 def get_kafka() -> KafkaGateway:

@@ -13,7 +13,7 @@ from typing import NotRequired, TypedDict
 from django.conf import settings
 from django.utils import timezone
 
-from ..errors import DeadlineExceeded, RecordMismatch, RelayError
+from ..errors import DeadlineExceeded, DependencyUnavailable, RecordMismatch, RelayError
 from ..hops import Stage
 from ..integrations import grpc as grpc_client
 from ..integrations.kafka import RecordCoordinates, get_kafka
@@ -39,22 +39,41 @@ class Carry(TypedDict):
 def _remaining(carry: Carry, stage: Stage) -> float:
     remaining = carry["deadline"] - time.time()
     if remaining <= 0:
-        raise DeadlineExceeded(stage, settings.RELAY_DEADLINE_SECONDS)
+        raise DeadlineExceeded(stage)
     return remaining
+
+
+def _kafka_wait(carry: Carry, stage: Stage) -> float:
+    """How long a Kafka operation may take: what remains, but no more than Kafka's own limit."""
+    limit: float = settings.KAFKA_TIMEOUT_SECONDS
+    return min(_remaining(carry, stage), limit)
 
 
 @contextmanager
 def _settling(carry: Carry, stage: Stage) -> Iterator[None]:
+    """Settle the transaction with the reason of a hop that fails, then re-raise."""
     try:
         yield
+    except DependencyUnavailable as exc:
+        if time.time() < carry["deadline"]:
+            _fail(carry, stage, exc)
+            raise
+        # The wait ran into the deadline: that is what the client will see.
+        timed_out = DeadlineExceeded(stage)
+        _fail(carry, stage, timed_out)
+        raise timed_out from exc
     except RelayError as exc:
-        transaction_fail(
-            transaction_id=carry["transaction_id"],
-            timed_out=isinstance(exc, DeadlineExceeded),
-            stage=exc.stage if isinstance(exc, DeadlineExceeded) else stage,
-            error=str(exc),
-        )
+        _fail(carry, stage, exc)
         raise
+
+
+def _fail(carry: Carry, stage: Stage, exc: RelayError) -> None:
+    transaction_fail(
+        transaction_id=carry["transaction_id"],
+        timed_out=isinstance(exc, DeadlineExceeded),
+        stage=exc.stage if isinstance(exc, DeadlineExceeded) else stage,
+        error=str(exc),
+    )
 
 
 def kafka_publish(carry: Carry, *, stage: Stage, topic: str) -> Carry:
@@ -66,7 +85,7 @@ def kafka_publish(carry: Carry, *, stage: Stage, topic: str) -> Carry:
             topic=topic,
             transaction_id=carry["transaction_id"],
             value=text,
-            timeout=_remaining(carry, stage),
+            timeout=_kafka_wait(carry, stage),
         )
         hops_record(
             transaction_id=carry["transaction_id"],
@@ -89,9 +108,12 @@ def kafka_consume(carry: Carry, *, stage: Stage) -> Carry:
     with _settling(carry, stage):
         started_at = timezone.now()
         coordinates = RecordCoordinates(**carry["record"])
-        record = get_kafka().read(coordinates, timeout=_remaining(carry, stage))
+        wait = _kafka_wait(carry, stage)
+        record = get_kafka().read(coordinates, timeout=wait)
         if record is None:
-            raise DeadlineExceeded(stage, settings.RELAY_DEADLINE_SECONDS)
+            raise DependencyUnavailable(
+                "Kafka", f"the record at {coordinates} was not readable within {wait:.2g} s"
+            )
         if carry["transaction_id"] not in (record.transaction_id, record.key):
             raise RecordMismatch(
                 f"record at {coordinates} belongs to transaction {record.transaction_id!r}"
@@ -111,20 +133,23 @@ def grpc_call(carry: Carry) -> Carry:
     with _settling(carry, stage):
         started_at = timezone.now()
         text = stage.spec.apply(carry["text"])
+        # Hop 4 is the client's part before the call: recorded even if the server never answers.
+        hops_record(
+            transaction_id=carry["transaction_id"],
+            hops=[HopRecord(stage, text, started_at, timezone.now())],
+        )
         log_hop(stage, text, transaction_id=carry["transaction_id"])
         try:
             result = grpc_client.process(
                 transaction_id=carry["transaction_id"],
                 text=text,
                 timeout=_remaining(carry, Stage.GRPC_SERVER),
+                connect_timeout=settings.GRPC_CONNECT_TIMEOUT_SECONDS,
             )
         except grpc_client.GrpcDeadlineExceeded as exc:
-            raise DeadlineExceeded(Stage.GRPC_SERVER, settings.RELAY_DEADLINE_SECONDS) from exc
+            raise DeadlineExceeded(Stage.GRPC_SERVER) from exc
         hops_record(
             transaction_id=carry["transaction_id"],
-            hops=[
-                HopRecord(stage, text, started_at, timezone.now()),
-                HopRecord(Stage.GRPC_SERVER, result.text, result.started_at, result.finished_at),
-            ],
+            hops=[HopRecord(Stage.GRPC_SERVER, result.text, result.started_at, result.finished_at)],
         )
     return {**carry, "text": result.text}

@@ -1,18 +1,20 @@
 """Run one transaction end to end: hop 1, the Celery chain for hops 2-7, then hop 8."""
 
-import logging
 import time
+from datetime import UTC, datetime
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
+from django.db import IntegrityError
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
+from ..errors import IdempotencyConflict
 from ..hops import Stage, final_message
 from ..logging import log_end, log_hop
 from ..models import Transaction
-from ..selectors import transaction_get, transaction_waiting_on
+from ..selectors import transaction_find, transaction_get, transaction_waiting_on
 from ..tasks import relay_chain
 from .hops import Carry
 from .transactions import (
@@ -23,18 +25,32 @@ from .transactions import (
     transaction_succeed,
 )
 
-logger = logging.getLogger(__name__)
+# How often a repeated request polls for the first one's outcome.
+_REPLAY_POLL_SECONDS = 0.05
 
 
-def relay_message(*, message: str) -> Transaction:
+def relay_message(*, message: str, idempotency_key: str | None = None) -> Transaction:
     """Carry ``message`` through every hop within the deadline; return the settled transaction.
 
     The transaction comes back ``succeeded``, ``failed`` (a dependency is down; ``error``
-    says which) or ``timed_out`` (``failed_stage`` is the hop it was waiting on).
+    says which) or ``timed_out`` (``failed_stage`` is the hop it was waiting on). With an
+    ``idempotency_key`` already used, the first transaction is returned instead of a new one.
     """
-    budget = settings.RELAY_DEADLINE_SECONDS
-    deadline = time.time() + budget
-    transaction = transaction_start(message=message)
+    deadline = time.time() + settings.RELAY_DEADLINE_SECONDS
+    if idempotency_key and (earlier := transaction_find(idempotency_key=idempotency_key)):
+        return _replay(earlier, message=message)
+    try:
+        transaction = transaction_start(
+            message=message,
+            deadline_at=datetime.fromtimestamp(deadline, UTC),
+            idempotency_key=idempotency_key,
+        )
+    except IntegrityError:
+        # The same key arrived twice at once; the other request made the transaction.
+        earlier = transaction_find(idempotency_key=idempotency_key or "")
+        if earlier is None:
+            raise
+        return _replay(earlier, message=message)
     transaction_id = str(transaction.id)
     carry: Carry = {
         "transaction_id": transaction_id,
@@ -50,7 +66,8 @@ def relay_message(*, message: str) -> Transaction:
             transaction_id=transaction_id,
             timed_out=True,
             stage=stage,
-            error=f"deadline of {budget:g} s passed while waiting on {stage.slug}",
+            error=f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s passed"
+            f" while waiting on {stage.slug}",
         )
     except (BrokerError, RedisError) as exc:
         transaction_fail(
@@ -86,3 +103,16 @@ def _respond(transaction_id: str, carry: Carry) -> None:
     if transaction_succeed(transaction_id=transaction_id, final_message=final):
         log_hop(Stage.REST_RESPONSE, text, transaction_id=transaction_id)
         log_end(final, transaction_id=transaction_id)
+
+
+def _replay(earlier: Transaction, *, message: str) -> Transaction:
+    """The outcome of an earlier request with the same Idempotency-Key, once it has one."""
+    if earlier.message != message:
+        raise IdempotencyConflict(earlier.idempotency_key or "")
+    # The first request may still be running: wait for it, at most until its own deadline.
+    give_up = earlier.deadline_at.timestamp() + 1.0
+    transaction = transaction_get(transaction_id=str(earlier.id))
+    while transaction.status == Transaction.Status.PENDING and time.time() < give_up:
+        time.sleep(_REPLAY_POLL_SECONDS)
+        transaction = transaction_get(transaction_id=str(earlier.id))
+    return transaction

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction as db_transaction
 from django.utils import timezone
@@ -11,6 +11,7 @@ from ..hops import Stage
 from ..integrations.kafka import RecordCoordinates
 from ..logging import log_hop
 from ..models import Hop, Transaction
+from ..selectors import transaction_list_stale, transaction_waiting_on
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,19 @@ class HopRecord:
     record: RecordCoordinates | None = None
 
 
-def transaction_start(*, message: str) -> Transaction:
-    """Record a new transaction and perform hop 1 (``REST request``) on its message."""
+def transaction_start(
+    *, message: str, deadline_at: datetime, idempotency_key: str | None = None
+) -> Transaction:
+    """Record a new transaction and perform hop 1 (``REST request``) on its message.
+
+    Raises ``IntegrityError`` if ``idempotency_key`` is already taken.
+    """
     started_at = timezone.now()
     text = Stage.REST_REQUEST.spec.apply(message)
     with db_transaction.atomic():
-        transaction = Transaction.objects.create(message=message)
+        transaction = Transaction.objects.create(
+            message=message, deadline_at=deadline_at, idempotency_key=idempotency_key
+        )
         hops_record(
             transaction_id=str(transaction.id),
             hops=[HopRecord(Stage.REST_REQUEST, text, started_at, timezone.now())],
@@ -69,6 +77,28 @@ def transaction_fail(
     """Mark the transaction failed or timed out at ``stage``; ``False`` if it had already ended."""
     status = Transaction.Status.TIMED_OUT if timed_out else Transaction.Status.FAILED
     return _settle(transaction_id, status=status, failed_stage=stage, error=error)
+
+
+def transactions_settle_stale(*, grace_seconds: float) -> int:
+    """Time out transactions still pending ``grace_seconds`` after their deadline.
+
+    Such a transaction lost the process that was waiting for it (a web server killed
+    mid-request, a chain lost with its worker); nothing else would ever settle it.
+    """
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    settled = 0
+    for transaction_id in transaction_list_stale(before=cutoff):
+        stage = transaction_waiting_on(transaction_id=str(transaction_id))
+        settled += transaction_fail(
+            transaction_id=str(transaction_id),
+            timed_out=True,
+            stage=stage,
+            error=(
+                f"still pending {grace_seconds:g} s after its deadline while waiting on"
+                f" {stage.slug}: settled by the stale-transaction sweep"
+            ),
+        )
+    return settled
 
 
 def _settle(transaction_id: str, *, status: Transaction.Status, **fields: object) -> bool:
