@@ -1,9 +1,11 @@
-"""DRF exception handler: every error a client can cause or meet is JSON with a reason."""
+"""Every error a client can cause or meet is JSON with a reason, never an HTML page or a 500."""
 
 import logging
 from typing import Any
 
 from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -13,13 +15,29 @@ logger = logging.getLogger(__name__)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus 503 for a dependency (the database included) that is down."""
-    response = drf_exception_handler(exc, context)
-    if response is not None:
-        return response
+    """DRF's handler with one error shape: ``{"detail": ..., "errors": {field: [...]}}``.
+
+    A relay error answers its own status (503, 504, 422); a database that is down, 503.
+    """
     if isinstance(exc, RelayError):
         return Response({"detail": str(exc)}, status=exc.status_code)
     if isinstance(exc, DatabaseError):
         logger.error("database unavailable: %s", exc)
         return Response({"detail": f"the database is unavailable: {exc}"}, status=503)
-    return None
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.ValidationError):
+        errors = (
+            response.data
+            if isinstance(response.data, dict)
+            else {"non_field_errors": response.data}
+        )
+        response.data = {"detail": "Invalid request: see errors.", "errors": errors}
+    return response
+
+
+def not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
+    return JsonResponse({"detail": f"Not found: {request.path}"}, status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"detail": "Internal error; it has been logged."}, status=500)

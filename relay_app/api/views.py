@@ -12,13 +12,20 @@ from ..models import Transaction
 from ..selectors import transaction_get, transaction_list
 from ..services.health import health_check
 from ..services.relay import relay_message
-from .serializers import RelayInputSerializer, TransactionListSerializer, TransactionSerializer
+from .serializers import (
+    RelayInputSerializer,
+    TransactionListSerializer,
+    TransactionSerializer,
+    idempotency_key,
+)
 
-# How a settled transaction answers the client.
+# How a transaction answers the client. Pending only happens to a repeated Idempotency-Key
+# whose first request never finished.
 HTTP_STATUS = {
     Transaction.Status.SUCCEEDED: status.HTTP_200_OK,
     Transaction.Status.FAILED: status.HTTP_503_SERVICE_UNAVAILABLE,
     Transaction.Status.TIMED_OUT: status.HTTP_504_GATEWAY_TIMEOUT,
+    Transaction.Status.PENDING: status.HTTP_504_GATEWAY_TIMEOUT,
 }
 SEED_MESSAGE = "hello world"
 
@@ -27,11 +34,17 @@ class RelayView(APIView):
     """Carry a message through the relay and answer with the final uppercase text."""
 
     def post(self, request: Request) -> Response:
+        key = idempotency_key(request.headers)
         serializer = RelayInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        transaction = relay_message(message=serializer.validated_data["message"])
+        transaction = relay_message(
+            message=serializer.validated_data["message"], idempotency_key=key
+        )
         body: dict[str, Any] = dict(TransactionSerializer(transaction).data)
-        if transaction.status != Transaction.Status.SUCCEEDED:
+        if transaction.status == Transaction.Status.PENDING:
+            body = {"detail": "the first request with this Idempotency-Key has not finished"}
+            body |= TransactionSerializer(transaction).data
+        elif transaction.status != Transaction.Status.SUCCEEDED:
             body = {"detail": transaction.error, **body}
         return Response(body, status=HTTP_STATUS[Transaction.Status(transaction.status)])
 
