@@ -55,7 +55,7 @@ status: ## Which services of the stack are running
 	@$(PY) -m ops.stack status
 
 test: setup ## Run the whole test suite (starts the services it needs on its own ports)
-	@$(PY) manage.py test --verbosity 2
+	@$(PY) manage.py test --noinput --verbosity 2
 
 lint: python ## ruff and mypy
 	@$(VENV)/bin/ruff check .

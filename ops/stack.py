@@ -234,8 +234,12 @@ class Stack:
         if (data_dir / "meta.properties").exists():
             return
         _say("formatting Kafka's KRaft storage (first start)")
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        subprocess.run(
+        # A cluster id is 16 random bytes in URL-safe base64; one starting with "-" would be
+        # read as an option, so take another.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        formatted = subprocess.run(
             [
                 "java",
                 "-cp",
@@ -249,11 +253,13 @@ class Stack:
                 "--config",
                 str(config),
             ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            capture_output=True,
+            text=True,
             timeout=120,
         )
+        if formatted.returncode != 0:
+            output = (formatted.stdout + formatted.stderr).strip()[-2000:]
+            raise StackError(f"formatting Kafka's storage in {data_dir} failed:\n{output}")
 
     def _kafka_ready(self) -> None:
         from relay_app.integrations.kafka import ensure_relay_topics
@@ -270,6 +276,8 @@ class Stack:
             raise StackError("the Celery worker does not answer ping yet")
 
     def _web_prepare(self) -> None:
+        if self.settings.STATIC_ROOT is None:
+            return  # static files are served from the apps (test settings)
         subprocess.run(
             [PYTHON, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v", "0"],
             check=True,

@@ -15,7 +15,7 @@ from django.test.runner import DiscoverRunner
 
 from ops.stack import Stack
 
-TEST_SERVICES = ("redis", "kafka", "grpc", "worker")
+TEST_SERVICES = ("redis", "kafka", "grpc", "worker", "web")
 
 
 def database_url() -> str:
@@ -31,11 +31,14 @@ def database_url() -> str:
 class StackTestRunner(DiscoverRunner):
     """Starts the stack once the test database exists; stops it after the suite."""
 
+    #: The running stack, for tests that stop and start a service (``tests.support``).
     stack: Stack | None = None
 
     def setup_databases(self, **kwargs: Any) -> Any:
         config = super().setup_databases(**kwargs)
-        self.stack = Stack(var_dir=settings.VAR_DIR, env={"DATABASE_URL": database_url()})
+        self.stack = StackTestRunner.stack = Stack(
+            var_dir=settings.VAR_DIR, env={"DATABASE_URL": database_url()}
+        )
         self.stack.down()  # a run that was killed may have left its services behind
         for stale in ("kafka/data", "redis"):
             shutil.rmtree(settings.VAR_DIR / stale, ignore_errors=True)

@@ -1,13 +1,24 @@
 """Helpers for tests that go through the real services."""
 
+import json
 import re
 import time
+import unittest
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+import redis
 from django.conf import settings
 from kafka import KafkaConsumer, TopicPartition
 
 from relay_app.hops import HOPS, Stage
+
+if TYPE_CHECKING:
+    from ops.stack import Stack
 
 SEED_LINE = re.compile(
     r"^(?P<time>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) (?P<text>.*?)"
@@ -77,5 +88,89 @@ def records_for(topic: str, transaction_id: str) -> list[SeenRecord]:
                     if r.key == transaction_id.encode()
                 ]
         return found
+    finally:
+        consumer.close()
+
+
+def running_stack() -> "Stack":
+    """The stack the test runner started (tests that stop services need it)."""
+    from .runner import StackTestRunner
+
+    if StackTestRunner.stack is None:
+        raise unittest.SkipTest("needs the services started by tests.runner.StackTestRunner")
+    return StackTestRunner.stack
+
+
+@contextmanager
+def service_stopped(name: str) -> Iterator[None]:
+    """Stop one service of the running stack for the block, then start it again."""
+    stack = running_stack()
+    stack.stop(name)
+    try:
+        yield
+    finally:
+        stack.start(name)
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: Any
+    seconds: float
+
+
+def http_request(
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+    timeout: float = 30.0,
+) -> HttpAnswer:
+    """One request to the web server the runner started, over real HTTP."""
+    request = urllib.request.Request(
+        f"http://{settings.HTTP_ADDRESS}{path}", data=body, headers=headers or {}, method=method
+    )
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - loopback
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    return HttpAnswer(status, json.loads(raw) if raw else None, time.monotonic() - started)
+
+
+def relay_over_http(message: str, *, headers: dict[str, str] | None = None) -> HttpAnswer:
+    """POST /api/relay/ with ``message`` as JSON."""
+    return http_request(
+        "/api/relay/",
+        body=json.dumps({"message": message}).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def task_results_stored() -> int:
+    """How many Celery task results Redis holds: grows by one for every task that ran."""
+    client = redis.Redis.from_url(settings.CELERY_RESULT_BACKEND, socket_timeout=5)
+    try:
+        return sum(1 for _ in client.scan_iter("celery-task-meta-*", count=1000))
+    finally:
+        client.close()
+
+
+def kafka_end_offsets() -> dict[tuple[str, int], int]:
+    """The end offset of every partition of the relay's topics."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=None, enable_auto_commit=False
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in (settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC)
+            for partition in consumer.partitions_for_topic(topic) or ()
+        ]
+        return {
+            (tp.topic, tp.partition): end for tp, end in consumer.end_offsets(partitions).items()
+        }
     finally:
         consumer.close()

@@ -30,3 +30,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Static files come straight from the apps (no collectstatic before the suite).
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+# Tests send bad requests on purpose: Django's "Bad Request" warnings would only be noise.
+LOGGING["loggers"]["django.request"] = {"level": "ERROR"}  # noqa: F405

@@ -1,0 +1,93 @@
+"""Bad input gets a 4xx with the reason and changes nothing: no transaction, record or task."""
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.test import TransactionTestCase
+from rest_framework.test import APIClient
+
+from relay_app.hops import expected_final_message
+from relay_app.models import Hop, Transaction
+
+from .support import kafka_end_offsets, task_results_stored
+
+JSON = "application/json"
+TOO_LONG = "x" * (settings.RELAY_MESSAGE_MAX_LENGTH + 1)
+
+# (case, raw body, content type, status, the error field that must be named or None)
+BAD_REQUESTS: list[tuple[str, bytes, str, int, str | None]] = [
+    ("missing message", b"{}", JSON, 400, "message"),
+    ("null", b'{"message": null}', JSON, 400, "message"),
+    ("a number", b'{"message": 42}', JSON, 400, "message"),
+    ("a float", b'{"message": 4.5}', JSON, 400, "message"),
+    ("a boolean", b'{"message": true}', JSON, 400, "message"),
+    ("a list", b'{"message": ["hello"]}', JSON, 400, "message"),
+    ("an object", b'{"message": {"text": "hello"}}', JSON, 400, "message"),
+    ("an empty string", b'{"message": ""}', JSON, 400, "message"),
+    ("only whitespace", b'{"message": " \\n\\t  "}', JSON, 400, "message"),
+    ("too long", json.dumps({"message": TOO_LONG}).encode(), JSON, 400, "message"),
+    ("a NUL character", b'{"message": "hello\\u0000world"}', JSON, 400, "message"),
+    ("a lone surrogate", b'{"message": "hello \\ud800"}', JSON, 400, "message"),
+    ("an unknown field", b'{"message": "hello", "priority": 1}', JSON, 400, "priority"),
+    ("a JSON list body", b'["hello world"]', JSON, 400, "non_field_errors"),
+    ("a JSON string body", b'"hello world"', JSON, 400, "non_field_errors"),
+    ("a body that is not JSON", b"message=hello", JSON, 400, None),
+    ("truncated JSON", b'{"message": "hel', JSON, 400, None),
+    ("invalid UTF-8", b'{"message": "caf\xe9"}', JSON, 400, None),
+    ("an empty body", b"", JSON, 400, "message"),
+    ("a wrong content type", b"hello world", "text/plain", 415, None),
+    ("a form body", b"message=hello", "application/x-www-form-urlencoded", 415, None),
+]
+
+
+class BadInputTests(TransactionTestCase):
+    def setUp(self) -> None:
+        self.client = APIClient()
+
+    def post(self, body: bytes, content_type: str, **headers: str) -> Any:
+        return self.client.generic("POST", "/api/relay/", body, content_type, headers=headers)
+
+    def test_each_bad_request_is_refused_with_its_reason_and_changes_nothing(self) -> None:
+        offsets, results = kafka_end_offsets(), task_results_stored()
+        for case, body, content_type, status, field in BAD_REQUESTS:
+            with self.subTest(case):
+                response = self.post(body, content_type)
+                self.assertEqual(response.status_code, status, response.content)
+                self.assertEqual(response["Content-Type"], JSON)
+                answer = response.json()
+                self.assertIsInstance(answer["detail"], str)
+                self.assertTrue(answer["detail"])
+                if field is not None:
+                    self.assertIn(field, answer["errors"])
+                    self.assertTrue(answer["errors"][field])
+        self.assertEqual(Transaction.objects.count(), 0)
+        self.assertEqual(Hop.objects.count(), 0)
+        self.assertEqual(kafka_end_offsets(), offsets)
+        self.assertEqual(task_results_stored(), results)
+
+    def test_the_reason_says_what_is_wrong(self) -> None:
+        answer = self.post(b'{"message": 42}', JSON).json()
+        self.assertEqual(answer["errors"]["message"], ["Must be a string, not int."])
+        answer = self.post(json.dumps({"message": TOO_LONG}).encode(), JSON).json()
+        limit = settings.RELAY_MESSAGE_MAX_LENGTH
+        self.assertIn(f"no more than {limit} characters", answer["errors"]["message"][0])
+
+    def test_a_malformed_idempotency_key_is_refused(self) -> None:
+        for key in ("", "x" * 256, "key with spaces", "clé"):
+            with self.subTest(key=key):
+                response = self.post(b'{"message": "hello"}', JSON, **{"Idempotency-Key": key})
+                self.assertEqual(response.status_code, 400)
+                self.assertIn("Idempotency-Key", response.json()["errors"])
+        self.assertEqual(Transaction.objects.count(), 0)
+
+    def test_a_message_of_exactly_the_maximum_length_is_relayed(self) -> None:
+        message = "é" * settings.RELAY_MESSAGE_MAX_LENGTH
+        response = self.post(json.dumps({"message": message}).encode(), JSON)
+        self.assertEqual(response.status_code, 200, response.content[:300])
+        self.assertEqual(response.json()["message"], expected_final_message(message))
+
+    def test_unknown_paths_and_transactions_answer_json_404(self) -> None:
+        response = self.client.get("/api/transactions/00000000-0000-0000-0000-000000000000/")
+        self.assertEqual(response.status_code, 404)
+        self.assertIn("detail", response.json())

@@ -1,0 +1,58 @@
+"""An Idempotency-Key makes a repeated POST return the first transaction, not run it again."""
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.conf import settings
+from django.test import TransactionTestCase
+from rest_framework.test import APIClient
+
+from relay_app.hops import expected_final_message
+from relay_app.models import Transaction
+
+from .support import records_for, relay_over_http
+
+
+class IdempotencyTests(TransactionTestCase):
+    def setUp(self) -> None:
+        self.client = APIClient()
+
+    def post(self, message: str, key: str) -> Any:
+        return self.client.post(
+            "/api/relay/", {"message": message}, format="json", headers={"Idempotency-Key": key}
+        )
+
+    def test_a_repeated_request_returns_the_same_transaction_without_running_again(self) -> None:
+        first = self.post("ping", "order-1")
+        second = self.post("ping", "order-1")
+        self.assertEqual(first.status_code, 200)
+        self.assertEqual(second.status_code, 200)
+        self.assertEqual(first.json(), second.json())
+        self.assertEqual(second.json()["message"], expected_final_message("ping"))
+        self.assertEqual(Transaction.objects.count(), 1)
+        transaction_id = first.json()["transaction_id"]
+        self.assertEqual(len(records_for(settings.KAFKA_REQUEST_TOPIC, transaction_id)), 1)
+
+    def test_the_same_key_with_another_message_is_refused(self) -> None:
+        self.assertEqual(self.post("ping", "order-2").status_code, 200)
+        response = self.post("pong", "order-2")
+        self.assertEqual(response.status_code, 422)
+        self.assertIn("Idempotency-Key 'order-2'", response.json()["detail"])
+        self.assertIn("different message", response.json()["detail"])
+        self.assertEqual(Transaction.objects.count(), 1)
+
+    def test_different_keys_run_separate_transactions(self) -> None:
+        a, b = self.post("ping", "order-3"), self.post("ping", "order-4")
+        self.assertNotEqual(a.json()["transaction_id"], b.json()["transaction_id"])
+
+    def test_the_same_key_sent_at_once_by_several_clients_runs_once(self) -> None:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: relay_over_http("ping", headers={"Idempotency-Key": "order-5"}),
+                    range(6),
+                )
+            )
+        self.assertEqual({answer.status for answer in answers}, {200})
+        self.assertEqual(len({answer.body["transaction_id"] for answer in answers}), 1)
+        self.assertEqual(Transaction.objects.filter(idempotency_key="order-5").count(), 1)
