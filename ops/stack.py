@@ -183,6 +183,10 @@ class Stack:
                 # One worker node: no need to wait for or talk to siblings at start.
                 "--without-gossip",
                 "--without-mingle",
+                # The embedded beat runs the periodic sweep of stale transactions.
+                "--beat",
+                "--schedule",
+                str(self.run_dir / "celerybeat-schedule"),
             ],
             ports=[],
             ready=self._worker_ready,

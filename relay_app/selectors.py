@@ -35,6 +35,11 @@ def transaction_list_stale(*, before: datetime) -> list[UUID]:
     )
 
 
+def hop_find(*, transaction_id: str, stage: Stage) -> Hop | None:
+    """The hop recorded for ``stage`` of a transaction, if it happened."""
+    return Hop.objects.filter(transaction_id=transaction_id, stage=stage).first()
+
+
 def transaction_waiting_on(*, transaction_id: str) -> Stage:
     """The first hop not yet recorded: what the transaction was waiting on."""
     done = set(Hop.objects.filter(transaction_id=transaction_id).values_list("stage", flat=True))

@@ -13,6 +13,7 @@ from django.conf import settings
 from .hops import Stage
 from .services import hops
 from .services.hops import Carry
+from .services.transactions import transactions_settle_stale
 
 
 @shared_task(name="relay.publish_request")
@@ -47,6 +48,12 @@ def publish_reply(carry: Carry) -> Carry:
 def consume_reply(carry: Carry) -> Carry:
     """Hop 7: read that record back from the reply topic."""
     return hops.kafka_consume(carry, stage=Stage.KAFKA_CONSUME_REPLY)
+
+
+@shared_task(name="relay.settle_stale_transactions")
+def settle_stale_transactions() -> int:
+    """Periodic (beat): time out transactions whose waiter died; returns how many."""
+    return transactions_settle_stale(grace_seconds=settings.RELAY_STALE_GRACE_SECONDS)
 
 
 def relay_chain(carry: Carry) -> Signature:

@@ -145,7 +145,29 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_EXPIRES = 3600
 # The view answers with a deadline, so a broker that is down must fail fast, not retry for ever.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    # A task not acknowledged this long after delivery (its worker died) is delivered again.
+    # Longer than a task may run (CELERY_TASK_TIME_LIMIT), so a live task is never doubled.
+    "visibility_timeout": 30,
+}
+# Acknowledge a task after it ran, not when it was received: a worker killed mid-task
+# leaves the task in Redis to be delivered again. Every hop is idempotent for this.
+CELERY_TASK_ACKS_LATE = True
+# ... and when the process running it dies (SIGKILL, OOM), put it back at once.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Each worker process reserves one task at a time, so a dead worker strands at most that one
+# and a busy process never sits on tasks another could run now.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# No hop takes more than the deadline; these only stop a task stuck beyond all reason.
+CELERY_TASK_SOFT_TIME_LIMIT = 15
+CELERY_TASK_TIME_LIMIT = 20
+# Settle transactions left pending past their deadline (see RELAY_STALE_GRACE_SECONDS); run
+# by the worker's embedded beat (`celery worker --beat`).
+CELERY_BEAT_SCHEDULE = {
+    "settle-stale-transactions": {"task": "relay.settle_stale_transactions", "schedule": 15.0}
+}
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
 CELERY_REDIS_SOCKET_TIMEOUT = 5
 # Publishing a chain to a Redis that is down fails within about a second, not after minutes.

@@ -3,6 +3,10 @@
 Every hop takes the ``Carry`` the previous one returned and returns the next. A hop that
 fails settles the transaction (failed, or timed out at that stage) before raising, so the
 record says why even when no client is waiting any more.
+
+Every hop is idempotent: a task delivered again (acks are late, so a worker that dies
+mid-task gets its task redelivered) finds its hop recorded and returns what it returned
+the first time, without a second Kafka record, gRPC call or log line.
 """
 
 import time
@@ -18,6 +22,8 @@ from ..hops import Stage
 from ..integrations import grpc as grpc_client
 from ..integrations.kafka import RecordCoordinates, get_kafka
 from ..logging import log_hop
+from ..models import Hop
+from ..selectors import hop_find
 from .transactions import HopRecord, hops_record, transaction_fail
 
 
@@ -78,6 +84,8 @@ def _fail(carry: Carry, stage: Stage, exc: RelayError) -> None:
 
 def kafka_publish(carry: Carry, *, stage: Stage, topic: str) -> Carry:
     """Hops 2 and 6: append this hop's text and publish it to ``topic``."""
+    if done := hop_find(transaction_id=carry["transaction_id"], stage=stage):
+        return _with_record(carry, done.text, _recorded_coordinates(done))
     with _settling(carry, stage):
         started_at = timezone.now()
         text = stage.spec.apply(carry["text"])
@@ -92,19 +100,28 @@ def kafka_publish(carry: Carry, *, stage: Stage, topic: str) -> Carry:
             hops=[HopRecord(stage, text, started_at, timezone.now(), coordinates)],
         )
         log_hop(stage, text, transaction_id=carry["transaction_id"])
-    return {
-        **carry,
-        "text": text,
-        "record": {
-            "topic": coordinates.topic,
-            "partition": coordinates.partition,
-            "offset": coordinates.offset,
-        },
+    return _with_record(carry, text, coordinates)
+
+
+def _with_record(carry: Carry, text: str, coordinates: RecordCoordinates) -> Carry:
+    record: KafkaRecord = {
+        "topic": coordinates.topic,
+        "partition": coordinates.partition,
+        "offset": coordinates.offset,
     }
+    return {**carry, "text": text, "record": record}
+
+
+def _recorded_coordinates(hop: Hop) -> RecordCoordinates:
+    if hop.kafka_partition is None or hop.kafka_offset is None:
+        raise RuntimeError(f"hop {hop} was recorded without its Kafka coordinates")
+    return RecordCoordinates(hop.kafka_topic, hop.kafka_partition, hop.kafka_offset)
 
 
 def kafka_consume(carry: Carry, *, stage: Stage) -> Carry:
     """Hops 3 and 7: read back the very record the previous hop published, and append."""
+    if done := hop_find(transaction_id=carry["transaction_id"], stage=stage):
+        return _without_record(carry, done.text)
     with _settling(carry, stage):
         started_at = timezone.now()
         coordinates = RecordCoordinates(**carry["record"])
@@ -124,11 +141,17 @@ def kafka_consume(carry: Carry, *, stage: Stage) -> Carry:
             hops=[HopRecord(stage, text, started_at, timezone.now(), coordinates)],
         )
         log_hop(stage, text, transaction_id=carry["transaction_id"])
+    return _without_record(carry, text)
+
+
+def _without_record(carry: Carry, text: str) -> Carry:
     return {"transaction_id": carry["transaction_id"], "text": text, "deadline": carry["deadline"]}
 
 
 def grpc_call(carry: Carry) -> Carry:
     """Hops 4 and 5: append the client's text, call the gRPC server, record both hops."""
+    if done := hop_find(transaction_id=carry["transaction_id"], stage=Stage.GRPC_SERVER):
+        return {**carry, "text": done.text}
     stage = Stage.GRPC_CLIENT
     with _settling(carry, stage):
         started_at = timezone.now()
