@@ -172,12 +172,14 @@ class Stack:
                 "-A",
                 "project",
                 "worker",
+                # Every task's "received" and "succeeded" cost more than a hop; the seed lines
+                # and warnings still reach the log.
                 "--loglevel",
-                "INFO",
+                "WARNING",
                 "--hostname",
                 f"relay-{self.var_dir.name}@%h",
                 "--pool",
-                "prefork",
+                s.WORKER_POOL,
                 "--concurrency",
                 str(s.WORKER_CONCURRENCY),
                 # One worker node: no need to wait for or talk to siblings at start.

@@ -64,7 +64,10 @@ class Hop(models.Model):
     kafka_offset = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
-        ordering = ["transaction", "stage"]
+        ordering = [
+            "transaction_id",
+            "stage",
+        ]  # no join: "transaction" would sort by its own ordering
         constraints = [
             # A re-delivered task must not record its hop twice.
             models.UniqueConstraint(fields=["transaction", "stage"], name="unique_hop_per_stage"),

@@ -1,7 +1,8 @@
 """Celery tasks for hops 2-7, and the one place the relay chain is built.
 
 Tasks are an interface, like views: they take and return a JSON ``Carry`` and call one
-service each.
+service each. Only the last task's result is stored: the view waits for that one, and a
+failure anywhere in the chain is stored on it too (CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED).
 """
 
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from .services.hops import Carry
 from .services.transactions import transactions_settle_stale
 
 
-@shared_task(name="relay.publish_request")
+@shared_task(name="relay.publish_request", ignore_result=True)
 def publish_request(carry: Carry) -> Carry:
     """Hop 2: publish to the request topic."""
     return hops.kafka_publish(
@@ -24,19 +25,19 @@ def publish_request(carry: Carry) -> Carry:
     )
 
 
-@shared_task(name="relay.consume_request")
+@shared_task(name="relay.consume_request", ignore_result=True)
 def consume_request(carry: Carry) -> Carry:
     """Hop 3: read that record back from the request topic."""
     return hops.kafka_consume(carry, stage=Stage.KAFKA_CONSUME_REQUEST)
 
 
-@shared_task(name="relay.call_grpc")
+@shared_task(name="relay.call_grpc", ignore_result=True)
 def call_grpc(carry: Carry) -> Carry:
     """Hops 4 and 5: the gRPC client calls the gRPC server."""
     return hops.grpc_call(carry)
 
 
-@shared_task(name="relay.publish_reply")
+@shared_task(name="relay.publish_reply", ignore_result=True)
 def publish_reply(carry: Carry) -> Carry:
     """Hop 6: publish to the reply topic."""
     return hops.kafka_publish(

@@ -54,7 +54,7 @@ class RedeliveryTests(TransactionTestCase):
         ]
         for task, task_carry, stage in redeliveries:
             with self.subTest(task=task.name):
-                result = task.apply_async(args=(task_carry,)).get(timeout=10)
+                result = task.apply_async(args=(task_carry,), ignore_result=False).get(timeout=10)
                 self.assertEqual(result["text"], hops[stage].text)
                 if "record" in result:
                     self.assertEqual(result["record"], record(stage))

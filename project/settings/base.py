@@ -62,6 +62,10 @@ TEMPLATES = [
 
 # SQLite by default; PostgreSQL (or any database Django knows) when DATABASE_URL names it.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# Keep connections open across requests and tasks (each task is a "request" to Django):
+# opening one per hop cost more than the hop's own query.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # The web server and the Celery worker write at the same time: WAL lets readers go on
@@ -128,8 +132,11 @@ GRPC_CONNECT_TIMEOUT_SECONDS = env.float("GRPC_CONNECT_TIMEOUT_SECONDS", default
 
 # Where the web server listens (used by the stack runner and `make demo`).
 HTTP_ADDRESS = env.str("RELAY_HTTP_ADDRESS", default="127.0.0.1:8000")
-# Celery worker processes (prefork): each runs one hop at a time with its own Kafka clients.
-WORKER_CONCURRENCY = env.int("RELAY_WORKER_CONCURRENCY", default=4)
+# The Celery worker's pool. Threads, measured (README, "Performance"): hops mostly wait on
+# Kafka and gRPC, and the prefork pool's hand-offs between parent and children cost more
+# CPU than the GIL takes away. Each thread has its own Kafka clients.
+WORKER_POOL = env.str("RELAY_WORKER_POOL", default="threads")
+WORKER_CONCURRENCY = env.int("RELAY_WORKER_CONCURRENCY", default=8)
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
@@ -152,6 +159,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Longer than a task may run (CELERY_TASK_TIME_LIMIT), so a live task is never doubled.
     "visibility_timeout": 30,
 }
+# Intermediate hop tasks store no result (nobody reads them) but do store a failure, which
+# Celery also writes to the chain's last task, the one the view waits for.
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 # Acknowledge a task after it ran, not when it was received: a worker killed mid-task
 # leaves the task in Redis to be delivered again. Every hop is idempotent for this.
 CELERY_TASK_ACKS_LATE = True

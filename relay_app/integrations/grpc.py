@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -45,18 +46,39 @@ class ProcessResult:
     finished_at: datetime
 
 
+class _Connection:
+    """A channel and what it last said about its connectivity.
+
+    Tracking the state through one subscription costs nothing per call, where asking the
+    channel for readiness on every call started a thread each time.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.enable_retries", 1),
+                ("grpc.service_config", _SERVICE_CONFIG),
+                # Reconnect quickly once a restarted server is back, not after minutes of backoff.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ],
+        )
+        self.stub = relay_pb2_grpc.RelayStub(self.channel)
+        self.usable = threading.Event()
+        self.channel.subscribe(self._on_state, try_to_connect=True)
+
+    def _on_state(self, state: grpc.ChannelConnectivity) -> None:
+        # IDLE is usable too: a call on an idle channel connects it.
+        if state in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.IDLE):
+            self.usable.set()
+        else:
+            self.usable.clear()
+
+
 @cache
-def _channel_for(pid: int, address: str) -> grpc.Channel:
-    return grpc.insecure_channel(
-        address,
-        options=[
-            ("grpc.enable_retries", 1),
-            ("grpc.service_config", _SERVICE_CONFIG),
-            # Reconnect quickly once a restarted server is back, instead of backing off for minutes.
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 1000),
-        ],
-    )
+def _connection_for(pid: int, address: str) -> _Connection:
+    return _Connection(address)
 
 
 def process(
@@ -64,19 +86,17 @@ def process(
 ) -> ProcessResult:
     """Call ``relay.v1.Relay/Process``; raise if the server is unreachable or too slow.
 
-    The channel must be ready within ``connect_timeout`` (a server that is down answers
+    The channel must be usable within ``connect_timeout`` (a server that is down answers
     503 promptly; one that just came back is found, whatever the channel's reconnect
     backoff); the call itself then gets all of ``timeout``.
     """
-    channel = _channel_for(os.getpid(), settings.GRPC_ADDRESS)
-    try:
-        grpc.channel_ready_future(channel).result(timeout=max(min(connect_timeout, timeout), 0))
-    except grpc.FutureTimeoutError as exc:
+    connection = _connection_for(os.getpid(), settings.GRPC_ADDRESS)
+    if not connection.usable.wait(max(min(connect_timeout, timeout), 0)):
         raise DependencyUnavailable(
             "gRPC server",
             f"{settings.GRPC_ADDRESS} did not accept a connection within {connect_timeout:g} s",
-        ) from exc
-    stub = relay_pb2_grpc.RelayStub(channel)
+        )
+    stub = connection.stub
     try:
         response = stub.Process(
             relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text),

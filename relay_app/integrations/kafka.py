@@ -8,6 +8,7 @@ seconds a group rebalance costs.
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -82,7 +83,8 @@ class KafkaGateway:
                 **self._common(),
                 group_id=None,  # no group: records are read by coordinates, not subscription
                 enable_auto_commit=False,
-                fetch_max_wait_ms=100,
+                # The record is there before we ask for it; never let the broker sit on a fetch.
+                fetch_max_wait_ms=10,
                 max_poll_records=1,
             )
             self._consumers[topic] = consumer
@@ -152,15 +154,15 @@ class KafkaGateway:
 
 
 @cache
-def _gateway_for(pid: int) -> KafkaGateway:
+def _gateway_for(pid: int, thread: int) -> KafkaGateway:
     return KafkaGateway(
         settings.KAFKA_BOOTSTRAP_SERVERS, connect_timeout=settings.KAFKA_TIMEOUT_SECONDS
     )
 
 
 def get_kafka() -> KafkaGateway:
-    """This process's gateway; a forked child gets its own instead of its parent's threads."""
-    return _gateway_for(os.getpid())
+    """This thread's gateway: a forked child or another pool thread never shares clients."""
+    return _gateway_for(os.getpid(), threading.get_ident())
 
 
 def ensure_relay_topics() -> list[str]:

@@ -1,0 +1,483 @@
+"""``make bench``: the relay under load over HTTP, against two baselines measured in the same run.
+
+The stack runs as in production (production settings, gunicorn, the prefork worker) on
+its own ports and data (``var/bench/``). A separate client process drives
+``POST /api/relay/`` sequentially, then at concurrency 8, 32 and 128, and checks every
+answer's text. Baselines, on the same Kafka, Redis and gRPC server:
+
+  (a) the seven hops bare in one process: kafka-python and grpcio, no Django, no Celery;
+  (b) a bare Celery chain of five no-op tasks (``ops/bench_noop.py``).
+
+Figures go to ``var/bench/results.json`` and ``var/bench/latency.png``; the last line
+printed is one JSON object with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "var" / "bench"
+PYTHON = sys.executable
+
+# The bench stack's own ports, so it never meets a running `make up` stack or a test run.
+BENCH_ENV = {
+    "DJANGO_SETTINGS_MODULE": "project.settings.production",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "RELAY_VAR_DIR": str(BENCH_DIR),
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:39092",
+    "REDIS_URL": "redis://127.0.0.1:36379/0",
+    "GRPC_ADDRESS": "127.0.0.1:35051",
+    "RELAY_HTTP_ADDRESS": "127.0.0.1:38000",
+    "RELAY_TRANSACTION_LOG_CONSOLE": "false",
+}
+
+# (concurrency, transactions) per level.
+FULL_LEVELS = [(1, 300), (8, 800), (32, 2000), (128, 2000)]
+QUICK_LEVELS = [(1, 40), (8, 160), (32, 320), (128, 384)]
+BASELINE_SAMPLES = {"full": 300, "quick": 60}
+SOAK_TRANSACTIONS = 10_000
+
+SAMPLES = [
+    "hello world",
+    "café crème, naïve façade",
+    "Καλημέρα κόσμε",
+    "你好世界",
+    "emoji 🚀🔥",
+    "שלום עולם",
+    'quotes "double" and \\ backslash',
+]
+
+
+def _say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (0-100) by nearest rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, round(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def summary(latencies_ms: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(latencies_ms, 50), 2),
+        "p90_ms": round(percentile(latencies_ms, 90), 2),
+        "p99_ms": round(percentile(latencies_ms, 99), 2),
+        "mean_ms": round(statistics.fmean(latencies_ms), 2) if latencies_ms else 0.0,
+    }
+
+
+# --- the load client (its own process) -------------------------------------------------------
+
+
+def load(address: str, concurrency: int, count: int, timeout: float) -> dict[str, Any]:
+    """Send ``count`` transactions, ``concurrency`` at a time; check every answer's text."""
+    from relay_app.hops import expected_final_message
+
+    host, port = address.rsplit(":", 1)
+    local = threading.local()
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        message = f"{SAMPLES[i % len(SAMPLES)]} #{i}"
+        body = json.dumps({"message": message})
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        started = time.perf_counter()
+        try:
+            local.connection.request(
+                "POST", "/api/relay/", body, {"Content-Type": "application/json"}
+            )
+            response = local.connection.getresponse()
+            answer = response.read()
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status != 200:
+                problem = f"HTTP {response.status}: {answer[:200]!r}"
+            elif json.loads(answer)["message"] != expected_final_message(message):
+                problem = f"wrong text for {message!r}"
+            else:
+                problem = ""
+        except (OSError, http.client.HTTPException) as exc:
+            local.connection.close()
+            del local.connection
+            elapsed, problem = (
+                (time.perf_counter() - started) * 1000,
+                f"{type(exc).__name__}: {exc}",
+            )
+        with lock:
+            latencies.append(elapsed)
+            if problem:
+                errors.append(problem)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, range(count)))
+    seconds = time.perf_counter() - started
+    return {
+        "latencies_ms": latencies,
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "timeouts": sum("timed out" in e or "504" in e for e in errors),
+        "seconds": seconds,
+    }
+
+
+# --- baselines -------------------------------------------------------------------------------
+
+
+def bare_hops(samples: int) -> list[float]:
+    """Baseline (a): the seven hops in one process with kafka-python and grpcio alone."""
+    import grpc
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from relay.v1 import relay_pb2, relay_pb2_grpc
+
+    servers = BENCH_ENV["KAFKA_BOOTSTRAP_SERVERS"]
+    request_topic, reply_topic = "CommunicationTopic", "CommunicationRestTopic"
+    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
+    consumers = {
+        topic: KafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+        for topic in (request_topic, reply_topic)
+    }
+    channel = grpc.insecure_channel(BENCH_ENV["GRPC_ADDRESS"])
+    stub = relay_pb2_grpc.RelayStub(channel)
+
+    def publish_and_read(topic: str, key: bytes, text: str) -> str:
+        metadata = producer.send(topic, key=key, value=text.encode()).get(timeout=5)
+        partition = TopicPartition(topic, metadata.partition)
+        consumer = consumers[topic]
+        if consumer.assignment() != {partition}:
+            consumer.assign([partition])
+        consumer.seek(partition, metadata.offset)
+        while True:
+            for record in consumer.poll(timeout_ms=5000, max_records=1).get(partition, []):
+                return str(record.value.decode())
+
+    def transaction(i: int) -> None:
+        key = f"bare-{i}".encode()
+        text = "hello world from rest and Kafka publisher"
+        text = publish_and_read(request_topic, key, text) + " and Kafka consumer and gRPC client"
+        text = stub.Process(
+            relay_pb2.ProcessRequest(transaction_id="bare", text=text), timeout=5
+        ).text
+        publish_and_read(reply_topic, key, text + " and Kafka publisher")
+
+    try:
+        return _timed(transaction, samples)
+    finally:
+        producer.close()
+        for consumer in consumers.values():
+            consumer.close()
+        channel.close()
+
+
+def noop_chain(samples: int) -> list[float]:
+    """Baseline (b): a bare Celery chain of five no-op tasks, started and waited for."""
+    from ops.bench_noop import noop_chain as chain_of_five
+
+    return _timed(lambda i: chain_of_five(str(i)).apply_async().get(timeout=10), samples)
+
+
+def _timed(operation: Callable[[int], object], samples: int) -> list[float]:
+    for i in range(min(20, samples)):  # warm up connections first
+        operation(-i - 1)
+    latencies = []
+    for i in range(samples):
+        started = time.perf_counter()
+        operation(i)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with suppress(OSError):  # the process ended meanwhile
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return pids
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+@dataclass
+class MemorySampler:
+    """Samples the resident memory of each service (all its processes) in the background."""
+
+    services: dict[str, int]
+    peak_mb: dict[str, float] = field(default_factory=dict)
+
+    def sample(self) -> dict[int, float]:
+        per_process = {}
+        for name, pid in self.services.items():
+            tree = {p: _rss_mb(p) for p in _tree(pid)}
+            per_process.update(tree)
+            self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), round(sum(tree.values()), 1))
+        return per_process
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(0.25):
+                self.sample()
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def run_level(concurrency: int, count: int, sampler: MemorySampler) -> dict[str, Any]:
+    """One load level, driven by a separate client process."""
+    with sampler.running():
+        client = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "ops.bench",
+                "load",
+                "--concurrency",
+                str(concurrency),
+                "--count",
+                str(count),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    if client.returncode != 0:
+        raise RuntimeError(f"the load client failed:\n{client.stderr[-3000:]}")
+    result = json.loads(client.stdout.strip().splitlines()[-1])
+    latencies = result.pop("latencies_ms")
+    level = {
+        "concurrency": concurrency,
+        "transactions": count,
+        **summary(latencies),
+        "tps": round(count / result["seconds"], 1),
+        "errors": result["errors"],
+        "timeouts": result["timeouts"],
+        "error_samples": result["error_samples"],
+        "peak_rss_mb": dict(sampler.peak_mb),
+    }
+    sampler.peak_mb.clear()
+    return level
+
+
+def soak(sampler: MemorySampler, transactions: int) -> dict[str, Any]:
+    """``transactions`` in a row at concurrency 32: how much each process's memory grew."""
+    before = sampler.sample()
+    level = run_level(32, transactions, sampler)
+    after = sampler.sample()
+    growth = {
+        str(pid): round((after[pid] - before[pid]) / before[pid] * 100, 1)
+        for pid in before
+        if pid in after and before[pid] > 0
+    }
+    return {
+        "transactions": transactions,
+        "errors": level["errors"],
+        "tps": level["tps"],
+        "rss_before_mb": {str(p): round(v, 1) for p, v in before.items()},
+        "rss_after_mb": {str(p): round(v, 1) for p, v in after.items()},
+        "max_growth_percent": max(growth.values(), default=0.0),
+        "growth_percent": growth,
+    }
+
+
+def chart(levels: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [level["concurrency"] for level in levels]
+    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99")):
+        latency.plot(x, [level[key] for level in levels], marker="o", label=label)
+    latency.set(xscale="log", xlabel="concurrency", ylabel="latency (ms)", title="Latency")
+    latency.set_xticks(x, [str(c) for c in x])
+    latency.legend()
+    latency.grid(alpha=0.3)
+    throughput.plot(x, [level["tps"] for level in levels], marker="o", color="tab:green")
+    throughput.set(xscale="log", xlabel="concurrency", ylabel="transactions/s", title="Throughput")
+    throughput.set_xticks(x, [str(c) for c in x])
+    throughput.grid(alpha=0.3)
+    figure.suptitle("relay: POST /api/relay/ over HTTP, every answer checked")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def bench(*, quick: bool) -> dict[str, Any]:
+    mode = "quick" if quick else "full"
+    os.environ.update(BENCH_ENV)
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(32))
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from ops.stack import Stack
+
+    for stale in ("kafka/data", "redis", "db.sqlite3", "log"):
+        target = BENCH_DIR / stale
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(
+            missing_ok=True
+        )
+    stack = Stack(var_dir=BENCH_DIR)
+    stack.down()
+    _say(f"{mode} run; starting the stack with production settings in {BENCH_DIR}")
+    stack.migrate()
+    noop_worker = None
+    try:
+        stack.up()
+        noop_worker = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "ops.bench_noop",
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                os.environ.get("RELAY_WORKER_CONCURRENCY", "4"),
+                "--queues",
+                "bench-noop",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                "bench-noop@%h",
+            ],
+            cwd=ROOT,
+            stdout=(BENCH_DIR / "log" / "noop-worker.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        samples = BASELINE_SAMPLES[mode]
+        _say(f"baseline (a): the seven hops bare in one process, {samples} times")
+        bare = summary(bare_hops(samples))
+        _say(f"  p50 {bare['p50_ms']} ms")
+        _say(f"baseline (b): a bare Celery chain of five no-op tasks, {samples} times")
+        chain_five = summary(noop_chain(samples))
+        _say(f"  p50 {chain_five['p50_ms']} ms")
+
+        services = {name: pid for name, pid in stack.status().items() if pid}
+        sampler = MemorySampler(services)
+        run_level(8, 100, sampler)  # warm-up: every worker process and connection in use
+        levels = []
+        for concurrency, count in QUICK_LEVELS if quick else FULL_LEVELS:
+            _say(f"concurrency {concurrency}: {count} transactions")
+            level = run_level(concurrency, count, sampler)
+            _say(
+                f"  p50 {level['p50_ms']} ms  p90 {level['p90_ms']} ms  p99 {level['p99_ms']} ms"
+                f"  {level['tps']} tx/s  errors {level['errors']}  timeouts {level['timeouts']}"
+            )
+            levels.append(level)
+        soaked = None
+        if not quick:
+            _say(f"soak: {SOAK_TRANSACTIONS} transactions in a row at concurrency 32")
+            soaked = soak(sampler, SOAK_TRANSACTIONS)
+            _say(f"  max memory growth of a process: {soaked['max_growth_percent']} %")
+    finally:
+        if noop_worker is not None:
+            noop_worker.terminate()
+            noop_worker.wait(timeout=30)
+        stack.down()
+
+    baseline_ms = round(bare["p50_ms"] + chain_five["p50_ms"], 2)
+    sequential, c32 = levels[0], next(level for level in levels if level["concurrency"] == 32)
+    headline = {
+        "mode": mode,
+        "p50_ms": sequential["p50_ms"],
+        "baseline_ms": baseline_ms,
+        "ratio": round(sequential["p50_ms"] / baseline_ms, 2),
+        "tps_c32": c32["tps"],
+        "p99_c32_ms": c32["p99_ms"],
+        "errors": sum(level["errors"] for level in levels) + (soaked["errors"] if soaked else 0),
+        "timeouts_c128": levels[-1]["timeouts"],
+    }
+    if soaked:
+        headline["soak_max_growth_percent"] = soaked["max_growth_percent"]
+    results = {
+        "headline": headline,
+        "baselines": {"bare_hops": bare, "celery_chain_of_five": chain_five},
+        "levels": levels,
+        "soak": soaked,
+        "machine": {"cores": os.cpu_count()},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2))
+    chart(levels, BENCH_DIR / "latency.png")
+    _say(f"figures in {BENCH_DIR / 'results.json'}, chart in {BENCH_DIR / 'latency.png'}")
+    return headline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="the whole benchmark (default)")
+    run.add_argument("--quick", action="store_true", help="fewer transactions, no soak")
+    client = sub.add_parser("load", help="(internal) the load client process")
+    client.add_argument("--concurrency", type=int, required=True)
+    client.add_argument("--count", type=int, required=True)
+    client.add_argument("--timeout", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    if args.command == "load":
+        result = load(BENCH_ENV["RELAY_HTTP_ADDRESS"], args.concurrency, args.count, args.timeout)
+        print(json.dumps(result))
+        return 0
+    headline = bench(quick=bool(getattr(args, "quick", False)))
+    print(json.dumps(headline), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
