@@ -7,10 +7,10 @@ PY := $(VENV)/bin/python
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' ops/kafka/pom.xml)
 KAFKA_STAMP := var/kafka/libs/.kafka-$(KAFKA_VERSION)
 
-.PHONY: help setup system python kafka run up down demo status test lint proto clean
+.PHONY: help setup system python kafka run up down demo status test lint proto bench bench-quick chaos chaos-quick sweep clean
 
 help: ## List the commands
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 setup: system python kafka ## Install everything the stack needs (idempotent)
 
@@ -56,6 +56,21 @@ status: ## Which services of the stack are running
 
 test: setup ## Run the whole test suite (starts the services it needs on its own ports)
 	@$(PY) manage.py test --noinput --verbosity 2
+
+bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~5 min)
+	@$(PY) -m ops.bench run
+
+bench-quick: setup ## The benchmark with fewer transactions and no soak (~1 min)
+	@$(PY) -m ops.bench run --quick
+
+chaos: setup ## Kill, restart and starve each service under load; check nothing is lost
+	@$(PY) -m ops.chaos
+
+chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases
+	@$(PY) -m ops.chaos --quick
+
+sweep: ## Time out transactions left pending past their deadline (the worker also does it)
+	@$(PY) manage.py settle_stale_transactions
 
 lint: python ## ruff and mypy
 	@$(VENV)/bin/ruff check .
