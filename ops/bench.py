@@ -339,7 +339,9 @@ def chart(levels: list[dict[str, Any]], path: Path) -> None:
     figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
     for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99")):
         latency.plot(x, [level[key] for level in levels], marker="o", label=label)
-    latency.set(xscale="log", xlabel="concurrency", ylabel="latency (ms)", title="Latency")
+    latency.set(
+        xscale="log", yscale="log", xlabel="concurrency", ylabel="latency (ms)", title="Latency"
+    )
     latency.set_xticks(x, [str(c) for c in x])
     latency.legend()
     latency.grid(alpha=0.3)
