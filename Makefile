@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' ops/kafka/pom.xml)
 KAFKA_STAMP := var/kafka/libs/.kafka-$(KAFKA_VERSION)
 
-.PHONY: help setup system python kafka run up down demo status test lint proto bench bench-quick chaos chaos-quick sweep clean
+.PHONY: help setup system python kafka run up down demo status test test-postgres lint proto bench bench-quick chaos chaos-quick sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,8 +54,19 @@ demo: ## Send one "hello world" to the running stack and print its transaction l
 status: ## Which services of the stack are running
 	@$(PY) -m ops.stack status
 
-test: setup ## Run the whole test suite (starts the services it needs on its own ports)
+test: setup ## The whole suite on SQLite, then its database-facing tests on PostgreSQL
 	@$(PY) manage.py test --noinput --verbosity 2
+	@$(MAKE) --no-print-directory test-postgres
+
+# The suite's database-facing tests again, on PostgreSQL instead of SQLite.
+PG_DATA := var/test/postgres
+PG_PORT := 15432
+POSTGRES_TESTS := tests.test_relay_flow tests.test_bad_input tests.test_idempotency tests.test_redelivery tests.test_failures
+
+test-postgres: setup ## The database-facing tests on a throw-away PostgreSQL server
+	@bash ops/postgres.sh start $(PG_DATA) $(PG_PORT)
+	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 $(POSTGRES_TESTS); \
+		status=$$?; bash ops/postgres.sh stop $(PG_DATA) $(PG_PORT); exit $$status
 
 bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~5 min)
 	@$(PY) -m ops.bench run
