@@ -18,8 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -92,6 +90,7 @@ def summary(latencies_ms: list[float]) -> dict[str, float]:
 
 def load(address: str, concurrency: int, count: int, timeout: float) -> dict[str, Any]:
     """Send ``count`` transactions, ``concurrency`` at a time; check every answer's text."""
+    from ops.client import post_message
     from relay_app.hops import expected_final_message
 
     host, port = address.rsplit(":", 1)
@@ -102,24 +101,19 @@ def load(address: str, concurrency: int, count: int, timeout: float) -> dict[str
 
     def one(i: int) -> None:
         message = f"{SAMPLES[i % len(SAMPLES)]} #{i}"
-        body = json.dumps({"message": message})
         if not hasattr(local, "connection"):
             local.connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
         started = time.perf_counter()
         try:
-            local.connection.request(
-                "POST", "/api/relay/", body, {"Content-Type": "application/json"}
-            )
-            response = local.connection.getresponse()
-            answer = response.read()
+            status, answer = post_message(local.connection, message)
             elapsed = (time.perf_counter() - started) * 1000
-            if response.status != 200:
-                problem = f"HTTP {response.status}: {answer[:200]!r}"
-            elif json.loads(answer)["message"] != expected_final_message(message):
+            if status != 200:
+                problem = f"HTTP {status}: {str(answer)[:200]}"
+            elif answer["message"] != expected_final_message(message):
                 problem = f"wrong text for {message!r}"
             else:
                 problem = ""
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             local.connection.close()
             del local.connection
             elapsed, problem = (
@@ -357,23 +351,10 @@ def chart(levels: list[dict[str, Any]], path: Path) -> None:
 
 def bench(*, quick: bool) -> dict[str, Any]:
     mode = "quick" if quick else "full"
-    os.environ.update(BENCH_ENV)
-    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(32))
-    sys.path.insert(0, str(ROOT))
-    import django
+    from ops.stack import fresh_stack
 
-    django.setup()
-    from ops.stack import Stack
-
-    for stale in ("kafka/data", "redis", "db.sqlite3", "log"):
-        target = BENCH_DIR / stale
-        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(
-            missing_ok=True
-        )
-    stack = Stack(var_dir=BENCH_DIR)
-    stack.down()
     _say(f"{mode} run; starting the stack with production settings in {BENCH_DIR}")
-    stack.migrate()
+    stack = fresh_stack(BENCH_DIR, BENCH_ENV)
     noop_worker = None
     try:
         stack.up()

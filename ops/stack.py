@@ -15,6 +15,8 @@ import errno
 import json
 import logging
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -422,6 +424,29 @@ class Stack:
 
     def status(self) -> dict[str, int | None]:
         return {name: self.pid(name) for name in self.services}
+
+
+def fresh_stack(var_dir: Path, env: dict[str, str]) -> Stack:
+    """A stack of its own for a tool (bench, chaos): ``env`` in force, empty data, migrated.
+
+    Production settings need a secret key; a random one is made for the run.
+    """
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(32))
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    stack = Stack(var_dir=var_dir)
+    stack.down()  # what an interrupted run may have left running
+    for stale in ("kafka/data", "redis", "db.sqlite3", "log"):
+        target = var_dir / stale
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+    stack.migrate()
+    return stack
 
 
 # --- readiness probes -----------------------------------------------------------------------

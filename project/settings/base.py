@@ -187,6 +187,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+# The worker reconnects to Redis every half second, not after up to 30 s (relay_app/worker.py).
+CELERY_WORKER_CONSUMER = "relay_app.worker:Consumer"
 # Our own logging configuration stays in force inside the worker.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -5,6 +5,8 @@ from typing import Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -24,6 +26,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DatabaseError):
         logger.error("database unavailable: %s", exc)
         return Response({"detail": f"the database is unavailable: {exc}"}, status=503)
+    if isinstance(exc, (RedisError, BrokerError)):
+        # The relay settles its transactions itself; this only keeps a stray one from being a 500.
+        logger.error("Redis unavailable: %s", exc)
+        return Response({"detail": f"Redis is unavailable: {exc}"}, status=503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ValidationError):
         errors = (

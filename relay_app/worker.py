@@ -1,0 +1,34 @@
+"""The Celery worker's consumer: back on Redis within a second of its return."""
+
+import logging
+from typing import Any
+
+from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.state import maybe_shutdown
+
+logger = logging.getLogger(__name__)
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer, retrying a lost broker connection every half second, for ever.
+
+    Celery's own retry waits 2, 4, 6 ... up to 30 s between attempts, so after a Redis restart
+    the worker stayed away for seconds while the web server already took requests again, and
+    those requests timed out. ``CELERY_WORKER_CONSUMER`` selects this class.
+    """
+
+    def ensure_connected(self, conn: Any) -> Any:
+        def on_error(exc: Exception, interval: float) -> None:
+            logger.warning("lost the broker (%s); trying again in %.2f s", exc, interval)
+
+        connected = conn.ensure_connection(
+            on_error,
+            None,  # retry for as long as it takes
+            interval_start=0,
+            interval_step=0.25,
+            interval_max=0.5,
+            callback=maybe_shutdown,
+        )
+        self.first_connection_attempt = False
+        self.broker_connection_retry_attempt = 0
+        return connected
