@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import DurationField, ExpressionWrapper, F
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.text import Truncator
 
 from .hops import Stage
@@ -40,7 +41,7 @@ class HopInline(ReadOnlyAdminMixin, admin.TabularInline):
         "position",
         "stage_label",
         "text",
-        "started_at",
+        "started",
         "hop_duration",
         "kafka_topic",
         "kafka_partition",
@@ -56,6 +57,11 @@ class HopInline(ReadOnlyAdminMixin, admin.TabularInline):
     @admin.display(description="stage")
     def stage_label(self, hop: Hop) -> str:
         return Stage(hop.stage).spec.description
+
+    @admin.display(description="started at")
+    def started(self, hop: Hop) -> str:
+        """To the millisecond: hops are milliseconds apart."""
+        return timezone.localtime(hop.started_at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
     @admin.display(description="duration")
     def hop_duration(self, hop: Hop) -> str:

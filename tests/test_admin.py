@@ -136,5 +136,5 @@ class AdminTests(TestCase):
         for n, (_, left, width) in enumerate(bars, start=1):
             self.assertAlmostEqual(float(left), 5 * (n - 1) / 42 * 100, places=2)
             self.assertAlmostEqual(float(width), 2 / 42 * 100, places=2)
-        self.assert_shows(page, "/static/relay_app/waterfall.css")
+        self.assert_shows(page, "/static/relay_app/transaction.css")
         self.assertNotRegex(page, r'(src|href)="(https?:)?//')  # nothing from another host
