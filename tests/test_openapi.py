@@ -95,6 +95,7 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
                 "15",
             ],
             env={**os.environ, "SCHEMATHESIS_HOOKS": str(TESTS / "schemathesis_hooks.py")},
+            cwd=settings.VAR_DIR,  # its cache (.schemathesis/) stays out of the work tree
             capture_output=True,
             text=True,
             timeout=300,
