@@ -77,6 +77,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The local development superuser (``manage.py ensure_development_superuser``): only
+# development settings turn this on; everywhere else its password is refused at login.
+RELAY_DEVELOPMENT_SUPERUSER = False
+AUTHENTICATION_BACKENDS = ["relay_app.auth.GuardedModelBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
