@@ -55,6 +55,7 @@ status: ## Which services of the stack are running
 	@$(PY) -m ops.stack status
 
 test: setup ## Run the whole test suite (starts the services it needs on its own ports)
+	@bash ops/bootstrap.sh --tests
 	@$(PY) manage.py test --noinput --verbosity 2
 
 lint: python ## ruff and mypy

@@ -79,7 +79,7 @@ class RelayView(generics.GenericAPIView):
     """Carry a message through the relay and answer with the final uppercase text.
 
     Type a message in the form below and press POST: the answer shows the transaction, its
-    eight hops and the final text. Clients send `{"message": "..."}` as JSON.
+    eight hops and the final text. Clients send a JSON object: {"message": "hello world"}.
     """
 
     serializer_class = RelayInputSerializer
