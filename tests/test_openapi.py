@@ -13,6 +13,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.test import SimpleTestCase, TransactionTestCase
+from rest_framework.exceptions import ValidationError
+
+from relay_app.api.serializers import WHITESPACE, MessageField, RelayInputSerializer
 
 from .support import http_request
 
@@ -41,6 +44,19 @@ class SchemaTests(SimpleTestCase):
         error = schema["components"]["schemas"]["Error"]
         self.assertEqual(sorted(error["properties"]), ["detail", "errors"])
         self.assertEqual(error["required"], ["detail"])
+
+    def test_the_message_pattern_accepts_exactly_what_the_api_accepts(self) -> None:
+        pattern = re.compile(MessageField.schema_pattern)
+        field = RelayInputSerializer().fields["message"]
+        for text in [*WHITESPACE, "", "\ufeff", "\x1b", "a", " a\n", "\x00", "a\x00", "\u3000x"]:
+            with self.subTest(text=text):
+                try:
+                    field.run_validation(text)
+                except ValidationError:
+                    accepted = False
+                else:
+                    accepted = True
+                self.assertEqual(bool(pattern.fullmatch(text)), accepted)
 
     def test_the_docs_load_swagger_ui_from_this_server_only(self) -> None:
         page = self.client.get("/api/docs/").content.decode()

@@ -15,6 +15,26 @@ STAGE_SLUGS = [stage.slug for stage in Stage]
 HEALTH_STATUSES = ["ok", "unavailable"]
 
 
+def _regex_class(characters: list[str]) -> str:
+    r"""The inside of a regex character class matching ``characters``, as ``\uXXXX`` ranges,
+    which Python's and ECMAScript's (JSON Schema's) regexes read alike."""
+    codes = sorted(ord(c) for c in characters)
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(
+        f"\\u{first:04x}" + (f"-\\u{last:04x}" if last > first else "") for first, last in runs
+    )
+
+
+# What ``str.strip()`` removes: Python's whitespace, all of it in the Basic Multilingual Plane.
+# Spelled out because ``\s`` differs between regex engines (Python's includes U+001C-U+001F).
+WHITESPACE = [chr(code) for code in range(0x10000) if chr(code).isspace()]
+
+
 class ClosedSerializer(serializers.Serializer):
     """A body with these fields only: any other is refused, and the schema says so.
 
@@ -46,7 +66,7 @@ class MessageField(serializers.CharField):
     #: The same rules for the OpenAPI schema: something other than whitespace, and no NUL
     #: (CharField refuses it). Lone surrogates are refused too, but cannot be written here
     #: portably; JSON Schema tools do not generate them.
-    schema_pattern = r"^[^\u0000]*\S[^\u0000]*$"
+    schema_pattern = rf"^[^\u0000]*[^\u0000{_regex_class(WHITESPACE)}][^\u0000]*$"
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
