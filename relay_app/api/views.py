@@ -167,8 +167,10 @@ class SeedRelayView(APIView):
     },
 )
 class TransactionListView(generics.ListAPIView):
-    """Transactions, newest first, a page at a time; `?status=succeeded` (or `pending`,
-    `failed`, `timed_out`) shows only those."""
+    """Transactions, newest first, 50 to a page.
+
+    Add ?status=succeeded (or pending, failed, timed_out) to see only those.
+    """
 
     serializer_class = TransactionListSerializer
 
