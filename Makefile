@@ -55,6 +55,7 @@ status: ## Which services of the stack are running
 	@$(PY) -m ops.stack status
 
 test: setup ## The whole suite on SQLite, then its database-facing tests on PostgreSQL
+	@bash ops/bootstrap.sh --tests
 	@$(PY) manage.py test --noinput --verbosity 2
 	@$(MAKE) --no-print-directory test-postgres
 

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the relay needs from the system's packages when it is missing: redis-server,
-# a JDK (for Kafka) and Maven (to fetch Kafka's jars). Says in one sentence what to do when it
-# cannot install something itself.
+# a JDK (for Kafka) and Maven (to fetch Kafka's jars); with --tests also Chromium and its
+# fonts, for the browser tests. Says in one sentence what to do when it cannot install
+# something itself.
 set -euo pipefail
 
 missing=()
+if [ "${1:-}" = "--tests" ]; then
+  # The browser tests drive the system's Chromium (tests/test_browser.py).
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  compgen -G "/usr/share/fonts/truetype/liberation*" >/dev/null || missing+=(fonts-liberation)
+fi
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Kafka 4's broker needs Java 17 or newer.
 java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' || true)

@@ -314,6 +314,17 @@ class Stack:
             timeout=300,
         )
 
+    def ensure_admin_login(self) -> None:
+        """Under development settings, create the local superuser and print its login."""
+        if not self.settings.RELAY_DEVELOPMENT_SUPERUSER:
+            return
+        subprocess.run(
+            [PYTHON, str(ROOT / "manage.py"), "ensure_development_superuser"],
+            check=True,
+            env=self.env,
+            timeout=120,
+        )
+
     def up(self, names: Sequence[str] = ALL, *, timeout: float = 90.0) -> None:
         """Start ``names`` in order, each once the one before is ready; skip those running."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -557,15 +568,28 @@ def follow_transaction_log(stop: Callable[[], bool]) -> None:
 # --- command line ---------------------------------------------------------------------------
 
 
+def _admin_login(stack: Stack) -> str:
+    """How to log into the admin with these settings."""
+    from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
+
+    if stack.settings.RELAY_DEVELOPMENT_SUPERUSER:
+        return (
+            f"log in as {DEVELOPMENT_USERNAME} / {DEVELOPMENT_PASSWORD}"
+            " (LOCAL DEVELOPMENT CREDENTIAL, see above)"
+        )
+    return "log in as a staff user: `python manage.py createsuperuser` makes one"
+
+
 def _banner(stack: Stack) -> None:
     s = stack.settings
     print(
         f"""
 relay is up:
   API        http://{s.HTTP_ADDRESS}/api/relay/      (POST {{"message": "..."}})
+  browse     http://{s.HTTP_ADDRESS}/api/            (the API, browsable: a form to relay a message)
+  docs       http://{s.HTTP_ADDRESS}/api/docs/       (OpenAPI schema: /api/schema/)
+  admin      http://{s.HTTP_ADDRESS}/admin/          ({_admin_login(stack)})
   seed       http://{s.HTTP_ADDRESS}/communication/restKafkaGRPC/
-  browse     http://{s.HTTP_ADDRESS}/api/transactions/
-  admin      http://{s.HTTP_ADDRESS}/admin/
   health     http://{s.HTTP_ADDRESS}/healthz
   Kafka {s.KAFKA_BOOTSTRAP_SERVERS}  Redis {s.CELERY_BROKER_URL}  gRPC {s.GRPC_ADDRESS}
   logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)
@@ -599,6 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return demo(args.message)
         stack.migrate()
+        stack.ensure_admin_login()
         try:
             stack.up()
         except BaseException:

@@ -7,3 +7,7 @@ class RelayAppConfig(AppConfig):
     name = "relay_app"
     verbose_name = "Relay"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the OpenAPI schema's extensions before any schema is built.
+        from .api import schema  # noqa: F401

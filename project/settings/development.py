@@ -1,4 +1,4 @@
-"""Development settings: a local key and DEBUG, for ``make run`` and ``make test`` only."""
+"""Development settings: a local key, DEBUG and a local superuser, for ``make run`` only."""
 
 import os
 
@@ -6,3 +6,6 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "development-only-not-secret")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 
 from .base import *  # noqa: F403
+
+# `make run` creates a local superuser with a printed password (ensure_development_superuser).
+RELAY_DEVELOPMENT_SUPERUSER = True

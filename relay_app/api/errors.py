@@ -37,8 +37,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             if isinstance(response.data, dict)
             else {"non_field_errors": response.data}
         )
-        response.data = {"detail": "Invalid request: see errors.", "errors": errors}
+        response.data = {
+            "detail": "Invalid request: see errors.",
+            "errors": {field: _reasons(reasons) for field, reasons in errors.items()},
+        }
     return response
+
+
+def _reasons(reasons: object) -> list[str]:
+    """Always a list of strings, whether the check raised one reason or several."""
+    return [str(reason) for reason in reasons] if isinstance(reasons, list) else [str(reasons)]
 
 
 def not_found(request: HttpRequest, exception: Exception) -> JsonResponse:

@@ -1,14 +1,56 @@
-"""Output shapes of the relay API (transactions and their hops) and the relay's input."""
+"""Output shapes of the relay API (transactions, hops, errors) and the relay's input."""
 
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..hops import Stage
 from ..models import Hop, Transaction
+
+STAGE_SLUGS = [stage.slug for stage in Stage]
+HEALTH_STATUSES = ["ok", "unavailable"]
+
+
+def _regex_class(characters: list[str]) -> str:
+    r"""The inside of a regex character class matching ``characters``, as ``\uXXXX`` ranges,
+    which Python's and ECMAScript's (JSON Schema's) regexes read alike."""
+    codes = sorted(ord(c) for c in characters)
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(
+        f"\\u{first:04x}" + (f"-\\u{last:04x}" if last > first else "") for first, last in runs
+    )
+
+
+# What ``str.strip()`` removes: Python's whitespace, all of it in the Basic Multilingual Plane.
+# Spelled out because ``\s`` differs between regex engines (Python's includes U+001C-U+001F).
+WHITESPACE = [chr(code) for code in range(0x10000) if chr(code).isspace()]
+
+
+class ClosedSerializer(serializers.Serializer):
+    """A body with these fields only: any other is refused, and the schema says so.
+
+    A typo in a field name then fails loudly instead of passing silently
+    (``relay_app.api.schema`` adds ``additionalProperties: false``).
+    """
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            known = ", ".join(repr(name) for name in self.fields)
+            verb = "is" if len(self.fields) == 1 else "are"
+            raise serializers.ValidationError(
+                dict.fromkeys(unknown, f"Unknown field: only {known} {verb} accepted.")
+            )
+        return attrs
 
 
 class MessageField(serializers.CharField):
@@ -21,6 +63,10 @@ class MessageField(serializers.CharField):
         "not_a_string": "Must be a string, not {type}.",
         "blank": "May not be empty or only whitespace.",
     }
+    #: The same rules for the OpenAPI schema: something other than whitespace, and no NUL
+    #: (CharField refuses it). Lone surrogates are refused too, but cannot be written here
+    #: portably; JSON Schema tools do not generate them.
+    schema_pattern = rf"^[^\u0000]*[^\u0000{_regex_class(WHITESPACE)}][^\u0000]*$"
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -30,26 +76,24 @@ class MessageField(serializers.CharField):
         return str(super().to_internal_value(data))
 
 
-class RelayInputSerializer(serializers.Serializer):
+class RelayInputSerializer(ClosedSerializer):
     """The client's message; any other field is refused, so a typo never passes silently."""
 
     message = MessageField(
         trim_whitespace=False,
         max_length=settings.RELAY_MESSAGE_MAX_LENGTH,
-        help_text=f"Any text, 1 to {settings.RELAY_MESSAGE_MAX_LENGTH} characters.",
+        help_text=(
+            f"Any text of 1 to {settings.RELAY_MESSAGE_MAX_LENGTH} characters, not only"
+            " whitespace, without NUL or lone surrogate characters."
+        ),
+        style={"base_template": "textarea.html", "rows": 3},
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError(
-                dict.fromkeys(unknown, "Unknown field: only 'message' is accepted.")
-            )
-        return attrs
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_KEY_CHARACTERS = re.compile(r"^[\x21-\x7e]{1,255}$")
+#: 1 to 255 visible ASCII characters (``!`` to ``~``).
+KEY_PATTERN = "^[!-~]{1,255}$"
+_KEY_CHARACTERS = re.compile(KEY_PATTERN)
 
 
 def idempotency_key(headers: Mapping[str, str]) -> str | None:
@@ -57,29 +101,40 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     key = headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
-    if not _KEY_CHARACTERS.match(key):
+    if not _KEY_CHARACTERS.fullmatch(key):
         raise serializers.ValidationError(
             {IDEMPOTENCY_HEADER: "Must be 1 to 255 visible ASCII characters."}
         )
     return key
 
 
+class KafkaRecordSerializer(serializers.Serializer):
+    """Where a hop wrote or read its Kafka record."""
+
+    topic = serializers.CharField()
+    partition = serializers.IntegerField()
+    offset = serializers.IntegerField()
+
+
 class HopSerializer(serializers.ModelSerializer):
     stage = serializers.SerializerMethodField()
-    position = serializers.IntegerField(source="stage")
+    position = serializers.IntegerField(source="stage", min_value=1, max_value=len(Stage))
     duration_ms = serializers.SerializerMethodField()
     kafka = serializers.SerializerMethodField()
 
     class Meta:
         model = Hop
         fields = ["position", "stage", "text", "started_at", "finished_at", "duration_ms", "kafka"]
+        read_only_fields = fields
 
+    @extend_schema_field(serializers.ChoiceField(choices=STAGE_SLUGS))
     def get_stage(self, hop: Hop) -> str:
         return Stage(hop.stage).slug
 
     def get_duration_ms(self, hop: Hop) -> float:
         return round(hop.duration.total_seconds() * 1000, 3)
 
+    @extend_schema_field(KafkaRecordSerializer(allow_null=True))
     def get_kafka(self, hop: Hop) -> dict[str, Any] | None:
         if not hop.kafka_topic:
             return None
@@ -112,7 +167,9 @@ class TransactionSerializer(serializers.ModelSerializer):
             "duration_ms",
             "hops",
         ]
+        read_only_fields = fields
 
+    @extend_schema_field(serializers.ChoiceField(choices=STAGE_SLUGS, allow_null=True))
     def get_failed_stage(self, transaction: Transaction) -> str | None:
         return Stage(transaction.failed_stage).slug if transaction.failed_stage else None
 
@@ -122,5 +179,58 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 
 class TransactionListSerializer(TransactionSerializer):
+    url = serializers.HyperlinkedIdentityField(
+        view_name="transaction-detail", lookup_field="id", lookup_url_kwarg="transaction_id"
+    )
+
     class Meta(TransactionSerializer.Meta):
-        fields = [f for f in TransactionSerializer.Meta.fields if f != "hops"]
+        fields = ["url", *(f for f in TransactionSerializer.Meta.fields if f != "hops")]
+        read_only_fields = fields
+
+
+class ErrorSerializer(ClosedSerializer):
+    """Every error's body: the reason in words and, for invalid input, the reasons per field."""
+
+    detail = serializers.CharField(help_text="What went wrong, in words.")
+    # Output only: DRF's metaclass takes declared fields out of the class, so this field
+    # does not hide ``Serializer.errors`` (mypy cannot know that).
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text=(
+            "Invalid input only (400): for each field at fault (`non_field_errors` for the"
+            " body as a whole, `Idempotency-Key` for the header), the reasons."
+        ),
+    )
+
+
+class TransactionFailureSerializer(TransactionSerializer):
+    """A recorded transaction that failed (503) or timed out (504), and why."""
+
+    detail = serializers.CharField(
+        help_text="Why: the dependency that is down, or the hop the deadline passed on."
+    )
+
+    class Meta(TransactionSerializer.Meta):
+        fields = ["detail", *TransactionSerializer.Meta.fields]
+        read_only_fields = fields
+
+
+class ApiRootSerializer(serializers.Serializer):
+    """Where each part of the relay's HTTP interface lives."""
+
+    relay = serializers.URLField(help_text="POST a message here to relay it.")
+    transactions = serializers.URLField(help_text="Every transaction, newest first.")
+    schema = serializers.URLField(help_text="This API's OpenAPI 3 schema.")
+    docs = serializers.URLField(help_text="Interactive documentation of the schema.")
+    health = serializers.URLField(help_text="Whether every dependency answers.")
+    seed = serializers.URLField(help_text="The original example's endpoint.")
+    admin = serializers.URLField(help_text="The admin (staff only).")
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=HEALTH_STATUSES)
+    checks = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="For each dependency, `ok` or why it does not answer.",
+    )

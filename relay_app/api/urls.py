@@ -1,10 +1,12 @@
-"""Routes of the relay API and the seed's compatibility endpoint."""
+"""Routes of the relay API, its schema and docs, and the seed's compatibility endpoint."""
 
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
 
 urlpatterns = [
+    path("api/", views.ApiRootView.as_view(), name="api-root"),
     path("api/relay/", views.RelayView.as_view(), name="relay"),
     path("api/transactions/", views.TransactionListView.as_view(), name="transaction-list"),
     path(
@@ -12,6 +14,8 @@ urlpatterns = [
         views.TransactionDetailView.as_view(),
         name="transaction-detail",
     ),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("communication/restKafkaGRPC/", views.SeedRelayView.as_view(), name="seed-relay"),
     path("healthz", views.HealthView.as_view(), name="healthz"),
 ]

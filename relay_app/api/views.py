@@ -3,17 +3,33 @@
 from typing import Any
 
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import generics, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from ..models import Transaction
 from ..selectors import transaction_get, transaction_list
 from ..services.health import health_check
 from ..services.relay import relay_message
+from .renderers import JSONFormBrowsableAPIRenderer
+from .schema import IDEMPOTENCY_KEY_PARAMETER
 from .serializers import (
+    ApiRootSerializer,
+    ErrorSerializer,
+    HealthSerializer,
     RelayInputSerializer,
+    TransactionFailureSerializer,
     TransactionListSerializer,
     TransactionSerializer,
     idempotency_key,
@@ -29,10 +45,73 @@ HTTP_STATUS = {
 }
 SEED_MESSAGE = "hello world"
 
+# The error bodies, as the schema describes them.
+INVALID = OpenApiResponse(ErrorSerializer, "Invalid input: `errors` names each field at fault.")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, "No such transaction or page.")
+DATABASE_DOWN = OpenApiResponse(ErrorSerializer, "The database is unavailable.")
+# A transaction that was recorded and then failed answers its record; when the database
+# itself is down there is none to answer, only the reason.
+RELAY_FAILURE = PolymorphicProxySerializer(
+    component_name="RelayFailure",
+    serializers=[TransactionFailureSerializer, ErrorSerializer],
+    resource_type_field_name=None,
+)
 
-class RelayView(APIView):
-    """Carry a message through the relay and answer with the final uppercase text."""
 
+class ApiRootView(APIView):
+    """The relay's HTTP interface: follow a link to relay a message or browse transactions."""
+
+    @extend_schema(tags=["service"], responses={200: ApiRootSerializer})
+    def get(self, request: Request) -> Response:
+        links = {
+            "relay": reverse("relay", request=request),
+            "transactions": reverse("transaction-list", request=request),
+            "schema": reverse("schema", request=request),
+            "docs": reverse("docs", request=request),
+            "health": reverse("healthz", request=request),
+            "seed": reverse("seed-relay", request=request),
+            "admin": reverse("admin:index", request=request),
+        }
+        return Response(ApiRootSerializer(links).data)
+
+
+class RelayView(generics.GenericAPIView):
+    """Carry a message through the relay and answer with the final uppercase text.
+
+    Type a message in the form below and press POST: the answer shows the transaction, its
+    eight hops and the final text. Clients send a JSON object: {"message": "hello world"}.
+    """
+
+    serializer_class = RelayInputSerializer
+    renderer_classes = [JSONRenderer, JSONFormBrowsableAPIRenderer]
+
+    @extend_schema(
+        tags=["relay"],
+        request=RelayInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        examples=[
+            OpenApiExample("hello world", value={"message": "hello world"}, request_only=True)
+        ],
+        responses={
+            200: OpenApiResponse(
+                TransactionSerializer, "Relayed: `message` is the final uppercase text."
+            ),
+            400: INVALID,
+            415: OpenApiResponse(ErrorSerializer, "The body is not `application/json`."),
+            422: OpenApiResponse(
+                ErrorSerializer, "The Idempotency-Key was already used with another message."
+            ),
+            503: OpenApiResponse(
+                RELAY_FAILURE,
+                "A dependency is down (Kafka, Redis, the gRPC server or the database);"
+                " `detail` names it.",
+            ),
+            504: OpenApiResponse(
+                TransactionFailureSerializer,
+                "The deadline passed; `failed_stage` is the hop it was waiting on.",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         key = idempotency_key(request.headers)
         serializer = RelayInputSerializer(data=request.data)
@@ -52,6 +131,14 @@ class RelayView(APIView):
 class SeedRelayView(APIView):
     """The seed's endpoint: relays "hello world", answers the final text as a JSON string."""
 
+    @extend_schema(
+        tags=["relay"],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.STR, 'The final text of "hello world".'),
+            503: OpenApiResponse(OpenApiTypes.STR, '`"Error:<reason>"`: a dependency is down.'),
+            504: OpenApiResponse(OpenApiTypes.STR, '`"Error:Timeout request"`, as the seed.'),
+        },
+    )
     def get(self, request: Request) -> Response:
         transaction = relay_message(message=SEED_MESSAGE)
         code = HTTP_STATUS[Transaction.Status(transaction.status)]
@@ -62,23 +149,47 @@ class SeedRelayView(APIView):
         return Response(f"Error:{transaction.error}", status=code)
 
 
+@extend_schema(
+    tags=["transactions"],
+    parameters=[
+        OpenApiParameter(
+            "status",
+            OpenApiTypes.STR,
+            enum=Transaction.Status.values,
+            description="Only the transactions in this state.",
+        )
+    ],
+    responses={
+        200: TransactionListSerializer(many=True),
+        400: INVALID,
+        404: NOT_FOUND,
+        503: DATABASE_DOWN,
+    },
+)
 class TransactionListView(generics.ListAPIView):
-    """Transactions, newest first; ``?status=`` filters."""
+    """Transactions, newest first, 50 to a page.
+
+    Add ?status=succeeded (or pending, failed, timed_out) to see only those.
+    """
 
     serializer_class = TransactionListSerializer
 
     def get_queryset(self) -> Any:
-        wanted = self.request.query_params.get("status")
-        if wanted is not None and wanted not in Transaction.Status.values:
+        given = self.request.query_params.getlist("status")
+        if len(given) > 1 or (given and given[0] not in Transaction.Status.values):
             raise serializers.ValidationError(
-                {"status": f"must be one of {', '.join(Transaction.Status.values)}"}
+                {"status": f"must be one of {', '.join(Transaction.Status.values)}, given once"}
             )
-        return transaction_list(status=wanted)
+        return transaction_list(status=given[0] if given else None)
 
 
 class TransactionDetailView(APIView):
     """One transaction with its hops in order."""
 
+    @extend_schema(
+        tags=["transactions"],
+        responses={200: TransactionSerializer, 404: NOT_FOUND, 503: DATABASE_DOWN},
+    )
     def get(self, request: Request, transaction_id: str) -> Response:
         try:
             transaction = transaction_get(transaction_id=transaction_id)
@@ -90,6 +201,7 @@ class TransactionDetailView(APIView):
 class HealthView(APIView):
     """200 when every dependency answers, else 503 naming the ones that do not."""
 
+    @extend_schema(tags=["service"], responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request: Request) -> Response:
         checks = health_check()
         healthy = all(result == "ok" for result in checks.values())

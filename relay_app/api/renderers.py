@@ -1,0 +1,47 @@
+"""The browsable API, with an HTML form that posts JSON to a view that only accepts JSON."""
+
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
+from rest_framework.exceptions import APIException
+from rest_framework.renderers import BrowsableAPIRenderer
+from rest_framework.request import Request, override_method
+from rest_framework.views import APIView
+
+
+class JSONFormBrowsableAPIRenderer(BrowsableAPIRenderer):
+    """DRF's browsable API whose POST form has one box per field and sends them as JSON.
+
+    DRF only draws an HTML form for views that parse forms; the relay parses JSON alone (a
+    form body gets 415). This form carries the content type and the JSON body the way DRF's
+    own "Raw data" tab does, and ``relay_app/json-form.js`` writes that body from the fields
+    as a person types, so the JSON API stays strict.
+    """
+
+    def get_rendered_html_form(
+        self, data: Any, view: APIView, method: str, request: Request
+    ) -> Any:
+        form = super().get_rendered_html_form(data, view, method, request)
+        serializer_class = getattr(view, "serializer_class", None)
+        if method != "POST" or form is not None or serializer_class is None:
+            return form
+        posted = self._posted(request)
+        with override_method(view, request, method) as overridden:
+            if not self.show_form_for_method(view, method, overridden, None):
+                return None
+        # Bound to what was posted, the form shows it again with the reasons it was refused.
+        serializer = serializer_class(data=posted) if posted else serializer_class()
+        fields = self.render_form_for_serializer(serializer)
+        return SafeString(render_to_string("relay_app/api/json_form.html", {"fields": fields}))
+
+    @staticmethod
+    def _posted(request: Request) -> dict[str, Any]:
+        """What the person posted, to show it in the form again; nothing if it was not JSON."""
+        if request.method != "POST":
+            return {}
+        try:
+            posted = request.data
+        except APIException:
+            return {}
+        return dict(posted) if isinstance(posted, dict) else {}

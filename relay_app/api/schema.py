@@ -1,0 +1,51 @@
+"""What the OpenAPI schema must say that drf-spectacular cannot read from the serializers.
+
+Imported by ``RelayAppConfig.ready`` so the extensions register before any schema is built.
+"""
+
+from typing import Any
+
+from drf_spectacular.extensions import (
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+
+from .serializers import IDEMPOTENCY_HEADER, KEY_PATTERN, ClosedSerializer, MessageField
+
+
+class ClosedSerializerSchema(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
+    """A ``ClosedSerializer`` refuses other fields: ``additionalProperties: false``."""
+
+    target_class = ClosedSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction
+        )
+        return {**schema, "additionalProperties": False}
+
+
+class MessageFieldSchema(OpenApiSerializerFieldExtension):  # type: ignore[no-untyped-call]
+    """A message has something other than whitespace in it and no NUL character."""
+
+    target_class = MessageField
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        return {"type": "string", "pattern": MessageField.schema_pattern}
+
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    pattern=KEY_PATTERN,
+    description=(
+        "Makes the POST safe to repeat: the same key with the same message returns the first"
+        " transaction without running the chain again; with another message, 422."
+    ),
+)

@@ -1,0 +1,140 @@
+"""The admin: staff only, read-only, the list's columns, search and filters, the waterfall."""
+
+import re
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.test import TestCase
+from django.utils import timezone
+
+from relay_app.hops import Stage, expected_final_message
+from relay_app.models import Hop, Transaction
+
+LIST = "/admin/relay_app/transaction/"
+
+
+def recorded(
+    message: str, *, status: str = "succeeded", age: timedelta = timedelta()
+) -> Transaction:
+    """A transaction as the relay records it: eight hops 5 ms apart, each 2 ms long."""
+    start = timezone.now() - age - timedelta(seconds=1)
+    transaction = Transaction.objects.create(
+        message=message,
+        status=status,
+        final_message=expected_final_message(message) if status == "succeeded" else "",
+        deadline_at=start + timedelta(seconds=5),
+        finished_at=start + timedelta(milliseconds=42),
+    )
+    Transaction.objects.filter(id=transaction.id).update(created_at=start)
+    text = message
+    for stage in Stage:
+        text = stage.spec.apply(text)
+        kafka = stage.slug.startswith("kafka")
+        Hop.objects.create(
+            transaction=transaction,
+            stage=stage,
+            text=text,
+            started_at=start + timedelta(milliseconds=5 * (stage - 1)),
+            finished_at=start + timedelta(milliseconds=5 * (stage - 1) + 2),
+            kafka_topic="CommunicationTopic" if kafka else "",
+            kafka_partition=1 if kafka else None,
+            kafka_offset=100 + stage if kafka else None,
+        )
+    transaction.refresh_from_db()
+    return transaction
+
+
+class AdminTests(TestCase):
+    def setUp(self) -> None:
+        self.staff = get_user_model().objects.create_superuser("staff", password="pw-staff-1")
+        self.client.force_login(self.staff)
+
+    def assert_shows(self, page: str, text: str, *, shown: bool = True) -> None:
+        """Like assertIn, without printing the whole page when it fails."""
+        if (text in page) != shown:
+            self.fail(f"{text!r} is {'not ' if shown else ''}on the page")
+
+    def test_only_staff_can_see_transactions(self) -> None:
+        self.client.logout()
+        self.assertRedirects(self.client.get(LIST), f"/admin/login/?next={LIST}")
+        get_user_model().objects.create_user("visitor", password="pw-visitor-1")
+        self.client.login(username="visitor", password="pw-visitor-1")
+        self.assertRedirects(self.client.get(LIST), f"/admin/login/?next={LIST}")
+
+    def test_the_list_shows_each_column_newest_first(self) -> None:
+        older = recorded("older message", age=timedelta(hours=1))
+        newer = recorded("x" * 200)
+        page = self.client.get(LIST).content.decode()
+        for header in ("Id", "Status", "Message", "Final text", "Duration", "Created at"):
+            self.assert_shows(page, f">{header}</")
+        self.assertLess(page.index(str(newer.id)), page.index(str(older.id)))
+        self.assert_shows(page, "x" * 59 + "…")  # the message, cut to an excerpt
+        self.assert_shows(page, "x" * 61, shown=False)
+        self.assert_shows(page, expected_final_message("older message")[:59] + "…")
+        self.assert_shows(page, "42.0 ms")
+        quick = recorded("quick")
+        Transaction.objects.filter(id=quick.id).update(finished_at=quick.created_at)
+        by_duration = self.client.get(LIST, {"o": "4"}).content.decode()  # the duration column
+        self.assertLess(by_duration.index(str(quick.id)), by_duration.index(str(older.id)))
+
+    def test_search_finds_a_transaction_by_its_message_or_its_id(self) -> None:
+        wanted = recorded("find the needle here")
+        other = recorded("something else")
+        for term in ("needle", str(wanted.id), str(wanted.id)[:8]):
+            with self.subTest(term=term):
+                page = self.client.get(LIST, {"q": term}).content.decode()
+                self.assert_shows(page, str(wanted.id))
+                self.assert_shows(page, str(other.id), shown=False)
+
+    def test_filters_by_status_and_by_date_and_pages_through_many(self) -> None:
+        failed = recorded("it failed", status="failed")
+        ok = recorded("it worked")
+        page = self.client.get(LIST, {"status__exact": "failed"}).content.decode()
+        self.assert_shows(page, str(failed.id))
+        self.assert_shows(page, str(ok.id), shown=False)
+        today = timezone.localdate()
+        page = self.client.get(
+            LIST, {"created_at__year": today.year, "created_at__month": today.month}
+        ).content.decode()
+        self.assert_shows(page, str(ok.id))
+        Transaction.objects.bulk_create(
+            Transaction(message=f"m{i}", deadline_at=timezone.now()) for i in range(60)
+        )
+        page = self.client.get(LIST).content.decode()
+        self.assertEqual(len(re.findall(r'<tr>\s*<th class="field-id"', page)), 50)
+        self.assert_shows(page, "62 transactions")
+
+    def test_transactions_and_hops_cannot_be_added_changed_or_deleted(self) -> None:
+        transaction = recorded("read only")
+        self.assertEqual(self.client.get(f"{LIST}add/").status_code, 403)
+        change = f"{LIST}{transaction.id}/change/"
+        self.assertEqual(self.client.post(change, {"message": "edited"}).status_code, 403)
+        self.assertEqual(self.client.post(f"{LIST}{transaction.id}/delete/").status_code, 403)
+        page = self.client.get(change).content.decode()
+        self.assert_shows(page, 'name="_save"', shown=False)
+        self.assert_shows(page, "Delete", shown=False)
+        transaction.refresh_from_db()
+        self.assertEqual(transaction.message, "read only")
+        self.assertEqual(transaction.hops.count(), 8)
+
+    def test_the_transaction_page_shows_every_hop_in_order_and_the_waterfall(self) -> None:
+        transaction = recorded("hello world")
+        page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        positions = [page.index(stage.spec.description + "<") for stage in Stage]
+        self.assertEqual(positions, sorted(positions))
+        self.assert_shows(page, "hello world from rest and Kafka publisher and Kafka consumer")
+        self.assert_shows(page, "CommunicationTopic")
+        self.assert_shows(page, ">102<")  # hop 2's Kafka offset
+        bars = re.findall(
+            r'class="relay-waterfall__bar relay-waterfall__bar--(\w+)" style="left: ([\d.]+)%;'
+            r' width: ([\d.]+)%"',
+            page,
+        )
+        self.assertEqual(len(bars), 8)
+        self.assertEqual([kind for kind, _, _ in bars][:4], ["rest", "kafka", "kafka", "grpc"])
+        # Hop n starts 5 (n - 1) ms into a 42 ms transaction and lasts 2 ms.
+        for n, (_, left, width) in enumerate(bars, start=1):
+            self.assertAlmostEqual(float(left), 5 * (n - 1) / 42 * 100, places=2)
+            self.assertAlmostEqual(float(width), 2 / 42 * 100, places=2)
+        self.assert_shows(page, "/static/relay_app/transaction.css")
+        self.assertNotRegex(page, r'(src|href)="(https?:)?//')  # nothing from another host

@@ -1,0 +1,85 @@
+"""The browsable API: a root linking everything, a message form, strict lists and errors."""
+
+from django.test import TestCase
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from relay_app.models import Transaction
+
+HTML = "text/html"
+
+
+class BrowsableApiTests(TestCase):
+    def setUp(self) -> None:
+        self.client = APIClient()
+
+    def test_the_api_root_links_every_part(self) -> None:
+        links = self.client.get("/api/").json()
+        self.assertEqual(
+            links,
+            {
+                "relay": "http://testserver/api/relay/",
+                "transactions": "http://testserver/api/transactions/",
+                "schema": "http://testserver/api/schema/",
+                "docs": "http://testserver/api/docs/",
+                "health": "http://testserver/healthz",
+                "seed": "http://testserver/communication/restKafkaGRPC/",
+                "admin": "http://testserver/admin/",
+            },
+        )
+        page = self.client.get("/api/", HTTP_ACCEPT=HTML).content.decode()
+        self.assertIn('<a href="http://testserver/api/relay/"', page)
+
+    def test_the_relay_page_has_a_message_form_that_posts_json(self) -> None:
+        page = self.client.get("/api/relay/", HTTP_ACCEPT=HTML).content.decode()
+        self.assertIn('<textarea name="message"', page)
+        self.assertIn('data-override="content-type" value="application/json"', page)
+        self.assertIn("/static/relay_app/json-form.js", page)
+        self.assertIn("Type a message in the form below and press POST", page)
+
+    def test_a_refused_message_comes_back_in_the_form_with_its_reason(self) -> None:
+        response = self.client.post(
+            "/api/relay/", b'{"message": "   "}', content_type="application/json", HTTP_ACCEPT=HTML
+        )
+        self.assertEqual(response.status_code, 400)
+        page = response.content.decode()
+        self.assertIn("May not be empty or only whitespace.", page)
+        self.assertIn('<textarea name="message"', page)
+
+    def test_the_api_still_refuses_a_form_body(self) -> None:
+        response = self.client.post("/api/relay/", {"message": "hello"}, format="multipart")
+        self.assertEqual(response.status_code, 415)
+
+    def test_transactions_come_newest_first_with_links_to_each(self) -> None:
+        for message in ("first", "second"):
+            Transaction.objects.create(message=message, deadline_at=timezone.now())
+        results = self.client.get("/api/transactions/").json()["results"]
+        self.assertEqual([r["request_message"] for r in results], ["second", "first"])
+        detail = self.client.get(results[0]["url"]).json()
+        self.assertEqual(detail["transaction_id"], results[0]["transaction_id"])
+
+    def test_status_and_page_are_taken_once_and_strictly(self) -> None:
+        Transaction.objects.create(message="m", deadline_at=timezone.now(), status="failed")
+        self.assertEqual(self.client.get("/api/transactions/?status=failed").json()["count"], 1)
+        self.assertEqual(self.client.get("/api/transactions/?status=pending").json()["count"], 0)
+        for query in ("status=nope", "status=failed&status=pending"):
+            with self.subTest(query=query):
+                response = self.client.get(f"/api/transactions/?{query}")
+                self.assertEqual(response.status_code, 400)
+                self.assertEqual(list(response.json()["errors"]), ["status"])
+        for query in ("page=", "page=0", "page=x", "page=last", "page=1&page=1", "page=2"):
+            with self.subTest(query=query):
+                response = self.client.get(f"/api/transactions/?{query}")
+                self.assertEqual(response.status_code, 404)
+                self.assertEqual(response.json(), {"detail": "Invalid page."})
+
+    def test_every_error_lists_its_reasons_per_field(self) -> None:
+        response = self.client.post(
+            "/api/relay/", {"message": "hi"}, format="json", headers={"Idempotency-Key": " "}
+        )
+        self.assertEqual(
+            response.json()["errors"],
+            {"Idempotency-Key": ["Must be 1 to 255 visible ASCII characters."]},
+        )
+        response = self.client.get("/api/transactions/?status=nope")
+        self.assertIsInstance(response.json()["errors"]["status"], list)

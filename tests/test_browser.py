@@ -1,0 +1,190 @@
+"""A person in a real browser: the admin's search, transaction page and waterfall, the
+browsable API's message form, and the API docs, against the web server the runner started.
+
+Headless Chromium from the system's packages (``ops/bootstrap.sh --tests`` installs it),
+driven by Playwright. Screenshots go to ``var/screenshots/``.
+"""
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import TransactionTestCase
+from playwright.sync_api import Locator, Page, sync_playwright
+
+from relay_app.hops import Stage, expected_final_message
+from relay_app.models import Transaction
+
+from .support import relay_over_http
+
+CHROMIUM = os.environ.get("RELAY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium offline: no background connections, which this closed network refuses anyway.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+BASE = f"http://{settings.HTTP_ADDRESS}"
+TIMEOUT_MS = 15_000
+
+
+@contextmanager
+def browser_page(test: TransactionTestCase) -> Iterator[Page]:
+    """A page in a fresh headless Chromium (its own empty profile); checks on the way out
+    that it asked this server only, for no external asset.
+
+    Playwright runs an event loop while it is open, and Django refuses the ORM inside one:
+    tests touch the database before and after this block, never within it.
+    """
+    if not Path(CHROMIUM).exists():
+        test.fail(
+            f"no Chromium at {CHROMIUM}: `make test` installs it (ops/bootstrap.sh --tests),"
+            " or point RELAY_CHROMIUM at one"
+        )
+    hosts: set[str] = set()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.on("request", lambda request: hosts.add(urlsplit(request.url).netloc))
+            yield page
+        finally:
+            browser.close()
+    test.assertEqual(hosts, {settings.HTTP_ADDRESS})
+
+
+def screenshot(what: Page | Locator, name: str) -> None:
+    """The whole page, or one part of it, as ``var/screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = str(SCREENSHOTS / f"{name}.png")
+    if isinstance(what, Page):
+        what.screenshot(path=path, full_page=True)
+    else:
+        what.screenshot(path=path)
+
+
+class AdminInBrowserTests(TransactionTestCase):
+    def test_staff_find_a_transaction_by_its_message_and_see_its_hops_and_waterfall(self) -> None:
+        password = secrets.token_urlsafe(16)
+        get_user_model().objects.create_superuser("inspector", password=password)
+        message = f"find me in the admin {secrets.token_hex(4)}"
+        answer = relay_over_http(message)
+        self.assertEqual(answer.status, 200, answer.body)
+        relay_over_http("another message, not the one searched for")
+        transaction_id = answer.body["transaction_id"]
+
+        with browser_page(self) as page:
+            page.goto(f"{BASE}/admin/")
+            self.assertIn("/admin/login/", page.url)  # staff only
+            page.fill("#id_username", "inspector")
+            page.fill("#id_password", password)
+            page.click("input[type=submit]")
+            page.get_by_role("link", name="Transactions", exact=True).first.click()
+
+            page.fill("#searchbar", message)
+            page.press("#searchbar", "Enter")
+            page.wait_for_url(lambda url: "q=" in url)
+            rows = page.locator("#result_list tbody tr")
+            self.assertEqual(rows.count(), 1)
+            row = rows.first.inner_text()
+            self.assertIn(transaction_id, row)
+            self.assertIn(message, row)
+            self.assertIn("Succeeded", row)
+            self.assertRegex(row, r"\t\d+(\.\d+)? m?s\t")  # the total duration
+            screenshot(page, "admin-search")
+
+            page.click(f"#result_list a:has-text('{transaction_id}')")
+            page.wait_for_selector(".relay-waterfall")
+
+            hop_rows = page.locator("#hops-group tbody tr.has_original")
+            self.assertEqual(hop_rows.count(), len(Stage))
+            text = message
+            for index, stage in enumerate(Stage):
+                text = stage.spec.apply(text)
+                cells = hop_rows.nth(index)
+                self.assertEqual(cells.locator("td.field-position").inner_text(), str(stage.value))
+                self.assertEqual(
+                    cells.locator("td.field-stage_label").inner_text(), stage.spec.description
+                )
+                self.assertEqual(cells.locator("td.field-text").inner_text(), text)
+                self.assertRegex(cells.locator("td.field-hop_duration").inner_text(), r" ms$")
+                topic = cells.locator("td.field-kafka_topic").inner_text()
+                if stage.slug.startswith("kafka"):
+                    self.assertIn(topic, {settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC})
+                    self.assertRegex(cells.locator("td.field-kafka_offset").inner_text(), r"^\d+$")
+                else:
+                    self.assertEqual(topic, "-")
+
+            waterfall = page.locator(".relay-waterfall")
+            self.assertIn("8 hops on a common time axis", waterfall.locator("h2").inner_text())
+            bars = waterfall.locator(".relay-waterfall__rows .relay-waterfall__row")
+            self.assertEqual(
+                [bars.nth(i).get_attribute("data-stage") for i in range(bars.count())],
+                [stage.slug for stage in Stage],
+            )
+            # Drawn on one axis: each bar inside its track, none starting before the one
+            # before it started (the hops run one after another).
+            lefts = []
+            for i in range(bars.count()):
+                track = bars.nth(i).locator(".relay-waterfall__track").bounding_box()
+                bar = bars.nth(i).locator(".relay-waterfall__bar").bounding_box()
+                assert track is not None and bar is not None
+                self.assertGreater(bar["width"], 0)
+                self.assertGreaterEqual(bar["x"], track["x"] - 0.5)
+                self.assertLessEqual(bar["x"] + bar["width"], track["x"] + track["width"] + 0.5)
+                lefts.append(bar["x"])
+            self.assertEqual(lefts, sorted(lefts))
+            self.assertGreater(lefts[-1], lefts[0])
+            screenshot(page, "admin-transaction")
+
+
+class BrowsableApiInBrowserTests(TransactionTestCase):
+    def test_a_person_types_a_message_in_the_form_and_sees_the_uppercase_result(self) -> None:
+        message = "hello from a browser"
+        with browser_page(self) as page:
+            page.goto(f"{BASE}/api/")
+            page.click(f"a[href='{BASE}/api/relay/']")  # the API root links the relay
+            page.wait_for_url("**/api/relay/")
+            page.fill("textarea[name=message]", message)
+            page.click("#post-object-form button:has-text('POST')")
+            page.wait_for_selector("text=HTTP 200 OK")
+            response = page.locator(".response-info").inner_text()
+            screenshot(page, "browsable-api-relay")
+        self.assertIn(f'"message": "{expected_final_message(message)}"', response)
+        self.assertIn('"status": "succeeded"', response)
+        self.assertEqual(
+            Transaction.objects.get(message=message).status, Transaction.Status.SUCCEEDED
+        )
+
+    def test_the_api_docs_relay_a_message_with_try_it_out(self) -> None:
+        with browser_page(self) as page:
+            page.goto(f"{BASE}/api/docs/")
+            operations = page.locator(".opblock")
+            operations.first.wait_for()
+            self.assertEqual(operations.count(), 6)
+            relay = page.locator(".opblock-post:has-text('/api/relay/')")
+            relay.locator(".opblock-summary").click()
+            relay.locator("button:has-text('Try it out')").click()
+            relay.locator("button:has-text('Execute')").click()
+            status = relay.locator(".live-responses-table tr.response .response-col_status").first
+            status.wait_for()
+            self.assertTrue(status.inner_text().strip().startswith("200"), status.inner_text())
+            body = relay.locator(
+                ".live-responses-table tr.response .response-col_description pre"
+            ).first
+            self.assertIn(expected_final_message("hello world"), body.inner_text())
+            screenshot(relay, "api-docs-relay")

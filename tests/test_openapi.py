@@ -1,0 +1,132 @@
+"""The OpenAPI schema: valid, its docs served from local files, and true of the live API."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.test import SimpleTestCase, TransactionTestCase
+from rest_framework.exceptions import ValidationError
+
+from relay_app.api.serializers import WHITESPACE, MessageField, RelayInputSerializer
+
+from .support import http_request
+
+TESTS = Path(__file__).resolve().parent
+# Test cases per operation and phase, negative data included: under a minute on two cores.
+MAX_EXAMPLES = 150
+
+
+class SchemaTests(SimpleTestCase):
+    def test_the_schema_is_valid_openapi_3_without_warnings(self) -> None:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            call_command(
+                "spectacular",
+                "--validate",
+                "--fail-on-warn",
+                "--format",
+                "openapi-json",
+                "--file",
+                out.name,
+            )
+            schema = json.loads(Path(out.name).read_text())
+        self.assertTrue(schema["openapi"].startswith("3."))
+        relay = schema["paths"]["/api/relay/"]["post"]
+        self.assertEqual(sorted(relay["responses"]), ["200", "400", "415", "422", "503", "504"])
+        self.assertEqual(relay["parameters"][0]["name"], "Idempotency-Key")
+        error = schema["components"]["schemas"]["Error"]
+        self.assertEqual(sorted(error["properties"]), ["detail", "errors"])
+        self.assertEqual(error["required"], ["detail"])
+
+    def test_the_message_pattern_accepts_exactly_what_the_api_accepts(self) -> None:
+        pattern = re.compile(MessageField.schema_pattern)
+        field = RelayInputSerializer().fields["message"]
+        for text in [*WHITESPACE, "", "\ufeff", "\x1b", "a", " a\n", "\x00", "a\x00", "\u3000x"]:
+            with self.subTest(text=text):
+                try:
+                    field.run_validation(text)
+                except ValidationError:
+                    accepted = False
+                else:
+                    accepted = True
+                self.assertEqual(bool(pattern.fullmatch(text)), accepted)
+
+    def test_the_docs_load_swagger_ui_from_this_server_only(self) -> None:
+        page = self.client.get("/api/docs/").content.decode()
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        self.assertTrue(any("swagger-ui-bundle.js" in asset for asset in assets), assets)
+        for asset in assets:
+            with self.subTest(asset=asset):
+                self.assertTrue(asset.startswith("/static/"), asset)
+        self.assertNotRegex(page, r"https?://")  # no CDN, no online validator
+
+
+class LiveApiConformsToSchemaTests(TransactionTestCase):
+    """Schemathesis against the web server the runner started, with its own schema.
+
+    Every operation is tested, with valid and invalid (negative) data, in the coverage,
+    fuzzing and stateful phases (the last follows the links it infers, e.g. from a relayed
+    transaction to its page). ``--checks all`` includes ``not_a_server_error`` (no 5xx),
+    ``response_schema_conformance``, ``status_code_conformance`` and
+    ``content_type_conformance`` (every response as the schema says), and
+    ``negative_data_rejection`` / ``positive_data_acceptance``. ``tests/schemathesis.toml``
+    and ``tests/schemathesis_hooks.py`` say what is adjusted and why: 422 for a reused
+    Idempotency-Key, and no query strings so long that gunicorn answers them itself.
+    The schema and docs endpoints are not in the schema (they describe the API).
+    """
+
+    def test_no_5xx_and_every_response_matches_the_schema(self) -> None:
+        base = f"http://{settings.HTTP_ADDRESS}"
+        schema = http_request("/api/schema/?format=json", method="GET").body
+        operations = sum(len(methods) for methods in schema["paths"].values())
+        started = time.monotonic()
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "--no-color",
+                "--config-file",
+                str(TESTS / "schemathesis.toml"),
+                "run",
+                f"{base}/api/schema/",
+                "--checks",
+                "all",
+                "--mode",
+                "all",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--max-examples",
+                str(MAX_EXAMPLES),
+                "--workers",
+                "2",
+                "--request-timeout",
+                "15",
+            ],
+            env={**os.environ, "SCHEMATHESIS_HOOKS": str(TESTS / "schemathesis_hooks.py")},
+            cwd=settings.VAR_DIR,  # its cache (.schemathesis/) stays out of the work tree
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        output = run.stdout + run.stderr
+        log = Path(settings.VAR_DIR) / "schemathesis.log"
+        log.write_text(output)
+        # Reproductions can be very long lines: cut them, so the failures stay in view.
+        short = "\n".join(line[:300] for line in output.splitlines())[-12000:]
+        self.assertEqual(run.returncode, 0, f"{short}\n(the whole output: {log})")
+        self.assertIn("No issues found", output)
+        self.assertRegex(output, rf"Tested: {operations}\b")
+        generated = int(re.search(r"(\d+) generated", output)[1])  # type: ignore[index]
+        self.assertGreater(generated, 3 * MAX_EXAMPLES, output[-2000:])
+        print(f"\n  schemathesis: {generated} cases in {time.monotonic() - started:.0f} s")
+        # The API is still up and relays after the storm.
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as health:  # noqa: S310 - loopback
+            self.assertEqual(health.status, 200)
