@@ -65,6 +65,7 @@ PG_PORT := 15432
 POSTGRES_TESTS := tests.test_relay_flow tests.test_bad_input tests.test_idempotency tests.test_redelivery tests.test_failures
 
 test-postgres: setup ## The database-facing tests on a throw-away PostgreSQL server
+	@bash ops/bootstrap.sh --tests
 	@bash ops/postgres.sh start $(PG_DATA) $(PG_PORT)
 	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 $(POSTGRES_TESTS); \
 		status=$$?; bash ops/postgres.sh stop $(PG_DATA) $(PG_PORT); exit $$status

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the relay needs from the system's packages when it is missing: redis-server,
 # a JDK (for Kafka) and Maven (to fetch Kafka's jars); with --tests also Chromium and its
-# fonts, for the browser tests. Says in one sentence what to do when it cannot install
+# fonts, for the browser tests, and PostgreSQL's server. Says in one sentence what to do when it cannot install
 # something itself.
 set -euo pipefail
 
@@ -10,6 +10,9 @@ if [ "${1:-}" = "--tests" ]; then
   # The browser tests drive the system's Chromium (tests/test_browser.py).
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   compgen -G "/usr/share/fonts/truetype/liberation*" >/dev/null || missing+=(fonts-liberation)
+  # The database-facing tests run on PostgreSQL too (make test-postgres).
+  { [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ] || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; } \
+    || missing+=(postgresql)
 fi
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Kafka 4's broker needs Java 17 or newer.
@@ -17,8 +20,6 @@ java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.sp
 [ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
-# The test suite runs its database-facing tests on PostgreSQL too.
-{ [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing+=(postgresql)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
