@@ -60,15 +60,14 @@ test: setup ## The whole suite on SQLite, then its database-facing tests on Post
 	@$(MAKE) --no-print-directory test-postgres
 
 # The suite's database-facing tests again, on PostgreSQL instead of SQLite.
-PG_DATA := var/test/postgres
 PG_PORT := 15432
 POSTGRES_TESTS := tests.test_relay_flow tests.test_bad_input tests.test_idempotency tests.test_redelivery tests.test_failures
 
 test-postgres: setup ## The database-facing tests on a throw-away PostgreSQL server
 	@bash ops/bootstrap.sh --tests
-	@bash ops/postgres.sh start $(PG_DATA) $(PG_PORT)
+	@bash ops/postgres.sh start $(PG_PORT)
 	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 $(POSTGRES_TESTS); \
-		status=$$?; bash ops/postgres.sh stop $(PG_DATA) $(PG_PORT); exit $$status
+		status=$$?; bash ops/postgres.sh stop $(PG_PORT); exit $$status
 
 bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~5 min)
 	@$(PY) -m ops.bench run
