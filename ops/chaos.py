@@ -312,15 +312,16 @@ def _check(
         for entry in entries
         if entry.status == 200 and isinstance(entry.body, dict)
     }
-    succeeded = dict(
-        Transaction.objects.filter(
+    succeeded = {
+        str(transaction_id): final
+        for transaction_id, final in Transaction.objects.filter(
             id__in=acknowledged, status=Transaction.Status.SUCCEEDED
         ).values_list("id", "final_message")
-    )
+    }
     lost = sum(
         1
         for transaction_id, message in acknowledged.items()
-        if succeeded.get(_uuid(transaction_id)) != expected_final_message(message)
+        if succeeded.get(transaction_id) != expected_final_message(message)
     )
     duplicate_hops = (
         Hop.objects.filter(transaction__in=window)
@@ -370,12 +371,6 @@ def _check(
         f" healed after {report.healed_after_seconds} s -> {'ok' if report.passed else 'FAILED'}"
     )
     return report
-
-
-def _uuid(value: str) -> Any:
-    import uuid
-
-    return uuid.UUID(value)
 
 
 def _kafka_records(topics: list[str], servers: str) -> dict[tuple[Any, ...], str]:

@@ -12,6 +12,7 @@ import argparse
 import base64
 import contextlib
 import errno
+import http.client
 import json
 import logging
 import os
@@ -22,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -134,7 +134,7 @@ class Stack:
                 "no",
             ],
             ports=[(redis_host, redis_port)],
-            ready=lambda: _redis_ping(redis_host, redis_port),
+            ready=_check("redis"),
             setting="REDIS_URL",
             prepare=lambda: redis_dir.mkdir(parents=True, exist_ok=True),
         )
@@ -162,7 +162,7 @@ class Stack:
             name="grpc",
             command=[PYTHON, str(ROOT / "manage.py"), "grpcserver"],
             ports=[(grpc_host, grpc_port)],
-            ready=_grpc_ready,
+            ready=_check("grpc"),
             setting="GRPC_ADDRESS",
         )
         yield Service(
@@ -463,20 +463,15 @@ def fresh_stack(var_dir: Path, env: dict[str, str]) -> Stack:
 # --- readiness probes -----------------------------------------------------------------------
 
 
-def _redis_ping(host: str, port: int) -> None:
-    import redis
+def _check(dependency: str) -> Callable[[], None]:
+    """The relay's own health check of ``dependency`` (``relay_app.services.health``)."""
 
-    client = redis.Redis(host=host, port=port, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        client.ping()
-    finally:
-        client.close()
+    def check() -> None:
+        from relay_app.services.health import CHECKS
 
+        CHECKS[dependency]()
 
-def _grpc_ready() -> None:
-    from relay_app.services.health import CHECKS
-
-    CHECKS["grpc"]()
+    return check
 
 
 def _http_ok(url: str) -> None:
@@ -499,27 +494,22 @@ def demo(message: str = "hello world") -> int:
     """Send one message to the running web server; print the answer and the transaction's log."""
     from django.conf import settings
 
+    from ops.client import post_message
     from relay_app.hops import expected_final_message
 
-    url = f"http://{settings.HTTP_ADDRESS}/api/relay/"
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"message": message}).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-        method="POST",
-    )
-    _say(f"POST {url} {{'message': {message!r}}}")
+    host, port = _split_address(settings.HTTP_ADDRESS)
+    connection = http.client.HTTPConnection(host, port, timeout=settings.RELAY_DEADLINE_SECONDS + 5)
+    _say(f"POST http://{settings.HTTP_ADDRESS}/api/relay/ {{'message': {message!r}}}")
     try:
-        with urllib.request.urlopen(request, timeout=settings.RELAY_DEADLINE_SECONDS + 5) as answer:  # noqa: S310
-            status, body = answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, json.loads(exc.read() or b"null")
-    except OSError as exc:
+        status, body = post_message(connection, message)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         _say(
             f"the web server at {settings.HTTP_ADDRESS} does not answer ({exc}):"
             " is the stack up (`make up`)?"
         )
         return 1
+    finally:
+        connection.close()
     transaction_id = body.get("transaction_id") if isinstance(body, dict) else None
     print()
     print(transaction_log(transaction_id) if transaction_id else "(no transaction recorded)")

@@ -22,6 +22,11 @@ def transaction_get(*, transaction_id: str) -> Transaction:
     return Transaction.objects.prefetch_related(hops).get(id=transaction_id)
 
 
+def transaction_status(*, transaction_id: str) -> str:
+    """The transaction's status, read alone (raises ``Transaction.DoesNotExist``)."""
+    return Transaction.objects.values_list("status", flat=True).get(id=transaction_id)
+
+
 def transaction_find(*, idempotency_key: str) -> Transaction | None:
     """The transaction recorded for an Idempotency-Key, if any."""
     return Transaction.objects.filter(idempotency_key=idempotency_key).first()

@@ -15,13 +15,13 @@ from ..errors import IdempotencyConflict
 from ..hops import Stage, final_message
 from ..logging import log_end, log_hop
 from ..models import Transaction
-from ..selectors import transaction_find, transaction_get, transaction_waiting_on
+from ..selectors import transaction_find, transaction_get, transaction_status
 from ..tasks import relay_chain
 from .hops import Carry
 from .transactions import (
     HopRecord,
     hops_record,
-    transaction_fail,
+    transaction_abandon,
     transaction_start,
     transaction_succeed,
 )
@@ -62,31 +62,27 @@ def relay_message(*, message: str, idempotency_key: str | None = None) -> Transa
         result = relay_chain(carry).apply_async()
         outcome = result.get(timeout=max(deadline - time.time(), 0.001), propagate=False)
     except CeleryTimeoutError:
-        stage = transaction_waiting_on(transaction_id=transaction_id)
-        transaction_fail(
+        transaction_abandon(
             transaction_id=transaction_id,
             timed_out=True,
-            stage=stage,
-            error=f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s passed"
-            f" while waiting on {stage.slug}",
+            describe=lambda stage: (
+                f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s"
+                f" passed while waiting on {stage.slug}"
+            ),
         )
     except (BrokerError, RedisError) as exc:
-        transaction_fail(
-            transaction_id=transaction_id,
-            timed_out=False,
-            stage=transaction_waiting_on(transaction_id=transaction_id),
-            error=f"Redis is unavailable: {exc}",
+        reason = f"Redis is unavailable: {exc}"
+        transaction_abandon(
+            transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
         )
     else:
         if result.successful():
             _respond(transaction_id, outcome)
         else:
             # The failing hop has usually settled the transaction with its reason already.
-            transaction_fail(
-                transaction_id=transaction_id,
-                timed_out=False,
-                stage=transaction_waiting_on(transaction_id=transaction_id),
-                error=f"{type(outcome).__name__}: {outcome}",
+            reason = f"{type(outcome).__name__}: {outcome}"
+            transaction_abandon(
+                transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
             )
         # Only tidies Redis; the transaction is settled, so Redis going away now changes nothing.
         with suppress(BrokerError, RedisError):
@@ -113,9 +109,12 @@ def _replay(earlier: Transaction, *, message: str) -> Transaction:
     if earlier.message != message:
         raise IdempotencyConflict(earlier.idempotency_key or "")
     # The first request may still be running: wait for it, at most until its own deadline.
+    # Poll the status alone; load the transaction with its hops once, at the end.
     give_up = earlier.deadline_at.timestamp() + 1.0
-    transaction = transaction_get(transaction_id=str(earlier.id))
-    while transaction.status == Transaction.Status.PENDING and time.time() < give_up:
+    transaction_id = str(earlier.id)
+    while (
+        transaction_status(transaction_id=transaction_id) == Transaction.Status.PENDING
+        and time.time() < give_up
+    ):
         time.sleep(_REPLAY_POLL_SECONDS)
-        transaction = transaction_get(transaction_id=str(earlier.id))
-    return transaction
+    return transaction_get(transaction_id=transaction_id)

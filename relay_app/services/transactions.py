@@ -1,6 +1,6 @@
 """Writes to the transaction record: start, record hops, settle in exactly one final state."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -79,6 +79,19 @@ def transaction_fail(
     return _settle(transaction_id, status=status, failed_stage=stage, error=error)
 
 
+def transaction_abandon(
+    *, transaction_id: str, timed_out: bool, describe: Callable[[Stage], str]
+) -> bool:
+    """Fail or time out the transaction at the hop it was waiting on (the first not recorded).
+
+    ``describe`` turns that hop into the reason recorded. ``False`` if it had already ended.
+    """
+    stage = transaction_waiting_on(transaction_id=transaction_id)
+    return transaction_fail(
+        transaction_id=transaction_id, timed_out=timed_out, stage=stage, error=describe(stage)
+    )
+
+
 def transactions_settle_stale(*, grace_seconds: float) -> int:
     """Time out transactions still pending ``grace_seconds`` after their deadline.
 
@@ -88,12 +101,10 @@ def transactions_settle_stale(*, grace_seconds: float) -> int:
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     settled = 0
     for transaction_id in transaction_list_stale(before=cutoff):
-        stage = transaction_waiting_on(transaction_id=str(transaction_id))
-        settled += transaction_fail(
+        settled += transaction_abandon(
             transaction_id=str(transaction_id),
             timed_out=True,
-            stage=stage,
-            error=(
+            describe=lambda stage: (
                 f"still pending {grace_seconds:g} s after its deadline while waiting on"
                 f" {stage.slug}: settled by the stale-transaction sweep"
             ),
