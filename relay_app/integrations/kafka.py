@@ -1,9 +1,9 @@
 """Kafka for the relay: publish a record and read exactly that record back by its coordinates.
 
-One producer and one consumer per topic live in each process (kafka-python clients run
-threads, so they must be created after a fork, never inherited). Consumers never join a
-group: they ``assign`` the record's partition and ``seek`` to its offset, which avoids the
-seconds a group rebalance costs.
+Each process has one producer, shared by its threads, and each thread its own consumer
+per topic (kafka-python clients run threads, so they are created after a fork, never
+inherited). Consumers never join a group: they ``assign`` the record's partition and
+``seek`` to its offset, which avoids the seconds a group rebalance costs.
 """
 
 import logging
@@ -45,17 +45,26 @@ class Record:
 
 
 class KafkaGateway:
-    """The process's Kafka clients: one producer, one point-reading consumer per topic.
+    """The process's Kafka clients: one producer, and point-reading consumers per thread.
 
-    Not thread-safe by design: the Celery worker's prefork pool runs one task at a time
-    in each process, and each process has its own gateway.
+    The producer is thread-safe and is shared: one sender thread for the whole pool, and
+    records from concurrent tasks travel together in one request to the broker. A consumer
+    is not thread-safe, so each thread reads with its own, one per topic.
     """
 
     def __init__(self, bootstrap_servers: str, *, connect_timeout: float) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._connect_timeout_ms = int(connect_timeout * 1000)
         self._producer: KafkaProducer | None = None
-        self._consumers: dict[str, KafkaConsumer] = {}
+        self._producer_lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def _consumers(self) -> dict[str, KafkaConsumer]:
+        consumers: dict[str, KafkaConsumer] | None = getattr(self._local, "consumers", None)
+        if consumers is None:
+            consumers = self._local.consumers = {}
+        return consumers
 
     def _common(self) -> dict[str, Any]:
         return {
@@ -66,15 +75,16 @@ class KafkaGateway:
         }
 
     def producer(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = KafkaProducer(
-                **self._common(),
-                acks="all",  # acknowledged means written to every in-sync replica
-                enable_idempotence=True,  # producer retries never write a record twice
-                linger_ms=0,  # one record per transaction hop: send it now, do not batch
-                max_block_ms=self._connect_timeout_ms,
-            )
-        return self._producer
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    **self._common(),
+                    acks="all",  # acknowledged means written to every in-sync replica
+                    enable_idempotence=True,  # producer retries never write a record twice
+                    linger_ms=0,  # a hop waits for its record: send now, batch only what queues
+                    max_block_ms=self._connect_timeout_ms,
+                )
+            return self._producer
 
     def consumer(self, topic: str) -> KafkaConsumer:
         consumer = self._consumers.get(topic)
@@ -145,24 +155,17 @@ class KafkaGateway:
         finally:
             admin.close()
 
-    def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=2)
-        for consumer in self._consumers.values():
-            consumer.close()
-        self._producer, self._consumers = None, {}
-
 
 @cache
-def _gateway_for(pid: int, thread: int) -> KafkaGateway:
+def _gateway_for(pid: int) -> KafkaGateway:
     return KafkaGateway(
         settings.KAFKA_BOOTSTRAP_SERVERS, connect_timeout=settings.KAFKA_TIMEOUT_SECONDS
     )
 
 
 def get_kafka() -> KafkaGateway:
-    """This thread's gateway: a forked child or another pool thread never shares clients."""
-    return _gateway_for(os.getpid(), threading.get_ident())
+    """This process's gateway: a forked child makes its own rather than inherit threads."""
+    return _gateway_for(os.getpid())
 
 
 def ensure_relay_topics() -> list[str]:
