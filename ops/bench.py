@@ -1,12 +1,17 @@
 """``make bench``: the relay under load over HTTP, against two baselines measured in the same run.
 
-The stack runs as in production (production settings, gunicorn, the prefork worker) on
-its own ports and data (``var/bench/``). A separate client process drives
-``POST /api/relay/`` sequentially, then at concurrency 8, 32 and 128, and checks every
-answer's text. Baselines, on the same Kafka, Redis and gRPC server:
+The stack runs as in production (production settings, gunicorn, the Celery worker with
+the pool the settings choose) on its own ports and data (``var/bench/``). A separate client
+process drives ``POST /api/relay/`` sequentially, then at concurrency 8, 32 and 128, and
+checks every answer's text. Baselines, on the same Kafka, Redis and gRPC server:
 
   (a) the seven hops bare in one process: kafka-python and grpcio, no Django, no Celery;
-  (b) a bare Celery chain of five no-op tasks (``ops/bench_noop.py``).
+  (b) a bare Celery chain of five no-op tasks (``ops/bench_noop.py``), on a worker with the
+      relay's pool; also driven 32 at a time, which gives the most transactions per second
+      any relay of five Celery tasks can reach on this machine.
+
+The sequential figures come from rounds that alternate the relay with both baselines, so a
+burst of noise from the machine's other tenants falls on all three alike.
 
 Figures go to ``var/bench/results.json`` and ``var/bench/latency.png``; the last line
 printed is one JSON object with the headline figures.
@@ -46,10 +51,15 @@ BENCH_ENV = {
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
 }
 
-# (concurrency, transactions) per level.
-FULL_LEVELS = [(1, 300), (8, 800), (32, 2000), (128, 2000)]
-QUICK_LEVELS = [(1, 40), (8, 160), (32, 320), (128, 384)]
-BASELINE_SAMPLES = {"full": 300, "quick": 60}
+# (rounds, transactions per round) of relay, baseline (a) and baseline (b), one at a time.
+SEQUENTIAL_ROUNDS = {"full": (6, 50), "quick": (2, 30)}
+# (concurrency, transactions) per level under load.
+LOAD_LEVELS = {
+    "full": [(8, 800), (32, 2000), (128, 2000)],
+    "quick": [(8, 160), (32, 320), (128, 384)],
+}
+# Baseline (b) at concurrency 32: how many chains.
+CHAIN_CEILING_CHAINS = {"full": 1000, "quick": 300}
 SOAK_TRANSACTIONS = 10_000
 
 SAMPLES = [
@@ -141,7 +151,8 @@ def load(address: str, concurrency: int, count: int, timeout: float) -> dict[str
 # --- baselines -------------------------------------------------------------------------------
 
 
-def bare_hops(samples: int) -> list[float]:
+@contextmanager
+def bare_hops() -> Iterator[Callable[[int], None]]:
     """Baseline (a): the seven hops in one process with kafka-python and grpcio alone."""
     import grpc
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -178,7 +189,7 @@ def bare_hops(samples: int) -> list[float]:
         publish_and_read(reply_topic, key, text + " and Kafka publisher")
 
     try:
-        return _timed(transaction, samples)
+        yield transaction
     finally:
         producer.close()
         for consumer in consumers.values():
@@ -186,16 +197,36 @@ def bare_hops(samples: int) -> list[float]:
         channel.close()
 
 
-def noop_chain(samples: int) -> list[float]:
+def one_noop_chain(i: int) -> None:
     """Baseline (b): a bare Celery chain of five no-op tasks, started and waited for."""
-    from ops.bench_noop import noop_chain as chain_of_five
+    from ops.bench_noop import noop_chain
 
-    return _timed(lambda i: chain_of_five(str(i)).apply_async().get(timeout=10), samples)
+    if noop_chain(str(i)).apply_async().get(timeout=10) != str(i):
+        raise RuntimeError("the no-op chain answered the wrong value")
+
+
+def noop_chain_ceiling(concurrency: int, count: int) -> dict[str, Any]:
+    """Baseline (b) under load: ``count`` chains, ``concurrency`` at a time; chains per second."""
+    latencies: list[float] = []
+
+    def timed(i: int) -> None:
+        started = time.perf_counter()
+        one_noop_chain(i)
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(timed, range(count)))
+    seconds = time.perf_counter() - started
+    return {
+        "concurrency": concurrency,
+        "chains": count,
+        **summary(latencies),
+        "tps": round(count / seconds, 1),
+    }
 
 
 def _timed(operation: Callable[[int], object], samples: int) -> list[float]:
-    for i in range(min(20, samples)):  # warm up connections first
-        operation(-i - 1)
     latencies = []
     for i in range(samples):
         started = time.perf_counter()
@@ -229,6 +260,17 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of ``pid`` and its children, from ``/proc``."""
+    ticks = 0
+    for process in _tree(pid):
+        with suppress(OSError, IndexError, ValueError):
+            # Fields 14 and 15 (utime, stime); the command name in field 2 may hold spaces.
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class MemorySampler:
     """Samples the resident memory of each service (all its processes) in the background."""
@@ -243,6 +285,17 @@ class MemorySampler:
             per_process.update(tree)
             self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), round(sum(tree.values()), 1))
         return per_process
+
+    @contextmanager
+    def cpu(self) -> Iterator[dict[str, float]]:
+        """CPU seconds each service used inside the block (filled in when it ends)."""
+        before = {name: _cpu_seconds(pid) for name, pid in self.services.items()}
+        used: dict[str, float] = {}
+        try:
+            yield used
+        finally:
+            for name, pid in self.services.items():
+                used[name] = _cpu_seconds(pid) - before[name]
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -264,42 +317,57 @@ class MemorySampler:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def run_level(concurrency: int, count: int, sampler: MemorySampler) -> dict[str, Any]:
-    """One load level, driven by a separate client process."""
-    with sampler.running():
-        client = subprocess.run(
-            [
-                PYTHON,
-                "-m",
-                "ops.bench",
-                "load",
-                "--concurrency",
-                str(concurrency),
-                "--count",
-                str(count),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
+def drive(concurrency: int, count: int) -> dict[str, Any]:
+    """``count`` transactions, ``concurrency`` at a time, from a separate client process."""
+    client = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "ops.bench",
+            "load",
+            "--concurrency",
+            str(concurrency),
+            "--count",
+            str(count),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if client.returncode != 0:
         raise RuntimeError(f"the load client failed:\n{client.stderr[-3000:]}")
-    result = json.loads(client.stdout.strip().splitlines()[-1])
-    latencies = result.pop("latencies_ms")
+    result: dict[str, Any] = json.loads(client.stdout.strip().splitlines()[-1])
+    return result
+
+
+def level_figures(
+    concurrency: int, runs: list[dict[str, Any]], sampler: MemorySampler, cpu: dict[str, float]
+) -> dict[str, Any]:
+    """One level's figures from the client's runs, with each service's CPU per transaction."""
+    latencies = [latency for run in runs for latency in run["latencies_ms"]]
+    count = len(latencies)
     level = {
         "concurrency": concurrency,
         "transactions": count,
         **summary(latencies),
-        "tps": round(count / result["seconds"], 1),
-        "errors": result["errors"],
-        "timeouts": result["timeouts"],
-        "error_samples": result["error_samples"],
+        "tps": round(count / sum(run["seconds"] for run in runs), 1),
+        "errors": sum(run["errors"] for run in runs),
+        "timeouts": sum(run["timeouts"] for run in runs),
+        "error_samples": [sample for run in runs for sample in run["error_samples"]][:5],
         "peak_rss_mb": dict(sampler.peak_mb),
+        "cpu_ms_per_tx": {name: round(seconds * 1000 / count, 2) for name, seconds in cpu.items()},
     }
     sampler.peak_mb.clear()
     return level
+
+
+def run_level(concurrency: int, count: int, sampler: MemorySampler) -> dict[str, Any]:
+    """One load level, driven by a separate client process."""
+    with sampler.running(), sampler.cpu() as cpu:
+        run = drive(concurrency, count)
+    return level_figures(concurrency, [run], sampler, cpu)
 
 
 def soak(sampler: MemorySampler, transactions: int) -> dict[str, Any]:
@@ -349,8 +417,32 @@ def chart(levels: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def sequential(
+    rounds: int, per_round: int, sampler: MemorySampler
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    """The relay one at a time, and both baselines, in alternating rounds."""
+    bare: list[float] = []
+    chained: list[float] = []
+    runs: list[dict[str, Any]] = []
+    relay_cpu: dict[str, float] = {}
+    with bare_hops() as bare_transaction:
+        _timed(bare_transaction, 20)  # warm up connections first
+        _timed(one_noop_chain, 20)
+        for number in range(1, rounds + 1):
+            _say(f"  round {number} of {rounds}: {per_round} each, relay then (a) then (b)")
+            with sampler.running(), sampler.cpu() as cpu:
+                runs.append(drive(1, per_round))
+            for name, seconds in cpu.items():
+                relay_cpu[name] = relay_cpu.get(name, 0.0) + seconds
+            bare += _timed(bare_transaction, per_round)
+            chained += _timed(one_noop_chain, per_round)
+    return level_figures(1, runs, sampler, relay_cpu), summary(bare), summary(chained)
+
+
 def bench(*, quick: bool) -> dict[str, Any]:
     mode = "quick" if quick else "full"
+    from django.conf import settings
+
     from ops.stack import fresh_stack
 
     _say(f"{mode} run; starting the stack with production settings in {BENCH_DIR}")
@@ -358,6 +450,7 @@ def bench(*, quick: bool) -> dict[str, Any]:
     noop_worker = None
     try:
         stack.up()
+        # Baseline (b) runs on a worker with the relay worker's pool and concurrency.
         noop_worker = subprocess.Popen(
             [
                 PYTHON,
@@ -369,9 +462,9 @@ def bench(*, quick: bool) -> dict[str, Any]:
                 "--loglevel",
                 "WARNING",
                 "--pool",
-                "prefork",
+                settings.WORKER_POOL,
                 "--concurrency",
-                os.environ.get("RELAY_WORKER_CONCURRENCY", "4"),
+                str(settings.WORKER_CONCURRENCY),
                 "--queues",
                 "bench-noop",
                 "--without-gossip",
@@ -383,25 +476,31 @@ def bench(*, quick: bool) -> dict[str, Any]:
             stdout=(BENCH_DIR / "log" / "noop-worker.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
-        samples = BASELINE_SAMPLES[mode]
-        _say(f"baseline (a): the seven hops bare in one process, {samples} times")
-        bare = summary(bare_hops(samples))
-        _say(f"  p50 {bare['p50_ms']} ms")
-        _say(f"baseline (b): a bare Celery chain of five no-op tasks, {samples} times")
-        chain_five = summary(noop_chain(samples))
-        _say(f"  p50 {chain_five['p50_ms']} ms")
-
         services = {name: pid for name, pid in stack.status().items() if pid}
         sampler = MemorySampler(services)
-        run_level(8, 100, sampler)  # warm-up: every worker process and connection in use
-        levels = []
-        for concurrency, count in QUICK_LEVELS if quick else FULL_LEVELS:
+        drive(8, 100)  # warm-up: every worker process and connection in use
+        sampler.peak_mb.clear()
+
+        rounds, per_round = SEQUENTIAL_ROUNDS[mode]
+        _say("one at a time: the relay, (a) the seven hops bare, (b) a bare chain of five")
+        one_at_a_time, bare, chain_five = sequential(rounds, per_round, sampler)
+        _say(
+            f"  relay p50 {one_at_a_time['p50_ms']} ms, (a) p50 {bare['p50_ms']} ms,"
+            f" (b) p50 {chain_five['p50_ms']} ms"
+        )
+        _say("baseline (b) at concurrency 32")
+        chain_ceiling = noop_chain_ceiling(32, CHAIN_CEILING_CHAINS[mode])
+        _say(f"  {chain_ceiling['tps']} chains/s, p99 {chain_ceiling['p99_ms']} ms")
+
+        levels = [one_at_a_time]
+        for concurrency, count in LOAD_LEVELS[mode]:
             _say(f"concurrency {concurrency}: {count} transactions")
             level = run_level(concurrency, count, sampler)
             _say(
                 f"  p50 {level['p50_ms']} ms  p90 {level['p90_ms']} ms  p99 {level['p99_ms']} ms"
                 f"  {level['tps']} tx/s  errors {level['errors']}  timeouts {level['timeouts']}"
             )
+            _say(f"  CPU ms per transaction: {level['cpu_ms_per_tx']}")
             levels.append(level)
         soaked = None
         if not quick:
@@ -415,14 +514,15 @@ def bench(*, quick: bool) -> dict[str, Any]:
         stack.down()
 
     baseline_ms = round(bare["p50_ms"] + chain_five["p50_ms"], 2)
-    sequential, c32 = levels[0], next(level for level in levels if level["concurrency"] == 32)
+    c32 = next(level for level in levels if level["concurrency"] == 32)
     headline = {
         "mode": mode,
-        "p50_ms": sequential["p50_ms"],
+        "p50_ms": one_at_a_time["p50_ms"],
         "baseline_ms": baseline_ms,
-        "ratio": round(sequential["p50_ms"] / baseline_ms, 2),
+        "ratio": round(one_at_a_time["p50_ms"] / baseline_ms, 2),
         "tps_c32": c32["tps"],
         "p99_c32_ms": c32["p99_ms"],
+        "baseline_chain_tps_c32": chain_ceiling["tps"],
         "errors": sum(level["errors"] for level in levels) + (soaked["errors"] if soaked else 0),
         "timeouts_c128": levels[-1]["timeouts"],
     }
@@ -430,10 +530,15 @@ def bench(*, quick: bool) -> dict[str, Any]:
         headline["soak_max_growth_percent"] = soaked["max_growth_percent"]
     results = {
         "headline": headline,
-        "baselines": {"bare_hops": bare, "celery_chain_of_five": chain_five},
+        "baselines": {
+            "bare_hops": bare,
+            "celery_chain_of_five": chain_five,
+            "celery_chain_of_five_c32": chain_ceiling,
+        },
         "levels": levels,
         "soak": soaked,
         "machine": {"cores": os.cpu_count()},
+        "worker_pool": {"pool": settings.WORKER_POOL, "concurrency": settings.WORKER_CONCURRENCY},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     BENCH_DIR.mkdir(parents=True, exist_ok=True)

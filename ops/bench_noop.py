@@ -1,7 +1,8 @@
 """Baseline (b) of the benchmark: a bare Celery chain of five no-op tasks on the same Redis.
 
-Same serialisation, pool and acknowledgement settings as the relay's worker, nothing else:
-no Django, no Kafka, no database. Its own queue keeps it apart from the relay's tasks.
+Same serialisation and acknowledgement settings as the relay's worker, and ``ops/bench.py``
+runs it with the relay's pool and concurrency; nothing else: no Django, no Kafka, no
+database. Its own queue keeps it apart from the relay's tasks.
 """
 
 import os
