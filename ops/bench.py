@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,7 @@ def load(address: str, concurrency: int, count: int, timeout: float) -> dict[str
     host, port = address.rsplit(":", 1)
     local = threading.local()
     latencies: list[float] = []
+    timelines: list[dict[str, float]] = []
     errors: list[str] = []
     lock = threading.Lock()
 
@@ -123,6 +125,8 @@ def load(address: str, concurrency: int, count: int, timeout: float) -> dict[str
                 problem = f"wrong text for {message!r}"
             else:
                 problem = ""
+                with lock:
+                    timelines.append(timeline(answer, elapsed))
         except (OSError, http.client.HTTPException, ValueError) as exc:
             local.connection.close()
             del local.connection
@@ -141,11 +145,28 @@ def load(address: str, concurrency: int, count: int, timeout: float) -> dict[str
     seconds = time.perf_counter() - started
     return {
         "latencies_ms": latencies,
+        "timelines_ms": timelines,
         "errors": len(errors),
         "error_samples": errors[:5],
         "timeouts": sum("timed out" in e or "504" in e for e in errors),
         "seconds": seconds,
     }
+
+
+def timeline(answer: dict[str, Any], elapsed_ms: float) -> dict[str, float]:
+    """Where one transaction's time went, from the hop timings in its answer.
+
+    ``hops``: the work of hops 2-7 (Kafka writes and reads, the gRPC server). ``between_hops``:
+    from the end of hop 1 to the start of hop 8, less that work: Celery handing each task on,
+    recording each hop, the gRPC round trip. ``view_and_http``: the rest, the HTTP exchange
+    and the view's own reads and writes.
+    """
+    hops = answer["hops"]
+    first_done = datetime.fromisoformat(hops[0]["finished_at"])
+    last_started = datetime.fromisoformat(hops[-1]["started_at"])
+    span = (last_started - first_done).total_seconds() * 1000
+    work = sum(hop["duration_ms"] for hop in hops[1:-1])
+    return {"hops": work, "between_hops": span - work, "view_and_http": elapsed_ms - span}
 
 
 # --- baselines -------------------------------------------------------------------------------
@@ -347,6 +368,7 @@ def level_figures(
 ) -> dict[str, Any]:
     """One level's figures from the client's runs, with each service's CPU per transaction."""
     latencies = [latency for run in runs for latency in run["latencies_ms"]]
+    timelines = [row for run in runs for row in run["timelines_ms"]]
     count = len(latencies)
     level = {
         "concurrency": concurrency,
@@ -358,6 +380,10 @@ def level_figures(
         "error_samples": [sample for run in runs for sample in run["error_samples"]][:5],
         "peak_rss_mb": dict(sampler.peak_mb),
         "cpu_ms_per_tx": {name: round(seconds * 1000 / count, 2) for name, seconds in cpu.items()},
+        "timeline_p50_ms": {
+            part: round(statistics.median(row[part] for row in timelines), 2)
+            for part in (timelines[0] if timelines else {})
+        },
     }
     sampler.peak_mb.clear()
     return level
@@ -488,6 +514,7 @@ def bench(*, quick: bool) -> dict[str, Any]:
             f"  relay p50 {one_at_a_time['p50_ms']} ms, (a) p50 {bare['p50_ms']} ms,"
             f" (b) p50 {chain_five['p50_ms']} ms"
         )
+        _say(f"  the relay's time, p50 of each part: {one_at_a_time['timeline_p50_ms']}")
         _say("baseline (b) at concurrency 32")
         chain_ceiling = noop_chain_ceiling(32, CHAIN_CEILING_CHAINS[mode])
         _say(f"  {chain_ceiling['tps']} chains/s, p99 {chain_ceiling['p99_ms']} ms")
