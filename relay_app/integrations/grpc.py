@@ -81,6 +81,11 @@ def _connection_for(pid: int, address: str) -> _Connection:
     return _Connection(address)
 
 
+def connect() -> None:
+    """Open this process's channel now; it connects in the background."""
+    _connection_for(os.getpid(), settings.GRPC_ADDRESS)
+
+
 def process(
     *, transaction_id: str, text: str, timeout: float, connect_timeout: float
 ) -> ProcessResult:

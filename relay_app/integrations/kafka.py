@@ -136,6 +136,21 @@ class KafkaGateway:
                 )
         return None
 
+    def connect(self, topics: list[str]) -> None:
+        """Connect the producer, and this thread's consumer of each topic to its partitions'
+        leader, now rather than in the first hops (a first transaction took 0.6 s)."""
+        try:
+            producer = self.producer()
+            for topic in topics:
+                producer.partitions_for(topic)  # the topic's metadata, which a first send awaits
+                partition = TopicPartition(topic, 0)
+                consumer = self.consumer(topic)
+                consumer.assign([partition])
+                consumer.seek_to_end(partition)
+                consumer.position(partition, timeout_ms=self._connect_timeout_ms)
+        except KafkaError as exc:
+            raise DependencyUnavailable("Kafka", f"connecting: {exc!r}") from exc
+
     def ensure_topics(self, topics: list[str], *, partitions: int, replication: int) -> list[str]:
         """Create the topics that do not exist yet; return the names created."""
         try:
@@ -175,3 +190,8 @@ def ensure_relay_topics() -> list[str]:
         partitions=settings.KAFKA_TOPIC_PARTITIONS,
         replication=settings.KAFKA_TOPIC_REPLICATION,
     )
+
+
+def connect_relay_topics() -> None:
+    """Connect this process's Kafka clients for the request and reply topics."""
+    get_kafka().connect([settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC])
