@@ -164,9 +164,9 @@ GRPC_CONNECT_TIMEOUT_SECONDS = env.float("GRPC_CONNECT_TIMEOUT_SECONDS", default
 # Where the web server listens (used by the stack runner and `make demo`).
 HTTP_ADDRESS = env.str("RELAY_HTTP_ADDRESS", default="127.0.0.1:8000")
 # The Celery worker's pool. Prefork, measured (README, "Performance"): a pool of threads
-# spends a little less CPU per transaction, but its one process holds the GIL and tops out at
-# one core, while four processes use both (51 against 43 transactions/s at 32 at a time).
-# More processes than four add memory and no throughput on two cores.
+# spends about as much CPU per transaction, but its one process holds the GIL and tops out at
+# one core, while four processes use both: 46-50 against 35-43 transactions/s at 32 at a
+# time, alternated on one stack. Eight processes gave no more, and each costs ~100 MB.
 WORKER_POOL = env.str("RELAY_WORKER_POOL", default="prefork")
 WORKER_CONCURRENCY = env.int("RELAY_WORKER_CONCURRENCY", default=4)
 
