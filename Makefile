@@ -69,7 +69,7 @@ test-postgres: setup ## The database-facing tests on a throw-away PostgreSQL ser
 	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 $(POSTGRES_TESTS); \
 		status=$$?; bash ops/postgres.sh stop $(PG_PORT); exit $$status
 
-bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~5 min)
+bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~6 min)
 	@$(PY) -m ops.bench run
 
 bench-quick: setup ## The benchmark with fewer transactions and no soak (~1 min)
