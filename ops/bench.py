@@ -139,10 +139,7 @@ def load(address: str, concurrency: int, count: int, timeout: float) -> dict[str
             if problem:
                 errors.append(problem)
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, range(count)))
-    seconds = time.perf_counter() - started
+    seconds = _concurrently(one, concurrency, count)
     return {
         "latencies_ms": latencies,
         "timelines_ms": timelines,
@@ -235,16 +232,21 @@ def noop_chain_ceiling(concurrency: int, count: int) -> dict[str, Any]:
         one_noop_chain(i)
         latencies.append((time.perf_counter() - started) * 1000)
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(timed, range(count)))
-    seconds = time.perf_counter() - started
+    seconds = _concurrently(timed, concurrency, count)
     return {
         "concurrency": concurrency,
         "chains": count,
         **summary(latencies),
         "tps": round(count / seconds, 1),
     }
+
+
+def _concurrently(operation: Callable[[int], None], concurrency: int, count: int) -> float:
+    """Run ``operation(0..count-1)``, ``concurrency`` at a time; how many seconds it took."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(operation, range(count)))
+    return time.perf_counter() - started
 
 
 def _timed(operation: Callable[[int], object], samples: int) -> list[float]:
