@@ -202,6 +202,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Each worker process reserves one task at a time, so a dead worker strands at most that one
 # and a busy process never sits on tasks another could run now.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# How long a new pool process may take to start: it connects to Kafka first, which takes up
+# to KAFKA_TIMEOUT_SECONDS per step when Kafka is down or a topic is missing (Celery's 4 s
+# default would kill and restart it over and over).
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = 15.0
 # No hop takes more than the deadline; these only stop a task stuck beyond all reason.
 CELERY_TASK_SOFT_TIME_LIMIT = 15
 CELERY_TASK_TIME_LIMIT = 20
