@@ -19,8 +19,9 @@ def connect_dependencies(**_: Any) -> None:
     """Connect to Kafka and the gRPC server as each prefork process starts.
 
     Kafka clients are made lazily, so each process's first transaction paid for connecting
-    (about 0.6 s). Kafka being down only leaves that to the first hop; it takes at most
-    ``KAFKA_TIMEOUT_SECONDS``, within the time Celery gives a process to start.
+    (about 0.6 s). Kafka being down, or a topic missing, only leaves that to the first hop;
+    each step waits at most ``KAFKA_TIMEOUT_SECONDS``, well within the time Celery gives a
+    process to start (``CELERY_WORKER_PROC_ALIVE_TIMEOUT``).
     """
     grpc.connect()
     try:

@@ -183,10 +183,14 @@ def get_kafka() -> KafkaGateway:
     return _gateway_for(os.getpid())
 
 
+def _relay_topics() -> list[str]:
+    return [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC]
+
+
 def ensure_relay_topics() -> list[str]:
     """Create the request and reply topics if missing (partitions from settings)."""
     return get_kafka().ensure_topics(
-        [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC],
+        _relay_topics(),
         partitions=settings.KAFKA_TOPIC_PARTITIONS,
         replication=settings.KAFKA_TOPIC_REPLICATION,
     )
@@ -194,4 +198,4 @@ def ensure_relay_topics() -> list[str]:
 
 def connect_relay_topics() -> None:
     """Connect this process's Kafka clients for the request and reply topics."""
-    get_kafka().connect([settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC])
+    get_kafka().connect(_relay_topics())
