@@ -7,10 +7,14 @@ PY := $(VENV)/bin/python
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' ops/kafka/pom.xml)
 KAFKA_STAMP := var/kafka/libs/.kafka-$(KAFKA_VERSION)
 
-.PHONY: help setup system python kafka run up down demo status test test-postgres lint proto bench bench-quick chaos chaos-quick sweep clean
+# The local stack runs development settings, named here rather than left to a default:
+# every entry point that serves (wsgi, celery, grpcserver) defaults to production's.
+DEV := DJANGO_SETTINGS_MODULE=project.settings.development
+
+.PHONY: help setup system python kafka run up down demo status test test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick sweep clean
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: system python kafka ## Install everything the stack needs (idempotent)
 
@@ -19,11 +23,12 @@ system:
 
 python: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
-	@echo "[setup] Python environment in $(VENV) from requirements.txt"
+# requirements-dev.txt includes requirements.txt (the runtime, all the Docker image installs).
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@echo "[setup] Python environment in $(VENV) from requirements-dev.txt"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --progress-bar on -r requirements.txt
+	@$(PY) -m pip install --progress-bar on -r requirements-dev.txt
 	@touch $@
 
 kafka: $(KAFKA_STAMP)
@@ -40,19 +45,19 @@ $(KAFKA_STAMP): ops/kafka/pom.xml | system
 	@touch $@
 
 run: setup ## Start the whole stack in the foreground, send "hello world", follow the log
-	@$(PY) -m ops.stack run
+	@$(DEV) $(PY) -m ops.stack run
 
 up: setup ## Start the stack in the background and wait until every service is healthy
-	@$(PY) -m ops.stack up
+	@$(DEV) $(PY) -m ops.stack up
 
 down: ## Stop the background stack
-	@test -x $(PY) && $(PY) -m ops.stack down || true
+	@test -x $(PY) && $(DEV) $(PY) -m ops.stack down || true
 
-demo: ## Send one "hello world" to the running stack and print its transaction log
-	@$(PY) -m ops.stack demo
+demo: ## Send one "hello world" to the running stack (with an API token) and print its log
+	@$(DEV) $(PY) -m ops.stack demo
 
 status: ## Which services of the stack are running
-	@$(PY) -m ops.stack status
+	@$(DEV) $(PY) -m ops.stack status
 
 test: setup ## The whole suite on SQLite, then its database-facing tests on PostgreSQL
 	@bash ops/bootstrap.sh --tests
@@ -61,7 +66,7 @@ test: setup ## The whole suite on SQLite, then its database-facing tests on Post
 
 # The suite's database-facing tests again, on PostgreSQL instead of SQLite.
 PG_PORT := 15432
-POSTGRES_TESTS := tests.test_relay_flow tests.test_bad_input tests.test_idempotency tests.test_redelivery tests.test_failures
+POSTGRES_TESTS := tests.test_relay_flow tests.test_bad_input tests.test_idempotency tests.test_redelivery tests.test_failures tests.test_access tests.test_limits tests.test_retention
 
 test-postgres: setup ## The database-facing tests on a throw-away PostgreSQL server
 	@bash ops/bootstrap.sh --tests
@@ -82,7 +87,18 @@ chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases
 	@$(PY) -m ops.chaos --quick
 
 sweep: ## Time out transactions left pending past their deadline (the worker also does it)
-	@$(PY) manage.py settle_stale_transactions
+	@$(DEV) $(PY) manage.py settle_stale_transactions
+
+# Django's deployment checks and the relay's own, under production settings with the minimal
+# environment the README documents (a secret key made for this check alone).
+check-deploy: python ## manage.py check --deploy under production settings; fails on any warning
+	@DJANGO_SETTINGS_MODULE=project.settings.production \
+		DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+		DJANGO_ALLOWED_HOSTS=relay.example.com \
+		$(PY) manage.py check --deploy --fail-level WARNING
+
+audit: python ## Known vulnerabilities in the pinned requirements (pip-audit; says so if it cannot tell)
+	@$(PY) -m ops.audit
 
 lint: python ## ruff and mypy
 	@$(VENV)/bin/ruff check .

@@ -1,10 +1,13 @@
-"""The Celery app: configured from Django settings (``CELERY_*``), tasks found in installed apps."""
+"""The Celery app: configured from Django settings (``CELERY_*``), tasks found in installed apps.
+
+A worker defaults to production settings, like every entry point that serves.
+"""
 
 import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.development")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
 
 app = Celery("relay")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,9 +1,14 @@
-"""WSGI entry point for gunicorn (``project.wsgi:application``)."""
+"""WSGI entry point for gunicorn (``project.wsgi:application``).
+
+Like every entry point that serves (``project.celery``, ``project.grpcserver``), it defaults
+to production settings, which refuse to start without their secrets: development settings are
+chosen explicitly (``make run``, ``make up`` and ``make test`` do).
+"""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.development")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
 
 application = get_wsgi_application()

@@ -9,5 +9,7 @@ class RelayAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the OpenAPI schema's extensions before any schema is built.
+        # Registers the OpenAPI schema's extensions before any schema is built, and the
+        # relay's system checks.
+        from . import checks  # noqa: F401
         from .api import schema  # noqa: F401

@@ -1,20 +1,59 @@
 """Settings shared by every environment, each read from the environment in this one place.
 
-Names and defaults follow ``DESIGN.md``'s public contracts; every address can be moved by
-an environment variable of the same name.
+Names and defaults follow the public contracts in the README; every address can be moved by
+an environment variable of the same name. The defaults here are the safe ones: who may do
+what is closed unless a settings module (``development``) or the environment opens it.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 
+_PERIOD_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+def _rate(name: str, default: str) -> tuple[int, float]:
+    """A rate such as ``120/minute`` from the environment, as (requests, per seconds)."""
+    raw = env.str(name, default=default)
+    count, _, period = raw.partition("/")
+    try:
+        rate = (int(count), _PERIOD_SECONDS[period.strip().lower()])
+    except (ValueError, KeyError):
+        rate = (0, 0.0)
+    if rate[0] < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be N/second, N/minute, N/hour or N/day with N at least 1"
+            f" (e.g. 120/minute), not {raw!r}"
+        )
+    return rate
+
+
+def _days_or_off(name: str, default: str) -> float | None:
+    """A number of days from the environment, or ``None`` for "off"."""
+    raw = env.str(name, default=default).strip().lower()
+    if raw in ("", "off"):
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        days = 0.0
+    if not days > 0:
+        raise ImproperlyConfigured(f"{name} must be a number of days above 0, or off; not {raw!r}")
+    return days
+
+
 # Data, logs and pid files of the local stack (git-ignored); tests use their own.
 VAR_DIR = Path(env.str("RELAY_VAR_DIR", default=str(BASE_DIR / "var")))
+
+# Which settings module is in force: "development", "production" or "test" (set by each).
+RELAY_ENVIRONMENT = "base"
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -30,6 +69,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from our own static files
+    "axes",  # locks out repeated failed logins (admin and the browsable API)
     "relay_app",
 ]
 
@@ -42,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -84,7 +126,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The local development superuser (``manage.py ensure_development_superuser``): only
 # development settings turn this on; everywhere else its password is refused at login.
 RELAY_DEVELOPMENT_SUPERUSER = False
-AUTHENTICATION_BACKENDS = ["relay_app.auth.GuardedModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out login is refused before its password is even hashed.
+    "axes.backends.AxesStandaloneBackend",
+    "relay_app.auth.GuardedModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -106,7 +152,18 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # API clients send a Bearer token; people in a browser (browsable API, docs) log in with a
+    # session. HTTP Basic is not accepted: it sends the password, and hashing it costs the
+    # server ~0.5 s of CPU per guess.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "relay_app.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Closed unless a view opens itself: a new view needs a login until someone decides otherwise.
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["relay_app.api.parsers.JSONParser"],
+    # The browsable API (HTML) for people signed in, or everyone where the docs are public.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "relay_app.api.negotiation.BrowsableForSignedInPeople",
     "DEFAULT_PAGINATION_CLASS": "relay_app.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "relay_app.api.errors.exception_handler",
@@ -123,6 +180,8 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs answer who may read the API docs (RELAY_PUBLIC_API_DOCS).
+    "SERVE_PERMISSIONS": ["relay_app.api.permissions.CanReadApiDocs"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -146,6 +205,43 @@ RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)
 # A transaction still pending this long after its deadline lost its waiter; the sweep
 # (`manage.py settle_stale_transactions`) times it out.
 RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
+# Settled transactions older than this many days are deleted with their hops by the worker's
+# beat (`manage.py purge_transactions` by hand); "off" keeps them for ever.
+RELAY_RETENTION_DAYS = _days_or_off("RELAY_RETENTION_DAYS", default="30")
+
+# --- Who may do what -------------------------------------------------------------------------
+
+# Relaying without a token or session (POST /api/relay/, the seed's endpoint). Off: only
+# development settings turn it on, and a system check warns about it in production.
+RELAY_ALLOW_ANONYMOUS_RELAY = env.bool("RELAY_ALLOW_ANONYMOUS_RELAY", default=False)
+# The API root, its OpenAPI schema and Swagger UI for anonymous visitors too (development).
+RELAY_PUBLIC_API_DOCS = env.bool("RELAY_PUBLIC_API_DOCS", default=False)
+# How many relay requests a user, and an anonymous client address, may make: "N/second",
+# "N/minute", "N/hour" or "N/day"; a burst of N, then one every period/N (429 beyond it).
+RELAY_THROTTLE_RATE = _rate("RELAY_THROTTLE_RATE", default="120/minute")
+RELAY_ANONYMOUS_THROTTLE_RATE = _rate("RELAY_ANONYMOUS_THROTTLE_RATE", default="30/minute")
+# Reverse proxies in front of the web server that append the client's address to
+# X-Forwarded-For. 0 (no proxy): the header is ignored, since any client can write it.
+RELAY_TRUSTED_PROXY_COUNT = env.int("RELAY_TRUSTED_PROXY_COUNT", default=0)
+
+# Admin and browsable-API logins (django-axes): this many failures from one address, or for
+# one user, lock that address or user out for RELAY_LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = env.int("RELAY_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("RELAY_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+# The same client address as the throttles, trusting X-Forwarded-For only from our proxies.
+AXES_CLIENT_IP_CALLABLE = "relay_app.api.client_address.client_address"
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins from this address or for this user: try again in"
+    f" {AXES_COOLOFF_TIME.total_seconds() / 60:g} minutes."
+)
+# Axes logs every login at INFO; failures and lockouts are still WARNINGs.
+AXES_VERBOSE = False
+
+# Error reports (the DEBUG page, error emails) hide passwords inside URL settings as well,
+# e.g. the Redis password in CELERY_BROKER_URL, not only settings named *PASSWORD*/*KEY*.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "relay_app.error_reports.CredentialHidingFilter"
 
 KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
 KAFKA_REQUEST_TOPIC = env.str("KAFKA_REQUEST_TOPIC", default="CommunicationTopic")
@@ -211,9 +307,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 15
 CELERY_TASK_TIME_LIMIT = 20
 # Settle transactions left pending past their deadline (see RELAY_STALE_GRACE_SECONDS); run
 # by the worker's embedded beat (`celery worker --beat`).
-CELERY_BEAT_SCHEDULE = {
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "settle-stale-transactions": {"task": "relay.settle_stale_transactions", "schedule": 15.0}
 }
+if RELAY_RETENTION_DAYS is not None:
+    # Hourly: retention is counted in days, and each run deletes in small batches.
+    CELERY_BEAT_SCHEDULE["purge-transactions"] = {
+        "task": "relay.purge_transactions",
+        "schedule": 3600.0,
+    }
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
 CELERY_REDIS_SOCKET_TIMEOUT = 5
 # Publishing a chain to a Redis that is down fails within about a second, not after minutes.
@@ -236,6 +338,10 @@ TRANSACTION_LOG_CONSOLE = env.bool("RELAY_TRANSACTION_LOG_CONSOLE", default=True
 TRANSACTION_LOG = Path(
     env.str("RELAY_TRANSACTION_LOG", default=str(VAR_DIR / "log" / "transactions.log"))
 )
+# The transaction log rotates at this size, keeping this many older files beside it
+# (transactions.log.1 is the newest of them); every process writing it rotates it safely.
+TRANSACTION_LOG_MAX_BYTES = env.int("RELAY_TRANSACTION_LOG_MAX_BYTES", default=20 * 1024 * 1024)
+TRANSACTION_LOG_BACKUPS = env.int("RELAY_TRANSACTION_LOG_BACKUPS", default=5)
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -249,6 +355,8 @@ LOGGING: dict[str, Any] = {
         "transaction_file": {
             "()": "relay_app.logging.TransactionFileHandler",
             "filename": str(TRANSACTION_LOG),
+            "max_bytes": TRANSACTION_LOG_MAX_BYTES,
+            "backups": TRANSACTION_LOG_BACKUPS,
             "formatter": "seed",
         },
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},

@@ -9,7 +9,8 @@ from pathlib import Path
 
 _VAR = Path(__file__).resolve().parent.parent.parent / "var" / "test"
 for _name, _value in {
-    "DJANGO_SECRET_KEY": "test-only-not-secret",
+    # "django-insecure-": production refuses such a key, and `check --deploy` flags it.
+    "DJANGO_SECRET_KEY": "django-insecure-test-only",
     "RELAY_VAR_DIR": str(_VAR),
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
     "REDIS_URL": "redis://127.0.0.1:16379/0",
@@ -18,10 +19,15 @@ for _name, _value in {
     "RELAY_WORKER_CONCURRENCY": "4",
     # The seed lines go to the transaction log file only; the suite's output stays readable.
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
+    # The suite relays hundreds of messages as one user; the throttle's own tests set a rate.
+    "RELAY_THROTTLE_RATE": "100000/second",
+    "RELAY_ANONYMOUS_THROTTLE_RATE": "100000/second",
 }.items():
     os.environ.setdefault(_name, _value)
 
 from .base import *  # noqa: E402,F403
+
+RELAY_ENVIRONMENT = "test"
 
 # Starts Redis, Kafka, the gRPC server and a Celery worker around the suite.
 TEST_RUNNER = "tests.runner.StackTestRunner"
@@ -32,3 +38,5 @@ STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 # Tests send bad requests on purpose: Django's "Bad Request" warnings would only be noise.
 LOGGING["loggers"]["django.request"] = {"level": "ERROR"}  # noqa: F405
+# ... and failed logins on purpose: django-axes's warnings for each, likewise.
+LOGGING["loggers"]["axes"] = {"level": "ERROR"}  # noqa: F405

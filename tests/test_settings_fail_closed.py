@@ -1,0 +1,176 @@
+"""Settings that fail closed: every entry point that serves defaults to production settings,
+which refuse to start without their secrets, require HTTPS and keep their errors quiet."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+
+from django.conf import settings
+from django.test import SimpleTestCase, override_settings
+from django.views.debug import get_default_exception_reporter_filter
+
+# The minimal production environment the README documents.
+MINIMAL_PRODUCTION = {
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+}
+
+
+def run(
+    args: list[str], env: dict[str, str], *, settings_module: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Python in a clean environment: nothing from the test settings, ``env`` on top."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "RELAY_"))}
+    if settings_module:
+        clean["DJANGO_SETTINGS_MODULE"] = settings_module
+    clean["RELAY_VAR_DIR"] = str(settings.VAR_DIR / "fail-closed")
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=settings.BASE_DIR,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+SETTINGS_IN_FORCE = "from django.conf import settings; print(settings.RELAY_ENVIRONMENT)"
+
+
+class EntryPointTests(SimpleTestCase):
+    def test_each_entry_point_that_serves_defaults_to_production(self) -> None:
+        entry_points = {
+            "web (project.wsgi)": f"import project.wsgi; {SETTINGS_IN_FORCE}",
+            "worker (project.celery)": (
+                f"import project.celery, django; django.setup(); {SETTINGS_IN_FORCE}"
+            ),
+        }
+        for name, code in entry_points.items():
+            with self.subTest(name):
+                bare = run(["-c", code], {})
+                self.assertNotEqual(bare.returncode, 0)
+                self.assertIn("DJANGO_SECRET_KEY", bare.stderr)
+                configured = run(["-c", code], MINIMAL_PRODUCTION)
+                self.assertEqual(configured.returncode, 0, configured.stderr[-1500:])
+                self.assertEqual(configured.stdout.split()[-1], "production")
+
+    def test_the_grpc_server_refuses_to_start_without_production_secrets(self) -> None:
+        bare = run(["-m", "project.grpcserver", "--address", "127.0.0.1:0"], {})
+        self.assertNotEqual(bare.returncode, 0)
+        self.assertIn("DJANGO_SECRET_KEY", bare.stderr)
+
+    def test_manage_py_keeps_development_for_local_commands(self) -> None:
+        local = run(["manage.py", "shell", "-c", SETTINGS_IN_FORCE], {})
+        self.assertEqual(local.returncode, 0, local.stderr[-1500:])
+        self.assertEqual(local.stdout.split()[-1], "development")
+
+
+class ProductionSettingsTests(SimpleTestCase):
+    production = "project.settings.production"
+
+    def test_production_refuses_to_start_without_its_secrets(self) -> None:
+        cases = {
+            "no secret key": {"DJANGO_ALLOWED_HOSTS": "relay.example.com"},
+            "an empty secret key": {"DJANGO_SECRET_KEY": " ", "DJANGO_ALLOWED_HOSTS": "a.example"},
+            "the development key": {
+                "DJANGO_SECRET_KEY": "django-insecure-development-only",
+                "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+            },
+            "no allowed hosts": {"DJANGO_SECRET_KEY": MINIMAL_PRODUCTION["DJANGO_SECRET_KEY"]},
+            "empty allowed hosts": {**MINIMAL_PRODUCTION, "DJANGO_ALLOWED_HOSTS": ","},
+        }
+        for case, env in cases.items():
+            with self.subTest(case):
+                started = run(["manage.py", "check"], env, settings_module=self.production)
+                self.assertNotEqual(started.returncode, 0)
+                self.assertIn("ImproperlyConfigured", started.stderr)
+                self.assertRegex(started.stderr, r"DJANGO_(SECRET_KEY|ALLOWED_HOSTS)")
+
+    def test_check_deploy_passes_with_the_minimal_environment_and_warns_otherwise(self) -> None:
+        command = ["manage.py", "check", "--deploy", "--fail-level", "WARNING"]
+        passed = run(command, MINIMAL_PRODUCTION, settings_module=self.production)
+        self.assertEqual(passed.returncode, 0, passed.stderr[-2000:])
+        for variable, check in (
+            ("RELAY_ALLOW_ANONYMOUS_RELAY", "relay.W001"),
+            ("RELAY_PUBLIC_API_DOCS", "relay.W002"),
+        ):
+            with self.subTest(variable):
+                env = {**MINIMAL_PRODUCTION, variable: "true"}
+                warned = run(command, env, settings_module=self.production)
+                self.assertNotEqual(warned.returncode, 0)
+                self.assertIn(check, warned.stderr)
+        debug = run(
+            command, {**MINIMAL_PRODUCTION, "DJANGO_DEBUG": "true"}, settings_module=self.production
+        )
+        self.assertEqual(debug.returncode, 0, "DJANGO_DEBUG cannot turn DEBUG on in production")
+
+    def test_production_requires_https_and_answers_anonymous_callers_with_401(self) -> None:
+        probe = textwrap.dedent(
+            """
+            import json, django
+            django.setup()
+            from django.conf import settings
+            from django.core.management import call_command
+            from django.test import Client
+            call_command("migrate", verbosity=0)
+            client = Client(HTTP_HOST="relay.example.com")
+            plain = client.get("/api/transactions/")
+            health = client.get("/healthz")
+            https = client.get("/api/transactions/", HTTP_X_FORWARDED_PROTO="https")
+            relay = client.post("/api/relay/", {"message": "hi"}, content_type="application/json",
+                                HTTP_X_FORWARDED_PROTO="https")
+            docs = client.get("/api/schema/", HTTP_X_FORWARDED_PROTO="https")
+            print(json.dumps({
+                "plain": [plain.status_code, plain.get("Location")],
+                "health_redirected": health.status_code in (301, 302),
+                "https": [https.status_code, https.get("Strict-Transport-Security"), https.json()],
+                "relay": relay.status_code,
+                "docs": docs.status_code,
+                "cookies_secure": [settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE],
+                "debug": settings.DEBUG,
+                "csrf_origins": settings.CSRF_TRUSTED_ORIGINS,
+            }))
+            """
+        )
+        env = {
+            **MINIMAL_PRODUCTION,
+            "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+            "DJANGO_CSRF_TRUSTED_ORIGINS": "https://relay.example.com",
+            "DJANGO_DEBUG": "true",
+            "DATABASE_URL": f"sqlite:///{settings.VAR_DIR / 'fail-closed' / 'db.sqlite3'}",
+        }
+        result = run(["-c", probe], env, settings_module=self.production)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        seen = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual(seen["plain"], [301, "https://relay.example.com/api/transactions/"])
+        self.assertFalse(seen["health_redirected"])
+        status, hsts, body = seen["https"]
+        self.assertEqual(status, 401)
+        self.assertEqual(hsts, "max-age=31536000; includeSubDomains; preload")
+        self.assertIn("detail", body)
+        self.assertEqual(seen["relay"], 401)
+        self.assertEqual(seen["docs"], 401)
+        self.assertEqual(seen["cookies_secure"], [True, True])
+        self.assertFalse(seen["debug"])
+        self.assertEqual(seen["csrf_origins"], ["https://relay.example.com"])
+
+
+class ErrorReportTests(SimpleTestCase):
+    @override_settings(
+        CELERY_BROKER_URL="redis://:s3cret-password@redis.internal:6379/0",
+        DATABASES_URL_COPY="postgres://relay:db-pa55@db.internal/relay",
+    )
+    def test_error_reports_hide_passwords_inside_urls(self) -> None:
+        shown = get_default_exception_reporter_filter().get_safe_settings()
+        for name in ("CELERY_BROKER_URL", "DATABASES_URL_COPY"):
+            with self.subTest(name):
+                self.assertNotIn("s3cret-password", str(shown[name]))
+                self.assertNotIn("db-pa55", str(shown[name]))
+                self.assertIn("********", shown[name])
+        self.assertEqual(
+            shown["CELERY_BROKER_URL"], "redis://:********************@redis.internal:6379/0"
+        )
+        self.assertEqual(shown["SECRET_KEY"], "********************")
