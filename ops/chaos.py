@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ops.client import post_message
+from ops.client import Credentials, post_message
 
 if TYPE_CHECKING:
     from ops.stack import Stack
@@ -49,6 +49,10 @@ CHAOS_ENV = {
     "GRPC_ADDRESS": "127.0.0.1:45051",
     "RELAY_HTTP_ADDRESS": "127.0.0.1:48000",
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
+    # As behind a TLS-terminating proxy: the clients send X-Forwarded-Proto: https.
+    "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    # One user drives the whole load: the throttle runs, at a rate the load never reaches.
+    "RELAY_THROTTLE_RATE": "100000/second",
 }
 # How much later than the deadline a client may get its answer, and a transaction its state.
 ANSWER_MARGIN_SECONDS = 2.0
@@ -81,7 +85,12 @@ class Ledger:
 
 
 def _client_loop(
-    address: str, name: str, ledger: Ledger, stop: threading.Event, timeout: float
+    address: str,
+    credentials: Credentials,
+    name: str,
+    ledger: Ledger,
+    stop: threading.Event,
+    timeout: float,
 ) -> None:
     host, port = address.rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -92,7 +101,7 @@ def _client_loop(
         entry = Entry(message=message, sent_at=time.time())
         started = time.perf_counter()
         try:
-            entry.status, entry.body = post_message(connection, message)
+            entry.status, entry.body = post_message(connection, message, credentials)
         except (OSError, http.client.HTTPException, ValueError):
             connection.close()
             connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
@@ -202,6 +211,7 @@ def run_scenario(
     stack: Stack,
     scenario: Scenario,
     *,
+    credentials: Credentials,
     clients: int = 6,
     before_seconds: float = 2.0,
     after_seconds: float = 3.0,
@@ -215,7 +225,7 @@ def run_scenario(
     threads = [
         threading.Thread(
             target=_client_loop,
-            args=(settings.HTTP_ADDRESS, f"c{i}", ledger, stop, deadline + 30),
+            args=(settings.HTTP_ADDRESS, credentials, f"c{i}", ledger, stop, deadline + 30),
             daemon=True,
         )
         for i in range(clients)
@@ -234,7 +244,7 @@ def run_scenario(
     for thread in threads:
         thread.join(timeout=deadline + 35)
     healed = _healed_after(ledger, recovered_at)
-    if not _next_requests_succeed(settings.HTTP_ADDRESS):
+    if not _next_requests_succeed(settings.HTTP_ADDRESS, credentials):
         healed = None
     elif healed is None:  # not while the load ran, but by now
         healed = round(time.time() - recovered_at, 2)
@@ -261,7 +271,7 @@ def _healed_after(ledger: Ledger, since: float, in_a_row: int = 5) -> float | No
     return None
 
 
-def _next_requests_succeed(address: str, count: int = 5) -> bool:
+def _next_requests_succeed(address: str, credentials: Credentials, count: int = 5) -> bool:
     """After the load: ``count`` new requests in a row succeed, with nothing else restarted."""
     from relay_app.hops import expected_final_message
 
@@ -270,7 +280,7 @@ def _next_requests_succeed(address: str, count: int = 5) -> bool:
         message = f"after the fault #{i}"
         connection = http.client.HTTPConnection(host, int(port), timeout=15)
         try:
-            status, body = post_message(connection, message)
+            status, body = post_message(connection, message, credentials)
         except (OSError, http.client.HTTPException, ValueError):
             return False
         finally:
@@ -405,7 +415,7 @@ def _kafka_records(topics: list[str], servers: str) -> dict[tuple[Any, ...], str
 def chaos(*, quick: bool) -> dict[str, Any]:
     from ops.stack import fresh_stack
 
-    stack = fresh_stack(CHAOS_DIR, CHAOS_ENV)
+    stack, credentials = fresh_stack(CHAOS_DIR, CHAOS_ENV, user="chaos")
     reports = []
     try:
         stack.up()
@@ -414,6 +424,7 @@ def chaos(*, quick: bool) -> dict[str, Any]:
                 run_scenario(
                     stack,
                     scenario,
+                    credentials=credentials,
                     clients=4 if quick else 8,
                     before_seconds=1.5 if quick else 3.0,
                     after_seconds=2.0 if quick else 5.0,

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.client import Credentials, issue_token
+
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LIBS = ROOT / "var" / "kafka" / "libs"
 PYTHON = sys.executable
@@ -60,6 +62,13 @@ def _port_free(host: str, port: int) -> bool:
                 return False
             raise
     return True
+
+
+def _private_dir(path: Path) -> None:
+    """``path``, made if missing, readable by its owner only: it holds the database, the logs
+    (every client's message) and the services' data."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def _alive(pid: int) -> bool:
@@ -160,7 +169,7 @@ class Stack:
         )
         yield Service(
             name="grpc",
-            command=[PYTHON, str(ROOT / "manage.py"), "grpcserver"],
+            command=[PYTHON, "-m", "project.grpcserver"],
             ports=[(grpc_host, grpc_port)],
             ready=_check("grpc"),
             setting="GRPC_ADDRESS",
@@ -307,6 +316,7 @@ class Stack:
         return pid if _alive(pid) else None
 
     def migrate(self) -> None:
+        _private_dir(self.var_dir)
         subprocess.run(
             [PYTHON, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
             check=True,
@@ -327,6 +337,7 @@ class Stack:
 
     def up(self, names: Sequence[str] = ALL, *, timeout: float = 90.0) -> None:
         """Start ``names`` in order, each once the one before is ready; skip those running."""
+        _private_dir(self.var_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
@@ -387,6 +398,10 @@ class Stack:
                 service.ready()
             except Exception as exc:  # noqa: BLE001 - not ready yet, whatever the reason
                 last_error = str(exc) or type(exc).__name__
+                if internal := getattr(
+                    exc, "internal", ""
+                ):  # the relay's errors keep addresses apart
+                    last_error += f" ({internal})"
             else:
                 _say(
                     f"{service.name}: ready in {time.monotonic() - started:.1f} s"
@@ -437,17 +452,20 @@ class Stack:
         return {name: self.pid(name) for name in self.services}
 
 
-def fresh_stack(var_dir: Path, env: dict[str, str]) -> Stack:
-    """A stack of its own for a tool (bench, chaos): ``env`` in force, empty data, migrated.
+def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack, Credentials]:
+    """A stack of its own for a tool (bench, chaos): ``env`` in force, empty data, migrated,
+    and an API token for ``user`` (made by ``manage.py create_api_token``, as users do).
 
     Production settings need a secret key; a random one is made for the run.
     """
     os.environ.update(env)
-    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(32))
+    os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
+    from django.conf import settings
+
     stack = Stack(var_dir=var_dir)
     stack.down()  # what an interrupted run may have left running
     for stale in ("kafka/data", "redis", "db.sqlite3", "log"):
@@ -457,7 +475,9 @@ def fresh_stack(var_dir: Path, env: dict[str, str]) -> Stack:
         else:
             target.unlink(missing_ok=True)
     stack.migrate()
-    return stack
+    token = issue_token(user, name=f"{user} run")
+    # Production settings redirect plain HTTP: the tool speaks as a TLS proxy would.
+    return stack, Credentials(token, behind_tls_proxy=settings.SECURE_SSL_REDIRECT)
 
 
 # --- readiness probes -----------------------------------------------------------------------
@@ -491,17 +511,26 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def demo(message: str = "hello world") -> int:
-    """Send one message to the running web server; print the answer and the transaction's log."""
+    """Send one message to the running web server as a user's program would, with an API
+    token of its own (made, used, then revoked); print the answer and the transaction's log."""
     from django.conf import settings
 
-    from ops.client import post_message
+    from ops.client import post_message, revoke_token
     from relay_app.hops import expected_final_message
 
     host, port = _split_address(settings.HTTP_ADDRESS)
-    connection = http.client.HTTPConnection(host, port, timeout=settings.RELAY_DEADLINE_SECONDS + 5)
-    _say(f"POST http://{settings.HTTP_ADDRESS}/api/relay/ {{'message': {message!r}}}")
     try:
-        status, body = post_message(connection, message)
+        token = issue_token("demo", name="make demo")
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        _say(f"could not make an API token for the demo: {exc}")
+        return 1
+    connection = http.client.HTTPConnection(host, port, timeout=settings.RELAY_DEADLINE_SECONDS + 5)
+    _say(
+        f"POST http://{settings.HTTP_ADDRESS}/api/relay/ {{'message': {message!r}}}"
+        " as user 'demo' (Authorization: Bearer <a token from manage.py create_api_token>)"
+    )
+    try:
+        status, body = post_message(connection, message, Credentials(token))
     except (OSError, http.client.HTTPException, ValueError) as exc:
         _say(
             f"the web server at {settings.HTTP_ADDRESS} does not answer ({exc}):"
@@ -510,6 +539,7 @@ def demo(message: str = "hello world") -> int:
         return 1
     finally:
         connection.close()
+        revoke_token(token)
     transaction_id = body.get("transaction_id") if isinstance(body, dict) else None
     print()
     print(transaction_log(transaction_id) if transaction_id else "(no transaction recorded)")
@@ -581,6 +611,7 @@ relay is up:
   admin      http://{s.HTTP_ADDRESS}/admin/          ({_admin_login(stack)})
   seed       http://{s.HTTP_ADDRESS}/communication/restKafkaGRPC/
   health     http://{s.HTTP_ADDRESS}/healthz
+  token      python manage.py create_api_token USERNAME   (then: Authorization: Bearer <token>)
   Kafka {s.KAFKA_BOOTSTRAP_SERVERS}  Redis {s.CELERY_BROKER_URL}  gRPC {s.GRPC_ADDRESS}
   logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)
 """,

@@ -1,15 +1,17 @@
-"""Admin: transactions and their hops, read-only, with a waterfall of the hops' timing."""
+"""Admin: transactions and their hops, read-only, with a waterfall of the hops' timing; API
+tokens, to see and revoke (``manage.py create_api_token`` makes them)."""
 
 from typing import Any
 
-from django.contrib import admin
-from django.db.models import DurationField, ExpressionWrapper, F
+from django.contrib import admin, messages
+from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
 from .hops import Stage
-from .models import Hop, Transaction
+from .models import ApiToken, Hop, Transaction
+from .services.tokens import api_tokens_revoke
 from .waterfall import format_duration, waterfall
 
 admin.site.site_header = "relay administration"
@@ -21,7 +23,16 @@ EXCERPT_CHARACTERS = 60
 
 
 class ReadOnlyAdminMixin:
-    """Transactions and hops are a record of what happened: nobody adds, edits or deletes them."""
+    """Transactions and hops are a record of what happened: nobody adds, edits or deletes them.
+
+    Every member of staff may read them all, as in the API, with no per-model permission.
+    """
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -72,19 +83,22 @@ class HopInline(ReadOnlyAdminMixin, admin.TabularInline):
 class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
+        "owner",
         "status",
         "message_excerpt",
         "final_excerpt",
         "total_duration",
         "created_at",
     )
-    list_filter = ("status", "created_at")
-    search_fields = ("id", "message")
+    list_filter = ("status", "created_at", ("owner", admin.EmptyFieldListFilter))
+    search_fields = ("id", "message", "owner__username")
+    list_select_related = ("owner",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     list_per_page = 50
     fields = (
         "id",
+        "owner",
         "status",
         "message",
         "final_message",
@@ -131,3 +145,37 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 started_at=obj.created_at, finished_at=obj.finished_at, hops=obj.hops.all()
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens by user, when made and last used; superusers may revoke them. Made only by
+    ``manage.py create_api_token``, which shows the token once: nothing here can show it."""
+
+    list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "created_at")
+    search_fields = ("prefix", "user__username", "name")
+    list_select_related = ("user",)
+    fields = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a token is never edited, only revoked (the action below)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoked, not deleted: the record of who had access stays
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = api_tokens_revoke(tokens=queryset)
+        self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)

@@ -1,9 +1,12 @@
-"""What the relay records: one ``Transaction`` per client message and one ``Hop`` per stage."""
+"""What the relay records: one ``Transaction`` per client message and one ``Hop`` per stage,
+and the ``ApiToken`` clients authenticate with."""
 
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from .hops import Stage
 
@@ -18,6 +21,15 @@ class Transaction(models.Model):
         TIMED_OUT = "timed_out"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        # A user's messages go with the user; retention removes the rest in time.
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="transactions",
+        help_text="Who relayed it; nobody for an anonymous relay (visible to staff only).",
+    )
     message = models.TextField(help_text="The client's message, as received.")
     final_message = models.TextField(blank=True, help_text="The uppercase answer, once succeeded.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -28,12 +40,14 @@ class Transaction(models.Model):
         blank=True,
         help_text="The hop that failed or was being waited on when the deadline passed.",
     )
-    idempotency_key = models.CharField(
+    # NULL, not "", for "no key": the unique constraints below leave NULLs alone.
+    idempotency_key = models.CharField(  # noqa: DJ001
         max_length=255,
         null=True,
         blank=True,
-        unique=True,
-        help_text="The client's Idempotency-Key: a repeated request gets this transaction back.",
+        help_text=(
+            "The client's Idempotency-Key: the same owner repeating it gets this transaction back."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     deadline_at = models.DateTimeField(help_text="When the transaction's time budget runs out.")
@@ -42,6 +56,19 @@ class Transaction(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "deadline_at"])]
+        constraints = [
+            # A key belongs to its owner: another user's identical key is another transaction.
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"], name="unique_idempotency_key_per_owner"
+            ),
+            # Anonymous relays (development) share one owner, "nobody" (NULLs are all distinct
+            # to the constraint above).
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(owner__isnull=True),
+                name="unique_anonymous_idempotency_key",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
@@ -79,3 +106,33 @@ class Hop(models.Model):
     @property
     def duration(self) -> timedelta:
         return self.finished_at - self.started_at
+
+
+class ApiToken(models.Model):
+    """A client's credential for ``Authorization: Bearer <token>``, stored as its SHA-256 only.
+
+    The token itself is shown once, when made (``manage.py create_api_token``); a stolen
+    database reveals no usable token. A token is random (256 bits), so one fast hash is
+    enough: there is no password to guess behind it.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
+    prefix = models.CharField(
+        max_length=16, db_index=True, help_text="The token's first characters, to recognise it."
+    )
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the token, hex.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, help_text="Once set, the token is refused."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

@@ -1,25 +1,45 @@
-"""Reads of transactions and their hops."""
+"""Reads of transactions and their hops, and of API tokens."""
 
 from datetime import datetime
 from uuid import UUID
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from .hops import Stage
-from .models import Hop, Transaction
+from .models import ApiToken, Hop, Transaction
+
+#: Who is reading: a user, anonymous, or ``None`` for the relay itself (which sees everything).
+Viewer = User | AnonymousUser | None
 
 
-def transaction_list(*, status: str | None = None) -> QuerySet[Transaction]:
-    """Transactions newest first, optionally only those with ``status``."""
-    transactions = Transaction.objects.order_by("-created_at")
+def _visible_to(viewer: Viewer) -> QuerySet[Transaction]:
+    """Staff see every transaction; a user only their own; anonymous, none.
+
+    Anonymous relays are owned by nobody, so only staff see them.
+    """
+    if viewer is None or (viewer.is_authenticated and viewer.is_active and viewer.is_staff):
+        return Transaction.objects.all()
+    if viewer.is_authenticated:
+        return Transaction.objects.filter(owner_id=viewer.pk)
+    return Transaction.objects.none()
+
+
+def transaction_list(*, viewer: Viewer, status: str | None = None) -> QuerySet[Transaction]:
+    """The transactions ``viewer`` may see, newest first, optionally only those with ``status``."""
+    transactions = _visible_to(viewer).select_related("owner").order_by("-created_at")
     return transactions.filter(status=status) if status else transactions
 
 
-def transaction_get(*, transaction_id: str) -> Transaction:
-    """One transaction with its hops in stage order (raises ``Transaction.DoesNotExist``)."""
+def transaction_get(*, transaction_id: str, viewer: Viewer) -> Transaction:
+    """One transaction with its hops in stage order.
+
+    Raises ``Transaction.DoesNotExist`` if there is none, or if ``viewer`` may not see it:
+    another user's transaction is as unknown as one that never existed.
+    """
     hops = Prefetch("hops", queryset=Hop.objects.order_by("stage"))
-    return Transaction.objects.prefetch_related(hops).get(id=transaction_id)
+    return _visible_to(viewer).select_related("owner").prefetch_related(hops).get(id=transaction_id)
 
 
 def transaction_status(*, transaction_id: str) -> str:
@@ -27,9 +47,12 @@ def transaction_status(*, transaction_id: str) -> str:
     return Transaction.objects.values_list("status", flat=True).get(id=transaction_id)
 
 
-def transaction_find(*, idempotency_key: str) -> Transaction | None:
-    """The transaction recorded for an Idempotency-Key, if any."""
-    return Transaction.objects.filter(idempotency_key=idempotency_key).first()
+def transaction_find(*, owner: User | None, idempotency_key: str) -> Transaction | None:
+    """The transaction ``owner`` recorded with an Idempotency-Key, if any.
+
+    Keys are scoped to their owner; anonymous relays (``owner`` None) share one scope.
+    """
+    return Transaction.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
 
 
 def transaction_list_stale(*, before: datetime) -> list[UUID]:
@@ -56,3 +79,13 @@ def transaction_waiting_on(*, transaction_id: str) -> Stage:
     """The first hop not yet recorded: what the transaction was waiting on."""
     done = set(Hop.objects.filter(transaction_id=transaction_id).values_list("stage", flat=True))
     return next((stage for stage in Stage if stage not in done), Stage.REST_RESPONSE)
+
+
+def api_token_list(*, username: str | None = None, prefix: str | None = None) -> QuerySet[ApiToken]:
+    """Tokens of a user, or the token(s) starting with ``prefix`` (its shown characters)."""
+    tokens = ApiToken.objects.select_related("user")
+    if username is not None:
+        tokens = tokens.filter(user__username=username)
+    if prefix is not None:
+        tokens = tokens.filter(prefix=prefix)
+    return tokens

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
 from kafka import KafkaConsumer, TopicPartition
+from rest_framework.test import APIClient
 
 from relay_app.hops import HOPS, Stage
+from relay_app.services.tokens import api_token_create
 
 if TYPE_CHECKING:
     from ops.stack import Stack
@@ -112,11 +115,30 @@ def service_stopped(name: str) -> Iterator[None]:
         stack.start(name)
 
 
+def user_with_token(username: str, *, staff: bool = False) -> tuple[User, str]:
+    """A user and a new API token of theirs, as ``manage.py create_api_token`` makes them."""
+    user = User.objects.create_user(username, is_staff=staff)
+    return user, api_token_create(user=user, name="tests").token
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header that signs a request with ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def signed_in_client(token: str) -> APIClient:
+    """An API client that sends ``token`` with every request."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
 @dataclass(frozen=True)
 class HttpAnswer:
     status: int
     body: Any
     seconds: float
+    headers: dict[str, str]
 
 
 def http_request(
@@ -134,18 +156,26 @@ def http_request(
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - loopback
-            status, raw = answer.status, answer.read()
+            status, raw, received = answer.status, answer.read(), dict(answer.headers)
     except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    return HttpAnswer(status, json.loads(raw) if raw else None, time.monotonic() - started)
+        status, raw, received = error.code, error.read(), dict(error.headers)
+    return HttpAnswer(
+        status, json.loads(raw) if raw else None, time.monotonic() - started, received
+    )
 
 
-def relay_over_http(message: str, *, headers: dict[str, str] | None = None) -> HttpAnswer:
-    """POST /api/relay/ with ``message`` as JSON."""
+def relay_over_http(
+    message: str, *, token: str | None, headers: dict[str, str] | None = None
+) -> HttpAnswer:
+    """POST /api/relay/ with ``message`` as JSON, signed with ``token`` (None: anonymous)."""
     return http_request(
         "/api/relay/",
         body=json.dumps({"message": message}).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
+        headers={
+            "Content-Type": "application/json",
+            **(bearer(token) if token else {}),
+            **(headers or {}),
+        },
     )
 
 

@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.http import HttpRequest
 from django.test import TestCase
 from django.utils import timezone
 
@@ -58,7 +59,8 @@ class AdminTests(TestCase):
         self.client.logout()
         self.assertRedirects(self.client.get(LIST), f"/admin/login/?next={LIST}")
         get_user_model().objects.create_user("visitor", password="pw-visitor-1")
-        self.client.login(username="visitor", password="pw-visitor-1")
+        # A request for the login lockout (django-axes) to count the attempt against.
+        self.client.login(request=HttpRequest(), username="visitor", password="pw-visitor-1")
         self.assertRedirects(self.client.get(LIST), f"/admin/login/?next={LIST}")
 
     def test_the_list_shows_each_column_newest_first(self) -> None:

@@ -1,5 +1,6 @@
 """The browsable API: a root linking everything, a message form, strict lists and errors."""
 
+from django.contrib.auth.models import User
 from django.test import TestCase
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -11,7 +12,10 @@ HTML = "text/html"
 
 class BrowsableApiTests(TestCase):
     def setUp(self) -> None:
+        # A person in a browser: signed in with a session (the browsable API is for people).
+        self.user = User.objects.create_user("browser")
         self.client = APIClient()
+        self.client.force_login(self.user)
 
     def test_the_api_root_links_every_part(self) -> None:
         links = self.client.get("/api/").json()
@@ -52,14 +56,16 @@ class BrowsableApiTests(TestCase):
 
     def test_transactions_come_newest_first_with_links_to_each(self) -> None:
         for message in ("first", "second"):
-            Transaction.objects.create(message=message, deadline_at=timezone.now())
+            Transaction.objects.create(message=message, owner=self.user, deadline_at=timezone.now())
         results = self.client.get("/api/transactions/").json()["results"]
         self.assertEqual([r["request_message"] for r in results], ["second", "first"])
         detail = self.client.get(results[0]["url"]).json()
         self.assertEqual(detail["transaction_id"], results[0]["transaction_id"])
 
     def test_status_and_page_are_taken_once_and_strictly(self) -> None:
-        Transaction.objects.create(message="m", deadline_at=timezone.now(), status="failed")
+        Transaction.objects.create(
+            message="m", owner=self.user, deadline_at=timezone.now(), status="failed"
+        )
         self.assertEqual(self.client.get("/api/transactions/?status=failed").json()["count"], 1)
         self.assertEqual(self.client.get("/api/transactions/?status=pending").json()["count"], 0)
         for query in ("status=nope", "status=failed&status=pending"):

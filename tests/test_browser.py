@@ -20,6 +20,7 @@ from playwright.sync_api import Locator, Page, sync_playwright
 
 from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Transaction
+from relay_app.services.tokens import api_token_create
 
 from .support import relay_over_http
 
@@ -67,6 +68,22 @@ def browser_page(test: TransactionTestCase) -> Iterator[Page]:
     test.assertEqual(hosts, {settings.HTTP_ADDRESS})
 
 
+def person(username: str) -> str:
+    """A user who signs in with a password in a browser (not staff); returns the password."""
+    password = secrets.token_urlsafe(16)
+    get_user_model().objects.create_user(username, password=password)
+    return password
+
+
+def log_in(page: Page, username: str, password: str, *, then: str) -> None:
+    """Sign in on the browsable API's login page, which then opens ``then``."""
+    page.goto(f"{BASE}/api-auth/login/?next={then}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("#submit-id-submit")
+    page.wait_for_url(f"{BASE}{then}")
+
+
 def screenshot(what: Page | Locator, name: str) -> None:
     """The whole page, or one part of it, as ``var/screenshots/<name>.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -81,10 +98,13 @@ class AdminInBrowserTests(TransactionTestCase):
     def test_staff_find_a_transaction_by_its_message_and_see_its_hops_and_waterfall(self) -> None:
         password = secrets.token_urlsafe(16)
         get_user_model().objects.create_superuser("inspector", password=password)
+        # Relayed by a client of the API; staff see every user's transactions.
+        client = get_user_model().objects.create_user("api-client")
+        token = api_token_create(user=client).token
         message = f"find me in the admin {secrets.token_hex(4)}"
-        answer = relay_over_http(message)
+        answer = relay_over_http(message, token=token)
         self.assertEqual(answer.status, 200, answer.body)
-        relay_over_http("another message, not the one searched for")
+        relay_over_http("another message, not the one searched for", token=token)
         transaction_id = answer.body["transaction_id"]
 
         with browser_page(self) as page:
@@ -155,8 +175,11 @@ class AdminInBrowserTests(TransactionTestCase):
 class BrowsableApiInBrowserTests(TransactionTestCase):
     def test_a_person_types_a_message_in_the_form_and_sees_the_uppercase_result(self) -> None:
         message = "hello from a browser"
+        password = person("browser-user")
         with browser_page(self) as page:
-            page.goto(f"{BASE}/api/")
+            page.goto(f"{BASE}/api/transactions/")
+            self.assertIn("Authentication credentials were not provided", page.content())
+            log_in(page, "browser-user", password, then="/api/")
             page.click(f"a[href='{BASE}/api/relay/']")  # the API root links the relay
             page.wait_for_url("**/api/relay/")
             page.fill("textarea[name=message]", message)
@@ -166,13 +189,15 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             screenshot(page, "browsable-api-relay")
         self.assertIn(f'"message": "{expected_final_message(message)}"', response)
         self.assertIn('"status": "succeeded"', response)
-        self.assertEqual(
-            Transaction.objects.get(message=message).status, Transaction.Status.SUCCEEDED
-        )
+        self.assertIn('"owner": "browser-user"', response)
+        transaction = Transaction.objects.get(message=message)
+        self.assertEqual(transaction.status, Transaction.Status.SUCCEEDED)
+        self.assertEqual(transaction.owner, get_user_model().objects.get(username="browser-user"))
 
     def test_the_api_docs_relay_a_message_with_try_it_out(self) -> None:
+        password = person("docs-reader")
         with browser_page(self) as page:
-            page.goto(f"{BASE}/api/docs/")
+            log_in(page, "docs-reader", password, then="/api/docs/")
             operations = page.locator(".opblock")
             operations.first.wait_for()
             self.assertEqual(operations.count(), 6)

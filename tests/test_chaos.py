@@ -3,8 +3,9 @@
 from django.test import TransactionTestCase
 
 from ops.chaos import SCENARIOS, Report, run_scenario
+from ops.client import Credentials
 
-from .support import running_stack
+from .support import running_stack, user_with_token
 
 # The full set runs with `make chaos`; these cover a crash, a broker crash and duplicates.
 SHORT_FORM = (
@@ -19,8 +20,16 @@ class ChaosTests(TransactionTestCase):
     def run_short(self, name: str) -> Report:
         scenario = next(s for s in SCENARIOS if s.name == name)
         stack = running_stack()
+        _, token = user_with_token(f"chaos-{SHORT_FORM.index(name)}")
         try:
-            return run_scenario(stack, scenario, clients=3, before_seconds=1.0, after_seconds=1.5)
+            return run_scenario(
+                stack,
+                scenario,
+                credentials=Credentials(token),
+                clients=3,
+                before_seconds=1.0,
+                after_seconds=1.5,
+            )
         finally:
             stack.up(tuple(stack.services))  # whatever the scenario left stopped
 

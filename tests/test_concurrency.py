@@ -7,7 +7,7 @@ from django.test import TransactionTestCase
 from relay_app.hops import expected_final_message
 from relay_app.models import Transaction
 
-from .support import relay_over_http
+from .support import relay_over_http, user_with_token
 
 SAMPLES = [
     "hello world",
@@ -32,8 +32,11 @@ CLIENTS = 200
 class CorrelationTests(TransactionTestCase):
     def test_two_hundred_clients_at_once_each_get_their_own_answer(self) -> None:
         messages = [f"{SAMPLES[i % len(SAMPLES)]} #{i}" for i in range(CLIENTS)]
+        _, token = user_with_token("many-clients")
         with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-            answers = list(pool.map(relay_over_http, messages))
+            answers = list(
+                pool.map(lambda message: relay_over_http(message, token=token), messages)
+            )
         failures = [
             (message, answer.status, answer.body)
             for message, answer in zip(messages, answers, strict=True)

@@ -9,9 +9,11 @@ from io import StringIO
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import authenticate as check_login
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from django.test import TestCase, override_settings
+from django.test import RequestFactory, TestCase, override_settings
 
 from ops.stack import Stack, _admin_login
 from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
@@ -29,8 +31,11 @@ PRODUCTION_LOGIN = textwrap.dedent(
     f"""
     import django
     django.setup()
-    from django.contrib.auth import authenticate, get_user_model
+    from django.contrib.auth import authenticate as check_login, get_user_model
     from django.core.management import call_command
+    from django.test import RequestFactory
+    def authenticate(**credentials):
+        return check_login(RequestFactory().post("/admin/login/"), **credentials)
     call_command("migrate", verbosity=0)
     users = get_user_model().objects
     users.create_superuser({DEVELOPMENT_USERNAME!r}, password={DEVELOPMENT_PASSWORD!r})
@@ -42,6 +47,13 @@ PRODUCTION_LOGIN = textwrap.dedent(
     print("refused")
     """
 )
+
+
+def authenticate(*, username: str, password: str) -> User | None:
+    """A login as the admin's form makes it, with the request the login lockout counts."""
+    user = check_login(RequestFactory().post("/admin/login/"), username=username, password=password)
+    assert user is None or isinstance(user, User)
+    return user
 
 
 def production(args: list[str], database: Path) -> subprocess.CompletedProcess[str]:

@@ -5,17 +5,17 @@ from typing import Any
 
 from django.conf import settings
 from django.test import TransactionTestCase
-from rest_framework.test import APIClient
 
 from relay_app.hops import expected_final_message
 from relay_app.models import Transaction
 
-from .support import records_for, relay_over_http
+from .support import records_for, relay_over_http, signed_in_client, user_with_token
 
 
 class IdempotencyTests(TransactionTestCase):
     def setUp(self) -> None:
-        self.client = APIClient()
+        _, self.token = user_with_token("idempotent")
+        self.client = signed_in_client(self.token)
 
     def post(self, message: str, key: str) -> Any:
         return self.client.post(
@@ -49,7 +49,9 @@ class IdempotencyTests(TransactionTestCase):
         with ThreadPoolExecutor(max_workers=6) as pool:
             answers = list(
                 pool.map(
-                    lambda _: relay_over_http("ping", headers={"Idempotency-Key": "order-5"}),
+                    lambda _: relay_over_http(
+                        "ping", token=self.token, headers={"Idempotency-Key": "order-5"}
+                    ),
                     range(6),
                 )
             )

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.test import SimpleTestCase, TransactionTestCase
+from django.test import SimpleTestCase, TransactionTestCase, override_settings
 from rest_framework.exceptions import ValidationError
 
 from relay_app.api.serializers import WHITESPACE, MessageField, RelayInputSerializer
 
-from .support import http_request
+from .support import bearer, http_request, user_with_token
 
 TESTS = Path(__file__).resolve().parent
 # Test cases per operation and phase, negative data included: under a minute on two cores.
@@ -39,8 +39,23 @@ class SchemaTests(SimpleTestCase):
             schema = json.loads(Path(out.name).read_text())
         self.assertTrue(schema["openapi"].startswith("3."))
         relay = schema["paths"]["/api/relay/"]["post"]
-        self.assertEqual(sorted(relay["responses"]), ["200", "400", "415", "422", "503", "504"])
+        self.assertEqual(
+            sorted(relay["responses"]),
+            ["200", "400", "401", "413", "415", "422", "429", "503", "504"],
+        )
         self.assertEqual(relay["parameters"][0]["name"], "Idempotency-Key")
+        # Swagger UI's "Authorize" asks for a Bearer token; no operation takes HTTP Basic.
+        self.assertEqual(
+            schema["components"]["securitySchemes"]["bearerAuth"],
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API token from `python manage.py create_api_token USERNAME`.",
+            },
+        )
+        self.assertNotIn("basicAuth", schema["components"]["securitySchemes"])
+        self.assertIn({"bearerAuth": []}, relay["security"])
+        self.assertNotIn({}, relay["security"])  # no anonymous relaying under these settings
         error = schema["components"]["schemas"]["Error"]
         self.assertEqual(sorted(error["properties"]), ["detail", "errors"])
         self.assertEqual(error["required"], ["detail"])
@@ -58,6 +73,7 @@ class SchemaTests(SimpleTestCase):
                     accepted = True
                 self.assertEqual(bool(pattern.fullmatch(text)), accepted)
 
+    @override_settings(RELAY_PUBLIC_API_DOCS=True)  # who may read them: tests/test_access.py
     def test_the_docs_load_swagger_ui_from_this_server_only(self) -> None:
         page = self.client.get("/api/docs/").content.decode()
         assets = re.findall(r'(?:src|href)="([^"]+)"', page)
@@ -84,7 +100,12 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
 
     def test_no_5xx_and_every_response_matches_the_schema(self) -> None:
         base = f"http://{settings.HTTP_ADDRESS}"
-        schema = http_request("/api/schema/?format=json", method="GET").body
+        # An API client's token, as any client of the API sends it.
+        _, token = user_with_token("schemathesis")
+        # The schema is for signed-in readers: fetched with the token, handed over as a file.
+        schema = http_request("/api/schema/?format=json", method="GET", headers=bearer(token)).body
+        schema_file = Path(settings.VAR_DIR) / "schema.json"
+        schema_file.write_text(json.dumps(schema))
         operations = sum(len(methods) for methods in schema["paths"].values())
         started = time.monotonic()
         run = subprocess.run(
@@ -96,7 +117,9 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
                 "--config-file",
                 str(TESTS / "schemathesis.toml"),
                 "run",
-                f"{base}/api/schema/",
+                str(schema_file),
+                "--url",
+                base,
                 "--checks",
                 "all",
                 "--mode",
@@ -109,6 +132,8 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
                 "2",
                 "--request-timeout",
                 "15",
+                "--header",
+                f"Authorization: Bearer {token}",
             ],
             env={**os.environ, "SCHEMATHESIS_HOOKS": str(TESTS / "schemathesis_hooks.py")},
             cwd=settings.VAR_DIR,  # its cache (.schemathesis/) stays out of the work tree

@@ -5,18 +5,18 @@ from typing import Any
 
 from django.conf import settings
 from django.test import TransactionTestCase
-from rest_framework.test import APIClient
 
 from relay_app import tasks
 from relay_app.hops import Stage
 from relay_app.models import Hop
 
-from .support import records_for, transaction_log_lines
+from .support import records_for, signed_in_client, transaction_log_lines, user_with_token
 
 
 class RedeliveryTests(TransactionTestCase):
     def test_every_task_of_the_chain_run_again_changes_nothing(self) -> None:
-        response = APIClient().post("/api/relay/", {"message": "twice"}, format="json")
+        _, token = user_with_token("redelivered")
+        response = signed_in_client(token).post("/api/relay/", {"message": "twice"}, format="json")
         self.assertEqual(response.status_code, 200)
         transaction_id = response.json()["transaction_id"]
         hops = {hop.stage: hop for hop in Hop.objects.filter(transaction_id=transaction_id)}

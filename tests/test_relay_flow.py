@@ -4,12 +4,17 @@ from typing import Any
 
 from django.conf import settings
 from django.test import TransactionTestCase
-from rest_framework.test import APIClient
 
 from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Hop, Transaction
 
-from .support import expected_log_lines, records_for, transaction_log_lines
+from .support import (
+    expected_log_lines,
+    records_for,
+    signed_in_client,
+    transaction_log_lines,
+    user_with_token,
+)
 
 HELLO_WORLD_FINAL = (
     "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT"
@@ -25,7 +30,8 @@ KAFKA_STAGES = {
 
 class RelayFlowTests(TransactionTestCase):
     def setUp(self) -> None:
-        self.client = APIClient()
+        self.user, token = user_with_token("relay-flow")
+        self.client = signed_in_client(token)
 
     def relay(self, message: str) -> dict[str, Any]:
         response = self.client.post("/api/relay/", {"message": message}, format="json")
@@ -37,6 +43,7 @@ class RelayFlowTests(TransactionTestCase):
         body = self.relay("hello world")
         self.assertEqual(body["message"], HELLO_WORLD_FINAL)
         self.assertEqual(body["status"], "succeeded")
+        self.assertEqual(body["owner"], "relay-flow")
         self.assertEqual([hop["position"] for hop in body["hops"]], list(range(1, 9)))
 
     def test_seed_endpoint_answers_the_final_text_as_a_json_string(self) -> None:

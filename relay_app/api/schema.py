@@ -6,6 +6,7 @@ Imported by ``RelayAppConfig.ready`` so the extensions register before any schem
 from typing import Any
 
 from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
     OpenApiSerializerExtension,
     OpenApiSerializerFieldExtension,
 )
@@ -36,6 +37,20 @@ class MessageFieldSchema(OpenApiSerializerFieldExtension):  # type: ignore[no-un
 
     def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
         return {"type": "string", "pattern": MessageField.schema_pattern}
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """``Authorization: Bearer <token>``, so Swagger UI's "Authorize" asks for a token."""
+
+    target_class = "relay_app.api.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token from `python manage.py create_api_token USERNAME`.",
+        }
 
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(

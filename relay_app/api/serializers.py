@@ -147,6 +147,7 @@ class HopSerializer(serializers.ModelSerializer):
 
 class TransactionSerializer(serializers.ModelSerializer):
     transaction_id = serializers.UUIDField(source="id")
+    owner = serializers.SerializerMethodField()
     message = serializers.CharField(source="final_message")
     request_message = serializers.CharField(source="message")
     failed_stage = serializers.SerializerMethodField()
@@ -157,6 +158,7 @@ class TransactionSerializer(serializers.ModelSerializer):
         model = Transaction
         fields = [
             "transaction_id",
+            "owner",
             "status",
             "message",
             "request_message",
@@ -168,6 +170,12 @@ class TransactionSerializer(serializers.ModelSerializer):
             "hops",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.CharField(allow_null=True, help_text="Who relayed it; null if anonymous.")
+    )
+    def get_owner(self, transaction: Transaction) -> str | None:
+        return transaction.owner.get_username() if transaction.owner else None
 
     @extend_schema_field(serializers.ChoiceField(choices=STAGE_SLUGS, allow_null=True))
     def get_failed_stage(self, transaction: Transaction) -> str | None:
@@ -232,5 +240,6 @@ class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=HEALTH_STATUSES)
     checks = serializers.DictField(
         child=serializers.CharField(),
-        help_text="For each dependency, `ok` or why it does not answer.",
+        required=False,
+        help_text="Staff only: for each dependency, `ok` or why it does not answer.",
     )

@@ -1,6 +1,6 @@
 """Routes of the relay API, its schema and docs, and the seed's compatibility endpoint."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
@@ -18,4 +18,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("communication/restKafkaGRPC/", views.SeedRelayView.as_view(), name="seed-relay"),
     path("healthz", views.HealthView.as_view(), name="healthz"),
+    # Log in and out of the browsable API with a session (the admin's login works too).
+    path("api-auth/", include("rest_framework.urls")),
 ]

@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import generics, serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +23,7 @@ from ..models import Transaction
 from ..selectors import transaction_get, transaction_list
 from ..services.health import health_check
 from ..services.relay import relay_message
+from .permissions import CanReadApiDocs, CanRelay
 from .renderers import JSONFormBrowsableAPIRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER
 from .serializers import (
@@ -34,6 +36,7 @@ from .serializers import (
     TransactionSerializer,
     idempotency_key,
 )
+from .throttling import RelayThrottle
 
 # How a transaction answers the client. Pending only happens to a repeated Idempotency-Key
 # whose first request never finished.
@@ -49,6 +52,14 @@ SEED_MESSAGE = "hello world"
 INVALID = OpenApiResponse(ErrorSerializer, "Invalid input: `errors` names each field at fault.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, "No such transaction or page.")
 DATABASE_DOWN = OpenApiResponse(ErrorSerializer, "The database is unavailable.")
+UNAUTHENTICATED = OpenApiResponse(
+    ErrorSerializer,
+    "No credentials, or an invalid or revoked token: send `Authorization: Bearer <token>`.",
+)
+TOO_LARGE = OpenApiResponse(ErrorSerializer, "The request body is larger than any message.")
+THROTTLED = OpenApiResponse(
+    ErrorSerializer, "Over the rate: wait as many seconds as `Retry-After` says."
+)
 # A transaction that was recorded and then failed answers its record; when the database
 # itself is down there is none to answer, only the reason.
 RELAY_FAILURE = PolymorphicProxySerializer(
@@ -58,10 +69,17 @@ RELAY_FAILURE = PolymorphicProxySerializer(
 )
 
 
+def _owner(request: Request) -> Any:
+    """Who a new transaction belongs to: the signed-in user, or nobody."""
+    return request.user if request.user.is_authenticated else None
+
+
 class ApiRootView(APIView):
     """The relay's HTTP interface: follow a link to relay a message or browse transactions."""
 
-    @extend_schema(tags=["service"], responses={200: ApiRootSerializer})
+    permission_classes = [CanReadApiDocs]
+
+    @extend_schema(tags=["service"], responses={200: ApiRootSerializer, 401: UNAUTHENTICATED})
     def get(self, request: Request) -> Response:
         links = {
             "relay": reverse("relay", request=request),
@@ -84,6 +102,8 @@ class RelayView(generics.GenericAPIView):
 
     serializer_class = RelayInputSerializer
     renderer_classes = [JSONRenderer, JSONFormBrowsableAPIRenderer]
+    permission_classes = [CanRelay]
+    throttle_classes = [RelayThrottle]
 
     @extend_schema(
         tags=["relay"],
@@ -97,10 +117,13 @@ class RelayView(generics.GenericAPIView):
                 TransactionSerializer, "Relayed: `message` is the final uppercase text."
             ),
             400: INVALID,
+            401: UNAUTHENTICATED,
+            413: TOO_LARGE,
             415: OpenApiResponse(ErrorSerializer, "The body is not `application/json`."),
             422: OpenApiResponse(
                 ErrorSerializer, "The Idempotency-Key was already used with another message."
             ),
+            429: THROTTLED,
             503: OpenApiResponse(
                 RELAY_FAILURE,
                 "A dependency is down (Kafka, Redis, the gRPC server or the database);"
@@ -117,7 +140,7 @@ class RelayView(generics.GenericAPIView):
         serializer = RelayInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         transaction = relay_message(
-            message=serializer.validated_data["message"], idempotency_key=key
+            message=serializer.validated_data["message"], owner=_owner(request), idempotency_key=key
         )
         body: dict[str, Any] = dict(TransactionSerializer(transaction).data)
         if transaction.status == Transaction.Status.PENDING:
@@ -131,16 +154,21 @@ class RelayView(generics.GenericAPIView):
 class SeedRelayView(APIView):
     """The seed's endpoint: relays "hello world", answers the final text as a JSON string."""
 
+    permission_classes = [CanRelay]
+    throttle_classes = [RelayThrottle]
+
     @extend_schema(
         tags=["relay"],
         responses={
             200: OpenApiResponse(OpenApiTypes.STR, 'The final text of "hello world".'),
+            401: UNAUTHENTICATED,
+            429: THROTTLED,
             503: OpenApiResponse(OpenApiTypes.STR, '`"Error:<reason>"`: a dependency is down.'),
             504: OpenApiResponse(OpenApiTypes.STR, '`"Error:Timeout request"`, as the seed.'),
         },
     )
     def get(self, request: Request) -> Response:
-        transaction = relay_message(message=SEED_MESSAGE)
+        transaction = relay_message(message=SEED_MESSAGE, owner=_owner(request))
         code = HTTP_STATUS[Transaction.Status(transaction.status)]
         if transaction.status == Transaction.Status.SUCCEEDED:
             return Response(transaction.final_message, status=code)
@@ -162,12 +190,13 @@ class SeedRelayView(APIView):
     responses={
         200: TransactionListSerializer(many=True),
         400: INVALID,
+        401: UNAUTHENTICATED,
         404: NOT_FOUND,
         503: DATABASE_DOWN,
     },
 )
 class TransactionListView(generics.ListAPIView):
-    """Transactions, newest first, 50 to a page.
+    """Your transactions (staff: everyone's), newest first, 50 to a page.
 
     Add ?status=succeeded (or pending, failed, timed_out) to see only those.
     """
@@ -180,32 +209,43 @@ class TransactionListView(generics.ListAPIView):
             raise serializers.ValidationError(
                 {"status": f"must be one of {', '.join(Transaction.Status.values)}, given once"}
             )
-        return transaction_list(status=given[0] if given else None)
+        return transaction_list(viewer=self.request.user, status=given[0] if given else None)
 
 
 class TransactionDetailView(APIView):
-    """One transaction with its hops in order."""
+    """One of your transactions (staff: anyone's) with its hops in order."""
 
     @extend_schema(
         tags=["transactions"],
-        responses={200: TransactionSerializer, 404: NOT_FOUND, 503: DATABASE_DOWN},
+        responses={
+            200: TransactionSerializer,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+            503: DATABASE_DOWN,
+        },
     )
     def get(self, request: Request, transaction_id: str) -> Response:
         try:
-            transaction = transaction_get(transaction_id=transaction_id)
+            transaction = transaction_get(transaction_id=transaction_id, viewer=request.user)
         except Transaction.DoesNotExist as exc:
+            # Another user's transaction is answered exactly like one that does not exist.
             raise Http404(f"no transaction {transaction_id}") from exc
         return Response(TransactionSerializer(transaction).data)
 
 
 class HealthView(APIView):
-    """200 when every dependency answers, else 503 naming the ones that do not."""
+    """200 when every dependency answers, else 503; staff also see which one and why."""
+
+    permission_classes = [AllowAny]
 
     @extend_schema(tags=["service"], responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request: Request) -> Response:
         checks = health_check()
         healthy = all(result == "ok" for result in checks.values())
+        body: dict[str, Any] = {"status": "ok" if healthy else "unavailable"}
+        # Which dependency failed, and its error (hosts, ports), is for staff only.
+        if request.user.is_authenticated and request.user.is_staff:
+            body["checks"] = checks
         return Response(
-            {"status": "ok" if healthy else "unavailable", "checks": checks},
-            status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
+            body, status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE
         )

@@ -1,9 +1,10 @@
-"""Accounts: the local development superuser, under development settings only."""
+"""Accounts: users made for API tokens, and the local development superuser (development only)."""
 
 from typing import Literal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 
 from ..auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
@@ -28,3 +29,20 @@ def development_superuser_ensure() -> DevelopmentSuperuserState:
         users.create_superuser(DEVELOPMENT_USERNAME, password=DEVELOPMENT_PASSWORD)
         return "created"
     return "present" if user.check_password(DEVELOPMENT_PASSWORD) else "password changed"
+
+
+def user_get_or_create(*, username: str) -> tuple[User, bool]:
+    """The user called ``username`` and whether it was made now.
+
+    A new user is not staff and has no password: it signs in with API tokens only. An
+    existing user is returned as it is, its flags and password unchanged. Raises Django's
+    ``ValidationError`` for a name the user model refuses.
+    """
+    user = User.objects.filter(username=username).first()
+    if user is not None:
+        return user, False
+    user = User(username=username)
+    user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    return user, True

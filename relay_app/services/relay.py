@@ -1,11 +1,13 @@
 """Run one transaction end to end: hop 1, the Celery chain for hops 2-7, then hop 8."""
 
+import logging
 import time
 from contextlib import suppress
 from datetime import UTC, datetime
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -26,29 +28,37 @@ from .transactions import (
     transaction_succeed,
 )
 
+logger = logging.getLogger(__name__)
+
 # How often a repeated request polls for the first one's outcome.
 _REPLAY_POLL_SECONDS = 0.05
 
 
-def relay_message(*, message: str, idempotency_key: str | None = None) -> Transaction:
+def relay_message(
+    *, message: str, owner: User | None, idempotency_key: str | None = None
+) -> Transaction:
     """Carry ``message`` through every hop within the deadline; return the settled transaction.
 
-    The transaction comes back ``succeeded``, ``failed`` (a dependency is down; ``error``
-    says which) or ``timed_out`` (``failed_stage`` is the hop it was waiting on). With an
-    ``idempotency_key`` already used, the first transaction is returned instead of a new one.
+    The transaction belongs to ``owner`` (``None``: an anonymous relay). It comes back
+    ``succeeded``, ``failed`` (a dependency is down; ``error`` says which) or ``timed_out``
+    (``failed_stage`` is the hop it was waiting on). With an ``idempotency_key`` the same owner
+    already used, that first transaction is returned instead of a new one.
     """
     deadline = time.time() + settings.RELAY_DEADLINE_SECONDS
-    if idempotency_key and (earlier := transaction_find(idempotency_key=idempotency_key)):
+    if idempotency_key and (
+        earlier := transaction_find(owner=owner, idempotency_key=idempotency_key)
+    ):
         return _replay(earlier, message=message)
     try:
         transaction = transaction_start(
             message=message,
+            owner=owner,
             deadline_at=datetime.fromtimestamp(deadline, UTC),
             idempotency_key=idempotency_key,
         )
     except IntegrityError:
         # The same key arrived twice at once; the other request made the transaction.
-        earlier = transaction_find(idempotency_key=idempotency_key or "")
+        earlier = transaction_find(owner=owner, idempotency_key=idempotency_key or "")
         if earlier is None:
             raise
         return _replay(earlier, message=message)
@@ -71,7 +81,9 @@ def relay_message(*, message: str, idempotency_key: str | None = None) -> Transa
             ),
         )
     except (BrokerError, RedisError) as exc:
-        reason = f"Redis is unavailable: {exc}"
+        # The client learns which dependency; the log also gets the why (it names hosts).
+        logger.warning("transaction %s: Redis is unavailable: %r", transaction_id, exc)
+        reason = f"Redis is unavailable: {type(exc).__name__}"
         transaction_abandon(
             transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
         )
@@ -80,14 +92,17 @@ def relay_message(*, message: str, idempotency_key: str | None = None) -> Transa
             _respond(transaction_id, outcome)
         else:
             # The failing hop has usually settled the transaction with its reason already.
-            reason = f"{type(outcome).__name__}: {outcome}"
-            transaction_abandon(
+            # If not, the chain broke in a way no hop expected: the client reads that much,
+            # the log the details.
+            reason = f"the relay failed inside a hop ({type(outcome).__name__})"
+            if transaction_abandon(
                 transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
-            )
+            ):
+                logger.error("transaction %s: the chain failed: %r", transaction_id, outcome)
         # Only tidies Redis; the transaction is settled, so Redis going away now changes nothing.
         with suppress(BrokerError, RedisError):
             result.forget()
-    return transaction_get(transaction_id=transaction_id)
+    return transaction_get(transaction_id=transaction_id, viewer=None)
 
 
 def _respond(transaction_id: str, carry: Carry) -> None:
@@ -117,4 +132,4 @@ def _replay(earlier: Transaction, *, message: str) -> Transaction:
         and time.time() < give_up
     ):
         time.sleep(_REPLAY_POLL_SECONDS)
-    return transaction_get(transaction_id=transaction_id)
+    return transaction_get(transaction_id=transaction_id, viewer=None)

@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import User
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
@@ -26,17 +27,24 @@ class HopRecord:
 
 
 def transaction_start(
-    *, message: str, deadline_at: datetime, idempotency_key: str | None = None
+    *,
+    message: str,
+    owner: User | None,
+    deadline_at: datetime,
+    idempotency_key: str | None = None,
 ) -> Transaction:
-    """Record a new transaction and perform hop 1 (``REST request``) on its message.
+    """Record a new transaction of ``owner`` and perform hop 1 (``REST request``) on its message.
 
-    Raises ``IntegrityError`` if ``idempotency_key`` is already taken.
+    Raises ``IntegrityError`` if ``owner`` already used ``idempotency_key``.
     """
     started_at = timezone.now()
     text = Stage.REST_REQUEST.spec.apply(message)
     with db_transaction.atomic():
         transaction = Transaction.objects.create(
-            message=message, deadline_at=deadline_at, idempotency_key=idempotency_key
+            owner=owner,
+            message=message,
+            deadline_at=deadline_at,
+            idempotency_key=idempotency_key,
         )
         hops_record(
             transaction_id=str(transaction.id),
@@ -119,3 +127,25 @@ def _settle(transaction_id: str, *, status: Transaction.Status, **fields: object
         id=transaction_id, status=Transaction.Status.PENDING
     ).update(status=status, finished_at=timezone.now(), **fields)
     return updated == 1
+
+
+def transactions_purge(*, older_than: timedelta, batch_size: int = 500) -> int:
+    """Delete settled transactions created more than ``older_than`` ago, with their hops.
+
+    In small batches, so writers never wait long on the database. A transaction still
+    pending is left to settle first (the stale sweep ends it); its waiter may still read it.
+    """
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    while True:
+        batch = list(
+            Transaction.objects.filter(created_at__lt=cutoff)
+            .exclude(status=Transaction.Status.PENDING)
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not batch:
+            return deleted
+        with db_transaction.atomic():
+            Hop.objects.filter(transaction_id__in=batch).delete()
+            _, per_model = Transaction.objects.filter(id__in=batch).delete()
+        deleted += per_model.get(Transaction._meta.label, 0)

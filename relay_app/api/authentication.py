@@ -1,0 +1,43 @@
+"""``Authorization: Bearer <token>``: how API clients say who they are."""
+
+from typing import Any
+
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from ..services.tokens import api_token_authenticate
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """An API token in the ``Authorization`` header (``manage.py create_api_token`` makes one).
+
+    Any other scheme in that header is refused rather than ignored: HTTP Basic would
+    otherwise pass silently as an anonymous request. A request without the header is left
+    to the next authentication (a browser's session).
+    """
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != self.keyword.lower():
+            raise exceptions.AuthenticationFailed(
+                f"Send an API token as 'Authorization: Bearer <token>'; the {scheme!r} scheme"
+                " is not accepted."
+            )
+        if not token or any(character.isspace() for character in token):
+            raise exceptions.AuthenticationFailed(
+                "The Authorization header must be 'Bearer <token>', with one token."
+            )
+        found = api_token_authenticate(token=token)
+        if found is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        return found
+
+    def authenticate_header(self, request: Request) -> str:
+        """Makes a missing or wrong credential a 401 (not a 403) that names the scheme."""
+        return f'{self.keyword} realm="relay"'

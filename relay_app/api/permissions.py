@@ -1,0 +1,23 @@
+"""Who may relay and who may read the API's description; reading transactions needs a login
+(the default permission), and each user then sees only their own (``selectors``)."""
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+
+class CanRelay(BasePermission):
+    """Anyone signed in; anonymous clients too where ``RELAY_ALLOW_ANONYMOUS_RELAY`` is on."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user.is_authenticated or settings.RELAY_ALLOW_ANONYMOUS_RELAY)
+
+
+class CanReadApiDocs(BasePermission):
+    """The API root, schema and docs: anyone signed in, or anyone where they are public
+    (``RELAY_PUBLIC_API_DOCS``, on in development)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user.is_authenticated or settings.RELAY_PUBLIC_API_DOCS)
