@@ -1,4 +1,8 @@
-"""Why a transaction could not be completed, in terms a client can act on."""
+"""Why a transaction could not be completed, in terms a client can act on.
+
+The message of a ``RelayError`` is what the client reads and what the transaction records,
+so it never names a host, a port or a credential; ``internal`` carries those, for the log.
+"""
 
 from .hops import Stage
 
@@ -7,6 +11,8 @@ class RelayError(Exception):
     """Base of the relay's own errors; ``status_code`` is what the HTTP client gets."""
 
     status_code = 503
+    #: Details for the operator's log only (addresses, the library's own error).
+    internal: str = ""
 
 
 class DependencyUnavailable(RelayError):
@@ -14,10 +20,11 @@ class DependencyUnavailable(RelayError):
 
     status_code = 503
 
-    def __init__(self, dependency: str, reason: str) -> None:
+    def __init__(self, dependency: str, reason: str, *, internal: str = "") -> None:
         super().__init__(f"{dependency} is unavailable: {reason}")
         self.dependency = dependency
         self.reason = reason
+        self.internal = internal
 
 
 class DeadlineExceeded(RelayError):
@@ -46,3 +53,8 @@ class RecordMismatch(RelayError):
     """A Kafka record read back by its coordinates belongs to another transaction."""
 
     status_code = 503
+
+    def __init__(self, coordinates: object, *, owner: str) -> None:
+        # Which other transaction is none of this client's business.
+        super().__init__(f"the record read back at {coordinates} belongs to another transaction")
+        self.internal = f"it belongs to transaction {owner!r}"

@@ -1,22 +1,26 @@
 """The gRPC server of hop 5: ``relay.v1.Relay/Process`` with health checking and reflection.
 
 It needs no database: it appends its text, logs the seed's line and reports its timing
-back to the client, which records the hop.
+back to the client, which records the hop. It takes only what the relay itself can send: a
+transaction id that is a UUID and a text no longer than the longest message's at this hop.
 """
 
 import logging
 import signal
 import threading
+import uuid
 from concurrent import futures
 from types import FrameType
 
 import grpc
+from django.conf import settings
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
-from .hops import Stage
+from .hops import Stage, max_text_length
+from .integrations.grpc import message_size_options
 from .logging import log_hop
 
 logger = logging.getLogger(__name__)
@@ -26,14 +30,31 @@ SERVICE_NAME = relay_pb2.DESCRIPTOR.services_by_name["Relay"].full_name
 STOP_GRACE_SECONDS = 5.0
 
 
+def _invalid(request: relay_pb2.ProcessRequest) -> str | None:
+    """Why the request is not one the relay could have sent, or ``None``."""
+    try:
+        canonical = str(uuid.UUID(request.transaction_id)) == request.transaction_id
+    except ValueError:
+        canonical = False
+    if not canonical:
+        return "transaction_id must be a UUID in its canonical form (8-4-4-4-12 lowercase hex)"
+    if not request.text:
+        return "text is required"
+    limit = max_text_length(settings.RELAY_MESSAGE_MAX_LENGTH, after=Stage.GRPC_CLIENT)
+    if len(request.text) > limit:
+        return f"text is {len(request.text)} characters; at most {limit} reach this hop"
+    return None
+
+
 class RelayServicer(relay_pb2_grpc.RelayServicer):
     """Performs hop 5 on the text the gRPC client sends."""
 
     def Process(  # noqa: N802 - the method name is fixed by the proto
         self, request: relay_pb2.ProcessRequest, context: grpc.ServicerContext
     ) -> relay_pb2.ProcessResponse:
-        if not request.transaction_id or not request.text:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "transaction_id and text are required")
+        if problem := _invalid(request):
+            # Refused before anything is logged: nothing a caller sends reaches the log unchecked.
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         started_at = Timestamp()
         started_at.GetCurrentTime()
         text = Stage.GRPC_SERVER.spec.apply(request.text)
@@ -47,7 +68,9 @@ def build_server(
     address: str, *, servicer: RelayServicer | None = None, max_workers: int = 16
 ) -> tuple[grpc.Server, health.HealthServicer]:
     """A server bound to ``address`` with the relay, health and reflection services."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers), options=message_size_options()
+    )
     relay_pb2_grpc.add_RelayServicer_to_server(servicer or RelayServicer(), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

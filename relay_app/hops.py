@@ -74,3 +74,8 @@ def expected_final_message(message: str) -> str:
     for stage in Stage:
         text = stage.spec.apply(text)
     return final_message(text)
+
+
+def max_text_length(message_max_length: int, *, after: Stage) -> int:
+    """The longest text can be after hop ``after``, for a message of at most that length."""
+    return message_max_length + sum(len(HOPS[stage].suffix) for stage in Stage if stage <= after)

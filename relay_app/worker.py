@@ -27,7 +27,7 @@ def connect_dependencies(**_: Any) -> None:
     try:
         kafka.connect_relay_topics()
     except DependencyUnavailable as exc:
-        logger.warning("not connected ahead of the first hop: %s", exc)
+        logger.warning("not connected ahead of the first hop: %s (%s)", exc, exc.internal)
 
 
 class Consumer(CeleryConsumer):

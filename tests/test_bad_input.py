@@ -5,15 +5,24 @@ from typing import Any
 
 from django.conf import settings
 from django.test import TransactionTestCase
-from rest_framework.test import APIClient
 
+from relay_app.api.parsers import max_body_bytes
 from relay_app.hops import expected_final_message
 from relay_app.models import Hop, Transaction
 
-from .support import kafka_end_offsets, task_results_stored
+from .support import (
+    http_request,
+    kafka_end_offsets,
+    signed_in_client,
+    task_results_stored,
+    user_with_token,
+)
 
 JSON = "application/json"
 TOO_LONG = "x" * (settings.RELAY_MESSAGE_MAX_LENGTH + 1)
+# Nested far deeper than Python's decoder recurses, in a body small enough to be read.
+DEEPLY_NESTED = b'{"message": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+LARGER_THAN_ANY_MESSAGE = b'{"message": "' + b"x" * (max_body_bytes() + 1) + b'"}'
 
 # (case, raw body, content type, status, the error field that must be named or None)
 BAD_REQUESTS: list[tuple[str, bytes, str, int, str | None]] = [
@@ -36,6 +45,11 @@ BAD_REQUESTS: list[tuple[str, bytes, str, int, str | None]] = [
     ("truncated JSON", b'{"message": "hel', JSON, 400, None),
     ("invalid UTF-8", b'{"message": "caf\xe9"}', JSON, 400, None),
     ("an empty body", b"", JSON, 400, "message"),
+    ("deeply nested JSON", DEEPLY_NESTED, JSON, 400, None),
+    ("a nested object", b'{"message": {"a": {"b": {"c": [1, [2, [3]]]}}}}', JSON, 400, "message"),
+    ("a huge number", b'{"message": ' + b"9" * 5000 + b"}", JSON, 400, None),
+    ("NaN", b'{"message": NaN}', JSON, 400, None),
+    ("a body larger than any message", LARGER_THAN_ANY_MESSAGE, JSON, 413, None),
     ("a wrong content type", b"hello world", "text/plain", 415, None),
     ("a form body", b"message=hello", "application/x-www-form-urlencoded", 415, None),
 ]
@@ -43,7 +57,8 @@ BAD_REQUESTS: list[tuple[str, bytes, str, int, str | None]] = [
 
 class BadInputTests(TransactionTestCase):
     def setUp(self) -> None:
-        self.client = APIClient()
+        _, self.token = user_with_token("bad-input")
+        self.client = signed_in_client(self.token)
 
     def post(self, body: bytes, content_type: str, **headers: str) -> Any:
         return self.client.generic("POST", "/api/relay/", body, content_type, headers=headers)
@@ -65,6 +80,15 @@ class BadInputTests(TransactionTestCase):
         self.assertEqual(Hop.objects.count(), 0)
         self.assertEqual(kafka_end_offsets(), offsets)
         self.assertEqual(task_results_stored(), results)
+
+    def test_pathological_json_over_http_is_a_400_from_the_web_server(self) -> None:
+        headers = {"Content-Type": JSON, "Authorization": f"Bearer {self.token}"}
+        for body, status in ((DEEPLY_NESTED, 400), (LARGER_THAN_ANY_MESSAGE, 413)):
+            with self.subTest(status=status):
+                answer = http_request("/api/relay/", body=body, headers=headers)
+                self.assertEqual(answer.status, status, answer.body)
+                self.assertTrue(answer.body["detail"])
+        self.assertEqual(Transaction.objects.count(), 0)
 
     def test_the_reason_says_what_is_wrong(self) -> None:
         answer = self.post(b'{"message": 42}', JSON).json()

@@ -14,7 +14,6 @@ from django.conf import settings
 from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 from relay.v1 import relay_pb2
-from rest_framework.test import APIClient
 
 from relay_app.grpc_server import RelayServicer, build_server
 from relay_app.hops import Stage, expected_final_message
@@ -27,7 +26,7 @@ from relay_app.services.transactions import (
     transactions_settle_stale,
 )
 
-from .support import service_stopped
+from .support import service_stopped, signed_in_client, user_with_token
 
 # How much later than the deadline a client may get its answer.
 MARGIN_SECONDS = 1.0
@@ -44,9 +43,22 @@ class SlowServicer(RelayServicer):
         return super().Process(request, context)
 
 
+def internal_addresses() -> list[str]:
+    """What a client must never read in an error: every service's address, port and URL."""
+    addresses = [
+        settings.KAFKA_BOOTSTRAP_SERVERS,
+        settings.GRPC_ADDRESS,
+        settings.REDIS_URL,
+        settings.CELERY_BROKER_URL,
+    ]
+    ports = [address.rsplit(":", 1)[1].split("/")[0] for address in addresses]
+    return [*addresses, *ports, "127.0.0.1", "localhost", "redis://"]
+
+
 class FailureTests(TransactionTestCase):
     def setUp(self) -> None:
-        self.client = APIClient()
+        _, self.token = user_with_token("failing")
+        self.client = signed_in_client(self.token)
 
     def relay(self, message: str = "ping") -> tuple[int, dict[str, Any], float]:
         started = time.monotonic()
@@ -64,6 +76,9 @@ class FailureTests(TransactionTestCase):
         self.assertEqual(transaction.failed_stage, stage)
         self.assertEqual(body["failed_stage"], stage.slug)
         self.assertEqual(body["detail"], transaction.error)
+        # The reason names the dependency, never where it runs.
+        for internal in internal_addresses():
+            self.assertNotIn(internal, body["detail"], f"the error reveals {internal!r}")
         return transaction
 
     def test_grpc_server_down_gives_a_prompt_503_naming_it(self) -> None:
@@ -133,7 +148,8 @@ class FailureTests(TransactionTestCase):
         with socket.create_connection((host, int(port)), timeout=5) as connection:
             connection.sendall(
                 b"POST /api/relay/ HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body)
+                b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+                % (host.encode(), self.token.encode(), len(body), body)
             )
         # The client is gone; the transaction still ends, well within the deadline.
         deadline = time.monotonic() + settings.RELAY_DEADLINE_SECONDS + MARGIN_SECONDS
@@ -149,8 +165,12 @@ class FailureTests(TransactionTestCase):
 
     def test_the_sweep_times_out_transactions_pending_past_their_deadline(self) -> None:
         now = timezone.now()
-        stale = transaction_start(message="lost", deadline_at=now - timedelta(seconds=60))
-        fresh = transaction_start(message="running", deadline_at=now + timedelta(seconds=5))
+        stale = transaction_start(
+            message="lost", owner=None, deadline_at=now - timedelta(seconds=60)
+        )
+        fresh = transaction_start(
+            message="running", owner=None, deadline_at=now + timedelta(seconds=5)
+        )
         self.assertEqual(transactions_settle_stale(grace_seconds=30), 1)
         stale.refresh_from_db()
         fresh.refresh_from_db()
@@ -162,7 +182,7 @@ class FailureTests(TransactionTestCase):
 
     def test_a_hop_that_completes_after_the_timeout_is_still_recorded(self) -> None:
         now = timezone.now()
-        transaction = transaction_start(message="late", deadline_at=now)
+        transaction = transaction_start(message="late", owner=None, deadline_at=now)
         transaction_fail(
             transaction_id=str(transaction.id),
             timed_out=True,

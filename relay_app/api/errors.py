@@ -19,17 +19,21 @@ logger = logging.getLogger(__name__)
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler with one error shape: ``{"detail": ..., "errors": {field: [...]}}``.
 
-    A relay error answers its own status (503, 504, 422); a database that is down, 503.
+    A relay error answers its own status (503, 504, 422); a database that is down, 503. The
+    client reads which dependency failed; how (a host, a port, the driver's message) goes to
+    the log only.
     """
     if isinstance(exc, RelayError):
         return Response({"detail": str(exc)}, status=exc.status_code)
     if isinstance(exc, DatabaseError):
-        logger.error("database unavailable: %s", exc)
-        return Response({"detail": f"the database is unavailable: {exc}"}, status=503)
+        logger.error("database unavailable: %r", exc)
+        return Response(
+            {"detail": f"the database is unavailable ({type(exc).__name__})"}, status=503
+        )
     if isinstance(exc, (RedisError, BrokerError)):
         # The relay settles its transactions itself; this only keeps a stray one from being a 500.
-        logger.error("Redis unavailable: %s", exc)
-        return Response({"detail": f"Redis is unavailable: {exc}"}, status=503)
+        logger.error("Redis unavailable: %r", exc)
+        return Response({"detail": f"Redis is unavailable ({type(exc).__name__})"}, status=503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, exceptions.ValidationError):
         errors = (

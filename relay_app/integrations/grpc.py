@@ -12,6 +12,7 @@ from django.conf import settings
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from ..errors import DependencyUnavailable
+from ..hops import Stage, max_text_length
 
 # Retry a call that failed before the server took it (UNAVAILABLE: a restart, a dropped
 # connection) a few times with backoff; the call's deadline still bounds the whole.
@@ -31,6 +32,17 @@ _SERVICE_CONFIG = json.dumps(
         ]
     }
 )
+
+
+def message_size_options() -> list[tuple[str, int]]:
+    """Channel and server options: no message larger than the longest text the relay can send
+    or answer (4 bytes a character at most in UTF-8, and room for the rest of the message).
+
+    gRPC's own default is 4 MB; a bigger message is refused (RESOURCE_EXHAUSTED) unread.
+    """
+    longest = max_text_length(settings.RELAY_MESSAGE_MAX_LENGTH, after=Stage.GRPC_SERVER)
+    size = 4 * longest + 1024
+    return [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)]
 
 
 class GrpcDeadlineExceeded(Exception):
@@ -57,6 +69,7 @@ class _Connection:
         self.channel = grpc.insecure_channel(
             address,
             options=[
+                *message_size_options(),
                 ("grpc.enable_retries", 1),
                 ("grpc.service_config", _SERVICE_CONFIG),
                 # Reconnect quickly once a restarted server is back, not after minutes of backoff.
@@ -99,7 +112,8 @@ def process(
     if not connection.usable.wait(max(min(connect_timeout, timeout), 0)):
         raise DependencyUnavailable(
             "gRPC server",
-            f"{settings.GRPC_ADDRESS} did not accept a connection within {connect_timeout:g} s",
+            f"no connection within {connect_timeout:g} s",
+            internal=f"address {settings.GRPC_ADDRESS}",
         )
     stub = connection.stub
     try:
@@ -115,7 +129,9 @@ def process(
         details_of = getattr(exc, "details", None)
         details = details_of() if details_of else str(exc)
         raise DependencyUnavailable(
-            "gRPC server", f"{settings.GRPC_ADDRESS}: {code.name if code else 'error'}: {details}"
+            "gRPC server",
+            f"the call failed with {code.name if code else 'an error'}",
+            internal=f"{settings.GRPC_ADDRESS}: {details}",
         ) from exc
     return ProcessResult(
         text=response.text,

@@ -111,7 +111,9 @@ class KafkaGateway:
             )
             metadata = future.get(timeout=max(timeout, 0.001))
         except KafkaError as exc:
-            raise DependencyUnavailable("Kafka", f"publishing to {topic}: {exc!r}") from exc
+            raise DependencyUnavailable(
+                "Kafka", f"publishing to {topic} failed ({type(exc).__name__})", internal=repr(exc)
+            ) from exc
         return RecordCoordinates(topic, metadata.partition, metadata.offset)
 
     def read(self, coordinates: RecordCoordinates, *, timeout: float) -> Record | None:
@@ -124,7 +126,9 @@ class KafkaGateway:
             consumer.seek(partition, coordinates.offset)
             batches = consumer.poll(timeout_ms=max(int(timeout * 1000), 1), max_records=1)
         except KafkaError as exc:
-            raise DependencyUnavailable("Kafka", f"reading {coordinates}: {exc!r}") from exc
+            raise DependencyUnavailable(
+                "Kafka", f"reading {coordinates} failed ({type(exc).__name__})", internal=repr(exc)
+            ) from exc
         for record in batches.get(partition, []):
             if record.offset == coordinates.offset:
                 headers = dict(record.headers or [])
@@ -149,14 +153,20 @@ class KafkaGateway:
                 consumer.seek_to_end(partition)
                 consumer.position(partition, timeout_ms=self._connect_timeout_ms)
         except KafkaError as exc:
-            raise DependencyUnavailable("Kafka", f"connecting: {exc!r}") from exc
+            raise DependencyUnavailable(
+                "Kafka", f"connecting failed ({type(exc).__name__})", internal=repr(exc)
+            ) from exc
 
     def ensure_topics(self, topics: list[str], *, partitions: int, replication: int) -> list[str]:
         """Create the topics that do not exist yet; return the names created."""
         try:
             admin = KafkaAdminClient(**self._common())
         except KafkaError as exc:
-            raise DependencyUnavailable("Kafka", f"connecting the admin client: {exc!r}") from exc
+            raise DependencyUnavailable(
+                "Kafka",
+                f"connecting the admin client failed ({type(exc).__name__})",
+                internal=repr(exc),
+            ) from exc
         try:
             missing = [t for t in topics if t not in set(admin.list_topics())]
             created = []

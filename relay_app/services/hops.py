@@ -9,6 +9,7 @@ mid-task gets its task redelivered) finds its hop recorded and returns what it r
 the first time, without a second Kafka record, gRPC call or log line.
 """
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from ..logging import log_hop
 from ..models import Hop
 from ..selectors import hop_find
 from .transactions import HopRecord, hops_record, transaction_fail
+
+logger = logging.getLogger(__name__)
 
 
 class KafkaRecord(TypedDict):
@@ -66,6 +69,7 @@ def _settling(carry: Carry, stage: Stage) -> Iterator[None]:
             raise
         # The wait ran into the deadline: that is what the client will see.
         timed_out = DeadlineExceeded(stage)
+        timed_out.internal = f"{exc} ({exc.internal})" if exc.internal else str(exc)
         _fail(carry, stage, timed_out)
         raise timed_out from exc
     except RelayError as exc:
@@ -74,6 +78,13 @@ def _settling(carry: Carry, stage: Stage) -> Iterator[None]:
 
 
 def _fail(carry: Carry, stage: Stage, exc: RelayError) -> None:
+    logger.warning(
+        "transaction %s failed at %s: %s%s",
+        carry["transaction_id"],
+        stage.slug,
+        exc,
+        f" ({exc.internal})" if exc.internal else "",
+    )
     transaction_fail(
         transaction_id=carry["transaction_id"],
         timed_out=isinstance(exc, DeadlineExceeded),
@@ -132,9 +143,7 @@ def kafka_consume(carry: Carry, *, stage: Stage) -> Carry:
                 "Kafka", f"the record at {coordinates} was not readable within {wait:.2g} s"
             )
         if carry["transaction_id"] not in (record.transaction_id, record.key):
-            raise RecordMismatch(
-                f"record at {coordinates} belongs to transaction {record.transaction_id!r}"
-            )
+            raise RecordMismatch(coordinates, owner=record.transaction_id)
         text = stage.spec.apply(record.value)
         hops_record(
             transaction_id=carry["transaction_id"],

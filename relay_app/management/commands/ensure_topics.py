@@ -16,6 +16,6 @@ class Command(BaseCommand):
         try:
             created = ensure_relay_topics()
         except DependencyUnavailable as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(f"{exc} ({exc.internal})") from exc
         topics = [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC]
         self.stdout.write(f"created: {', '.join(created)}" if created else f"present: {topics}")
