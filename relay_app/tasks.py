@@ -5,7 +5,7 @@ service each. Only the last task's result is stored: the view waits for that one
 failure anywhere in the chain is stored on it too (CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from celery import chain, shared_task
 from celery.canvas import Signature
@@ -14,7 +14,7 @@ from django.conf import settings
 from .hops import Stage
 from .services import hops
 from .services.hops import Carry
-from .services.transactions import transactions_settle_stale
+from .services.transactions import transactions_purge, transactions_settle_stale
 
 
 @shared_task(name="relay.publish_request", ignore_result=True)
@@ -55,6 +55,13 @@ def consume_reply(carry: Carry) -> Carry:
 def settle_stale_transactions() -> int:
     """Periodic (beat): time out transactions whose waiter died; returns how many."""
     return transactions_settle_stale(grace_seconds=settings.RELAY_STALE_GRACE_SECONDS)
+
+
+@shared_task(name="relay.purge_transactions")
+def purge_transactions() -> int:
+    """Periodic (beat): delete transactions older than RELAY_RETENTION_DAYS; returns how many."""
+    days = settings.RELAY_RETENTION_DAYS
+    return transactions_purge(older_than=timedelta(days=days)) if days else 0
 
 
 def relay_chain(carry: Carry) -> Signature:
