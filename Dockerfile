@@ -1,10 +1,24 @@
 # One image for the relay's Python processes: web (gunicorn), Celery worker, gRPC server.
+# Runtime requirements only, production settings by default, and a user without privileges:
+# the code is root's and read-only to it; it may write var/ (logs, data) alone.
 FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=project.settings.production \
+    RELAY_VAR_DIR=/app/var
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY . .
-RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0
+# Static files are collected at build time, with throw-away values for the secrets that
+# production settings require (never used at run time: the real ones come from the env file).
+RUN DJANGO_SECRET_KEY=build-only-never-used DJANGO_ALLOWED_HOSTS=build.invalid \
+        python manage.py collectstatic --noinput -v 0 \
+    && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent relay \
+    && mkdir -p /app/var/log \
+    && chown -R relay: /app/var \
+    && chmod 700 /app/var
+USER relay
 EXPOSE 8000 50051
 CMD ["gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "16"]
