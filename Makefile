@@ -10,8 +10,14 @@ KAFKA_STAMP := var/kafka/libs/.kafka-$(KAFKA_VERSION)
 # The local stack runs development settings, named here rather than left to a default:
 # every entry point that serves (wsgi, celery, grpcserver) defaults to production's.
 DEV := DJANGO_SETTINGS_MODULE=project.settings.development
+# Its secure profile (make up-secure): the same with TLS and credentials on every hop, its
+# certificates and passwords made by ops/tls.py into var/secure/tls.
+SECURE := DJANGO_SETTINGS_MODULE=project.settings.secure
+SECURE_TLS := var/secure/tls
+# make demo, down and status act on the profile that is up (written by up and up-secure).
+PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka run up down demo status test test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick sweep clean
+.PHONY: help setup system python kafka run up up-secure down demo status test test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -48,16 +54,21 @@ run: setup ## Start the whole stack in the foreground, send "hello world", follo
 	@$(DEV) $(PY) -m ops.stack run
 
 up: setup ## Start the stack in the background and wait until every service is healthy
-	@$(DEV) $(PY) -m ops.stack up
+	@$(DEV) $(PY) -m ops.stack up && echo project.settings.development > var/profile
 
-down: ## Stop the background stack
-	@test -x $(PY) && $(DEV) $(PY) -m ops.stack down || true
+up-secure: setup ## The stack with TLS and credentials on every hop, no plaintext port
+	@$(PY) -m ops.tls $(SECURE_TLS)
+	@$(SECURE) $(PY) -m ops.stack up && echo project.settings.secure > var/profile
+
+down: ## Stop the background stack (whichever profile is up)
+	@test -x $(PY) && $(PROFILE) $(PY) -m ops.stack down || true
+	@rm -f var/profile
 
 demo: ## Send one "hello world" to the running stack (with an API token) and print its log
-	@$(DEV) $(PY) -m ops.stack demo
+	@$(PROFILE) $(PY) -m ops.stack demo
 
 status: ## Which services of the stack are running
-	@$(DEV) $(PY) -m ops.stack status
+	@$(PROFILE) $(PY) -m ops.stack status
 
 test: setup ## The whole suite on SQLite, then its database-facing tests on PostgreSQL
 	@bash ops/bootstrap.sh --tests
@@ -90,11 +101,15 @@ sweep: ## Time out transactions left pending past their deadline (the worker als
 	@$(DEV) $(PY) manage.py settle_stale_transactions
 
 # Django's deployment checks and the relay's own, under production settings with the minimal
-# environment the README documents (a secret key made for this check alone).
+# environment the README documents: a secret key made for this check alone, the host name, and
+# TLS with credentials on every hop (the local CA's files and passwords stand in for yours).
 check-deploy: python ## manage.py check --deploy under production settings; fails on any warning
-	@DJANGO_SETTINGS_MODULE=project.settings.production \
+	@$(PY) -m ops.tls $(SECURE_TLS) >/dev/null
+	@set -a && . $(SECURE_TLS)/transport.env && set +a && \
+		DJANGO_SETTINGS_MODULE=project.settings.production \
 		DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
 		DJANGO_ALLOWED_HOSTS=relay.example.com \
+		REDIS_URL=rediss://redis.example.com:6379/0 \
 		$(PY) manage.py check --deploy --fail-level WARNING
 
 audit: python ## Known vulnerabilities in the pinned requirements (pip-audit; says so if it cannot tell)

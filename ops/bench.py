@@ -55,6 +55,8 @@ BENCH_ENV = {
     "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
     # The throttle still runs (a Redis round trip per request), at a rate the bench never reaches.
     "RELAY_THROTTLE_RATE": "100000/second",
+    # Every hop on loopback, in plaintext on purpose: the bench measures the relay's own cost.
+    "RELAY_ALLOW_PLAINTEXT": "true",
 }
 # The load client's API token, handed from the bench to its process.
 TOKEN_VARIABLE = "RELAY_BENCH_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -181,18 +183,21 @@ def timeline(answer: dict[str, Any], elapsed_ms: float) -> dict[str, float]:
 @contextmanager
 def bare_hops() -> Iterator[Callable[[int], None]]:
     """Baseline (a): the seven hops in one process with kafka-python and grpcio alone."""
-    import grpc
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from relay.v1 import relay_pb2, relay_pb2_grpc
 
+    from relay_app.integrations.grpc import open_channel
+    from relay_app.integrations.kafka import client_options
+
     servers = BENCH_ENV["KAFKA_BOOTSTRAP_SERVERS"]
     request_topic, reply_topic = "CommunicationTopic", "CommunicationRestTopic"
-    producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=0)
+    kafka = {**client_options(), "bootstrap_servers": servers}  # the relay's transport settings
+    producer = KafkaProducer(**kafka, acks="all", linger_ms=0)
     consumers = {
-        topic: KafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+        topic: KafkaConsumer(**kafka, group_id=None, enable_auto_commit=False)
         for topic in (request_topic, reply_topic)
     }
-    channel = grpc.insecure_channel(BENCH_ENV["GRPC_ADDRESS"])
+    channel = open_channel(BENCH_ENV["GRPC_ADDRESS"])
     stub = relay_pb2_grpc.RelayStub(channel)
 
     def publish_and_read(topic: str, key: bytes, text: str) -> str:

@@ -53,6 +53,8 @@ CHAOS_ENV = {
     "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
     # One user drives the whole load: the throttle runs, at a rate the load never reaches.
     "RELAY_THROTTLE_RATE": "100000/second",
+    # Every hop on loopback, in plaintext on purpose.
+    "RELAY_ALLOW_PLAINTEXT": "true",
 }
 # How much later than the deadline a client may get its answer, and a transaction its state.
 ANSWER_MARGIN_SECONDS = 2.0
@@ -387,7 +389,10 @@ def _kafka_records(topics: list[str], servers: str) -> dict[tuple[Any, ...], str
     """Every record on ``topics``: (topic, partition, offset) -> its key."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+    from relay_app.integrations.kafka import client_options
+
+    options = {**client_options(), "bootstrap_servers": servers}
+    consumer = KafkaConsumer(**options, group_id=None, enable_auto_commit=False)
     try:
         partitions = [
             TopicPartition(topic, p)

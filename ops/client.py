@@ -3,6 +3,7 @@ program would, with an API token that ``manage.py create_api_token`` printed."""
 
 import http.client
 import json
+import ssl
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -30,6 +31,27 @@ class Credentials:
         if self.behind_tls_proxy:
             headers["X-Forwarded-Proto"] = "https"
         return headers
+
+
+def web_url(path: str) -> str:
+    """The URL of ``path`` on the stack's web server: https:// where it serves HTTPS."""
+    from django.conf import settings
+
+    scheme = "https" if settings.RELAY_HTTPS_CERT_FILE else "http"
+    return f"{scheme}://{settings.HTTP_ADDRESS}{path}"
+
+
+def web_connection(*, timeout: float) -> http.client.HTTPConnection:
+    """A connection to the stack's web server; over HTTPS it verifies the server's
+    certificate against RELAY_HTTPS_CA_FILE (the local CA of the secure profile)."""
+    from django.conf import settings
+
+    host, _, port = settings.HTTP_ADDRESS.rpartition(":")
+    host = host.strip("[]")
+    if not settings.RELAY_HTTPS_CERT_FILE:
+        return http.client.HTTPConnection(host, int(port), timeout=timeout)
+    context = ssl.create_default_context(cafile=settings.RELAY_HTTPS_CA_FILE or None)
+    return http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
 
 
 def issue_token(

@@ -24,11 +24,11 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ops.client import Credentials, issue_token
 
@@ -62,6 +62,56 @@ def _port_free(host: str, port: int) -> bool:
                 return False
             raise
     return True
+
+
+def _private_file(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only (it may hold a password)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def _required_env(name: str, needed_by: str) -> str:
+    """A value only the stack needs (a server's key, a broker's own password), from the
+    environment that the secure profile sets from ops/tls.py's transport.env."""
+    value = os.environ.get(name, "")
+    if not value:
+        raise StackError(f"{name} is not set: {needed_by} needs it (`python -m ops.tls` makes it)")
+    return value
+
+
+def _kafka_template(name: str) -> str:
+    return (ROOT / "ops" / "kafka" / f"{name}.properties.template").read_text()
+
+
+def _kafka_security(protocol: str) -> dict[str, Any]:
+    """What the broker's configuration needs for ``protocol``: the templates to add to it and
+    their values, and the SCRAM users to create. The broker's own secrets come from the
+    environment the secure profile sets (ops/tls.py's transport.env)."""
+    if protocol == "PLAINTEXT":
+        return {"parts": [], "scram_users": []}
+
+    def required(name: str) -> str:
+        return _required_env(name, f"Kafka over {protocol}")
+
+    from django.conf import settings
+
+    security: dict[str, Any] = {
+        "parts": ["tls"],
+        "scram_users": [],
+        "keystore": required("RELAY_KAFKA_KEYSTORE"),
+        "keystore_password": required("RELAY_KAFKA_KEYSTORE_PASSWORD"),
+        "truststore": settings.KAFKA_SSL_CAFILE,
+    }
+    if protocol == "SASL_SSL":
+        broker = (required("RELAY_KAFKA_BROKER_USER"), required("RELAY_KAFKA_BROKER_PASSWORD"))
+        security["parts"].append("sasl")
+        security["broker_user"], security["broker_password"] = broker
+        security["scram_users"] = [
+            broker,
+            (settings.KAFKA_SASL_USERNAME, settings.KAFKA_SASL_PASSWORD),
+        ]
+    return security
 
 
 def _private_dir(path: Path) -> None:
@@ -124,28 +174,11 @@ class Stack:
 
         yield Service(
             name="redis",
-            command=[
-                "redis-server",
-                "--bind",
-                redis_host,
-                "--port",
-                str(redis_port),
-                "--dir",
-                str(redis_dir),
-                # Queued tasks survive a Redis restart: append-only file, fsync every second.
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--protected-mode",
-                "no",
-            ],
+            command=["redis-server", str(redis_dir / "redis.conf")],
             ports=[(redis_host, redis_port)],
             ready=_check("redis"),
             setting="REDIS_URL",
-            prepare=lambda: redis_dir.mkdir(parents=True, exist_ok=True),
+            prepare=lambda: self._redis_prepare(redis_dir, redis_host, redis_port),
         )
         yield Service(
             name="kafka",
@@ -226,27 +259,71 @@ class Stack:
                 "10",
                 "--access-logfile",
                 "-",
+                # HTTPS, when settings give the web server a certificate.
+                *(
+                    ["--certfile", s.RELAY_HTTPS_CERT_FILE, "--keyfile", s.RELAY_HTTPS_KEY_FILE]
+                    if s.RELAY_HTTPS_CERT_FILE
+                    else []
+                ),
             ],
             ports=[(web_host, web_port)],
-            ready=lambda: _http_ok(f"http://{s.HTTP_ADDRESS}/healthz"),
+            ready=lambda: _http_ok("/healthz"),
             setting="RELAY_HTTP_ADDRESS",
             prepare=self._web_prepare,
         )
+
+    def _redis_prepare(self, redis_dir: Path, host: str, port: int) -> None:
+        """Redis's configuration from settings: TLS only (no plaintext port) over rediss://,
+        and the password, in a file of the stack's own (not on a command line)."""
+        s = self.settings
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"bind {host}",
+            f"dir {redis_dir}",
+            # Queued tasks survive a Redis restart: append-only file, fsync every second.
+            "appendonly yes",
+            "appendfsync everysec",
+            'save ""',
+            "protected-mode no",
+        ]
+        if s.REDIS_TLS:
+            lines += [
+                "port 0",
+                f"tls-port {port}",
+                f"tls-cert-file {_required_env('RELAY_STACK_CERT_FILE', 'Redis over TLS')}",
+                f"tls-key-file {_required_env('RELAY_STACK_KEY_FILE', 'Redis over TLS')}",
+                f"tls-ca-cert-file {s.REDIS_TLS_CA_FILE}",
+                # Clients prove who they are with the password; TLS proves who Redis is.
+                "tls-auth-clients no",
+            ]
+        else:
+            lines.append(f"port {port}")
+        if password := urllib.parse.urlsplit(s.CELERY_BROKER_URL).password:
+            lines.append(f"requirepass {urllib.parse.unquote(password)}")
+        _private_file(redis_dir / "redis.conf", "\n".join(lines) + "\n")
 
     def _kafka_prepare(self, host: str, port: int) -> None:
         if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
             raise StackError(
                 f"Kafka's jars are missing from {KAFKA_LIBS}: run `make kafka` to fetch them."
             )
+        s = self.settings
         kafka_dir = self.var_dir / "kafka"
         data_dir = kafka_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
-        template = (ROOT / "ops" / "kafka" / "server.properties.template").read_text()
+        protocol = s.KAFKA_SECURITY_PROTOCOL
+        security = _kafka_security(protocol)
         config = kafka_dir / "server.properties"
-        config.write_text(
-            template.format(
-                broker=f"{host}:{port}", controller=f"{host}:{port + 1}", data_dir=data_dir
+        _private_file(
+            config,
+            _kafka_template("server").format(
+                broker=f"{host}:{port}",
+                controller=f"{host}:{port + 1}",
+                data_dir=data_dir,
+                protocol=protocol,
+                controller_protocol="PLAINTEXT" if protocol == "PLAINTEXT" else "SSL",
             )
+            + "".join(_kafka_template(part).format(**security) for part in security["parts"]),
         )
         if (data_dir / "meta.properties").exists():
             return
@@ -269,6 +346,15 @@ class Stack:
                 cluster_id,
                 "--config",
                 str(config),
+                # The SCRAM users exist from the start: the broker's own, and the relay's.
+                *(
+                    argument
+                    for user, password in security["scram_users"]
+                    for argument in (
+                        "--add-scram",
+                        f"SCRAM-SHA-512=[name={user},password={password}]",
+                    )
+                ),
             ],
             capture_output=True,
             text=True,
@@ -494,10 +580,19 @@ def _check(dependency: str) -> Callable[[], None]:
     return check
 
 
-def _http_ok(url: str) -> None:
-    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL from settings
-        if response.status != 200:
-            raise StackError(f"{url} answered {response.status}")
+def _http_ok(path: str) -> None:
+    """The web server answers ``path`` with 200, over HTTPS where it serves HTTPS."""
+    from ops.client import web_connection
+
+    connection = web_connection(timeout=2)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise StackError(f"{path} answered {response.status}")
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -515,18 +610,17 @@ def demo(message: str = "hello world") -> int:
     token of its own (made, used, then revoked); print the answer and the transaction's log."""
     from django.conf import settings
 
-    from ops.client import post_message, revoke_token
+    from ops.client import post_message, revoke_token, web_connection, web_url
     from relay_app.hops import expected_final_message
 
-    host, port = _split_address(settings.HTTP_ADDRESS)
     try:
         token = issue_token("demo", name="make demo")
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         _say(f"could not make an API token for the demo: {exc}")
         return 1
-    connection = http.client.HTTPConnection(host, port, timeout=settings.RELAY_DEADLINE_SECONDS + 5)
+    connection = web_connection(timeout=settings.RELAY_DEADLINE_SECONDS + 5)
     _say(
-        f"POST http://{settings.HTTP_ADDRESS}/api/relay/ {{'message': {message!r}}}"
+        f"POST {web_url('/api/relay/')} {{'message': {message!r}}}"
         " as user 'demo' (Authorization: Bearer <a token from manage.py create_api_token>)"
     )
     try:
@@ -601,19 +695,30 @@ def _admin_login(stack: Stack) -> str:
 
 
 def _banner(stack: Stack) -> None:
+    from ops.client import web_url
+    from relay_app.error_reports import hide_url_passwords
+
     s = stack.settings
+    grpc_tls = "mutual TLS" if s.GRPC_TLS_SERVER_CERT_FILE else "plaintext"
+    tls_note = (
+        f"  TLS        every client verifies against {s.RELAY_HTTPS_CA_FILE}\n"
+        if s.RELAY_HTTPS_CERT_FILE
+        else ""
+    )
     print(
         f"""
 relay is up:
-  API        http://{s.HTTP_ADDRESS}/api/relay/      (POST {{"message": "..."}})
-  browse     http://{s.HTTP_ADDRESS}/api/            (the API, browsable: a form to relay a message)
-  docs       http://{s.HTTP_ADDRESS}/api/docs/       (OpenAPI schema: /api/schema/)
-  admin      http://{s.HTTP_ADDRESS}/admin/          ({_admin_login(stack)})
-  seed       http://{s.HTTP_ADDRESS}/communication/restKafkaGRPC/
-  health     http://{s.HTTP_ADDRESS}/healthz
+  API        {web_url("/api/relay/")}      (POST {{"message": "..."}})
+  browse     {web_url("/api/")}            (the API, browsable: a form to relay a message)
+  docs       {web_url("/api/docs/")}       (OpenAPI schema: /api/schema/)
+  admin      {web_url("/admin/")}          ({_admin_login(stack)})
+  seed       {web_url("/communication/restKafkaGRPC/")}
+  health     {web_url("/healthz")}
   token      python manage.py create_api_token USERNAME   (then: Authorization: Bearer <token>)
-  Kafka {s.KAFKA_BOOTSTRAP_SERVERS}  Redis {s.CELERY_BROKER_URL}  gRPC {s.GRPC_ADDRESS}
-  logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)
+  Kafka      {s.KAFKA_BOOTSTRAP_SERVERS} ({s.KAFKA_SECURITY_PROTOCOL})
+  Redis      {hide_url_passwords(s.REDIS_URL, "***")}{" (TLS)" if s.REDIS_TLS else ""}
+  gRPC       {s.GRPC_ADDRESS} ({grpc_tls})
+{tls_note}  logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)
 """,
         flush=True,
     )

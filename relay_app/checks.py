@@ -1,9 +1,11 @@
 """System checks (``manage.py check``; ``make check-deploy`` fails on any warning)."""
 
+import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 # What development settings turn on for the demo's sake, and production must not:
 # (setting, its check's id, what it opens to anyone, what to do instead).
@@ -37,4 +39,108 @@ def development_conveniences_in_production(**_: Any) -> list[CheckMessage]:
         )
         for name, check_id, opens, instead in DEVELOPMENT_CONVENIENCES
         if getattr(settings, name)
+    ]
+
+
+# Every setting that names a certificate or key file.
+TLS_FILES = [
+    "KAFKA_SSL_CAFILE",
+    "KAFKA_SSL_CERTFILE",
+    "KAFKA_SSL_KEYFILE",
+    "REDIS_TLS_CA_FILE",
+    "REDIS_TLS_CERT_FILE",
+    "REDIS_TLS_KEY_FILE",
+    "GRPC_TLS_CA_FILE",
+    "GRPC_TLS_CLIENT_CERT_FILE",
+    "GRPC_TLS_CLIENT_KEY_FILE",
+    "GRPC_TLS_SERVER_CERT_FILE",
+    "GRPC_TLS_SERVER_KEY_FILE",
+    "GRPC_TLS_CLIENT_CA_FILE",
+    "RELAY_HTTPS_CERT_FILE",
+    "RELAY_HTTPS_KEY_FILE",
+    "RELAY_HTTPS_CA_FILE",
+]
+
+
+def _kafka_problems() -> list[str]:
+    s = settings
+    if s.KAFKA_SECURITY_PROTOCOL == "PLAINTEXT":
+        return ["Kafka is in plaintext (KAFKA_SECURITY_PROTOCOL=PLAINTEXT)"]
+    if s.KAFKA_SECURITY_PROTOCOL == "SASL_SSL" and not (
+        s.KAFKA_SASL_USERNAME and s.KAFKA_SASL_PASSWORD
+    ):
+        return ["Kafka has no credentials (KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD)"]
+    if s.KAFKA_SECURITY_PROTOCOL == "SSL" and not (s.KAFKA_SSL_CERTFILE and s.KAFKA_SSL_KEYFILE):
+        return ["Kafka has no credentials (KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE)"]
+    return []
+
+
+def _redis_problems() -> list[str]:
+    s = settings
+    if not s.REDIS_TLS:
+        return ["Redis is in plaintext (REDIS_URL is not rediss://)"]
+    if not urlsplit(s.CELERY_BROKER_URL).password and not s.REDIS_TLS_CERT_FILE:
+        return ["Redis has no credentials (REDIS_PASSWORD, or a password in REDIS_URL)"]
+    return []
+
+
+def _grpc_problems() -> list[str]:
+    s = settings
+    problems = []
+    if not s.GRPC_TLS_CA_FILE:
+        problems.append("the gRPC client is in plaintext (GRPC_TLS_CA_FILE)")
+    elif not (s.GRPC_TLS_CLIENT_CERT_FILE and s.GRPC_TLS_CLIENT_KEY_FILE):
+        problems.append("the gRPC client has no certificate (GRPC_TLS_CLIENT_CERT_FILE, _KEY_FILE)")
+    if not (s.GRPC_TLS_SERVER_CERT_FILE and s.GRPC_TLS_SERVER_KEY_FILE):
+        problems.append("the gRPC server is in plaintext (GRPC_TLS_SERVER_CERT_FILE, _KEY_FILE)")
+    elif not s.GRPC_TLS_CLIENT_CA_FILE:
+        problems.append(
+            "the gRPC server takes clients without certificates (GRPC_TLS_CLIENT_CA_FILE)"
+        )
+    return problems
+
+
+@register(Tags.security)
+def plaintext_hops_in_production(**_: Any) -> list[CheckMessage]:
+    """Under production settings every hop has TLS and credentials, unless
+    RELAY_ALLOW_PLAINTEXT says, on purpose, that the network is trusted (then a warning)."""
+    if settings.RELAY_ENVIRONMENT != "production":
+        return []
+    found = [
+        (check_id, problem)
+        for check_id, problems in (
+            ("relay.E001", _kafka_problems()),
+            ("relay.E002", _redis_problems()),
+            ("relay.E003", _grpc_problems()),
+        )
+        for problem in problems
+    ]
+    if settings.RELAY_ALLOW_PLAINTEXT:
+        return [
+            Warning(
+                f"Plaintext allowed on purpose (RELAY_ALLOW_PLAINTEXT): {problem}.",
+                id="relay.W003",
+            )
+            for _, problem in found
+        ]
+    return [
+        Error(
+            f"{problem[:1].upper()}{problem[1:]}: whoever reaches its port can read or forge"
+            " what crosses it.",
+            hint="Configure TLS and credentials (README, Security), or set"
+            " RELAY_ALLOW_PLAINTEXT=true if this network is trusted on purpose.",
+            id=check_id,
+        )
+        for check_id, problem in found
+    ]
+
+
+@register(Tags.security)
+def tls_files_are_readable(**_: Any) -> list[CheckMessage]:
+    """A certificate or key that a setting names must be there: a typo fails at start, in
+    every environment, not at the first connection."""
+    return [
+        Error(f"{name}: cannot read {getattr(settings, name)}.", id="relay.E004")
+        for name in TLS_FILES
+        if getattr(settings, name) and not os.access(getattr(settings, name), os.R_OK)
     ]

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from .hops import Stage, max_text_length
-from .integrations.grpc import message_size_options
+from .integrations.grpc import message_size_options, read_pem
 from .logging import log_hop
 
 logger = logging.getLogger(__name__)
@@ -64,21 +64,40 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
         return relay_pb2.ProcessResponse(text=text, started_at=started_at, finished_at=finished_at)
 
 
+def server_credentials() -> grpc.ServerCredentials | None:
+    """The server's TLS from settings: its certificate and key, and the CA its clients'
+    certificates must come from (mutual TLS). ``None``: plaintext."""
+    certificate = read_pem("GRPC_TLS_SERVER_CERT_FILE")
+    key = read_pem("GRPC_TLS_SERVER_KEY_FILE")
+    if certificate is None or key is None:
+        return None
+    client_ca = read_pem("GRPC_TLS_CLIENT_CA_FILE")
+    return grpc.ssl_server_credentials(
+        [(key, certificate)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
 def build_server(
     address: str, *, servicer: RelayServicer | None = None, max_workers: int = 16
 ) -> tuple[grpc.Server, health.HealthServicer]:
-    """A server bound to ``address`` with the relay, health and reflection services."""
+    """A server bound to ``address`` with the relay and health services, reflection where
+    settings allow it (development), over TLS where settings give a certificate."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers), options=message_size_options()
     )
     relay_pb2_grpc.add_RelayServicer_to_server(servicer or RelayServicer(), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    if settings.RELAY_GRPC_REFLECTION:
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+    credentials = server_credentials()
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address} (is the port already in use?): {exc}") from exc
     if port == 0:

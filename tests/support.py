@@ -18,6 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 from rest_framework.test import APIClient
 
 from relay_app.hops import HOPS, Stage
+from relay_app.integrations.kafka import client_options
 from relay_app.services.tokens import api_token_create
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class SeenRecord:
 def records_for(topic: str, transaction_id: str) -> list[SeenRecord]:
     """Every record on ``topic`` keyed by ``transaction_id``, read by a separate consumer."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+        **client_options(),
         group_id=None,
         enable_auto_commit=False,
         consumer_timeout_ms=1000,
@@ -190,9 +191,7 @@ def task_results_stored() -> int:
 
 def kafka_end_offsets() -> dict[tuple[str, int], int]:
     """The end offset of every partition of the relay's topics."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=None, enable_auto_commit=False
-    )
+    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
     try:
         partitions = [
             TopicPartition(topic, partition)

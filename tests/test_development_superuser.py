@@ -23,6 +23,8 @@ PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "project.settings.production",
     "DJANGO_SECRET_KEY": "production-test-key-not-the-development-one",
     "DJANGO_ALLOWED_HOSTS": "relay.example",
+    # These tests are about logins; the transport's own checks are tested elsewhere.
+    "RELAY_ALLOW_PLAINTEXT": "true",
 }
 
 # Under production settings, a database that already holds the development superuser (one

@@ -1,15 +1,17 @@
 """The gRPC server the test runner started: the relay hop, health checking and reflection,
 and what it refuses."""
 
+import socket
 import uuid
 
 import grpc
 from django.conf import settings
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, override_settings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
+from relay_app.grpc_server import build_server
 from relay_app.hops import Stage, max_text_length
 
 from .support import transaction_log_lines
@@ -77,10 +79,29 @@ class GrpcServerTests(SimpleTestCase):
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
                 self.assertEqual(reply.status, health_pb2.HealthCheckResponse.SERVING)
 
-    def test_reflection_lists_the_relay_service(self) -> None:
-        stub = reflection_pb2_grpc.ServerReflectionStub(self.channel)
-        request = reflection_pb2.ServerReflectionRequest(list_services="")
-        (reply,) = list(stub.ServerReflectionInfo(iter([request]), timeout=5))
-        names = {service.name for service in reply.list_services_response.service}
+    def test_reflection_is_off_outside_development(self) -> None:
+        self.assertFalse(settings.RELAY_GRPC_REFLECTION)
+        with self.assertRaises(grpc.RpcError) as raised:
+            list_services(self.channel)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+
+    @override_settings(RELAY_GRPC_REFLECTION=True)
+    def test_development_serves_reflection_listing_the_relay_service(self) -> None:
+        with socket.socket() as probe:  # a free port for a server of this test's own
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server, _ = build_server(f"127.0.0.1:{port}")
+        server.start()
+        self.addCleanup(server.stop, 0)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            names = list_services(channel)
         self.assertIn("relay.v1.Relay", names)
         self.assertIn("grpc.health.v1.Health", names)
+
+
+def list_services(channel: grpc.Channel) -> set[str]:
+    """What server reflection says the server serves."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    (reply,) = list(stub.ServerReflectionInfo(iter([request]), timeout=5))
+    return {service.name for service in reply.list_services_response.service}

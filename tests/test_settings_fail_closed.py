@@ -3,19 +3,31 @@ which refuse to start without their secrets, require HTTPS and keep their errors
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from django.conf import settings
 from django.test import SimpleTestCase, override_settings
 from django.views.debug import get_default_exception_reporter_filter
 
-# The minimal production environment the README documents.
-MINIMAL_PRODUCTION = {
+from ops import tls
+
+# What production requires before anything else: its secrets.
+SECRETS_ONLY = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+}
+# The minimal production environment the README documents: those, and TLS with credentials
+# on every hop (the local CA of ops/tls.py standing in for a real one).
+TLS_DIR = Path(settings.VAR_DIR) / "fail-closed" / "tls"
+MINIMAL_PRODUCTION = {
+    **SECRETS_ONLY,
+    **tls.read_env(tls.ensure(TLS_DIR)),
+    "REDIS_URL": "rediss://redis.example.com:6379/0",
 }
 
 
@@ -53,7 +65,7 @@ class EntryPointTests(SimpleTestCase):
                 bare = run(["-c", code], {})
                 self.assertNotEqual(bare.returncode, 0)
                 self.assertIn("DJANGO_SECRET_KEY", bare.stderr)
-                configured = run(["-c", code], MINIMAL_PRODUCTION)
+                configured = run(["-c", code], SECRETS_ONLY)
                 self.assertEqual(configured.returncode, 0, configured.stderr[-1500:])
                 self.assertEqual(configured.stdout.split()[-1], "production")
 
@@ -79,8 +91,8 @@ class ProductionSettingsTests(SimpleTestCase):
                 "DJANGO_SECRET_KEY": "django-insecure-development-only",
                 "DJANGO_ALLOWED_HOSTS": "relay.example.com",
             },
-            "no allowed hosts": {"DJANGO_SECRET_KEY": MINIMAL_PRODUCTION["DJANGO_SECRET_KEY"]},
-            "empty allowed hosts": {**MINIMAL_PRODUCTION, "DJANGO_ALLOWED_HOSTS": ","},
+            "no allowed hosts": {"DJANGO_SECRET_KEY": SECRETS_ONLY["DJANGO_SECRET_KEY"]},
+            "empty allowed hosts": {**SECRETS_ONLY, "DJANGO_ALLOWED_HOSTS": ","},
         }
         for case, env in cases.items():
             with self.subTest(case):
@@ -106,6 +118,53 @@ class ProductionSettingsTests(SimpleTestCase):
             command, {**MINIMAL_PRODUCTION, "DJANGO_DEBUG": "true"}, settings_module=self.production
         )
         self.assertEqual(debug.returncode, 0, "DJANGO_DEBUG cannot turn DEBUG on in production")
+
+    def test_a_plaintext_or_credential_less_hop_fails_the_check_unless_allowed_on_purpose(
+        self,
+    ) -> None:
+        cases = {
+            "every hop in plaintext": (SECRETS_ONLY, ["relay.E001", "relay.E002", "relay.E003"]),
+            "Kafka in plaintext": (
+                {**MINIMAL_PRODUCTION, "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"},
+                ["relay.E001"],
+            ),
+            "Kafka without its password": (
+                {**MINIMAL_PRODUCTION, "KAFKA_SASL_PASSWORD": ""},
+                ["relay.E001"],
+            ),
+            "Redis in plaintext": (
+                {**MINIMAL_PRODUCTION, "REDIS_URL": "redis://redis.example.com:6379/0"},
+                ["relay.E002"],
+            ),
+            "Redis without a password": (
+                {**MINIMAL_PRODUCTION, "REDIS_PASSWORD": ""},
+                ["relay.E002"],
+            ),
+            "a gRPC client without a certificate": (
+                {**MINIMAL_PRODUCTION, "GRPC_TLS_CLIENT_CERT_FILE": ""},
+                ["relay.E003"],
+            ),
+            "a gRPC server that admits anyone": (
+                {**MINIMAL_PRODUCTION, "GRPC_TLS_CLIENT_CA_FILE": ""},
+                ["relay.E003"],
+            ),
+            "a certificate file that is not there": (
+                {**MINIMAL_PRODUCTION, "GRPC_TLS_CA_FILE": "/nonexistent/ca.pem"},
+                ["relay.E004"],
+            ),
+        }
+        for case, (env, errors) in cases.items():
+            with self.subTest(case):
+                checked = run(["manage.py", "check"], env, settings_module=self.production)
+                self.assertNotEqual(checked.returncode, 0, checked.stdout)
+                self.assertEqual(sorted(set(re.findall(r"relay\.E\d+", checked.stderr))), errors)
+        allowed = run(
+            ["manage.py", "check"],
+            {**SECRETS_ONLY, "RELAY_ALLOW_PLAINTEXT": "true"},
+            settings_module=self.production,
+        )
+        self.assertEqual(allowed.returncode, 0, allowed.stderr[-2000:])
+        self.assertIn("relay.W003", allowed.stderr)  # still said, as a warning
 
     def test_production_requires_https_and_answers_anonymous_callers_with_401(self) -> None:
         probe = textwrap.dedent(
@@ -136,7 +195,8 @@ class ProductionSettingsTests(SimpleTestCase):
             """
         )
         env = {
-            **MINIMAL_PRODUCTION,
+            **SECRETS_ONLY,
+            "RELAY_ALLOW_PLAINTEXT": "true",  # the probe needs no dependency, only HTTP's rules
             "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
             "DJANGO_CSRF_TRUSTED_ORIGINS": "https://relay.example.com",
             "DJANGO_DEBUG": "true",

@@ -5,9 +5,11 @@ an environment variable of the same name. The defaults here are the safe ones: w
 what is closed unless a settings module (``development``) or the environment opens it.
 """
 
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -268,10 +270,86 @@ WORKER_CONCURRENCY = env.int("RELAY_WORKER_CONCURRENCY", default=4)
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+# --- Transport security: TLS and credentials on each hop -------------------------------------
+# Plaintext by default for the local stack; `make up-secure` sets all of these
+# (ops/tls.py), and production settings refuse plaintext unless RELAY_ALLOW_PLAINTEXT.
+
+# Kafka: PLAINTEXT, SSL (with a client certificate as the credential) or SASL_SSL (a SCRAM
+# user). Every producer, consumer and admin client gets the same options
+# (relay_app.integrations.kafka.client_options).
+KAFKA_SECURITY_PROTOCOL = env.str("KAFKA_SECURITY_PROTOCOL", default="PLAINTEXT").upper()
+if KAFKA_SECURITY_PROTOCOL not in ("PLAINTEXT", "SSL", "SASL_SSL"):
+    raise ImproperlyConfigured(
+        "KAFKA_SECURITY_PROTOCOL must be PLAINTEXT, SSL or SASL_SSL,"
+        f" not {KAFKA_SECURITY_PROTOCOL!r}"
+    )
+KAFKA_SSL_CAFILE = env.str("KAFKA_SSL_CAFILE", default="")  # the CA of the brokers' certs
+KAFKA_SSL_CERTFILE = env.str("KAFKA_SSL_CERTFILE", default="")  # this client's, for SSL
+KAFKA_SSL_KEYFILE = env.str("KAFKA_SSL_KEYFILE", default="")
+KAFKA_SASL_MECHANISM = env.str("KAFKA_SASL_MECHANISM", default="SCRAM-SHA-512")
+KAFKA_SASL_USERNAME = env.str("KAFKA_SASL_USERNAME", default="")
+KAFKA_SASL_PASSWORD = env.str("KAFKA_SASL_PASSWORD", default="")
+
+# Redis: rediss:// in REDIS_URL turns TLS on, verified against this CA (and, if Redis asks
+# for one, with this client certificate). The password may be in the URL or here.
+REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
+REDIS_TLS_CA_FILE = env.str("REDIS_TLS_CA_FILE", default="")
+REDIS_TLS_CERT_FILE = env.str("REDIS_TLS_CERT_FILE", default="")
+REDIS_TLS_KEY_FILE = env.str("REDIS_TLS_KEY_FILE", default="")
+
+
+def _redis_connection_url(url: str, password: str) -> str:
+    """``url`` with ``password`` in it, unless it has one already (the URL's wins)."""
+    if not password or "@" in url.partition("://")[2].partition("/")[0]:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://:{quote(password, safe='')}@{rest}"
+
+
+REDIS_CONNECTION_URL = _redis_connection_url(REDIS_URL, REDIS_PASSWORD)
+# TLS options for every Redis client: Celery's broker and results, the health check, the
+# throttles (redis-py and kombu take the same names). Certificates are always verified.
+REDIS_TLS: dict[str, Any] = (
+    {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_ca_certs": REDIS_TLS_CA_FILE or None,
+        "ssl_certfile": REDIS_TLS_CERT_FILE or None,
+        "ssl_keyfile": REDIS_TLS_KEY_FILE or None,
+    }
+    if REDIS_URL.startswith("rediss://")
+    else {}
+)
+
+# gRPC: a CA turns TLS on for the client, which then verifies the server's certificate and,
+# with its own, authenticates (mutual TLS). A certificate and key turn TLS on for the server,
+# which then requires client certificates signed by GRPC_TLS_CLIENT_CA_FILE.
+GRPC_TLS_CA_FILE = env.str("GRPC_TLS_CA_FILE", default="")
+GRPC_TLS_CLIENT_CERT_FILE = env.str("GRPC_TLS_CLIENT_CERT_FILE", default="")
+GRPC_TLS_CLIENT_KEY_FILE = env.str("GRPC_TLS_CLIENT_KEY_FILE", default="")
+GRPC_TLS_SERVER_CERT_FILE = env.str("GRPC_TLS_SERVER_CERT_FILE", default="")
+GRPC_TLS_SERVER_KEY_FILE = env.str("GRPC_TLS_SERVER_KEY_FILE", default="")
+GRPC_TLS_CLIENT_CA_FILE = env.str("GRPC_TLS_CLIENT_CA_FILE", default="")
+# Server reflection lets any client list and describe the services: development only.
+RELAY_GRPC_REFLECTION = env.bool("RELAY_GRPC_REFLECTION", default=False)
+
+# The web server: gunicorn serves HTTPS itself with this certificate and key (or a proxy in
+# front terminates TLS: see DJANGO_SECURE_PROXY_SSL_HEADER). The local tools (make demo)
+# verify it against RELAY_HTTPS_CA_FILE.
+RELAY_HTTPS_CERT_FILE = env.str("RELAY_HTTPS_CERT_FILE", default="")
+RELAY_HTTPS_KEY_FILE = env.str("RELAY_HTTPS_KEY_FILE", default="")
+RELAY_HTTPS_CA_FILE = env.str("RELAY_HTTPS_CA_FILE", default="")
+
+# Production settings refuse a plaintext or credential-less hop (relay.E001-E003) unless this
+# says, on purpose, that the network itself is trusted.
+RELAY_ALLOW_PLAINTEXT = env.bool("RELAY_ALLOW_PLAINTEXT", default=False)
+
 # --- Celery (read by project/celery.py through the CELERY_ namespace) -----------------------
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_CONNECTION_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_CONNECTION_URL)
+# Over rediss://, both verify Redis's certificate (REDIS_TLS).
+CELERY_BROKER_USE_SSL = REDIS_TLS or None
+CELERY_REDIS_BACKEND_USE_SSL = REDIS_TLS or None
 # JSON only: tasks take ids and strings, and no pickle ever crosses the broker.
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

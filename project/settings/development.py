@@ -1,5 +1,5 @@
 """Development settings, for ``make run`` and ``make up`` only: a local key, DEBUG, a local
-superuser, anonymous relaying and public API docs, so the demo needs no setup.
+superuser, anonymous relaying, public API docs and gRPC reflection, so the demo needs no setup.
 
 Defaults go into the environment (as in ``test``) so every process the stack starts agrees;
 any of them can still be set otherwise, e.g. ``RELAY_ALLOW_ANONYMOUS_RELAY=false make run``.
@@ -13,6 +13,7 @@ for _name, _value in {
     "DJANGO_DEBUG": "true",
     "RELAY_ALLOW_ANONYMOUS_RELAY": "true",
     "RELAY_PUBLIC_API_DOCS": "true",
+    "RELAY_GRPC_REFLECTION": "true",
 }.items():
     os.environ.setdefault(_name, _value)
 

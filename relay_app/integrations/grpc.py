@@ -3,12 +3,16 @@
 import json
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
+from typing import Any
 
 import grpc
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from ..errors import DependencyUnavailable
@@ -45,6 +49,39 @@ def message_size_options() -> list[tuple[str, int]]:
     return [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)]
 
 
+def read_pem(setting: str) -> bytes | None:
+    """The file a TLS setting names, ``None`` if the setting is empty; a missing or unreadable
+    file is an error that names the setting."""
+    path: str = getattr(settings, setting)
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{setting}: cannot read {path}: {exc.strerror}") from exc
+
+
+def channel_credentials() -> grpc.ChannelCredentials | None:
+    """The client's TLS from settings: the CA that signed the server's certificate, and the
+    client's own certificate (mutual TLS). ``None``: plaintext (no GRPC_TLS_CA_FILE)."""
+    root = read_pem("GRPC_TLS_CA_FILE")
+    if root is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=root,
+        private_key=read_pem("GRPC_TLS_CLIENT_KEY_FILE"),
+        certificate_chain=read_pem("GRPC_TLS_CLIENT_CERT_FILE"),
+    )
+
+
+def open_channel(address: str, *, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+    """A channel to ``address``: over TLS when settings say so, else plaintext."""
+    credentials = channel_credentials()
+    if credentials is None:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
 class GrpcDeadlineExceeded(Exception):
     """The call's deadline passed before the server answered."""
 
@@ -66,7 +103,7 @@ class _Connection:
     """
 
     def __init__(self, address: str) -> None:
-        self.channel = grpc.insecure_channel(
+        self.channel = open_channel(
             address,
             options=[
                 *message_size_options(),

@@ -25,6 +25,31 @@ logger = logging.getLogger(__name__)
 TRANSACTION_HEADER = "transaction_id"
 
 
+def client_options() -> dict[str, Any]:
+    """What every Kafka client needs to reach the brokers: their addresses, and the
+    transport security from settings (TLS with certificate verification; SCRAM credentials
+    over SASL_SSL, or a client certificate over SSL). Tests and tools use it too."""
+    s = settings
+    options: dict[str, Any] = {
+        "bootstrap_servers": s.KAFKA_BOOTSTRAP_SERVERS,
+        "security_protocol": s.KAFKA_SECURITY_PROTOCOL,
+    }
+    if s.KAFKA_SECURITY_PROTOCOL != "PLAINTEXT":
+        options |= {
+            "ssl_check_hostname": True,
+            "ssl_cafile": s.KAFKA_SSL_CAFILE or None,
+            "ssl_certfile": s.KAFKA_SSL_CERTFILE or None,
+            "ssl_keyfile": s.KAFKA_SSL_KEYFILE or None,
+        }
+    if s.KAFKA_SECURITY_PROTOCOL == "SASL_SSL":
+        options |= {
+            "sasl_mechanism": s.KAFKA_SASL_MECHANISM,
+            "sasl_plain_username": s.KAFKA_SASL_USERNAME,
+            "sasl_plain_password": s.KAFKA_SASL_PASSWORD,
+        }
+    return options
+
+
 @dataclass(frozen=True)
 class RecordCoordinates:
     """Where a record sits in Kafka."""
@@ -68,6 +93,7 @@ class KafkaGateway:
 
     def _common(self) -> dict[str, Any]:
         return {
+            **client_options(),
             "bootstrap_servers": self._bootstrap_servers,
             "bootstrap_timeout_ms": self._connect_timeout_ms,
             "request_timeout_ms": 10_000,

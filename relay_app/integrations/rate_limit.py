@@ -42,7 +42,10 @@ class RateLimiter:
 
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(
-            url, socket_timeout=_TIMEOUT_SECONDS, socket_connect_timeout=_TIMEOUT_SECONDS
+            url,
+            socket_timeout=_TIMEOUT_SECONDS,
+            socket_connect_timeout=_TIMEOUT_SECONDS,
+            **settings.REDIS_TLS,
         )
         self._script = self._client.register_script(_GCRA)
 
@@ -63,7 +66,7 @@ class RateLimiter:
 
 @cache
 def _limiter_for(pid: int) -> RateLimiter:
-    return RateLimiter(settings.REDIS_URL)
+    return RateLimiter(settings.CELERY_BROKER_URL)
 
 
 def get_rate_limiter() -> RateLimiter:

@@ -3,11 +3,12 @@
 import socket
 from collections.abc import Callable
 
-import grpc
 import redis
 from django.conf import settings
 from django.db import connection
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ..integrations.grpc import open_channel
 
 _TIMEOUT = 1.0
 
@@ -19,7 +20,10 @@ def _database() -> None:
 
 def _redis() -> None:
     client = redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT
+        settings.CELERY_BROKER_URL,
+        socket_timeout=_TIMEOUT,
+        socket_connect_timeout=_TIMEOUT,
+        **settings.REDIS_TLS,
     )
     try:
         client.ping()
@@ -33,7 +37,7 @@ def _kafka() -> None:
 
 
 def _grpc() -> None:
-    with grpc.insecure_channel(settings.GRPC_ADDRESS) as channel:
+    with open_channel(settings.GRPC_ADDRESS) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="relay.v1.Relay"), timeout=_TIMEOUT
         )

@@ -1,0 +1,189 @@
+"""The secure profile (``make up-secure``) on a stack of its own: a transaction end to end with
+TLS and credentials on every hop, and each service refusing plaintext and strangers.
+
+The stack is started and stopped as a user does, with ``python -m ops.stack`` under
+``project.settings.secure``, on ports of its own; the test then speaks to each service
+directly, once as the relay does (which must work) and once as an intruder would.
+"""
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import grpc
+import redis
+from django.conf import settings
+from django.test import SimpleTestCase
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from ops import tls
+
+from .support import expected_log_lines
+
+VAR = Path(settings.VAR_DIR) / "secure"
+TLS = VAR / "tls"
+KAFKA, REDIS, GRPC, WEB = "127.0.0.1:29092", "127.0.0.1:26379", "127.0.0.1:25051", "127.0.0.1:28000"
+SECURE_ENV = {
+    "DJANGO_SETTINGS_MODULE": "project.settings.secure",
+    "RELAY_VAR_DIR": str(VAR),
+    "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+    "REDIS_URL": f"rediss://{REDIS}/0",
+    "GRPC_ADDRESS": GRPC,
+    "RELAY_HTTP_ADDRESS": WEB,
+    "RELAY_TRANSACTION_LOG_CONSOLE": "false",
+}
+# Settings of the suite's own (test) stack, which must not leak into the secure one.
+OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_")
+
+
+def stack(command: str) -> subprocess.CompletedProcess[str]:
+    """``python -m ops.stack COMMAND`` for the secure profile, as ``make`` runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)} | SECURE_ENV
+    return subprocess.run(
+        [sys.executable, "-m", "ops.stack", command],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+class SecureProfileTests(SimpleTestCase):
+    secrets: ClassVar[dict[str, str]]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        shutil.rmtree(VAR, ignore_errors=True)
+        cls.secrets = tls.read_env(tls.ensure(TLS))
+        started = stack("up")
+        if started.returncode != 0:
+            stack("down")
+            raise AssertionError(f"the secure stack did not start:\n{started.stdout[-3000:]}")
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        stack("down")
+        super().tearDownClass()
+
+    # --- as the relay: everything works ------------------------------------------------------
+
+    def test_make_demo_relays_hello_world_through_every_hop_over_tls(self) -> None:
+        demo = stack("demo")
+        self.assertEqual(demo.returncode, 0, demo.stdout[-3000:])
+        self.assertIn(f"POST https://{WEB}/api/relay/", demo.stdout)
+        lines = [line[20:] for line in demo.stdout.splitlines() if line[:4].isdigit()]
+        self.assertEqual(lines, expected_log_lines("hello world"))
+
+    # --- Kafka: SASL_SSL only -----------------------------------------------------------------
+
+    def kafka_admin(self, **options: Any) -> KafkaAdminClient:
+        return KafkaAdminClient(
+            bootstrap_servers=KAFKA, request_timeout_ms=3000, bootstrap_timeout_ms=3000, **options
+        )
+
+    def test_kafka_takes_the_relays_credentials_over_tls_and_refuses_the_rest(self) -> None:
+        secure = {
+            "security_protocol": "SASL_SSL",
+            "ssl_cafile": str(TLS / "ca.pem"),
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": self.secrets["KAFKA_SASL_USERNAME"],
+        }
+        admin = self.kafka_admin(**secure, sasl_plain_password=self.secrets["KAFKA_SASL_PASSWORD"])
+        self.assertIn(settings.KAFKA_REQUEST_TOPIC, admin.list_topics())
+        admin.close()
+        refused = {
+            "a plaintext client": {},
+            "a wrong password": {**secure, "sasl_plain_password": "not-the-password"},
+            "TLS without credentials": {
+                "security_protocol": "SSL",
+                "ssl_cafile": secure["ssl_cafile"],
+            },
+        }
+        for case, options in refused.items():
+            # The client reports each refused attempt in its log (captured here, not printed).
+            with self.subTest(case), self.assertRaises(KafkaError), self.assertLogs("kafka"):
+                self.kafka_admin(**options).list_topics()
+
+    # --- Redis: TLS and a password only -------------------------------------------------------
+
+    def redis_client(self, **options: Any) -> redis.Redis:
+        host, port = split(REDIS)
+        return redis.Redis(host, port, socket_timeout=3, socket_connect_timeout=3, **options)
+
+    def test_redis_takes_tls_with_the_password_and_refuses_the_rest(self) -> None:
+        tls_options = {
+            "ssl": True,
+            "ssl_ca_certs": str(TLS / "ca.pem"),
+            "ssl_cert_reqs": "required",
+        }
+        password = self.secrets["REDIS_PASSWORD"]
+        self.assertTrue(self.redis_client(**tls_options, password=password).ping())
+        with self.subTest("a plaintext client"), self.assertRaises(redis.ConnectionError):
+            self.redis_client(password=password).ping()
+        with self.subTest("TLS without the password"), self.assertRaises(redis.AuthenticationError):
+            self.redis_client(**tls_options).ping()
+        with self.subTest("a server it cannot verify"), self.assertRaises(redis.ConnectionError):
+            other_ca = TLS.parent / "other-ca.pem"
+            other_ca.write_bytes(tls.certificate_authority("another CA").certificate_pem())
+            self.redis_client(**tls_options | {"ssl_ca_certs": str(other_ca)}).ping()
+
+    # --- gRPC: mutual TLS only ----------------------------------------------------------------
+
+    def health(self, channel: grpc.Channel) -> Any:
+        with channel:
+            return health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="relay.v1.Relay"), timeout=3
+            )
+
+    def test_grpc_takes_a_client_certificate_of_its_ca_and_refuses_the_rest(self) -> None:
+        ca = (TLS / "ca.pem").read_bytes()
+        client = ((TLS / "client-key.pem").read_bytes(), (TLS / "client.pem").read_bytes())
+        stranger = tls.issue(tls.certificate_authority("another CA"), "stranger", server=False)
+        channels = {
+            "the relay's certificate": grpc.ssl_channel_credentials(ca, *client),
+            "no client certificate": grpc.ssl_channel_credentials(ca),
+            "a certificate of another CA": grpc.ssl_channel_credentials(
+                ca, stranger.key_pem(), stranger.certificate_pem()
+            ),
+        }
+        serving = self.health(grpc.secure_channel(GRPC, channels.pop("the relay's certificate")))
+        self.assertEqual(serving.status, health_pb2.HealthCheckResponse.SERVING)
+        for case, credentials in channels.items():
+            with self.subTest(case), self.assertRaises(grpc.RpcError) as raised:
+                self.health(grpc.secure_channel(GRPC, credentials))
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        with self.subTest("a plaintext client"), self.assertRaises(grpc.RpcError):
+            self.health(grpc.insecure_channel(GRPC))
+
+    # --- the web server: HTTPS only -----------------------------------------------------------
+
+    def test_the_web_server_speaks_https_only(self) -> None:
+        host, port = split(WEB)
+        context = ssl.create_default_context(cafile=str(TLS / "ca.pem"))
+        with (
+            socket.create_connection((host, port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=host) as secure,
+        ):
+            secure.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            self.assertTrue(secure.recv(100).startswith(b"HTTP/1.1 200"))
+        with socket.create_connection((host, port), timeout=5) as plain:
+            plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            try:
+                answer = plain.recv(100)
+            except ConnectionResetError:
+                answer = b""
+        self.assertFalse(answer.startswith(b"HTTP/1.1 200"), answer)
