@@ -22,8 +22,6 @@ class DependencyUnavailable(RelayError):
 
     def __init__(self, dependency: str, reason: str, *, internal: str = "") -> None:
         super().__init__(f"{dependency} is unavailable: {reason}")
-        self.dependency = dependency
-        self.reason = reason
         self.internal = internal
 
 
@@ -54,7 +52,7 @@ class RecordMismatch(RelayError):
 
     status_code = 503
 
-    def __init__(self, coordinates: object, *, owner: str) -> None:
+    def __init__(self, place: str, *, owner: str) -> None:
         # Which other transaction is none of this client's business.
-        super().__init__(f"the record read back at {coordinates} belongs to another transaction")
+        super().__init__(f"the record read back at {place} belongs to another transaction")
         self.internal = f"it belongs to transaction {owner!r}"

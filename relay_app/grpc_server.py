@@ -20,12 +20,11 @@ from grpc_reflection.v1alpha import reflection
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from .hops import Stage, max_text_length
-from .integrations.grpc import message_size_options, read_pem
-from .logging import log_hop
+from .integrations.relay_rpc import SERVICE_NAME, message_size_options, read_pem
+from .seed_log import log_hop
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = relay_pb2.DESCRIPTOR.services_by_name["Relay"].full_name
 # Time in-flight calls get to finish on SIGTERM before the server closes.
 STOP_GRACE_SECONDS = 5.0
 

@@ -1,7 +1,7 @@
 """The eight hops of a transaction: what each appends and how the seed's log names it.
 
-This table is the single source of the hop texts (``DESIGN.md``'s "The flow"); models,
-services, the gRPC server and tests all read it from here.
+This table is the single source of the hop texts (the README's "How it works"); models,
+services, the gRPC server and tests all read it from here. A new hop starts here.
 """
 
 from dataclasses import dataclass

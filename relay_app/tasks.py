@@ -1,6 +1,6 @@
 """Celery tasks for hops 2-7, and the one place the relay chain is built.
 
-Tasks are an interface, like views: they take and return a JSON ``Carry`` and call one
+Tasks are an interface, like views: they take and return a JSON ``ChainPayload`` and call one
 service each. Only the last task's result is stored: the view waits for that one, and a
 failure anywhere in the chain is stored on it too (CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED).
 """
@@ -12,43 +12,40 @@ from celery.canvas import Signature
 from django.conf import settings
 
 from .hops import Stage
-from .services import hops
-from .services.hops import Carry
+from .services.chain import ChainPayload, grpc_call, kafka_consume, kafka_publish
 from .services.transactions import transactions_purge, transactions_settle_stale
 
 
 @shared_task(name="relay.publish_request", ignore_result=True)
-def publish_request(carry: Carry) -> Carry:
+def publish_request(payload: ChainPayload) -> ChainPayload:
     """Hop 2: publish to the request topic."""
-    return hops.kafka_publish(
-        carry, stage=Stage.KAFKA_PUBLISH_REQUEST, topic=settings.KAFKA_REQUEST_TOPIC
+    return kafka_publish(
+        payload, stage=Stage.KAFKA_PUBLISH_REQUEST, topic=settings.KAFKA_REQUEST_TOPIC
     )
 
 
 @shared_task(name="relay.consume_request", ignore_result=True)
-def consume_request(carry: Carry) -> Carry:
+def consume_request(payload: ChainPayload) -> ChainPayload:
     """Hop 3: read that record back from the request topic."""
-    return hops.kafka_consume(carry, stage=Stage.KAFKA_CONSUME_REQUEST)
+    return kafka_consume(payload, stage=Stage.KAFKA_CONSUME_REQUEST)
 
 
 @shared_task(name="relay.call_grpc", ignore_result=True)
-def call_grpc(carry: Carry) -> Carry:
+def call_grpc(payload: ChainPayload) -> ChainPayload:
     """Hops 4 and 5: the gRPC client calls the gRPC server."""
-    return hops.grpc_call(carry)
+    return grpc_call(payload)
 
 
 @shared_task(name="relay.publish_reply", ignore_result=True)
-def publish_reply(carry: Carry) -> Carry:
+def publish_reply(payload: ChainPayload) -> ChainPayload:
     """Hop 6: publish to the reply topic."""
-    return hops.kafka_publish(
-        carry, stage=Stage.KAFKA_PUBLISH_REPLY, topic=settings.KAFKA_REPLY_TOPIC
-    )
+    return kafka_publish(payload, stage=Stage.KAFKA_PUBLISH_REPLY, topic=settings.KAFKA_REPLY_TOPIC)
 
 
 @shared_task(name="relay.consume_reply")
-def consume_reply(carry: Carry) -> Carry:
+def consume_reply(payload: ChainPayload) -> ChainPayload:
     """Hop 7: read that record back from the reply topic."""
-    return hops.kafka_consume(carry, stage=Stage.KAFKA_CONSUME_REPLY)
+    return kafka_consume(payload, stage=Stage.KAFKA_CONSUME_REPLY)
 
 
 @shared_task(name="relay.settle_stale_transactions")
@@ -64,15 +61,15 @@ def purge_transactions() -> int:
     return transactions_purge(older_than=timedelta(days=days)) if days else 0
 
 
-def relay_chain(carry: Carry) -> Signature:
-    """Hops 2-7 as one chain; its result is the ``Carry`` after hop 7.
+def relay_chain(payload: ChainPayload) -> Signature:
+    """Hops 2-7 as one chain; its result is the ``ChainPayload`` after hop 7.
 
     Each task expires at the transaction's deadline: a worker that comes back after an
     outage discards what nobody waits for any more instead of working through it.
     """
-    expires = datetime.fromtimestamp(carry["deadline"], UTC)
+    expires = datetime.fromtimestamp(payload["deadline"], UTC)
     return chain(
-        publish_request.s(carry).set(expires=expires),
+        publish_request.s(payload).set(expires=expires),
         consume_request.s().set(expires=expires),
         call_grpc.s().set(expires=expires),
         publish_reply.s().set(expires=expires),

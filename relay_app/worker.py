@@ -9,7 +9,7 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.state import maybe_shutdown
 
 from .errors import DependencyUnavailable
-from .integrations import grpc, kafka
+from .integrations import kafka_records, relay_rpc
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +23,9 @@ def connect_dependencies(**_: Any) -> None:
     each step waits at most ``KAFKA_TIMEOUT_SECONDS``, well within the time Celery gives a
     process to start (``CELERY_WORKER_PROC_ALIVE_TIMEOUT``).
     """
-    grpc.connect()
+    relay_rpc.connect()
     try:
-        kafka.connect_relay_topics()
+        kafka_records.connect_relay_topics()
     except DependencyUnavailable as exc:
         logger.warning("not connected ahead of the first hop: %s (%s)", exc, exc.internal)
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import connection
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ..integrations.grpc import open_channel
+from ..integrations.relay_rpc import SERVICE_NAME, open_channel
 
 _TIMEOUT = 1.0
 
@@ -39,7 +39,7 @@ def _kafka() -> None:
 def _grpc() -> None:
     with open_channel(settings.GRPC_ADDRESS) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="relay.v1.Relay"), timeout=_TIMEOUT
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=_TIMEOUT
         )
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         raise RuntimeError(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))

@@ -15,11 +15,11 @@ from redis.exceptions import RedisError
 
 from ..errors import IdempotencyConflict
 from ..hops import Stage, final_message
-from ..logging import log_end, log_hop
 from ..models import Transaction
+from ..seed_log import log_end, log_hop
 from ..selectors import transaction_find, transaction_get, transaction_status
 from ..tasks import relay_chain
-from .hops import Carry
+from .chain import ChainPayload
 from .transactions import (
     HopRecord,
     hops_record,
@@ -63,13 +63,13 @@ def relay_message(
             raise
         return _replay(earlier, message=message)
     transaction_id = str(transaction.id)
-    carry: Carry = {
+    payload: ChainPayload = {
         "transaction_id": transaction_id,
         "text": Stage.REST_REQUEST.spec.apply(message),
         "deadline": deadline,
     }
     try:
-        result = relay_chain(carry).apply_async()
+        result = relay_chain(payload).apply_async()
         outcome = result.get(timeout=max(deadline - time.time(), 0.001), propagate=False)
     except CeleryTimeoutError:
         transaction_abandon(
@@ -105,10 +105,10 @@ def relay_message(
     return transaction_get(transaction_id=transaction_id, viewer=None)
 
 
-def _respond(transaction_id: str, carry: Carry) -> None:
+def _respond(transaction_id: str, payload: ChainPayload) -> None:
     """Hop 8: the REST response, then the seed's closing banner."""
     started_at = timezone.now()
-    text = Stage.REST_RESPONSE.spec.apply(carry["text"])
+    text = Stage.REST_RESPONSE.spec.apply(payload["text"])
     final = final_message(text)
     hops_record(
         transaction_id=transaction_id,

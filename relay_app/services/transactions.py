@@ -9,9 +9,9 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from ..hops import Stage
-from ..integrations.kafka import RecordCoordinates
-from ..logging import log_hop
+from ..integrations.kafka_records import RecordCoordinates
 from ..models import Hop, Transaction
+from ..seed_log import log_hop
 from ..selectors import transaction_list_stale, transaction_waiting_on
 
 
@@ -64,9 +64,9 @@ def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
                 text=hop.text,
                 started_at=hop.started_at,
                 finished_at=hop.finished_at,
-                kafka_topic=hop.record.topic if hop.record else "",
-                kafka_partition=hop.record.partition if hop.record else None,
-                kafka_offset=hop.record.offset if hop.record else None,
+                kafka_topic=hop.record["topic"] if hop.record else "",
+                kafka_partition=hop.record["partition"] if hop.record else None,
+                kafka_offset=hop.record["offset"] if hop.record else None,
             )
             for hop in hops
         ],

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from relay_app.errors import DependencyUnavailable
-from relay_app.integrations.kafka import ensure_relay_topics
+from relay_app.integrations.kafka_records import ensure_relay_topics
 
 
 class Command(BaseCommand):

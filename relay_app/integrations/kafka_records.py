@@ -9,9 +9,10 @@ inherited). Consumers never join a group: they ``assign`` the record's partition
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -50,23 +51,41 @@ def client_options() -> dict[str, Any]:
     return options
 
 
-@dataclass(frozen=True)
-class RecordCoordinates:
-    """Where a record sits in Kafka."""
+class RecordCoordinates(TypedDict):
+    """Where a record sits in Kafka: what a publish returns, what a read asks for, and what
+    the chain carries from one to the other (JSON, as it is)."""
 
     topic: str
     partition: int
     offset: int
 
 
+def describe(coordinates: RecordCoordinates) -> str:
+    """``CommunicationTopic[2]@17``: a record's place, for reasons and logs."""
+    return f"{coordinates['topic']}[{coordinates['partition']}]@{coordinates['offset']}"
+
+
 @dataclass(frozen=True)
 class Record:
-    """A record read back from Kafka."""
+    """A record read back from Kafka: its place, key, ``transaction_id`` header and text."""
 
     coordinates: RecordCoordinates
     key: str
     transaction_id: str
     value: str
+
+    @classmethod
+    def of(cls, message: Any) -> "Record":
+        """From what a kafka-python consumer returns."""
+        headers = dict(message.headers or [])
+        return cls(
+            coordinates=RecordCoordinates(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            ),
+            key=(message.key or b"").decode(),
+            transaction_id=headers.get(TRANSACTION_HEADER, b"").decode(),
+            value=message.value.decode(),
+        )
 
 
 class KafkaGateway:
@@ -140,30 +159,26 @@ class KafkaGateway:
             raise DependencyUnavailable(
                 "Kafka", f"publishing to {topic} failed ({type(exc).__name__})", internal=repr(exc)
             ) from exc
-        return RecordCoordinates(topic, metadata.partition, metadata.offset)
+        return RecordCoordinates(topic=topic, partition=metadata.partition, offset=metadata.offset)
 
     def read(self, coordinates: RecordCoordinates, *, timeout: float) -> Record | None:
         """Read the record at ``coordinates``; ``None`` if it did not arrive within ``timeout``."""
-        partition = TopicPartition(coordinates.topic, coordinates.partition)
+        partition = TopicPartition(coordinates["topic"], coordinates["partition"])
         try:
-            consumer = self.consumer(coordinates.topic)
+            consumer = self.consumer(coordinates["topic"])
             if consumer.assignment() != {partition}:
                 consumer.assign([partition])
-            consumer.seek(partition, coordinates.offset)
+            consumer.seek(partition, coordinates["offset"])
             batches = consumer.poll(timeout_ms=max(int(timeout * 1000), 1), max_records=1)
         except KafkaError as exc:
             raise DependencyUnavailable(
-                "Kafka", f"reading {coordinates} failed ({type(exc).__name__})", internal=repr(exc)
+                "Kafka",
+                f"reading {describe(coordinates)} failed ({type(exc).__name__})",
+                internal=repr(exc),
             ) from exc
-        for record in batches.get(partition, []):
-            if record.offset == coordinates.offset:
-                headers = dict(record.headers or [])
-                return Record(
-                    coordinates=coordinates,
-                    key=(record.key or b"").decode(),
-                    transaction_id=headers.get(TRANSACTION_HEADER, b"").decode(),
-                    value=record.value.decode(),
-                )
+        for message in batches.get(partition, []):
+            if message.offset == coordinates["offset"]:
+                return Record.of(message)
         return None
 
     def connect(self, topics: list[str]) -> None:
@@ -235,3 +250,28 @@ def ensure_relay_topics() -> list[str]:
 def connect_relay_topics() -> None:
     """Connect this process's Kafka clients for the request and reply topics."""
     get_kafka().connect(_relay_topics())
+
+
+def read_all(topics: list[str], *, give_up_after: float = 60.0) -> list[Record]:
+    """Every record on ``topics``, read to their ends by a consumer of its own: for audits
+    of what Kafka holds (the chaos ledger, the tests), never on a transaction's path."""
+    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, number)
+            for topic in topics
+            for number in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        found: list[Record] = []
+        give_up = time.monotonic() + give_up_after
+        while any(consumer.position(partition) < ends[partition] for partition in partitions):
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"could not read {topics} to their ends in {give_up_after:g} s")
+            for batch in consumer.poll(timeout_ms=500).values():
+                found += [Record.of(message) for message in batch]
+        return found
+    finally:
+        consumer.close()

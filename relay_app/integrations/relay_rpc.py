@@ -18,13 +18,17 @@ from relay.v1 import relay_pb2, relay_pb2_grpc
 from ..errors import DependencyUnavailable
 from ..hops import Stage, max_text_length
 
+# The service's full name, from the proto: the client's retry policy, the server's health and
+# reflection, and the health check all name it so.
+SERVICE_NAME: str = relay_pb2.DESCRIPTOR.services_by_name["Relay"].full_name
+
 # Retry a call that failed before the server took it (UNAVAILABLE: a restart, a dropped
 # connection) a few times with backoff; the call's deadline still bounds the whole.
 _SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
             {
-                "name": [{"service": "relay.v1.Relay"}],
+                "name": [{"service": SERVICE_NAME}],
                 "retryPolicy": {
                     "maxAttempts": 4,
                     "initialBackoff": "0.05s",

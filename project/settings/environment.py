@@ -1,0 +1,98 @@
+"""Settings from the environment: typed values whose errors name their variable.
+
+Every settings module reads the environment through these, so a wrong value stops the
+process at start with the variable's name and what it should be.
+"""
+
+from urllib.parse import quote
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+_PERIOD_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+def rate(name: str, default: str) -> tuple[int, float]:
+    """A rate such as ``120/minute``, as (requests, per seconds)."""
+    raw = env.str(name, default=default)
+    count, _, period = raw.partition("/")
+    try:
+        parsed = (int(count), _PERIOD_SECONDS[period.strip().lower()])
+    except (ValueError, KeyError):
+        parsed = (0, 0.0)
+    if parsed[0] < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be N/second, N/minute, N/hour or N/day with N at least 1"
+            f" (e.g. 120/minute), not {raw!r}"
+        )
+    return parsed
+
+
+def days_or_off(name: str, default: str) -> float | None:
+    """A number of days above 0, or ``None`` for ``off``."""
+    raw = env.str(name, default=default).strip().lower()
+    if raw in ("", "off"):
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        days = 0.0
+    if not 0 < days < float("inf"):
+        raise ImproperlyConfigured(f"{name} must be a number of days above 0, or off; not {raw!r}")
+    return days
+
+
+def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (given in any case)."""
+    value = str(env.str(name, default=default)).upper()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def secret_key(name: str) -> str:
+    """A secret of the deployment's own: refused if missing, empty, or one of the repository's
+    keys (development's and test's, marked ``django-insecure-`` as Django marks its own)."""
+    value = str(env.str(name, default=""))
+    if not value.strip() or value.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            f"{name} must be a secret of your own (e.g. the output of"
+            " `python -c 'import secrets; print(secrets.token_urlsafe(50))'`), not empty and not"
+            " one of the repository's django-insecure- keys"
+        )
+    return value
+
+
+def host_names(name: str) -> list[str]:
+    """At least one host name, comma-separated."""
+    hosts = [host.strip() for host in env.list(name, default=[]) if host.strip()]
+    if not hosts:
+        raise ImproperlyConfigured(
+            f"{name} must name the host names this server answers for, comma-separated"
+            " (e.g. relay.example.com)"
+        )
+    return hosts
+
+
+def header_and_value(name: str) -> tuple[str, str] | None:
+    """``HTTP_X_FORWARDED_PROTO,https``: a header's WSGI name and a value; ``None`` if unset."""
+    raw = env.str(name, default="")
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    if not header.startswith("HTTP_") or not value:
+        raise ImproperlyConfigured(
+            f"{name} must be the header's WSGI name and its value,"
+            f" e.g. HTTP_X_FORWARDED_PROTO,https; not {raw!r}"
+        )
+    return header, value
+
+
+def url_with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` in it, unless it has one already (the URL's wins)."""
+    if not password or "@" in url.partition("://")[2].partition("/")[0]:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://:{quote(password, safe='')}@{rest}"

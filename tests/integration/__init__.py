@@ -1,0 +1,1 @@
+"""Tests through the real stack, which tests/runner.py starts for them."""

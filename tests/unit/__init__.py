@@ -1,0 +1,1 @@
+"""Tests that need no running service: `make test-fast` (python manage.py test tests.unit)."""
