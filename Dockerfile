@@ -16,9 +16,10 @@ COPY . .
 RUN DJANGO_SECRET_KEY=build-only-never-used DJANGO_ALLOWED_HOSTS=build.invalid \
         python manage.py collectstatic --noinput -v 0 \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent relay \
-    && mkdir -p /app/var/log \
+    && mkdir -p /app/var/log /app/var/run \
     && chown -R relay: /app/var \
     && chmod 700 /app/var
 USER relay
 EXPOSE 8000 50051
-CMD ["gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "16"]
+# The web server, as ops/processes.py's web_command runs it (tests/unit/test_deployment_files.py).
+CMD ["python", "-m", "gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "16", "--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-"]

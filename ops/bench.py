@@ -183,21 +183,21 @@ def timeline(answer: dict[str, Any], elapsed_ms: float) -> dict[str, float]:
 @contextmanager
 def bare_hops() -> Iterator[Callable[[int], None]]:
     """Baseline (a): the seven hops in one process with kafka-python and grpcio alone."""
+    from django.conf import settings
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from relay.v1 import relay_pb2, relay_pb2_grpc
 
-    from relay_app.integrations.grpc import open_channel
-    from relay_app.integrations.kafka import client_options
+    from relay_app.integrations.kafka_records import client_options
+    from relay_app.integrations.relay_rpc import open_channel
 
-    servers = BENCH_ENV["KAFKA_BOOTSTRAP_SERVERS"]
-    request_topic, reply_topic = "CommunicationTopic", "CommunicationRestTopic"
-    kafka = {**client_options(), "bootstrap_servers": servers}  # the relay's transport settings
+    request_topic, reply_topic = settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC
+    kafka = client_options()  # the relay's brokers and transport settings
     producer = KafkaProducer(**kafka, acks="all", linger_ms=0)
     consumers = {
         topic: KafkaConsumer(**kafka, group_id=None, enable_auto_commit=False)
         for topic in (request_topic, reply_topic)
     }
-    channel = open_channel(BENCH_ENV["GRPC_ADDRESS"])
+    channel = open_channel(settings.GRPC_ADDRESS)
     stub = relay_pb2_grpc.RelayStub(channel)
 
     def publish_and_read(topic: str, key: bytes, text: str) -> str:
@@ -508,9 +508,9 @@ def bench(*, quick: bool) -> dict[str, Any]:
                 "--loglevel",
                 "WARNING",
                 "--pool",
-                settings.WORKER_POOL,
+                settings.RELAY_WORKER_POOL,
                 "--concurrency",
-                str(settings.WORKER_CONCURRENCY),
+                str(settings.RELAY_WORKER_CONCURRENCY),
                 "--queues",
                 "bench-noop",
                 "--without-gossip",
@@ -585,7 +585,10 @@ def bench(*, quick: bool) -> dict[str, Any]:
         "levels": levels,
         "soak": soaked,
         "machine": {"cores": os.cpu_count()},
-        "worker_pool": {"pool": settings.WORKER_POOL, "concurrency": settings.WORKER_CONCURRENCY},
+        "worker_pool": {
+            "pool": settings.RELAY_WORKER_POOL,
+            "concurrency": settings.RELAY_WORKER_CONCURRENCY,
+        },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     BENCH_DIR.mkdir(parents=True, exist_ok=True)

@@ -227,7 +227,7 @@ def run_scenario(
     threads = [
         threading.Thread(
             target=_client_loop,
-            args=(settings.HTTP_ADDRESS, credentials, f"c{i}", ledger, stop, deadline + 30),
+            args=(settings.RELAY_HTTP_ADDRESS, credentials, f"c{i}", ledger, stop, deadline + 30),
             daemon=True,
         )
         for i in range(clients)
@@ -246,7 +246,7 @@ def run_scenario(
     for thread in threads:
         thread.join(timeout=deadline + 35)
     healed = _healed_after(ledger, recovered_at)
-    if not _next_requests_succeed(settings.HTTP_ADDRESS, credentials):
+    if not _next_requests_succeed(settings.RELAY_HTTP_ADDRESS, credentials):
         healed = None
     elif healed is None:  # not while the load ran, but by now
         healed = round(time.time() - recovered_at, 2)
@@ -300,6 +300,7 @@ def _check(
     from django.utils import timezone
 
     from relay_app.hops import expected_final_message
+    from relay_app.integrations.kafka_records import read_all
     from relay_app.models import Hop, Transaction
 
     entries = ledger.entries
@@ -342,9 +343,11 @@ def _check(
         .filter(n__gt=1)
         .count()
     )
-    records = _kafka_records(
-        [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC], settings.KAFKA_BOOTSTRAP_SERVERS
-    )
+    # Every record on the topics: (topic, partition, offset) -> its key.
+    records = {
+        tuple(record.coordinates.values()): record.key
+        for record in read_all([settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC])
+    }
     window_ids = {str(i) for i in window.values_list("id", flat=True)}
     per_key = Counter((topic, key) for (topic, _, _), key in records.items() if key in window_ids)
     duplicate_records = sum(n - 1 for n in per_key.values() if n > 1)
@@ -383,38 +386,6 @@ def _check(
         f" healed after {report.healed_after_seconds} s -> {'ok' if report.passed else 'FAILED'}"
     )
     return report
-
-
-def _kafka_records(topics: list[str], servers: str) -> dict[tuple[Any, ...], str]:
-    """Every record on ``topics``: (topic, partition, offset) -> its key."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from relay_app.integrations.kafka import client_options
-
-    options = {**client_options(), "bootstrap_servers": servers}
-    consumer = KafkaConsumer(**options, group_id=None, enable_auto_commit=False)
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in consumer.partitions_for_topic(topic) or ()
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        found: dict[tuple[Any, ...], str] = {}
-        give_up = time.monotonic() + 60
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > give_up:
-                raise RuntimeError("could not read the topics to their end within 60 s")
-            for batch in consumer.poll(timeout_ms=500).values():
-                for record in batch:
-                    found[(record.topic, record.partition, record.offset)] = (
-                        record.key or b""
-                    ).decode()
-        return found
-    finally:
-        consumer.close()
 
 
 def chaos(*, quick: bool) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def web_url(path: str) -> str:
     from django.conf import settings
 
     scheme = "https" if settings.RELAY_HTTPS_CERT_FILE else "http"
-    return f"{scheme}://{settings.HTTP_ADDRESS}{path}"
+    return f"{scheme}://{settings.RELAY_HTTP_ADDRESS}{path}"
 
 
 def web_connection(*, timeout: float) -> http.client.HTTPConnection:
@@ -46,7 +46,7 @@ def web_connection(*, timeout: float) -> http.client.HTTPConnection:
     certificate against RELAY_HTTPS_CA_FILE (the local CA of the secure profile)."""
     from django.conf import settings
 
-    host, _, port = settings.HTTP_ADDRESS.rpartition(":")
+    host, _, port = settings.RELAY_HTTP_ADDRESS.rpartition(":")
     host = host.strip("[]")
     if not settings.RELAY_HTTPS_CERT_FILE:
         return http.client.HTTPConnection(host, int(port), timeout=timeout)

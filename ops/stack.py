@@ -1,15 +1,15 @@
-"""Start, check and stop the relay's services as real local processes.
+"""Start, check and stop the relay's stack: the processes ``ops/processes.py`` declares, run as
+real local processes with their logs and pid files under the stack's var folder.
 
-Kafka (KRaft, the official jars run with the JDK), Redis, the gRPC server, the Celery
-worker and the web server (gunicorn). Addresses come from the Django settings, so the
-stack, the code and the tests agree on them. Used by ``make up/down/run/demo`` through
-``python -m ops.stack`` and by the test runner (``tests/runner.py``).
+``python -m ops.stack up|down|run|demo|status`` is what ``make up``, ``down``, ``run``,
+``demo`` and ``status`` call; the test runner, the bench and chaos use ``Stack`` directly.
+Processes outlive the command that started them (``make up`` returns, ``make down`` stops
+them later from another shell), which is why they are tracked by pid files.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import errno
 import http.client
@@ -23,32 +23,24 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ops.client import Credentials, issue_token
+from ops.processes import PYTHON, ROOT, Process, StackError, table
 
-ROOT = Path(__file__).resolve().parent.parent
-KAFKA_LIBS = ROOT / "var" / "kafka" / "libs"
-PYTHON = sys.executable
-ALL = ("redis", "kafka", "grpc", "worker", "web")
+__all__ = ["Stack", "StackError", "fresh_stack"]
 
 
-class StackError(Exception):
-    """A service could not be started or stopped; the message says why and what to do."""
-
-
-def _say(message: str) -> None:
-    print(f"[stack] {message}", flush=True)
-
-
-def _split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
+def say(message: str) -> None:
+    """A progress line; never fails, even when whoever read our output has gone (Ctrl-C on
+    ``make run | tee run.log`` closes the pipe first): stopping must go on regardless."""
+    try:
+        print(f"[stack] {message}", flush=True)
+    except (BrokenPipeError, OSError):
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -64,63 +56,6 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _private_file(path: Path, text: str) -> None:
-    """Write ``path`` readable by its owner only (it may hold a password)."""
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(text)
-
-
-def _required_env(name: str, needed_by: str) -> str:
-    """A value only the stack needs (a server's key, a broker's own password), from the
-    environment that the secure profile sets from ops/tls.py's transport.env."""
-    value = os.environ.get(name, "")
-    if not value:
-        raise StackError(f"{name} is not set: {needed_by} needs it (`python -m ops.tls` makes it)")
-    return value
-
-
-def _kafka_template(name: str) -> str:
-    return (ROOT / "ops" / "kafka" / f"{name}.properties.template").read_text()
-
-
-def _kafka_security(protocol: str) -> dict[str, Any]:
-    """What the broker's configuration needs for ``protocol``: the templates to add to it and
-    their values, and the SCRAM users to create. The broker's own secrets come from the
-    environment the secure profile sets (ops/tls.py's transport.env)."""
-    if protocol == "PLAINTEXT":
-        return {"parts": [], "scram_users": []}
-
-    def required(name: str) -> str:
-        return _required_env(name, f"Kafka over {protocol}")
-
-    from django.conf import settings
-
-    security: dict[str, Any] = {
-        "parts": ["tls"],
-        "scram_users": [],
-        "keystore": required("RELAY_KAFKA_KEYSTORE"),
-        "keystore_password": required("RELAY_KAFKA_KEYSTORE_PASSWORD"),
-        "truststore": settings.KAFKA_SSL_CAFILE,
-    }
-    if protocol == "SASL_SSL":
-        broker = (required("RELAY_KAFKA_BROKER_USER"), required("RELAY_KAFKA_BROKER_PASSWORD"))
-        security["parts"].append("sasl")
-        security["broker_user"], security["broker_password"] = broker
-        security["scram_users"] = [
-            broker,
-            (settings.KAFKA_SASL_USERNAME, settings.KAFKA_SASL_PASSWORD),
-        ]
-    return security
-
-
-def _private_dir(path: Path) -> None:
-    """``path``, made if missing, readable by its owner only: it holds the database, the logs
-    (every client's message) and the services' data."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -134,22 +69,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@dataclass
-class Service:
-    """One process of the stack: how to start it, what it listens on, how to tell it is ready."""
+def _private_dir(path: Path) -> None:
+    """``path``, made if missing, readable by its owner only: it holds the database, the logs
+    (every client's message) and the services' data."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
 
-    name: str
-    command: list[str]
-    ports: list[tuple[str, int]]
-    ready: Callable[[], None]  # raises until the service answers
-    setting: str  # the setting that moves it, named in "port in use" errors
-    prepare: Callable[[], None] | None = None
-    stop_timeout: float = 15.0
-    env: dict[str, str] = field(default_factory=dict)
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
 
 
 class Stack:
-    """The services of one environment, with their logs and pid files under ``var_dir``."""
+    """The processes of one settings module, under ``var_dir`` (logs in ``log/``, pids in
+    ``run/``), started in the order of what each waits for."""
 
     def __init__(self, *, var_dir: Path, env: dict[str, str] | None = None) -> None:
         from django.conf import settings
@@ -159,236 +95,21 @@ class Stack:
         self.log_dir = var_dir / "log"
         self.run_dir = var_dir / "run"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.services = {s.name: s for s in self._services()}
+        self.processes = {process.name: process for process in table(settings, var_dir)}
 
-    # --- the services -----------------------------------------------------------------------
+    def start_order(self, names: Iterable[str] | None = None) -> list[str]:
+        """``names`` (all by default) and what they wait for, each after what it waits for."""
+        ordered: list[str] = []
 
-    def _services(self) -> Iterable[Service]:
-        s = self.settings
-        redis_url = urllib.parse.urlsplit(s.CELERY_BROKER_URL)
-        redis_host, redis_port = redis_url.hostname or "127.0.0.1", redis_url.port or 6379
-        kafka_host, kafka_port = _split_address(s.KAFKA_BOOTSTRAP_SERVERS.split(",")[0])
-        grpc_host, grpc_port = _split_address(s.GRPC_ADDRESS)
-        web_host, web_port = _split_address(s.HTTP_ADDRESS)
-        redis_dir = self.var_dir / "redis"
+        def visit(name: str) -> None:
+            if name not in ordered:
+                for before in self.processes[name].after:
+                    visit(before)
+                ordered.append(name)
 
-        yield Service(
-            name="redis",
-            command=["redis-server", str(redis_dir / "redis.conf")],
-            ports=[(redis_host, redis_port)],
-            ready=_check("redis"),
-            setting="REDIS_URL",
-            prepare=lambda: self._redis_prepare(redis_dir, redis_host, redis_port),
-        )
-        yield Service(
-            name="kafka",
-            command=[
-                "java",
-                "-Xms256m",
-                "-Xmx1g",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={ROOT / 'ops' / 'kafka' / 'log4j2.yaml'}",
-                "-cp",
-                f"{KAFKA_LIBS}/*",
-                "kafka.Kafka",
-                str(self.var_dir / "kafka" / "server.properties"),
-            ],
-            # The KRaft controller listens on the port after the broker's.
-            ports=[(kafka_host, kafka_port), (kafka_host, kafka_port + 1)],
-            ready=self._kafka_ready,
-            setting="KAFKA_BOOTSTRAP_SERVERS",
-            prepare=lambda: self._kafka_prepare(kafka_host, kafka_port),
-            stop_timeout=30.0,
-        )
-        yield Service(
-            name="grpc",
-            command=[PYTHON, "-m", "project.grpcserver"],
-            ports=[(grpc_host, grpc_port)],
-            ready=_check("grpc"),
-            setting="GRPC_ADDRESS",
-        )
-        yield Service(
-            name="worker",
-            command=[
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "project",
-                "worker",
-                # Every task's "received" and "succeeded" cost more than a hop; the seed lines
-                # and warnings still reach the log.
-                "--loglevel",
-                "WARNING",
-                "--hostname",
-                f"relay-{self.var_dir.name}@%h",
-                "--pool",
-                s.WORKER_POOL,
-                "--concurrency",
-                str(s.WORKER_CONCURRENCY),
-                # One worker node: no need to wait for or talk to siblings at start.
-                "--without-gossip",
-                "--without-mingle",
-                # The embedded beat runs the periodic sweep of stale transactions.
-                "--beat",
-                "--schedule",
-                str(self.run_dir / "celerybeat-schedule"),
-            ],
-            ports=[],
-            ready=self._worker_ready,
-            setting="RELAY_WORKER_CONCURRENCY",
-        )
-        yield Service(
-            name="web",
-            command=[
-                PYTHON,
-                "-m",
-                "gunicorn",
-                "project.wsgi:application",
-                "--bind",
-                s.HTTP_ADDRESS,
-                "--worker-class",
-                "gthread",
-                "--workers",
-                "2",
-                "--threads",
-                "16",
-                "--timeout",
-                "30",
-                "--graceful-timeout",
-                "10",
-                "--access-logfile",
-                "-",
-                # HTTPS, when settings give the web server a certificate.
-                *(
-                    ["--certfile", s.RELAY_HTTPS_CERT_FILE, "--keyfile", s.RELAY_HTTPS_KEY_FILE]
-                    if s.RELAY_HTTPS_CERT_FILE
-                    else []
-                ),
-            ],
-            ports=[(web_host, web_port)],
-            ready=lambda: _http_ok("/healthz"),
-            setting="RELAY_HTTP_ADDRESS",
-            prepare=self._web_prepare,
-        )
-
-    def _redis_prepare(self, redis_dir: Path, host: str, port: int) -> None:
-        """Redis's configuration from settings: TLS only (no plaintext port) over rediss://,
-        and the password, in a file of the stack's own (not on a command line)."""
-        s = self.settings
-        redis_dir.mkdir(parents=True, exist_ok=True)
-        lines = [
-            f"bind {host}",
-            f"dir {redis_dir}",
-            # Queued tasks survive a Redis restart: append-only file, fsync every second.
-            "appendonly yes",
-            "appendfsync everysec",
-            'save ""',
-            "protected-mode no",
-        ]
-        if s.REDIS_TLS:
-            lines += [
-                "port 0",
-                f"tls-port {port}",
-                f"tls-cert-file {_required_env('RELAY_STACK_CERT_FILE', 'Redis over TLS')}",
-                f"tls-key-file {_required_env('RELAY_STACK_KEY_FILE', 'Redis over TLS')}",
-                f"tls-ca-cert-file {s.REDIS_TLS_CA_FILE}",
-                # Clients prove who they are with the password; TLS proves who Redis is.
-                "tls-auth-clients no",
-            ]
-        else:
-            lines.append(f"port {port}")
-        if password := urllib.parse.urlsplit(s.CELERY_BROKER_URL).password:
-            lines.append(f"requirepass {urllib.parse.unquote(password)}")
-        _private_file(redis_dir / "redis.conf", "\n".join(lines) + "\n")
-
-    def _kafka_prepare(self, host: str, port: int) -> None:
-        if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
-            raise StackError(
-                f"Kafka's jars are missing from {KAFKA_LIBS}: run `make kafka` to fetch them."
-            )
-        s = self.settings
-        kafka_dir = self.var_dir / "kafka"
-        data_dir = kafka_dir / "data"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        protocol = s.KAFKA_SECURITY_PROTOCOL
-        security = _kafka_security(protocol)
-        config = kafka_dir / "server.properties"
-        _private_file(
-            config,
-            _kafka_template("server").format(
-                broker=f"{host}:{port}",
-                controller=f"{host}:{port + 1}",
-                data_dir=data_dir,
-                protocol=protocol,
-                controller_protocol="PLAINTEXT" if protocol == "PLAINTEXT" else "SSL",
-            )
-            + "".join(_kafka_template(part).format(**security) for part in security["parts"]),
-        )
-        if (data_dir / "meta.properties").exists():
-            return
-        _say("formatting Kafka's KRaft storage (first start)")
-        # A cluster id is 16 random bytes in URL-safe base64; one starting with "-" would be
-        # read as an option, so take another.
-        cluster_id = "-"
-        while cluster_id.startswith("-"):
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        formatted = subprocess.run(
-            [
-                "java",
-                "-cp",
-                f"{KAFKA_LIBS}/*",
-                f"-Dlog4j2.configurationFile={ROOT / 'ops' / 'kafka' / 'log4j2.yaml'}",
-                "kafka.tools.StorageTool",
-                "format",
-                "--standalone",
-                "--cluster-id",
-                cluster_id,
-                "--config",
-                str(config),
-                # The SCRAM users exist from the start: the broker's own, and the relay's.
-                *(
-                    argument
-                    for user, password in security["scram_users"]
-                    for argument in (
-                        "--add-scram",
-                        f"SCRAM-SHA-512=[name={user},password={password}]",
-                    )
-                ),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if formatted.returncode != 0:
-            output = (formatted.stdout + formatted.stderr).strip()[-2000:]
-            raise StackError(f"formatting Kafka's storage in {data_dir} failed:\n{output}")
-
-    def _kafka_ready(self) -> None:
-        from relay_app.integrations.kafka import ensure_relay_topics
-
-        created = ensure_relay_topics()
-        if created:
-            _say(f"created Kafka topics {', '.join(created)}")
-
-    def _worker_ready(self) -> None:
-        from project.celery import app
-
-        node = f"relay-{self.var_dir.name}@{socket.gethostname()}"
-        if not app.control.ping(destination=[node], timeout=0.5):
-            raise StackError("the Celery worker does not answer ping yet")
-
-    def _web_prepare(self) -> None:
-        if self.settings.STATIC_ROOT is None:
-            return  # static files are served from the apps (test settings)
-        subprocess.run(
-            [PYTHON, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v", "0"],
-            check=True,
-            env=self.env,
-            timeout=120,
-        )
-
-    # --- lifecycle --------------------------------------------------------------------------
+        for name in names if names is not None else self.processes:
+            visit(name)
+        return ordered
 
     def _pidfile(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
@@ -401,129 +122,133 @@ class Stack:
             return None
         return pid if _alive(pid) else None
 
-    def migrate(self) -> None:
+    def status(self) -> dict[str, int | None]:
+        return {name: self.pid(name) for name in self.processes}
+
+    def manage(self, *args: str, timeout: float = 300) -> None:
+        """``manage.py ARGS`` with the stack's settings and environment."""
         _private_dir(self.var_dir)
         subprocess.run(
-            [PYTHON, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
+            [sys.executable, str(ROOT / "manage.py"), *args],
             check=True,
             env=self.env,
-            timeout=300,
+            timeout=timeout,
         )
 
-    def ensure_admin_login(self) -> None:
-        """Under development settings, create the local superuser and print its login."""
-        if not self.settings.RELAY_DEVELOPMENT_SUPERUSER:
-            return
-        subprocess.run(
-            [PYTHON, str(ROOT / "manage.py"), "ensure_development_superuser"],
-            check=True,
-            env=self.env,
-            timeout=120,
-        )
+    def check_ports(self, names: Iterable[str]) -> None:
+        """Every port the processes ``names`` that are not running will take is free; else
+        one error naming each port taken and the setting that moves it, before anything starts."""
+        taken = [
+            f"{host}:{port} ({name}; move it with {process.setting})"
+            for name in names
+            if self.pid(name) is None
+            for process in [self.processes[name]]
+            for host, port in process.ports
+            if not _port_free(host, port)
+        ]
+        if taken:
+            raise StackError(
+                "already in use by another program: "
+                + ", ".join(taken)
+                + ". Stop that program, or move the process with its setting."
+            )
 
-    def up(self, names: Sequence[str] = ALL, *, timeout: float = 90.0) -> None:
-        """Start ``names`` in order, each once the one before is ready; skip those running."""
+    def up(self, names: Iterable[str] | None = None, *, timeout: float = 90.0) -> None:
+        """Start ``names`` (all by default) and what they wait for, each once those are ready;
+        those already running are left as they are."""
+        order = self.start_order(names)
+        self.check_ports(order)
         _private_dir(self.var_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
+        for name in order:
             self.start(name, timeout=timeout)
 
     def start(self, name: str, *, timeout: float = 90.0) -> None:
-        service = self.services[name]
+        process = self.processes[name]
         if (pid := self.pid(name)) is not None:
-            _say(f"{name}: already running (pid {pid})")
+            say(f"{name}: already running (pid {pid})")
             return
-        for host, port in service.ports:
-            if not _port_free(host, port):
-                raise StackError(
-                    f"{name} cannot start: {host}:{port} is already in use by another program. "
-                    f"Stop that program, or move {name} with the {service.setting} setting."
-                )
-        if service.prepare:
-            service.prepare()
+        self.check_ports([name])
+        if process.prepare:
+            process.prepare()
         log_path = self.log_dir / f"{name}.log"
+        command = [sys.executable if part == PYTHON else part for part in process.command]
         with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                service.command,
+            child = subprocess.Popen(
+                command,
                 cwd=ROOT,
-                env={**self.env, **service.env},
+                env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as a whole
+                start_new_session=True,  # its own process group: stopped as a whole, and
+                # out of the terminal's, so Ctrl-C reaches the stack, which stops it in order
             )
-        self._pidfile(name).write_text(str(process.pid))
-        self._wait_ready(service, process, log_path, timeout)
+        self._pidfile(name).write_text(str(child.pid))
+        try:
+            self._wait_ready(process, child, log_path, timeout)
+        except BaseException:
+            self.stop(name)
+            raise
 
     def _wait_ready(
-        self, service: Service, process: subprocess.Popen[bytes], log_path: Path, timeout: float
+        self, process: Process, child: subprocess.Popen[bytes], log_path: Path, timeout: float
     ) -> None:
+        """Poll ``process.ready`` until it passes, saying every few seconds why it does not."""
         # kafka-python logs every refused connection while the broker starts; progress is ours.
-        kafka_logger = logging.getLogger("kafka")
-        level = kafka_logger.level
-        kafka_logger.setLevel(logging.CRITICAL)
-        try:
-            self._poll_ready(service, process, log_path, timeout)
-        finally:
-            kafka_logger.setLevel(level)
-
-    def _poll_ready(
-        self, service: Service, process: subprocess.Popen[bytes], log_path: Path, timeout: float
-    ) -> None:
+        quiet = logging.getLogger("kafka")
+        level, quiet.level = quiet.level, logging.CRITICAL
         started = time.monotonic()
-        last_error = "no answer yet"
-        shown = 0
-        while time.monotonic() - started < timeout:
-            if process.poll() is not None:
-                raise StackError(
-                    f"{service.name} exited with code {process.returncode} while starting. "
-                    f"Last lines of {log_path}:\n{_tail(log_path)}"
-                )
-            try:
-                service.ready()
-            except Exception as exc:  # noqa: BLE001 - not ready yet, whatever the reason
-                last_error = str(exc) or type(exc).__name__
-                if internal := getattr(
-                    exc, "internal", ""
-                ):  # the relay's errors keep addresses apart
-                    last_error += f" ({internal})"
-            else:
-                _say(
-                    f"{service.name}: ready in {time.monotonic() - started:.1f} s"
-                    f" (pid {process.pid})"
-                )
-                return
-            waited = int(time.monotonic() - started)
-            if waited >= shown + 5:
-                shown = waited
-                _say(f"{service.name}: still starting after {waited} s ({last_error})")
-            time.sleep(0.2)
-        self.stop(service.name)
+        last_error, shown = "no answer yet", 0
+        try:
+            while time.monotonic() - started < timeout:
+                if child.poll() is not None:
+                    raise StackError(
+                        f"{process.name} exited with code {child.returncode} while starting."
+                        f" Last lines of {log_path}:\n{_tail(log_path)}"
+                    )
+                try:
+                    process.ready()
+                except Exception as exc:  # noqa: BLE001 - not ready yet, whatever the reason
+                    last_error = str(exc) or type(exc).__name__
+                    if internal := getattr(exc, "internal", ""):  # a relay error's details
+                        last_error += f" ({internal})"
+                else:
+                    seconds = time.monotonic() - started
+                    say(f"{process.name}: ready in {seconds:.1f} s (pid {child.pid})")
+                    return
+                if (waited := int(time.monotonic() - started)) >= shown + 5:
+                    shown = waited
+                    say(f"{process.name}: still starting after {waited} s ({last_error})")
+                time.sleep(0.2)
+        finally:
+            quiet.level = level
         raise StackError(
-            f"{service.name} was not ready after {timeout:.0f} s ({last_error}). "
-            f"Last lines of {log_path}:\n{_tail(log_path)}"
+            f"{process.name} was not ready after {timeout:.0f} s ({last_error})."
+            f" Last lines of {log_path}:\n{_tail(log_path)}"
         )
 
-    def down(self, names: Sequence[str] = ALL) -> None:
-        """Stop ``names`` in reverse order: SIGTERM, then SIGKILL after the grace period."""
-        for name in reversed(names):
+    def down(self, names: Iterable[str] | None = None) -> None:
+        """Stop ``names`` (all by default), each before what it waits for."""
+        for name in reversed(self.start_order(names)):
             self.stop(name)
 
     def stop(self, name: str, *, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Signal the process's group (SIGTERM: then SIGKILL after its grace period)."""
         pid = self.pid(name)
         pidfile = self._pidfile(name)
         if pid is None:
             pidfile.unlink(missing_ok=True)
             return
-        service = self.services[name]
+        grace = self.processes[name].stop_seconds
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
-        deadline = time.monotonic() + service.stop_timeout
+        deadline = time.monotonic() + grace
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if _alive(pid):
-            _say(f"{name}: did not stop within {service.stop_timeout:.0f} s, killing it")
+            say(f"{name}: did not stop within {grace:.0f} s, killing it")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
             while _alive(pid):
@@ -532,10 +257,7 @@ class Stack:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         pidfile.unlink(missing_ok=True)
-        _say(f"{name}: stopped")
-
-    def status(self) -> dict[str, int | None]:
-        return {name: self.pid(name) for name in self.services}
+        say(f"{name}: stopped")
 
 
 def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack, Credentials]:
@@ -560,49 +282,13 @@ def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
-    stack.migrate()
+    stack.manage("migrate", "--noinput", "-v", "0")
     token = issue_token(user, name=f"{user} run")
     # Production settings redirect plain HTTP: the tool speaks as a TLS proxy would.
     return stack, Credentials(token, behind_tls_proxy=settings.SECURE_SSL_REDIRECT)
 
 
-# --- readiness probes -----------------------------------------------------------------------
-
-
-def _check(dependency: str) -> Callable[[], None]:
-    """The relay's own health check of ``dependency`` (``relay_app.services.health``)."""
-
-    def check() -> None:
-        from relay_app.services.health import CHECKS
-
-        CHECKS[dependency]()
-
-    return check
-
-
-def _http_ok(path: str) -> None:
-    """The web server answers ``path`` with 200, over HTTPS where it serves HTTPS."""
-    from ops.client import web_connection
-
-    connection = web_connection(timeout=2)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise StackError(f"{path} answered {response.status}")
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
-
-
-# --- the demo -------------------------------------------------------------------------------
+# --- the demo and the transaction log ---------------------------------------------------------
 
 
 def demo(message: str = "hello world") -> int:
@@ -612,69 +298,49 @@ def demo(message: str = "hello world") -> int:
 
     from ops.client import post_message, revoke_token, web_connection, web_url
     from relay_app.hops import expected_final_message
+    from relay_app.seed_log import lines_of
 
     try:
         token = issue_token("demo", name="make demo")
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        _say(f"could not make an API token for the demo: {exc}")
+        say(f"could not make an API token for the demo: {exc}")
         return 1
-    connection = web_connection(timeout=settings.RELAY_DEADLINE_SECONDS + 5)
-    _say(
+    say(
         f"POST {web_url('/api/relay/')} {{'message': {message!r}}}"
         " as user 'demo' (Authorization: Bearer <a token from manage.py create_api_token>)"
     )
+    connection = web_connection(timeout=settings.RELAY_DEADLINE_SECONDS + 5)
     try:
         status, body = post_message(connection, message, Credentials(token))
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        _say(
-            f"the web server at {settings.HTTP_ADDRESS} does not answer ({exc}):"
-            " is the stack up (`make up`)?"
-        )
+        say(f"the web server does not answer ({exc}): is the stack up (`make up`)?")
         return 1
     finally:
         connection.close()
         revoke_token(token)
     transaction_id = body.get("transaction_id") if isinstance(body, dict) else None
-    print()
-    print(transaction_log(transaction_id) if transaction_id else "(no transaction recorded)")
-    print()
-    _say(f"HTTP {status}: {json.dumps(body.get('message') if status == 200 else body)}")
+    lines = lines_of(transaction_id, path=settings.RELAY_TRANSACTION_LOG) if transaction_id else []
+    print("\n" + ("\n".join(lines) or "(no transaction recorded)") + "\n")
+    say(f"HTTP {status}: {json.dumps(body.get('message') if status == 200 else body)}")
     if status != 200 or body.get("message") != expected_final_message(message):
-        _say("the relay did not answer as expected")
+        say("the relay did not answer as expected")
         return 1
     return 0
-
-
-def transaction_log(transaction_id: str, *, wait: float = 2.0) -> str:
-    """The seed's log lines of one transaction from the shared transaction log, without the id."""
-    from django.conf import settings
-
-    marker = f"\ttransaction_id={transaction_id}"
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            lines = settings.TRANSACTION_LOG.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            lines = []
-        mine = [line.removesuffix(marker) for line in lines if line.endswith(marker)]
-        if len(mine) >= 12 or time.monotonic() > deadline:
-            return "\n".join(mine)
-        time.sleep(0.1)
 
 
 def follow_transaction_log(stop: Callable[[], bool]) -> None:
     """Print the shared transaction log as it grows until ``stop()``."""
     from django.conf import settings
 
-    path: Path = settings.TRANSACTION_LOG
+    path: Path = settings.RELAY_TRANSACTION_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
     with path.open(encoding="utf-8") as log:
         log.seek(0, os.SEEK_END)
         while not stop():
-            line = log.readline()
-            if line:
-                print(line.rstrip("\n").partition("\ttransaction_id=")[0], flush=True)
+            if line := log.readline():
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    print(line.rstrip("\n").partition("\ttransaction_id=")[0], flush=True)
             else:
                 time.sleep(0.2)
 
@@ -682,11 +348,11 @@ def follow_transaction_log(stop: Callable[[], bool]) -> None:
 # --- command line ---------------------------------------------------------------------------
 
 
-def _admin_login(stack: Stack) -> str:
-    """How to log into the admin with these settings."""
+def admin_login(settings: Any) -> str:
+    """How to log into the admin under ``settings``."""
     from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
 
-    if stack.settings.RELAY_DEVELOPMENT_SUPERUSER:
+    if settings.RELAY_DEVELOPMENT_SUPERUSER:
         return (
             f"log in as {DEVELOPMENT_USERNAME} / {DEVELOPMENT_PASSWORD}"
             " (LOCAL DEVELOPMENT CREDENTIAL, see above)"
@@ -700,27 +366,22 @@ def _banner(stack: Stack) -> None:
 
     s = stack.settings
     grpc_tls = "mutual TLS" if s.GRPC_TLS_SERVER_CERT_FILE else "plaintext"
-    tls_note = (
-        f"  TLS        every client verifies against {s.RELAY_HTTPS_CA_FILE}\n"
-        if s.RELAY_HTTPS_CERT_FILE
-        else ""
-    )
-    print(
-        f"""
-relay is up:
+    https = s.RELAY_HTTPS_CERT_FILE
+    tls = f"  TLS        clients verify against {s.RELAY_HTTPS_CA_FILE}\n" if https else ""
+    say(
+        f"""relay is up:
   API        {web_url("/api/relay/")}      (POST {{"message": "..."}})
   browse     {web_url("/api/")}            (the API, browsable: a form to relay a message)
   docs       {web_url("/api/docs/")}       (OpenAPI schema: /api/schema/)
-  admin      {web_url("/admin/")}          ({_admin_login(stack)})
+  admin      {web_url("/admin/")}          ({admin_login(s)})
   seed       {web_url("/communication/restKafkaGRPC/")}
   health     {web_url("/healthz")}
   token      python manage.py create_api_token USERNAME   (then: Authorization: Bearer <token>)
   Kafka      {s.KAFKA_BOOTSTRAP_SERVERS} ({s.KAFKA_SECURITY_PROTOCOL})
   Redis      {hide_url_passwords(s.REDIS_URL, "***")}{" (TLS)" if s.REDIS_TLS else ""}
   gRPC       {s.GRPC_ADDRESS} ({grpc_tls})
-{tls_note}  logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)
-""",
-        flush=True,
+{tls}  logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)
+"""
     )
 
 
@@ -737,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     django.setup()
     from django.conf import settings
 
-    stack = Stack(var_dir=settings.VAR_DIR)
+    stack = Stack(var_dir=settings.RELAY_VAR_DIR)
     try:
         if args.command == "status":
             for name, pid in stack.status().items():
@@ -748,8 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return demo(args.message)
-        stack.migrate()
-        stack.ensure_admin_login()
+        stack.check_ports(stack.processes)  # before migrations, or anything, start
+        stack.manage("migrate", "--noinput", "-v", "0")
+        if settings.RELAY_DEVELOPMENT_SUPERUSER:
+            stack.manage("ensure_development_superuser", timeout=120)
         try:
             stack.up()
         except BaseException:
@@ -758,25 +421,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         _banner(stack)
         if args.command == "up":
             return 0
-        # run: the demo, then the transaction log live until Ctrl-C, then stop everything.
-        stopping = False
-
-        def request_stop(signum: int, frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
-        try:
-            status = demo(args.message)
-            _say("following var/log/transactions.log; press Ctrl-C to stop the stack")
-            follow_transaction_log(lambda: stopping)
-        finally:
-            stack.down()
-        return status
+        return _run(stack, args.message)
     except StackError as exc:
-        _say(f"error: {exc}")
+        say(f"error: {exc}")
         return 1
+
+
+def _run(stack: Stack, message: str) -> int:
+    """``make run``: the demo, then the transaction log live until Ctrl-C, then every process
+    stopped, whatever happened to our output meanwhile."""
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a closed pipe is an error, not a death
+    try:
+        status = demo(message)
+        say("following the transaction log; press Ctrl-C to stop the stack")
+        follow_transaction_log(lambda: stopping)
+    finally:
+        stack.down()
+    return status
 
 
 if __name__ == "__main__":
