@@ -17,10 +17,10 @@ SECURE_TLS := var/secure/tls
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka run up up-secure down demo status test test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick sweep clean
+.PHONY: help setup system python kafka run up up-secure down demo status test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick sweep clean
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: system python kafka ## Install everything the stack needs (idempotent)
 
@@ -70,19 +70,21 @@ demo: ## Send one "hello world" to the running stack (with an API token) and pri
 status: ## Which services of the stack are running
 	@$(PROFILE) $(PY) -m ops.stack status
 
-test: setup ## The whole suite on SQLite, then its database-facing tests on PostgreSQL
+test-fast: python ## The tests that need no running service (seconds): tests/unit
+	@$(PY) manage.py test --noinput tests.unit
+
+test: setup ## The whole suite (unit, then through the real stack), then the postgres-tagged tests on PostgreSQL
 	@bash ops/bootstrap.sh --tests
 	@$(PY) manage.py test --noinput --verbosity 2
 	@$(MAKE) --no-print-directory test-postgres
 
-# The suite's database-facing tests again, on PostgreSQL instead of SQLite.
+# The tests tagged "postgres" (database-facing) again, on PostgreSQL instead of SQLite.
 PG_PORT := 15432
-POSTGRES_TESTS := tests.test_relay_flow tests.test_bad_input tests.test_idempotency tests.test_redelivery tests.test_failures tests.test_access tests.test_limits tests.test_retention
 
-test-postgres: setup ## The database-facing tests on a throw-away PostgreSQL server
+test-postgres: setup ## The tests tagged postgres, on a throw-away PostgreSQL server
 	@bash ops/bootstrap.sh --tests
 	@bash ops/postgres.sh start $(PG_PORT)
-	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 $(POSTGRES_TESTS); \
+	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 --tag postgres; \
 		status=$$?; bash ops/postgres.sh stop $(PG_PORT); exit $$status
 
 bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~6 min)
@@ -115,10 +117,12 @@ check-deploy: python ## manage.py check --deploy under production settings; fail
 audit: python ## Known vulnerabilities in the pinned requirements (pip-audit; says so if it cannot tell)
 	@$(PY) -m ops.audit
 
-lint: python ## ruff and mypy
+lint: python ## ruff, mypy, and the gRPC stubs up to date with proto/
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@$(MAKE) --no-print-directory proto >/dev/null
+	@git diff --quiet -- relay/ || { git diff --stat -- relay/; echo "relay/v1/ is not what proto/ generates: run make proto and commit it" >&2; exit 1; }
 
 proto: python ## Regenerate the gRPC stubs in relay/v1/ from proto/relay/v1/relay.proto
 	@$(PY) -m grpc_tools.protoc -I proto --python_out=. --pyi_out=. --grpc_python_out=. proto/relay/v1/relay.proto

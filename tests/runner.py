@@ -1,8 +1,10 @@
-"""A test runner that starts the real services around the suite, on the test ports.
+"""The test runner: Django's, which also starts the real services when the tests need them.
 
-Redis, Kafka, the gRPC server and a Celery worker run as real processes (``ops.stack``)
-with their data under ``var/test/``; the worker writes to the test database. Views run
-in the test process.
+Tests under ``tests/integration/`` go through the real stack; the runner starts Redis,
+Kafka, the gRPC server, a Celery worker and the web server (``ops/stack.py``) on the test
+ports, with data under ``var/test/``, once the test database exists, and stops them after
+the suite. Tests under ``tests/unit/`` need none of it: ``python manage.py test tests.unit``
+(``make test-fast``) starts nothing.
 """
 
 import shutil
@@ -12,10 +14,11 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connection
 from django.test.runner import DiscoverRunner
+from django.test.utils import iter_test_cases  # type: ignore[attr-defined]  # not in the stubs
 
 from ops.stack import Stack
 
-TEST_SERVICES = ("redis", "kafka", "grpc", "worker", "web")
+INTEGRATION = "tests.integration."
 
 
 def database_url() -> str:
@@ -29,22 +32,31 @@ def database_url() -> str:
 
 
 class StackTestRunner(DiscoverRunner):
-    """Starts the stack once the test database exists; stops it after the suite."""
+    """Starts the stack once the test database exists, if a selected test needs it."""
 
     #: The running stack, for tests that stop and start a service (``tests.support``).
     stack: Stack | None = None
 
+    def build_suite(self, *args: Any, **kwargs: Any) -> Any:
+        suite = super().build_suite(*args, **kwargs)
+        self.needs_stack = any(
+            type(test).__module__.startswith(INTEGRATION) for test in iter_test_cases(suite)
+        )
+        return suite
+
     def setup_databases(self, **kwargs: Any) -> Any:
         config = super().setup_databases(**kwargs)
+        if not getattr(self, "needs_stack", True):
+            return config
         self.stack = StackTestRunner.stack = Stack(
-            var_dir=settings.VAR_DIR, env={"DATABASE_URL": database_url()}
+            var_dir=settings.RELAY_VAR_DIR, env={"DATABASE_URL": database_url()}
         )
         self.stack.down()  # a run that was killed may have left its services behind
         for stale in ("kafka/data", "redis"):
-            shutil.rmtree(settings.VAR_DIR / stale, ignore_errors=True)
-        settings.TRANSACTION_LOG.unlink(missing_ok=True)
+            shutil.rmtree(settings.RELAY_VAR_DIR / stale, ignore_errors=True)
+        settings.RELAY_TRANSACTION_LOG.unlink(missing_ok=True)
         try:
-            self.stack.up(TEST_SERVICES)
+            self.stack.up()
         except BaseException:
             self.stack.down()
             raise
@@ -54,10 +66,13 @@ class StackTestRunner(DiscoverRunner):
         """Close with one plain line of counts, which CI reads whatever the runner."""
         failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
         passed = result.testsRun - failed - len(result.skipped) - len(result.expectedFailures)
-        print(f"tests: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
+        print(
+            f"tests: {result.testsRun} ran, {passed} passed, {failed} failed,"
+            f" {len(result.skipped)} skipped"
+        )
         return super().suite_result(suite, result, **kwargs)
 
     def teardown_databases(self, old_config: Any, **kwargs: Any) -> None:
         if self.stack is not None:
-            self.stack.down(TEST_SERVICES)
+            self.stack.down()
         super().teardown_databases(old_config, **kwargs)

@@ -18,7 +18,8 @@ from kafka import KafkaConsumer, TopicPartition
 from rest_framework.test import APIClient
 
 from relay_app.hops import HOPS, Stage
-from relay_app.integrations.kafka import client_options
+from relay_app.integrations.kafka_records import Record, client_options, read_all
+from relay_app.seed_log import lines_of
 from relay_app.services.tokens import api_token_create
 
 if TYPE_CHECKING:
@@ -34,17 +35,10 @@ def transaction_log_lines(
     transaction_id: str, *, expected: int = 12, wait: float = 5.0
 ) -> list[str]:
     """The seed texts (without timestamp) logged for one transaction, in file order."""
-    deadline = time.monotonic() + wait
-    while True:
-        mine = []
-        if settings.TRANSACTION_LOG.exists():
-            for line in settings.TRANSACTION_LOG.read_text(encoding="utf-8").splitlines():
-                match = SEED_LINE.match(line)
-                if match and match["id"] == transaction_id:
-                    mine.append(match["text"])
-        if len(mine) >= expected or time.monotonic() > deadline:
-            return mine
-        time.sleep(0.05)
+    lines = lines_of(
+        transaction_id, path=settings.RELAY_TRANSACTION_LOG, expected=expected, wait=wait
+    )
+    return [line.split(" ", 2)[2] for line in lines]
 
 
 def expected_log_lines(message: str) -> list[str]:
@@ -57,43 +51,9 @@ def expected_log_lines(message: str) -> list[str]:
     return [*lines, banner, "End of transaction with Message:", text.upper(), banner]
 
 
-@dataclass(frozen=True)
-class SeenRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-
-
-def records_for(topic: str, transaction_id: str) -> list[SeenRecord]:
-    """Every record on ``topic`` keyed by ``transaction_id``, read by a separate consumer."""
-    consumer = KafkaConsumer(
-        **client_options(),
-        group_id=None,
-        enable_auto_commit=False,
-        consumer_timeout_ms=1000,
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        found = []
-        deadline = time.monotonic() + 10
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"could not read {topic} to its end within 10 s")
-            for batch in consumer.poll(timeout_ms=500).values():
-                found += [
-                    SeenRecord(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers))
-                    for r in batch
-                    if r.key == transaction_id.encode()
-                ]
-        return found
-    finally:
-        consumer.close()
+def records_for(topic: str, transaction_id: str) -> list[Record]:
+    """Every record on ``topic`` keyed by ``transaction_id``, read by a consumer of its own."""
+    return [record for record in read_all([topic]) if record.key == transaction_id]
 
 
 def running_stack() -> "Stack":
@@ -152,7 +112,10 @@ def http_request(
 ) -> HttpAnswer:
     """One request to the web server the runner started, over real HTTP."""
     request = urllib.request.Request(
-        f"http://{settings.HTTP_ADDRESS}{path}", data=body, headers=headers or {}, method=method
+        f"http://{settings.RELAY_HTTP_ADDRESS}{path}",
+        data=body,
+        headers=headers or {},
+        method=method,
     )
     started = time.monotonic()
     try:

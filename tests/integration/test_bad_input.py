@@ -4,13 +4,13 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 
 from relay_app.api.parsers import max_body_bytes
 from relay_app.hops import expected_final_message
 from relay_app.models import Hop, Transaction
 
-from .support import (
+from ..support import (
     http_request,
     kafka_end_offsets,
     signed_in_client,
@@ -24,37 +24,24 @@ TOO_LONG = "x" * (settings.RELAY_MESSAGE_MAX_LENGTH + 1)
 DEEPLY_NESTED = b'{"message": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
 LARGER_THAN_ANY_MESSAGE = b'{"message": "' + b"x" * (max_body_bytes() + 1) + b'"}'
 
-# (case, raw body, content type, status, the error field that must be named or None)
+# One case of each way a request is refused, from the parser to the serializer (every rule,
+# one by one: tests/unit/test_input.py). (case, body, content type, status, field named)
 BAD_REQUESTS: list[tuple[str, bytes, str, int, str | None]] = [
-    ("missing message", b"{}", JSON, 400, "message"),
-    ("null", b'{"message": null}', JSON, 400, "message"),
     ("a number", b'{"message": 42}', JSON, 400, "message"),
-    ("a float", b'{"message": 4.5}', JSON, 400, "message"),
-    ("a boolean", b'{"message": true}', JSON, 400, "message"),
-    ("a list", b'{"message": ["hello"]}', JSON, 400, "message"),
-    ("an object", b'{"message": {"text": "hello"}}', JSON, 400, "message"),
-    ("an empty string", b'{"message": ""}', JSON, 400, "message"),
-    ("only whitespace", b'{"message": " \\n\\t  "}', JSON, 400, "message"),
     ("too long", json.dumps({"message": TOO_LONG}).encode(), JSON, 400, "message"),
-    ("a NUL character", b'{"message": "hello\\u0000world"}', JSON, 400, "message"),
-    ("a lone surrogate", b'{"message": "hello \\ud800"}', JSON, 400, "message"),
     ("an unknown field", b'{"message": "hello", "priority": 1}', JSON, 400, "priority"),
     ("a JSON list body", b'["hello world"]', JSON, 400, "non_field_errors"),
-    ("a JSON string body", b'"hello world"', JSON, 400, "non_field_errors"),
     ("a body that is not JSON", b"message=hello", JSON, 400, None),
-    ("truncated JSON", b'{"message": "hel', JSON, 400, None),
     ("invalid UTF-8", b'{"message": "caf\xe9"}', JSON, 400, None),
     ("an empty body", b"", JSON, 400, "message"),
     ("deeply nested JSON", DEEPLY_NESTED, JSON, 400, None),
-    ("a nested object", b'{"message": {"a": {"b": {"c": [1, [2, [3]]]}}}}', JSON, 400, "message"),
-    ("a huge number", b'{"message": ' + b"9" * 5000 + b"}", JSON, 400, None),
-    ("NaN", b'{"message": NaN}', JSON, 400, None),
     ("a body larger than any message", LARGER_THAN_ANY_MESSAGE, JSON, 413, None),
     ("a wrong content type", b"hello world", "text/plain", 415, None),
     ("a form body", b"message=hello", "application/x-www-form-urlencoded", 415, None),
 ]
 
 
+@tag("postgres")
 class BadInputTests(TransactionTestCase):
     def setUp(self) -> None:
         _, self.token = user_with_token("bad-input")
@@ -65,9 +52,11 @@ class BadInputTests(TransactionTestCase):
 
     def test_each_bad_request_is_refused_with_its_reason_and_changes_nothing(self) -> None:
         offsets, results = kafka_end_offsets(), task_results_stored()
-        for case, body, content_type, status, field in BAD_REQUESTS:
+        malformed_key = ("a malformed Idempotency-Key", b'{"message": "hello"}', JSON, 400, None)
+        for case, body, content_type, status, field in [*BAD_REQUESTS, malformed_key]:
             with self.subTest(case):
-                response = self.post(body, content_type)
+                headers = {"Idempotency-Key": "with space"} if case == malformed_key[0] else {}
+                response = self.post(body, content_type, **headers)
                 self.assertEqual(response.status_code, status, response.content)
                 self.assertEqual(response["Content-Type"], JSON)
                 answer = response.json()
@@ -88,21 +77,6 @@ class BadInputTests(TransactionTestCase):
                 answer = http_request("/api/relay/", body=body, headers=headers)
                 self.assertEqual(answer.status, status, answer.body)
                 self.assertTrue(answer.body["detail"])
-        self.assertEqual(Transaction.objects.count(), 0)
-
-    def test_the_reason_says_what_is_wrong(self) -> None:
-        answer = self.post(b'{"message": 42}', JSON).json()
-        self.assertEqual(answer["errors"]["message"], ["Must be a string, not int."])
-        answer = self.post(json.dumps({"message": TOO_LONG}).encode(), JSON).json()
-        limit = settings.RELAY_MESSAGE_MAX_LENGTH
-        self.assertIn(f"no more than {limit} characters", answer["errors"]["message"][0])
-
-    def test_a_malformed_idempotency_key_is_refused(self) -> None:
-        for key in ("", "x" * 256, "key with spaces", "clé"):
-            with self.subTest(key=key):
-                response = self.post(b'{"message": "hello"}', JSON, **{"Idempotency-Key": key})
-                self.assertEqual(response.status_code, 400)
-                self.assertIn("Idempotency-Key", response.json()["errors"])
         self.assertEqual(Transaction.objects.count(), 0)
 
     def test_a_message_of_exactly_the_maximum_length_is_relayed(self) -> None:

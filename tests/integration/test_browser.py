@@ -22,7 +22,7 @@ from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Transaction
 from relay_app.services.tokens import api_token_create
 
-from .support import relay_over_http
+from ..support import relay_over_http
 
 CHROMIUM = os.environ.get("RELAY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium offline: no background connections, which this closed network refuses anyway.
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-BASE = f"http://{settings.HTTP_ADDRESS}"
+BASE = f"http://{settings.RELAY_HTTP_ADDRESS}"
 TIMEOUT_MS = 15_000
 
 
@@ -65,7 +65,7 @@ def browser_page(test: TransactionTestCase) -> Iterator[Page]:
             yield page
         finally:
             browser.close()
-    test.assertEqual(hosts, {settings.HTTP_ADDRESS})
+    test.assertEqual(hosts, {settings.RELAY_HTTP_ADDRESS})
 
 
 def person(username: str) -> str:

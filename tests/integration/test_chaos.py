@@ -5,7 +5,7 @@ from django.test import TransactionTestCase
 from ops.chaos import SCENARIOS, Report, run_scenario
 from ops.client import Credentials
 
-from .support import running_stack, user_with_token
+from ..support import running_stack, user_with_token
 
 # The full set runs with `make chaos`; these cover a crash, a broker crash and duplicates.
 SHORT_FORM = (
@@ -31,7 +31,7 @@ class ChaosTests(TransactionTestCase):
                 after_seconds=1.5,
             )
         finally:
-            stack.up(tuple(stack.services))  # whatever the scenario left stopped
+            stack.up()  # whatever the scenario left stopped
 
     def assert_nothing_lost(self, report: Report) -> None:
         self.assertGreater(report.sent, 0)

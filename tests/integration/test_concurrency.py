@@ -7,7 +7,7 @@ from django.test import TransactionTestCase
 from relay_app.hops import expected_final_message
 from relay_app.models import Transaction
 
-from .support import relay_over_http, user_with_token
+from ..support import relay_over_http, user_with_token
 
 SAMPLES = [
     "hello world",

@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 from django.conf import settings
-from django.test import TransactionTestCase, override_settings
+from django.test import TransactionTestCase, override_settings, tag
 from django.utils import timezone
 from relay.v1 import relay_pb2
 
@@ -26,7 +26,7 @@ from relay_app.services.transactions import (
     transactions_settle_stale,
 )
 
-from .support import service_stopped, signed_in_client, user_with_token
+from ..support import service_stopped, signed_in_client, user_with_token
 
 # How much later than the deadline a client may get its answer.
 MARGIN_SECONDS = 1.0
@@ -55,6 +55,7 @@ def internal_addresses() -> list[str]:
     return [*addresses, *ports, "127.0.0.1", "localhost", "redis://"]
 
 
+@tag("postgres")
 class FailureTests(TransactionTestCase):
     def setUp(self) -> None:
         _, self.token = user_with_token("failing")
@@ -144,7 +145,7 @@ class FailureTests(TransactionTestCase):
     def test_a_client_that_disconnects_leaves_no_transaction_pending(self) -> None:
         message = f"disconnecting client {time.time()}"
         body = f'{{"message": "{message}"}}'.encode()
-        host, port = settings.HTTP_ADDRESS.rsplit(":", 1)
+        host, port = settings.RELAY_HTTP_ADDRESS.rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=5) as connection:
             connection.sendall(
                 b"POST /api/relay/ HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"

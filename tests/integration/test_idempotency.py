@@ -4,14 +4,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 
 from relay_app.hops import expected_final_message
 from relay_app.models import Transaction
 
-from .support import records_for, relay_over_http, signed_in_client, user_with_token
+from ..support import records_for, relay_over_http, signed_in_client, user_with_token
 
 
+@tag("postgres")
 class IdempotencyTests(TransactionTestCase):
     def setUp(self) -> None:
         _, self.token = user_with_token("idempotent")

@@ -4,15 +4,16 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 
 from relay_app import tasks
 from relay_app.hops import Stage
 from relay_app.models import Hop
 
-from .support import records_for, signed_in_client, transaction_log_lines, user_with_token
+from ..support import records_for, signed_in_client, transaction_log_lines, user_with_token
 
 
+@tag("postgres")
 class RedeliveryTests(TransactionTestCase):
     def test_every_task_of_the_chain_run_again_changes_nothing(self) -> None:
         _, token = user_with_token("redelivered")

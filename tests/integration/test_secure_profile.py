@@ -24,10 +24,11 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from ops import tls
+from relay_app.integrations.relay_rpc import SERVICE_NAME
 
-from .support import expected_log_lines
+from ..support import expected_log_lines
 
-VAR = Path(settings.VAR_DIR) / "secure"
+VAR = Path(settings.RELAY_VAR_DIR) / "secure"
 TLS = VAR / "tls"
 KAFKA, REDIS, GRPC, WEB = "127.0.0.1:29092", "127.0.0.1:26379", "127.0.0.1:25051", "127.0.0.1:28000"
 SECURE_ENV = {
@@ -146,7 +147,7 @@ class SecureProfileTests(SimpleTestCase):
     def health(self, channel: grpc.Channel) -> Any:
         with channel:
             return health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="relay.v1.Relay"), timeout=3
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=3
             )
 
     def test_grpc_takes_a_client_certificate_of_its_ca_and_refuses_the_rest(self) -> None:

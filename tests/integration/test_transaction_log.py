@@ -1,70 +1,12 @@
-"""The transaction log: one line per event whatever the client sent, and bounded by rotation."""
+"""The transaction log through the stack: a client's hostile text, answered exactly and
+logged one line per event (escaping and rotation alone: tests/unit/test_transaction_log.py)."""
 
-import logging
-import subprocess
-import sys
-import tempfile
-import textwrap
-from pathlib import Path
-
-from django.conf import settings
-from django.test import SimpleTestCase, TransactionTestCase
+from django.test import TransactionTestCase
 
 from relay_app.hops import expected_final_message
-from relay_app.logging import SeedFormatter, escape
+from relay_app.seed_log import escape
 
-from .support import relay_over_http, transaction_log_lines, user_with_token
-
-# Each character a log line must never carry raw, with what stands for it instead.
-ESCAPED = {
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\x00": "\\x00",
-    "\x07": "\\x07",
-    "\x1b": "\\x1b",  # ESC: a terminal escape sequence starts here
-    "\x1c": "\\x1c",  # a line break to str.splitlines
-    "\x7f": "\\x7f",
-    "\x85": "\\x85",  # NEL
-    "\x9b": "\\x9b",  # CSI, the one-character escape of 8-bit terminals
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-    "\\": "\\\\",
-}
-
-
-def formatted(message: str, **extra: str) -> str:
-    """``message`` as the transaction log writes it."""
-    record = logging.LogRecord("relay.transaction", logging.INFO, "", 0, "%s", (message,), None)
-    record.__dict__.update(extra)
-    return SeedFormatter().format(record)
-
-
-class EscapingTests(SimpleTestCase):
-    def test_every_control_and_line_breaking_character_is_escaped(self) -> None:
-        for character, replacement in ESCAPED.items():
-            with self.subTest(character=hex(ord(character))):
-                self.assertEqual(escape(f"a{character}b"), f"a{replacement}b")
-        every_control = "".join(chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)])
-        self.assertTrue(escape(every_control).isprintable())
-
-    def test_escaping_is_unambiguous(self) -> None:
-        # A backslash the client typed cannot pass for an escape the log made.
-        self.assertNotEqual(escape("\\n"), escape("\n"))
-        self.assertEqual(escape("\\n"), "\\\\n")
-
-    def test_printable_text_is_left_as_it_is(self) -> None:
-        for text in ("hello world", "café 你好 🚀", "quotes \" ' and <tags>", "\u00a0nbsp"):
-            with self.subTest(text=text):
-                self.assertEqual(escape(text), text)
-
-    def test_a_formatted_line_is_one_line_with_its_id_after_a_tab(self) -> None:
-        hostile = "a\nb\r\nc\x1b[2J\u2028d\te\x85f"
-        line = formatted(hostile, transaction_id="abc")
-        self.assertEqual(line.splitlines(), [line])
-        self.assertNotIn("\x1b", line)
-        self.assertTrue(line.endswith(f" {escape(hostile)}\ttransaction_id=abc"))
-        self.assertEqual(line.count("\t"), 1)
+from ..support import relay_over_http, transaction_log_lines, user_with_token
 
 
 class TransactionLogThroughTheStackTests(TransactionTestCase):
@@ -80,46 +22,3 @@ class TransactionLogThroughTheStackTests(TransactionTestCase):
         self.assertEqual(lines[0], f"REST request: {escape(message)} from rest ")
         for line in lines:
             self.assertTrue(line.isprintable(), line)
-
-
-# One process of several writing the shared log at once, rotating it as it grows.
-WRITER = textwrap.dedent(
-    """
-    import logging, sys
-    from relay_app.logging import SeedFormatter, TransactionFileHandler
-    handler = TransactionFileHandler(sys.argv[1], max_bytes=4000, backups=3)
-    handler.setFormatter(SeedFormatter())
-    log = logging.getLogger("writer")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    for i in range(400):
-        log.info("writer %s line %d %s", sys.argv[2], i, "x" * 40)
-    """
-)
-
-
-WHOLE_LINE = r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d writer \d line \d+ x{40}$"
-
-
-class RotationTests(SimpleTestCase):
-    def test_several_processes_rotate_the_log_keeping_whole_lines_and_few_files(self) -> None:
-        with tempfile.TemporaryDirectory() as scratch:
-            log = Path(scratch) / "log" / "transactions.log"
-            writers = [
-                subprocess.Popen(
-                    [sys.executable, "-c", WRITER, str(log), str(n)], cwd=settings.BASE_DIR
-                )
-                for n in range(3)
-            ]
-            for writer in writers:
-                self.assertEqual(writer.wait(timeout=120), 0)
-            files = sorted(log.parent.glob("transactions.log*"))
-            self.assertEqual(
-                [path.name for path in files],
-                ["transactions.log", *(f"transactions.log.{n}" for n in (1, 2, 3))],
-            )
-            for path in files:
-                self.assertLess(path.stat().st_size, 8000, path)  # about max_bytes each
-                self.assertEqual(path.stat().st_mode & 0o777, 0o600, path)
-                for line in path.read_text(encoding="utf-8").splitlines():
-                    self.assertRegex(line, WHOLE_LINE)

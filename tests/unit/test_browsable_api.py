@@ -1,5 +1,7 @@
 """The browsable API: a root linking everything, a message form, strict lists and errors."""
 
+from unittest import mock
+
 from django.contrib.auth.models import User
 from django.test import TestCase
 from django.utils import timezone
@@ -16,6 +18,12 @@ class BrowsableApiTests(TestCase):
         self.user = User.objects.create_user("browser")
         self.client = APIClient()
         self.client.force_login(self.user)
+        # No Redis here: the relay's throttle lets every request through (tests/integration/
+        # test_limits.py counts them for real).
+        allow = mock.Mock(**{"hit.return_value": 0.0})
+        self.enterContext(
+            mock.patch("relay_app.api.throttling.get_rate_limiter", return_value=allow)
+        )
 
     def test_the_api_root_links_every_part(self) -> None:
         links = self.client.get("/api/").json()

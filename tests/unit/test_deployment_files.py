@@ -1,5 +1,6 @@
 """The Docker image and the compose file: production settings, no root, no secrets in git."""
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -7,6 +8,8 @@ from typing import Any
 import yaml
 from django.conf import settings
 from django.test import SimpleTestCase
+
+from ops import processes
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -36,6 +39,29 @@ class DockerfileTests(SimpleTestCase):
         self.assertLessEqual({".venv/", "var/", ".git/", ".env"}, ignored)
 
 
+class SameCommandsAsTheStackTests(SimpleTestCase):
+    """The image and compose run each process as the local stack does (ops/processes.py)."""
+
+    def test_compose_runs_the_tables_commands(self) -> None:
+        services = compose()["services"]
+        self.assertEqual(services["web"]["command"], processes.web_command("0.0.0.0:8000"))
+        self.assertEqual(services["grpc"]["command"], processes.grpc_command("0.0.0.0:50051"))
+        self.assertEqual(
+            services["worker"]["command"],
+            processes.worker_command(
+                hostname="relay@%h",
+                schedule="/app/var/run/celerybeat-schedule",
+                pool="prefork",
+                concurrency=4,
+            ),
+        )
+
+    def test_the_image_runs_the_web_server_as_the_table_does(self) -> None:
+        cmd = re.search(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+        assert cmd is not None
+        self.assertEqual(json.loads(cmd[1]), processes.web_command("0.0.0.0:8000"))
+
+
 class ComposeTests(SimpleTestCase):
     def relay_services(self) -> dict[str, Any]:
         return {
@@ -46,7 +72,7 @@ class ComposeTests(SimpleTestCase):
 
     def test_the_relay_runs_production_settings_with_secrets_from_an_env_file(self) -> None:
         services = self.relay_services()
-        self.assertEqual(set(services), {"migrate", "grpc", "worker", "web"})
+        self.assertEqual(set(services), {"migrate", "topics", "grpc", "worker", "web"})
         for name, service in services.items():
             with self.subTest(name):
                 environment = service["environment"]
@@ -74,3 +100,18 @@ class ComposeTests(SimpleTestCase):
         for variable in set(re.findall(r"\$\{(\w+)", text)):
             self.assertRegex(example, rf"(?m)^{variable}=", variable)
         self.assertRegex(example, r"(?m)^DJANGO_SECRET_KEY=$")  # no value given away
+
+
+# How settings modules read a variable (project/settings/environment.py, and os.environ).
+READER = r"(?:env\.\w+|rate|days_or_off|choice|secret_key|host_names|header_and_value|environ\.get)"
+
+
+class EnvironmentExampleTests(SimpleTestCase):
+    def test_every_variable_the_settings_read_is_listed_in_the_example(self) -> None:
+        read = set()
+        for module in (ROOT / "project" / "settings").glob("*.py"):
+            read |= set(re.findall(READER + r'\(\s*"([A-Z][A-Z0-9_]+)"', module.read_text()))
+        listed = set(
+            re.findall(r"(?m)^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text())
+        )
+        self.assertLessEqual(read - {"DJANGO_SETTINGS_MODULE"}, listed, read - listed)

@@ -1,6 +1,6 @@
 """The local development superuser: made under development settings only, refused elsewhere.
 
-Under production settings, in a process of their own: tests/integration/test_settings_fail_closed.py.
+Under production settings, see tests/integration/test_settings_fail_closed.py.
 """
 
 from io import StringIO

@@ -1,8 +1,11 @@
-"""The gRPC server the test runner started: the relay hop, health checking and reflection,
-and what it refuses."""
+"""gRPC in this process, a real server on a free port: the server's hop, health, reflection
+and what it refuses; the relay's client (relay_app/integrations/relay_rpc.py) against it."""
 
 import socket
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 from django.conf import settings
@@ -11,18 +14,49 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
-from relay_app.grpc_server import build_server
+from relay_app.errors import DependencyUnavailable
+from relay_app.grpc_server import RelayServicer, build_server
 from relay_app.hops import Stage, max_text_length
+from relay_app.integrations import relay_rpc
+from relay_app.integrations.relay_rpc import SERVICE_NAME
 
-from .support import transaction_log_lines
+from ..support import transaction_log_lines
 
 # The longest text that can reach the gRPC server: the longest message after hops 1 to 4.
 LONGEST = max_text_length(settings.RELAY_MESSAGE_MAX_LENGTH, after=Stage.GRPC_CLIENT)
 
 
+def free_address() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+@contextmanager
+def serving(servicer: RelayServicer | None = None) -> Iterator[str]:
+    """A relay gRPC server in this process for the block; yields its address."""
+    address = free_address()
+    server, _ = build_server(address, servicer=servicer)
+    server.start()
+    try:
+        yield address
+    finally:
+        server.stop(0)
+
+
+class SlowServicer(RelayServicer):
+    """Answers only after a client with a short deadline has given up."""
+
+    def Process(  # noqa: N802 - the proto's name
+        self, request: relay_pb2.ProcessRequest, context: grpc.ServicerContext
+    ) -> relay_pb2.ProcessResponse:
+        time.sleep(1.0)
+        return super().Process(request, context)
+
+
 class GrpcServerTests(SimpleTestCase):
     def setUp(self) -> None:
-        self.channel = grpc.insecure_channel(settings.GRPC_ADDRESS)
+        self.channel = grpc.insecure_channel(self.enterContext(serving()))
         self.addCleanup(self.channel.close)
 
     def process(self, transaction_id: str, text: str) -> relay_pb2.ProcessResponse:
@@ -74,7 +108,7 @@ class GrpcServerTests(SimpleTestCase):
 
     def test_health_reports_serving_for_the_relay_service(self) -> None:
         stub = health_pb2_grpc.HealthStub(self.channel)
-        for service in ("", "relay.v1.Relay"):
+        for service in ("", SERVICE_NAME):
             with self.subTest(service=service):
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
                 self.assertEqual(reply.status, health_pb2.HealthCheckResponse.SERVING)
@@ -87,16 +121,48 @@ class GrpcServerTests(SimpleTestCase):
 
     @override_settings(RELAY_GRPC_REFLECTION=True)
     def test_development_serves_reflection_listing_the_relay_service(self) -> None:
-        with socket.socket() as probe:  # a free port for a server of this test's own
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server, _ = build_server(f"127.0.0.1:{port}")
-        server.start()
-        self.addCleanup(server.stop, 0)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with serving() as address, grpc.insecure_channel(address) as channel:
             names = list_services(channel)
-        self.assertIn("relay.v1.Relay", names)
+        self.assertIn(SERVICE_NAME, names)
         self.assertIn("grpc.health.v1.Health", names)
+
+
+class RelayClientTests(SimpleTestCase):
+    """The worker's side of hops 4 and 5: a call, a deadline, a server that is not there."""
+
+    def call(self, *, timeout: float = 2.0) -> relay_rpc.ProcessResult:
+        return relay_rpc.process(
+            transaction_id=str(uuid.uuid4()),
+            text="ping and gRPC client",
+            timeout=timeout,
+            connect_timeout=0.5,
+        )
+
+    def test_a_call_returns_the_servers_text_and_timing(self) -> None:
+        with serving() as address, override_settings(GRPC_ADDRESS=address):
+            result = self.call()
+        self.assertEqual(result.text, "ping and gRPC client and gRPC server")
+        self.assertLessEqual(result.started_at, result.finished_at)
+
+    def test_a_server_slower_than_the_deadline_is_a_deadline_not_an_outage(self) -> None:
+        with (
+            serving(SlowServicer()) as address,
+            override_settings(GRPC_ADDRESS=address),
+            self.assertRaises(relay_rpc.GrpcDeadlineExceeded),
+        ):
+            self.call(timeout=0.3)
+
+    def test_no_server_is_an_outage_within_the_connect_timeout_that_names_no_address(self) -> None:
+        address = free_address()
+        with override_settings(GRPC_ADDRESS=address):
+            started = time.monotonic()
+            with self.assertRaises(DependencyUnavailable) as raised:
+                self.call()
+        self.assertLess(time.monotonic() - started, 1.5)
+        reason = str(raised.exception)
+        self.assertTrue(reason.startswith("gRPC server is unavailable: "), reason)
+        self.assertNotIn(address.rpartition(":")[2], reason)  # the port: for the log only
+        self.assertIn(address, raised.exception.internal)
 
 
 def list_services(channel: grpc.Channel) -> set[str]:

@@ -5,9 +5,9 @@ import logging
 from django.test import SimpleTestCase
 
 from relay_app.hops import HOPS, Stage, expected_final_message
-from relay_app.logging import SeedFormatter
+from relay_app.seed_log import SeedFormatter
 
-from .support import SEED_LINE, expected_log_lines
+from ..support import SEED_LINE, expected_log_lines
 
 
 class HopTableTests(SimpleTestCase):

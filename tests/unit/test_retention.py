@@ -5,7 +5,7 @@ from io import StringIO
 
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.test import TestCase, override_settings
+from django.test import TestCase, override_settings, tag
 from django.utils import timezone
 
 from relay_app import tasks
@@ -31,6 +31,7 @@ def purge(*args: str) -> str:
     return out.getvalue()
 
 
+@tag("postgres")
 class RetentionTests(TestCase):
     def test_old_settled_transactions_go_with_their_hops_the_rest_stays(self) -> None:
         old = [recorded(age_days=40), recorded(age_days=31, status="timed_out")]

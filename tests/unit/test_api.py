@@ -1,0 +1,162 @@
+"""The API's rules that need no running service: who may read its description, what a
+browser is offered, anonymous relaying turned off, tokens kept as hashes, the error mapping,
+and the transaction's representation (through the live stack: tests/integration/test_access.py)."""
+
+import hashlib
+import json
+from datetime import timedelta
+from io import StringIO
+
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection
+from django.http import HttpRequest
+from django.test import SimpleTestCase, TestCase, override_settings, tag
+from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rest_framework.exceptions import ValidationError
+from rest_framework.test import APIClient
+
+from relay_app.api.errors import exception_handler
+from relay_app.api.serializers import TransactionSerializer
+from relay_app.errors import DeadlineExceeded, DependencyUnavailable, IdempotencyConflict
+from relay_app.hops import Stage
+from relay_app.models import ApiToken, Hop, Transaction
+
+from ..support import signed_in_client, user_with_token
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+class WhoMayReadTheApiTests(TestCase):
+    def test_the_api_root_schema_and_docs_are_for_signed_in_users(self) -> None:
+        _, token = user_with_token("reader")
+        for path in ("/api/", "/api/schema/", "/api/docs/"):
+            with self.subTest(path):
+                self.assertEqual(APIClient().get(path).status_code, 401)
+                self.assertEqual(signed_in_client(token).get(path).status_code, 200)
+
+    @override_settings(RELAY_PUBLIC_API_DOCS=True)
+    def test_where_public_anyone_reads_them(self) -> None:
+        for path in ("/api/", "/api/schema/", "/api/docs/"):
+            with self.subTest(path):
+                self.assertEqual(APIClient().get(path).status_code, 200)
+
+    def test_the_browsable_api_is_for_people_signed_in(self) -> None:
+        anonymous = APIClient().get("/api/transactions/", headers=BROWSER)
+        self.assertEqual(anonymous.status_code, 401)
+        self.assertEqual(anonymous["Content-Type"], "application/json")
+        User.objects.create_user("person", password="a-persons-password-1")
+        session = APIClient()
+        session.login(request=HttpRequest(), username="person", password="a-persons-password-1")
+        page = session.get("/api/transactions/", headers=BROWSER)
+        self.assertEqual(page.status_code, 200)
+        self.assertTrue(page["Content-Type"].startswith("text/html"))
+
+    def test_anonymous_clients_relay_nothing_unless_allowed(self) -> None:
+        client = APIClient()
+        relayed = client.post("/api/relay/", {"message": "hi"}, format="json")
+        self.assertEqual(relayed.status_code, 401)
+        self.assertEqual(relayed["WWW-Authenticate"], 'Bearer realm="relay"')
+        self.assertEqual(client.get("/communication/restKafkaGRPC/").status_code, 401)
+        self.assertFalse(Transaction.objects.exists())
+
+
+@tag("postgres")
+class ApiTokenTests(TestCase):
+    def test_tokens_are_stored_only_as_their_hash(self) -> None:
+        out = StringIO()
+        call_command("create_api_token", "bob", stdout=out)
+        token = out.getvalue().splitlines()[-1]
+        record = ApiToken.objects.get()
+        self.assertEqual(record.digest, hashlib.sha256(token.encode()).hexdigest())
+        self.assertTrue(token.startswith(record.prefix))
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM {ApiToken._meta.db_table}")  # noqa: S608 - our table
+            stored = json.dumps(cursor.fetchall(), default=str)
+        self.assertNotIn(token, stored)
+        self.assertNotIn(token[len(record.prefix) :], stored)
+
+    def test_a_name_the_user_model_refuses_is_a_clear_error(self) -> None:
+        with self.assertRaisesMessage(CommandError, "cannot create user"):
+            call_command("create_api_token", "no spaces allowed", stdout=StringIO())
+        self.assertFalse(User.objects.exists())
+
+
+class ErrorMappingTests(SimpleTestCase):
+    """Every error a client meets is JSON with a reason, the relay's own with their status,
+    and none names a host, port or password."""
+
+    def answer(self, exc: Exception) -> tuple[int, dict[str, object]]:
+        response = exception_handler(exc, {})
+        assert response is not None
+        return response.status_code, dict(response.data)
+
+    def test_the_relays_errors_answer_their_own_status(self) -> None:
+        kafka = DependencyUnavailable("Kafka", "no answer", internal="10.0.0.7:9092 refused")
+        self.assertEqual(self.answer(kafka), (503, {"detail": "Kafka is unavailable: no answer"}))
+        deadline = DeadlineExceeded(Stage.GRPC_SERVER)
+        self.assertEqual(self.answer(deadline)[0], 504)
+        self.assertEqual(self.answer(IdempotencyConflict("k"))[0], 422)
+
+    def test_a_database_or_redis_that_is_down_is_a_503_naming_neither_host_nor_port(self) -> None:
+        for exc, reason in (
+            (DatabaseError('could not connect to server at "db.internal" port 5432'), "database"),
+            (RedisConnectionError("Error 111 connecting to 10.0.0.9:6379."), "Redis"),
+        ):
+            with self.subTest(reason), self.assertLogs("relay_app", "ERROR"):
+                status, body = self.answer(exc)
+            self.assertEqual(status, 503)
+            self.assertIn(reason, str(body["detail"]))
+            for internal in ("db.internal", "5432", "10.0.0.9", "6379"):
+                self.assertNotIn(internal, str(body["detail"]))
+
+    def test_invalid_input_lists_its_reasons_per_field(self) -> None:
+        status, body = self.answer(ValidationError({"message": "Must be a string, not int."}))
+        self.assertEqual(status, 400)
+        self.assertEqual(
+            body,
+            {
+                "detail": "Invalid request: see errors.",
+                "errors": {"message": ["Must be a string, not int."]},
+            },
+        )
+
+
+@tag("postgres")
+class TransactionRepresentationTests(TestCase):
+    def test_a_transaction_shows_its_owner_hops_timing_and_kafka_records(self) -> None:
+        owner = User.objects.create_user("alice")
+        start = timezone.now()
+        transaction = Transaction.objects.create(
+            owner=owner,
+            message="hi",
+            status=Transaction.Status.TIMED_OUT,
+            failed_stage=Stage.GRPC_SERVER,
+            error="the deadline passed while waiting on grpc_server",
+            deadline_at=start,
+        )
+        Transaction.objects.filter(id=transaction.id).update(
+            created_at=start, finished_at=start + timedelta(milliseconds=1500)
+        )
+        Hop.objects.create(
+            transaction=transaction,
+            stage=Stage.KAFKA_PUBLISH_REQUEST,
+            text="hi from rest and Kafka publisher",
+            started_at=start,
+            finished_at=start + timedelta(microseconds=2500),
+            kafka_topic="requests",
+            kafka_partition=1,
+            kafka_offset=7,
+        )
+        transaction.refresh_from_db()
+        shown = TransactionSerializer(transaction).data
+        self.assertEqual(shown["owner"], "alice")
+        self.assertEqual(shown["status"], "timed_out")
+        self.assertEqual(shown["failed_stage"], "grpc_server")
+        self.assertEqual(shown["duration_ms"], 1500.0)
+        (hop,) = shown["hops"]
+        self.assertEqual(hop["position"], 2)
+        self.assertEqual(hop["stage"], "kafka_publish_request")
+        self.assertEqual(hop["duration_ms"], 2.5)
+        self.assertEqual(hop["kafka"], {"topic": "requests", "partition": 1, "offset": 7})

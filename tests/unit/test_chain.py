@@ -1,0 +1,99 @@
+"""The chain's arithmetic and its Kafka hop against in-process fakes: one budget shared by
+every hop, Kafka's own limit within it, and what a failing hop records."""
+
+import time
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+from django.test import SimpleTestCase, TestCase, override_settings, tag
+from django.utils import timezone
+from kafka.errors import KafkaTimeoutError
+
+from relay_app.errors import DeadlineExceeded, DependencyUnavailable
+from relay_app.hops import Stage
+from relay_app.integrations.kafka_records import KafkaGateway, RecordCoordinates
+from relay_app.models import Transaction
+from relay_app.services.chain import ChainPayload, kafka_publish, kafka_wait, time_left
+from relay_app.services.transactions import transaction_start
+
+
+def payload(seconds_left: float, transaction_id: str = "t") -> ChainPayload:
+    return {"transaction_id": transaction_id, "text": "x", "deadline": time.time() + seconds_left}
+
+
+class DeadlineTests(SimpleTestCase):
+    def test_time_left_counts_down_to_the_deadline_then_names_the_hop(self) -> None:
+        self.assertAlmostEqual(time_left(payload(3.0), Stage.GRPC_SERVER), 3.0, delta=0.1)
+        with self.assertRaises(DeadlineExceeded) as raised:
+            time_left(payload(-0.01), Stage.GRPC_SERVER)
+        self.assertEqual(raised.exception.stage, Stage.GRPC_SERVER)
+        self.assertEqual(str(raised.exception), "the deadline passed while waiting on grpc_server")
+
+    @override_settings(KAFKA_TIMEOUT_SECONDS=2.0)
+    def test_kafka_waits_what_is_left_but_never_longer_than_its_own_limit(self) -> None:
+        self.assertAlmostEqual(kafka_wait(payload(4.0), Stage.KAFKA_PUBLISH_REQUEST), 2.0)
+        self.assertAlmostEqual(
+            kafka_wait(payload(0.5), Stage.KAFKA_PUBLISH_REQUEST), 0.5, delta=0.05
+        )
+
+
+class FakeFuture:
+    """What a producer's ``send`` returns, failing as an unanswered broker's does."""
+
+    def __init__(self, error: Exception | None = None, **metadata: Any) -> None:
+        self.error, self.metadata = error, mock.Mock(**metadata)
+
+    def get(self, timeout: float) -> Any:
+        if self.error:
+            raise self.error
+        return self.metadata
+
+
+@tag("postgres")
+class KafkaHopTests(TestCase):
+    def gateway(self, future: FakeFuture) -> KafkaGateway:
+        gateway = KafkaGateway("127.0.0.1:1", connect_timeout=0.1)
+        producer = mock.Mock(**{"send.return_value": future})
+        gateway.producer = lambda: producer  # type: ignore[method-assign]
+        return gateway
+
+    def start(self) -> str:
+        deadline = timezone.now() + timedelta(seconds=5)
+        return str(transaction_start(message="m", owner=None, deadline_at=deadline).id)
+
+    def test_an_acknowledged_record_is_the_hop_with_its_coordinates(self) -> None:
+        transaction_id = self.start()
+        gateway = self.gateway(FakeFuture(partition=2, offset=41))
+        with mock.patch("relay_app.services.chain.get_kafka", return_value=gateway):
+            after = kafka_publish(
+                payload(5, transaction_id), stage=Stage.KAFKA_PUBLISH_REQUEST, topic="requests"
+            )
+        self.assertEqual(after["text"], "x and Kafka publisher")
+        self.assertEqual(
+            after["record"], RecordCoordinates(topic="requests", partition=2, offset=41)
+        )
+        hop = Transaction.objects.get(id=transaction_id).hops.get(stage=Stage.KAFKA_PUBLISH_REQUEST)
+        self.assertEqual(
+            (hop.kafka_topic, hop.kafka_partition, hop.kafka_offset), ("requests", 2, 41)
+        )
+
+    def test_no_acknowledgement_fails_the_transaction_with_a_reason_naming_no_host(self) -> None:
+        transaction_id = self.start()
+        unanswered = FakeFuture(KafkaTimeoutError("Unable to bootstrap from 10.1.2.3:9092"))
+        with (
+            mock.patch("relay_app.services.chain.get_kafka", return_value=self.gateway(unanswered)),
+            self.assertLogs("relay_app.services.chain", "WARNING") as logged,
+            self.assertRaises(DependencyUnavailable),
+        ):
+            kafka_publish(
+                payload(5, transaction_id), stage=Stage.KAFKA_PUBLISH_REQUEST, topic="requests"
+            )
+        transaction = Transaction.objects.get(id=transaction_id)
+        self.assertEqual(transaction.status, Transaction.Status.FAILED)
+        self.assertEqual(transaction.failed_stage, Stage.KAFKA_PUBLISH_REQUEST)
+        self.assertEqual(
+            transaction.error,
+            "Kafka is unavailable: publishing to requests failed (KafkaTimeoutError)",
+        )
+        self.assertIn("10.1.2.3:9092", logged.output[0])  # the operator's log has the details

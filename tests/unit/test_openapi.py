@@ -1,0 +1,73 @@
+"""The OpenAPI schema: valid, true to the input rules, its docs served from local files (the
+live API against it: tests/integration/test_openapi.py)."""
+
+import json
+import re
+import tempfile
+from pathlib import Path
+
+from django.core.management import call_command
+from django.test import SimpleTestCase, override_settings
+from rest_framework.exceptions import ValidationError
+
+from relay_app.api.serializers import WHITESPACE, MessageField, RelayInputSerializer
+
+
+class SchemaTests(SimpleTestCase):
+    def test_the_schema_is_valid_openapi_3_without_warnings(self) -> None:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            call_command(
+                "spectacular",
+                "--validate",
+                "--fail-on-warn",
+                "--format",
+                "openapi-json",
+                "--file",
+                out.name,
+            )
+            schema = json.loads(Path(out.name).read_text())
+        self.assertTrue(schema["openapi"].startswith("3."))
+        relay = schema["paths"]["/api/relay/"]["post"]
+        self.assertEqual(
+            sorted(relay["responses"]),
+            ["200", "400", "401", "413", "415", "422", "429", "503", "504"],
+        )
+        self.assertEqual(relay["parameters"][0]["name"], "Idempotency-Key")
+        # Swagger UI's "Authorize" asks for a Bearer token; no operation takes HTTP Basic.
+        self.assertEqual(
+            schema["components"]["securitySchemes"]["bearerAuth"],
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API token from `python manage.py create_api_token USERNAME`.",
+            },
+        )
+        self.assertNotIn("basicAuth", schema["components"]["securitySchemes"])
+        self.assertIn({"bearerAuth": []}, relay["security"])
+        self.assertNotIn({}, relay["security"])  # no anonymous relaying under these settings
+        error = schema["components"]["schemas"]["Error"]
+        self.assertEqual(sorted(error["properties"]), ["detail", "errors"])
+        self.assertEqual(error["required"], ["detail"])
+
+    def test_the_message_pattern_accepts_exactly_what_the_api_accepts(self) -> None:
+        pattern = re.compile(MessageField.schema_pattern)
+        field = RelayInputSerializer().fields["message"]
+        for text in [*WHITESPACE, "", "\ufeff", "\x1b", "a", " a\n", "\x00", "a\x00", "\u3000x"]:
+            with self.subTest(text=text):
+                try:
+                    field.run_validation(text)
+                except ValidationError:
+                    accepted = False
+                else:
+                    accepted = True
+                self.assertEqual(bool(pattern.fullmatch(text)), accepted)
+
+    @override_settings(RELAY_PUBLIC_API_DOCS=True)  # who may read them: tests/test_access.py
+    def test_the_docs_load_swagger_ui_from_this_server_only(self) -> None:
+        page = self.client.get("/api/docs/").content.decode()
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        self.assertTrue(any("swagger-ui-bundle.js" in asset for asset in assets), assets)
+        for asset in assets:
+            with self.subTest(asset=asset):
+                self.assertTrue(asset.startswith("/static/"), asset)
+        self.assertNotRegex(page, r"https?://")  # no CDN, no online validator

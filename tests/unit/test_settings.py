@@ -1,0 +1,134 @@
+"""Settings guards, the system checks, and what error reports show, without starting anything
+(production settings in processes of their own: tests/integration/test_settings_fail_closed.py)."""
+
+import os
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+from django.core.checks import Tags, run_checks
+from django.core.exceptions import ImproperlyConfigured
+from django.test import SimpleTestCase, override_settings
+from django.views.debug import get_default_exception_reporter_filter
+
+from project.settings import environment
+
+
+class ErrorReportTests(SimpleTestCase):
+    @override_settings(
+        CELERY_BROKER_URL="redis://:s3cret-password@redis.internal:6379/0",
+        DATABASES_URL_COPY="postgres://relay:db-pa55@db.internal/relay",
+    )
+    def test_error_reports_hide_passwords_inside_urls(self) -> None:
+        shown = get_default_exception_reporter_filter().get_safe_settings()
+        for name in ("CELERY_BROKER_URL", "DATABASES_URL_COPY"):
+            with self.subTest(name):
+                self.assertNotIn("s3cret-password", str(shown[name]))
+                self.assertNotIn("db-pa55", str(shown[name]))
+                self.assertIn("********", shown[name])
+        self.assertEqual(
+            shown["CELERY_BROKER_URL"], "redis://:********************@redis.internal:6379/0"
+        )
+        self.assertEqual(shown["SECRET_KEY"], "********************")
+
+
+class EnvironmentTests(SimpleTestCase):
+    """The guards every settings module reads the environment through."""
+
+    def read(self, reader: Callable[..., Any], value: str, *args: Any) -> Any:
+        with mock.patch.dict(os.environ, {"SETTING": value}):
+            return reader("SETTING", *args)
+
+    def assert_refused(self, reader: Callable[..., Any], value: str, *args: Any) -> None:
+        with self.assertRaisesMessage(ImproperlyConfigured, "SETTING"):
+            self.read(reader, value, *args)
+
+    def test_rates(self) -> None:
+        self.assertEqual(self.read(environment.rate, "120/minute", ""), (120, 60.0))
+        self.assertEqual(self.read(environment.rate, "5/Second", ""), (5, 1.0))
+        for value in ("0/minute", "fast", "10/fortnight", "-1/second", "1.5/minute"):
+            with self.subTest(value):
+                self.assert_refused(environment.rate, value, "")
+
+    def test_days_or_off(self) -> None:
+        self.assertEqual(self.read(environment.days_or_off, "30", ""), 30.0)
+        self.assertIsNone(self.read(environment.days_or_off, "off", ""))
+        for value in ("0", "-3", "soon", "inf", "nan"):
+            with self.subTest(value):
+                self.assert_refused(environment.days_or_off, value, "")
+
+    def test_choices_secrets_hosts_and_headers(self) -> None:
+        protocols = ("PLAINTEXT", "SSL", "SASL_SSL")
+        self.assertEqual(self.read(environment.choice, "sasl_ssl", "", protocols), "SASL_SSL")
+        self.assert_refused(environment.choice, "TLS", "", protocols)
+        self.assertEqual(self.read(environment.secret_key, "a" * 50), "a" * 50)
+        for value in ("", "  ", "django-insecure-development-only"):
+            with self.subTest(secret=value):
+                self.assert_refused(environment.secret_key, value)
+        self.assertEqual(
+            self.read(environment.host_names, "a.example, b.example"), ["a.example", "b.example"]
+        )
+        self.assert_refused(environment.host_names, ",")
+        header = self.read(environment.header_and_value, "HTTP_X_FORWARDED_PROTO,https")
+        self.assertEqual(header, ("HTTP_X_FORWARDED_PROTO", "https"))
+        self.assert_refused(environment.header_and_value, "X-Forwarded-Proto: https")
+
+    def test_a_password_joins_a_url_that_has_none(self) -> None:
+        self.assertEqual(
+            environment.url_with_password("rediss://h:6379/0", "p@ss"), "rediss://:p%40ss@h:6379/0"
+        )
+        self.assertEqual(environment.url_with_password("redis://:own@h/0", "p"), "redis://:own@h/0")
+        self.assertEqual(environment.url_with_password("redis://h/0", ""), "redis://h/0")
+
+
+SECURE_TRANSPORT = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_USERNAME": "relay",
+    "KAFKA_SASL_PASSWORD": "secret",
+    "REDIS_TLS": {"ssl_cert_reqs": "required"},
+    "CELERY_BROKER_URL": "rediss://:secret@redis.example:6379/0",
+    "GRPC_TLS_CA_FILE": __file__,
+    "GRPC_TLS_CLIENT_CERT_FILE": __file__,
+    "GRPC_TLS_CLIENT_KEY_FILE": __file__,
+    "GRPC_TLS_SERVER_CERT_FILE": __file__,
+    "GRPC_TLS_SERVER_KEY_FILE": __file__,
+    "GRPC_TLS_CLIENT_CA_FILE": __file__,
+}
+
+
+def relay_checks() -> list[str]:
+    """The ids of the relay's own security checks that fire under the settings in force."""
+    fired = {message.id or "" for message in run_checks(tags=[Tags.security])}
+    return sorted(check for check in fired if check.startswith("relay."))
+
+
+@override_settings(RELAY_ENVIRONMENT="production", **SECURE_TRANSPORT)
+class SystemCheckTests(SimpleTestCase):
+    """What production settings refuse (relay_app/checks.py), without a process of their own."""
+
+    def test_production_with_tls_and_credentials_on_every_hop_passes(self) -> None:
+        self.assertEqual(relay_checks(), [])
+
+    def test_each_plaintext_or_credential_less_hop_is_an_error(self) -> None:
+        cases: dict[str, list[dict[str, Any]]] = {
+            "relay.E001": [{"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}, {"KAFKA_SASL_PASSWORD": ""}],
+            "relay.E002": [{"REDIS_TLS": {}}, {"CELERY_BROKER_URL": "rediss://redis.example/0"}],
+            "relay.E003": [{"GRPC_TLS_CA_FILE": ""}, {"GRPC_TLS_CLIENT_CA_FILE": ""}],
+            "relay.E004": [{"GRPC_TLS_CA_FILE": "/nonexistent/ca.pem"}],
+        }
+        for error, changes in cases.items():
+            for change in changes:
+                with self.subTest(change=change), override_settings(**change):
+                    self.assertIn(error, relay_checks())
+
+    def test_plaintext_allowed_on_purpose_is_a_warning_and_development_conveniences_too(
+        self,
+    ) -> None:
+        with override_settings(KAFKA_SECURITY_PROTOCOL="PLAINTEXT", RELAY_ALLOW_PLAINTEXT=True):
+            self.assertEqual(relay_checks(), ["relay.W003"])
+        with override_settings(RELAY_ALLOW_ANONYMOUS_RELAY=True, RELAY_PUBLIC_API_DOCS=True):
+            self.assertEqual(relay_checks(), ["relay.W001", "relay.W002"])
+        with override_settings(
+            RELAY_ENVIRONMENT="development", KAFKA_SECURITY_PROTOCOL="PLAINTEXT"
+        ):
+            self.assertEqual(relay_checks(), [])
