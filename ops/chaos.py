@@ -12,7 +12,7 @@ of every request against the database and Kafka:
 - after it, new requests succeed with nothing else restarted.
 
 ``python -m ops.chaos`` runs every scenario on a stack of its own (``var/chaos/``); the test
-suite runs a short form of some of them (``tests/test_chaos.py``). The last line printed
+suite runs a short form of some of them (``tests/integration/test_chaos.py``). The last line printed
 is one JSON object: ``scenarios``, ``sent``, ``lost``, ``duplicated`` and more.
 """
 

@@ -62,7 +62,7 @@ class SchemaTests(SimpleTestCase):
                     accepted = True
                 self.assertEqual(bool(pattern.fullmatch(text)), accepted)
 
-    @override_settings(RELAY_PUBLIC_API_DOCS=True)  # who may read them: tests/test_access.py
+    @override_settings(RELAY_PUBLIC_API_DOCS=True)  # who may read them: tests/unit/test_api.py
     def test_the_docs_load_swagger_ui_from_this_server_only(self) -> None:
         page = self.client.get("/api/docs/").content.decode()
         assets = re.findall(r'(?:src|href)="([^"]+)"', page)
