@@ -1,4 +1,4 @@
-"""Schemathesis hooks for ``tests/integration/test_openapi.py``, loaded through ``SCHEMATHESIS_HOOKS``."""
+"""Schemathesis hooks for ``tests/integration/test_openapi.py`` (through SCHEMATHESIS_HOOKS)."""
 
 from typing import Any
 from urllib.parse import urlencode
