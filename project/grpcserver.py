@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m project.grpcserver", description=__doc__)
     parser.add_argument(
-        "--address", default=settings.GRPC_ADDRESS, help="host:port (default: GRPC_ADDRESS)"
+        "--address",
+        default=settings.GRPC_ADDRESS.split(",")[0],
+        help="host:port (default: the first of GRPC_ADDRESS)",
     )
     args = parser.parse_args(argv)
     try:

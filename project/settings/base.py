@@ -12,15 +12,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .environment import choice, days_or_off, env, rate, url_with_password
+from .environment import addresses, choice, days_or_off, env, rate, url_with_password
 
 # --- Paths -----------------------------------------------------------------------------------
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Data, logs and pid files of the local stack (git-ignored); tests use their own.
 RELAY_VAR_DIR = Path(env.str("RELAY_VAR_DIR", default=str(BASE_DIR / "var")))
-# Which settings module is in force: "development", "secure", "production" or "test".
+# Which settings module is in force: "development", "secure", "cluster", "production", "test".
 RELAY_ENVIRONMENT = "base"
+# How many of each process the local stack runs (ops/processes.py); the cluster profile
+# (make up-cluster) runs several. Several brokers and servers take consecutive ports from the
+# first address of KAFKA_BOOTSTRAP_SERVERS, GRPC_ADDRESS and RELAY_HTTP_ADDRESS.
+RELAY_KAFKA_BROKERS = env.int("RELAY_KAFKA_BROKERS", default=1)
+RELAY_WORKERS = env.int("RELAY_WORKERS", default=1)
+RELAY_GRPC_SERVERS = env.int("RELAY_GRPC_SERVERS", default=1)
+RELAY_WEB_SERVERS = env.int("RELAY_WEB_SERVERS", default=1)
 
 # --- Django ----------------------------------------------------------------------------------
 
@@ -196,8 +203,10 @@ RELAY_PUBLIC_API_DOCS = env.bool("RELAY_PUBLIC_API_DOCS", default=False)
 RELAY_THROTTLE_RATE = rate("RELAY_THROTTLE_RATE", default="120/minute")
 RELAY_ANONYMOUS_THROTTLE_RATE = rate("RELAY_ANONYMOUS_THROTTLE_RATE", default="30/minute")
 # Reverse proxies in front of the web server that append the client's address to
-# X-Forwarded-For. 0 (no proxy): the header is ignored, since any client can write it.
+# X-Forwarded-For. 0 (no proxy): the header is ignored, since any client can write it. The
+# header counts only on a connection from one of RELAY_TRUSTED_PROXY_ADDRESSES (empty: any).
 RELAY_TRUSTED_PROXY_COUNT = env.int("RELAY_TRUSTED_PROXY_COUNT", default=0)
+RELAY_TRUSTED_PROXY_ADDRESSES = env.list("RELAY_TRUSTED_PROXY_ADDRESSES", default=[])
 
 # --- The relay -------------------------------------------------------------------------------
 
@@ -218,12 +227,19 @@ RELAY_ALLOW_PLAINTEXT = env.bool("RELAY_ALLOW_PLAINTEXT", default=False)
 
 # --- Kafka -----------------------------------------------------------------------------------
 
-KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
+# Every broker; each local one's KRaft controller listens on the port after its broker's.
+KAFKA_BOOTSTRAP_SERVERS = addresses(
+    "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", count=RELAY_KAFKA_BROKERS, step=2
+)
 KAFKA_REQUEST_TOPIC = env.str("KAFKA_REQUEST_TOPIC", default="CommunicationTopic")
 KAFKA_REPLY_TOPIC = env.str("KAFKA_REPLY_TOPIC", default="CommunicationRestTopic")
 KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=3)
-# Replication factor for the topics the relay creates; 1 for the single-node broker.
-KAFKA_TOPIC_REPLICATION = env.int("KAFKA_TOPIC_REPLICATION", default=1)
+# Replication of the topics the relay creates: a copy on this many brokers (at most as many
+# as there are), and an acknowledged write on at least KAFKA_MIN_INSYNC_REPLICAS of them.
+KAFKA_TOPIC_REPLICATION = env.int("KAFKA_TOPIC_REPLICATION", default=min(3, RELAY_KAFKA_BROKERS))
+KAFKA_MIN_INSYNC_REPLICAS = env.int(
+    "KAFKA_MIN_INSYNC_REPLICAS", default=2 if KAFKA_TOPIC_REPLICATION >= 3 else 1
+)
 # The longest one Kafka operation (connect, acknowledge, read back) may take before Kafka
 # counts as unavailable (503), even when the transaction's deadline leaves more time.
 KAFKA_TIMEOUT_SECONDS = env.float("KAFKA_TIMEOUT_SECONDS", default=2.0)
@@ -332,7 +348,9 @@ RELAY_WORKER_CONCURRENCY = env.int("RELAY_WORKER_CONCURRENCY", default=4)
 
 # --- gRPC ------------------------------------------------------------------------------------
 
-GRPC_ADDRESS = env.str("GRPC_ADDRESS", default="127.0.0.1:50051")
+# The gRPC servers: the client balances its calls over all of them (round_robin), and over
+# every address a name resolves to (a scaled compose service).
+GRPC_ADDRESS = addresses("GRPC_ADDRESS", "127.0.0.1:50051", count=RELAY_GRPC_SERVERS, step=1)
 # How long the gRPC client waits for a connection before the server counts as unavailable.
 GRPC_CONNECT_TIMEOUT_SECONDS = env.float("GRPC_CONNECT_TIMEOUT_SECONDS", default=1.5)
 # A CA turns TLS on for the client, which then verifies the server's certificate and, with its
@@ -349,7 +367,9 @@ RELAY_GRPC_REFLECTION = env.bool("RELAY_GRPC_REFLECTION", default=False)
 
 # --- The web server --------------------------------------------------------------------------
 
-# Where gunicorn listens (the local stack and `make demo` use it).
+# Where clients reach the web server (the local stack and `make demo` use it): gunicorn itself,
+# or, with several web servers, the reverse proxy (nginx) in front of them, which takes the
+# ports after this one for them.
 RELAY_HTTP_ADDRESS = env.str("RELAY_HTTP_ADDRESS", default="127.0.0.1:8000")
 # gunicorn serves HTTPS itself with this certificate and key (or a proxy in front terminates
 # TLS: see DJANGO_SECURE_PROXY_SSL_HEADER). The local tools verify it against the CA.

@@ -96,3 +96,20 @@ def url_with_password(url: str, password: str) -> str:
         return url
     scheme, _, rest = url.partition("://")
     return f"{scheme}://:{quote(password, safe='')}@{rest}"
+
+
+def addresses(name: str, default: str, *, count: int, step: int) -> str:
+    """A comma-separated list of ``count`` host:port addresses: as given, or, from one
+    address, that one and the next ``count - 1`` every ``step`` ports (the local stack's
+    several brokers or servers). A list of another length than ``count`` is refused, unless
+    ``count`` is 1 (a list of its own: a deployment's, not the local stack's)."""
+    given = [address.strip() for address in env.str(name, default=default).split(",")]
+    if len(given) == 1 and count > 1:
+        host, _, port = given[0].rpartition(":")
+        given = [f"{host}:{int(port) + step * i}" for i in range(count)]
+    if count > 1 and len(given) != count:
+        raise ImproperlyConfigured(
+            f"{name} names {len(given)} addresses for {count}: give one (the rest follow it)"
+            f" or all {count}"
+        )
+    return ",".join(given)

@@ -20,13 +20,14 @@ def client_address(request: HttpRequest) -> str | None:
     Each proxy appends the address it received the request from to X-Forwarded-For, so the
     client's is the one that many entries from the end; anything before it was written by
     the client and proves nothing. With no trusted proxy the header is ignored altogether,
-    and an entry that is no IP address counts as no entry. The web server must then be
-    reachable through those proxies only.
+    and so it is on a connection that does not come from RELAY_TRUSTED_PROXY_ADDRESSES (when
+    set); an entry that is no IP address counts as no entry.
     """
     remote = _valid(str(request.META.get("REMOTE_ADDR") or ""))
     proxies: int = settings.RELAY_TRUSTED_PROXY_COUNT
-    if proxies <= 0:
-        return remote
+    trusted: list[str] = settings.RELAY_TRUSTED_PROXY_ADDRESSES
+    if proxies <= 0 or (trusted and remote not in trusted):
+        return remote  # no proxy, or this connection does not come from one
     forwarded = [
         entry
         for entry in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")

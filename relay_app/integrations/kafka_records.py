@@ -198,8 +198,16 @@ class KafkaGateway:
                 "Kafka", f"connecting failed ({type(exc).__name__})", internal=repr(exc)
             ) from exc
 
-    def ensure_topics(self, topics: list[str], *, partitions: int, replication: int) -> list[str]:
-        """Create the topics that do not exist yet; return the names created."""
+    def ensure_topics(
+        self, topics: list[str], *, partitions: int, replication: int, min_insync: int
+    ) -> list[str]:
+        """Create the topics that do not exist yet; return the names created.
+
+        Each has ``replication`` copies, and a write is acknowledged (acks=all) once at least
+        ``min_insync`` of them have it; with fewer in sync, the broker refuses the write rather
+        than keep it on too few. Unclean leader election stays off (Kafka's default): a replica
+        that missed acknowledged records never becomes leader.
+        """
         try:
             admin = KafkaAdminClient(**self._common())
         except KafkaError as exc:
@@ -213,7 +221,10 @@ class KafkaGateway:
             created = []
             for topic in missing:
                 try:
-                    admin.create_topics([NewTopic(topic, partitions, replication)])
+                    config = {"min.insync.replicas": str(min_insync)}
+                    admin.create_topics(
+                        [NewTopic(topic, partitions, replication, topic_configs=config)]
+                    )
                     created.append(topic)
                 except TopicAlreadyExistsError:
                     pass  # another process created it first
@@ -244,6 +255,7 @@ def ensure_relay_topics() -> list[str]:
         _relay_topics(),
         partitions=settings.KAFKA_TOPIC_PARTITIONS,
         replication=settings.KAFKA_TOPIC_REPLICATION,
+        min_insync=settings.KAFKA_MIN_INSYNC_REPLICAS,
     )
 
 

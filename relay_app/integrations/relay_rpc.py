@@ -22,10 +22,13 @@ from ..hops import Stage, max_text_length
 # reflection, and the health check all name it so.
 SERVICE_NAME: str = relay_pb2.DESCRIPTOR.services_by_name["Relay"].full_name
 
-# Retry a call that failed before the server took it (UNAVAILABLE: a restart, a dropped
-# connection) a few times with backoff; the call's deadline still bounds the whole.
+# Calls go round-robin over every server the address names, skipping those that are down.
+# A call that failed before a server took it (UNAVAILABLE: a restart, a dropped connection, a
+# server gone) is retried a few times with backoff, on another server where there is one; the
+# call's deadline still bounds the whole.
 _SERVICE_CONFIG = json.dumps(
     {
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [{"service": SERVICE_NAME}],
@@ -37,7 +40,7 @@ _SERVICE_CONFIG = json.dumps(
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             }
-        ]
+        ],
     }
 )
 
@@ -78,8 +81,16 @@ def channel_credentials() -> grpc.ChannelCredentials | None:
     )
 
 
+def target(addresses: str) -> str:
+    """gRPC's name for the servers at ``addresses`` (host:port, comma-separated): one name is
+    resolved by DNS, every address it has being a server; several are listed as they are."""
+    listed = [address.strip() for address in addresses.split(",")]
+    return listed[0] if len(listed) == 1 else "ipv4:" + ",".join(listed)
+
+
 def open_channel(address: str, *, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
-    """A channel to ``address``: over TLS when settings say so, else plaintext."""
+    """A channel to the server(s) at ``address``: over TLS when settings say so."""
+    address = target(address)
     credentials = channel_credentials()
     if credentials is None:
         return grpc.insecure_channel(address, options=options)

@@ -77,3 +77,8 @@ class ClientAddressTests(SimpleTestCase):
         # Not an IP address (a proxy that writes "unknown", or a port): the connection's.
         self.assertEqual(self.address("10.0.0.2", "unknown, 10.0.0.1"), "10.0.0.2")
         self.assertEqual(self.address("10.0.0.2", " 2001:db8::1 , 10.0.0.1"), "2001:db8::1")
+
+    @override_settings(RELAY_TRUSTED_PROXY_COUNT=1, RELAY_TRUSTED_PROXY_ADDRESSES=["10.0.0.2"])
+    def test_the_header_counts_only_on_a_connection_from_a_trusted_proxy(self) -> None:
+        self.assertEqual(self.address("10.0.0.2", "198.51.100.7"), "198.51.100.7")
+        self.assertEqual(self.address("10.0.0.9", "198.51.100.7"), "10.0.0.9")  # went around it
