@@ -14,10 +14,12 @@ DEV := DJANGO_SETTINGS_MODULE=project.settings.development
 # certificates and passwords made by ops/tls.py into var/secure/tls.
 SECURE := DJANGO_SETTINGS_MODULE=project.settings.secure
 SECURE_TLS := var/secure/tls
+# Its cluster profile (make up-cluster): several Kafka nodes, workers, gRPC and web servers.
+CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka run up up-secure down demo status test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick sweep clean
+.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +61,14 @@ up: setup ## Start the stack in the background and wait until every service is h
 up-secure: setup ## The stack with TLS and credentials on every hop, no plaintext port
 	@$(PY) -m ops.tls $(SECURE_TLS)
 	@$(SECURE) $(PY) -m ops.stack up && echo project.settings.secure > var/profile
+
+up-cluster: setup ## The stack with 3 Kafka nodes, 2 workers, 2 gRPC and 2 web servers behind nginx
+	@bash ops/bootstrap.sh --cluster
+	@$(CLUSTER) $(PY) -m ops.stack up && echo project.settings.cluster > var/profile
+
+run-cluster: setup ## The cluster profile in the foreground, like make run
+	@bash ops/bootstrap.sh --cluster
+	@$(CLUSTER) $(PY) -m ops.stack run
 
 down: ## Stop the background stack (whichever profile is up)
 	@test -x $(PY) && $(PROFILE) $(PY) -m ops.stack down || true

@@ -41,12 +41,12 @@ def web_url(path: str) -> str:
     return f"{scheme}://{settings.RELAY_HTTP_ADDRESS}{path}"
 
 
-def web_connection(*, timeout: float) -> http.client.HTTPConnection:
-    """A connection to the stack's web server; over HTTPS it verifies the server's
-    certificate against RELAY_HTTPS_CA_FILE (the local CA of the secure profile)."""
+def web_connection(*, timeout: float, address: str = "") -> http.client.HTTPConnection:
+    """A connection to the stack's web server (or the one at ``address``); over HTTPS it
+    verifies the server's certificate against RELAY_HTTPS_CA_FILE (the secure profile's CA)."""
     from django.conf import settings
 
-    host, _, port = settings.RELAY_HTTP_ADDRESS.rpartition(":")
+    host, _, port = (address or settings.RELAY_HTTP_ADDRESS).rpartition(":")
     host = host.strip("[]")
     if not settings.RELAY_HTTPS_CERT_FILE:
         return http.client.HTTPConnection(host, int(port), timeout=timeout)

@@ -18,6 +18,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -63,8 +64,11 @@ def web_command(bind: str, *, certfile: str = "", keyfile: str = "") -> list[str
     ]
 
 
-def worker_command(*, hostname: str, schedule: str, pool: str, concurrency: int) -> list[str]:
-    """The Celery worker of the relay's tasks, with the beat that sweeps and purges."""
+def worker_command(
+    *, hostname: str, schedule: str, pool: str, concurrency: int, beat: bool = True
+) -> list[str]:
+    """A Celery worker of the relay's tasks; with ``beat``, the scheduler that sweeps and
+    purges (one in the whole stack)."""
     return [
         *(PYTHON, "-m", "celery", "-A", "project", "worker", "--hostname", hostname),
         # Every task's "received" and "succeeded" cost more than a hop; the seed lines and
@@ -72,7 +76,7 @@ def worker_command(*, hostname: str, schedule: str, pool: str, concurrency: int)
         *("--loglevel", "WARNING", "--pool", pool, "--concurrency", str(concurrency)),
         # No need to wait for or talk to sibling workers at start.
         *("--without-gossip", "--without-mingle"),
-        *("--beat", "--schedule", schedule),
+        *(("--beat", "--schedule", schedule) if beat else ()),
     ]
 
 
@@ -89,14 +93,19 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _names(kind: str, count: int) -> list[str]:
+    """``kind`` alone, or ``kind-1`` ... ``kind-N`` when the stack runs several."""
+    return [kind] if count == 1 else [f"{kind}-{number}" for number in range(1, count + 1)]
+
+
 def table(settings: Any, var_dir: Path) -> list[Process]:
-    """The stack's processes for ``settings``, with their data and files under ``var_dir``."""
+    """The stack's processes for ``settings``, with their data and files under ``var_dir``:
+    Redis, then as many Kafka nodes, gRPC servers, workers and web servers as the settings
+    say (several web servers sit behind a reverse proxy)."""
     s = settings
     redis_url = urlsplit(s.CELERY_BROKER_URL)
     redis = (redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
-    kafka = split_address(s.KAFKA_BOOTSTRAP_SERVERS.split(",")[0])
-    worker = f"relay-{var_dir.name}@{socket.gethostname()}"
-    return [
+    processes = [
         Process(
             name="redis",
             command=["redis-server", str(var_dir / "redis" / "redis.conf")],
@@ -104,56 +113,96 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
             setting="REDIS_URL",
             ready=_health("redis"),
             prepare=lambda: _write_redis_config(s, var_dir / "redis", *redis),
-        ),
-        Process(
-            name="kafka",
-            command=[
-                *("java", "-Xms256m", "-Xmx1g", "-Djava.awt.headless=true"),
-                f"-Dlog4j2.configurationFile={KAFKA_CONFIG / 'log4j2.yaml'}",
-                *("-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka"),
-                str(var_dir / "kafka" / "server.properties"),
-            ],
-            # The KRaft controller listens on the port after the broker's.
-            ports=[kafka, (kafka[0], kafka[1] + 1)],
-            setting="KAFKA_BOOTSTRAP_SERVERS",
-            ready=_kafka_topics_ready,
-            prepare=lambda: _prepare_kafka(s, var_dir / "kafka", *kafka),
-            stop_seconds=30.0,
-        ),
-        Process(
-            name="grpc",
-            command=grpc_command(s.GRPC_ADDRESS),
-            ports=[split_address(s.GRPC_ADDRESS)],
-            setting="GRPC_ADDRESS",
-            ready=_health("grpc"),
-        ),
-        Process(
-            name="worker",
-            command=worker_command(
-                hostname=worker,
-                schedule=str(var_dir / "run" / "celerybeat-schedule"),
-                pool=s.RELAY_WORKER_POOL,
-                concurrency=s.RELAY_WORKER_CONCURRENCY,
-            ),
-            ports=[],
-            setting="RELAY_WORKER_CONCURRENCY",
-            ready=lambda: _worker_answers(worker),
-            after=("redis", "kafka", "grpc"),
-        ),
-        Process(
-            name="web",
-            command=web_command(
-                s.RELAY_HTTP_ADDRESS,
-                certfile=s.RELAY_HTTPS_CERT_FILE,
-                keyfile=s.RELAY_HTTPS_KEY_FILE,
-            ),
-            ports=[split_address(s.RELAY_HTTP_ADDRESS)],
-            setting="RELAY_HTTP_ADDRESS",
-            ready=_web_answers,
-            after=("redis", "kafka", "grpc"),
-            prepare=lambda: _collect_static(s),
-        ),
+        )
     ]
+    nodes = [split_address(address) for address in s.KAFKA_BOOTSTRAP_SERVERS.split(",")]
+    kafka = _names("kafka", len(nodes))
+    for number, (name, (host, port)) in enumerate(zip(kafka, nodes, strict=True), start=1):
+        folder = var_dir / "kafka" / (f"node-{number}" if len(nodes) > 1 else "")
+        processes.append(
+            Process(
+                name=name,
+                command=[
+                    *("java", "-Xms256m", "-Xmx1g", "-Djava.awt.headless=true"),
+                    f"-Dlog4j2.configurationFile={KAFKA_CONFIG / 'log4j2.yaml'}",
+                    *("-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(folder / "server.properties")),
+                ],
+                # Each node's KRaft controller listens on the port after its broker's.
+                ports=[(host, port), (host, port + 1)],
+                setting="KAFKA_BOOTSTRAP_SERVERS",
+                # A node cannot start alone: the quorum needs most of them. So all start, and
+                # the last is ready once the cluster answers and the relay's topics exist.
+                ready=_kafka_topics_ready if number == len(nodes) else _started,
+                prepare=partial(_prepare_kafka, s, folder, number, nodes),
+                stop_seconds=30.0,
+            )
+        )
+    grpc_servers = s.GRPC_ADDRESS.split(",")
+    for name, address in zip(_names("grpc", len(grpc_servers)), grpc_servers, strict=True):
+        processes.append(
+            Process(
+                name=name,
+                command=grpc_command(address),
+                ports=[split_address(address)],
+                setting="GRPC_ADDRESS",
+                ready=partial(_grpc_answers, address),
+            )
+        )
+    for number, name in enumerate(_names("worker", s.RELAY_WORKERS), start=1):
+        hostname = f"relay-{var_dir.name}{'' if s.RELAY_WORKERS == 1 else f'-{number}'}"
+        node = f"{hostname}@{socket.gethostname()}"
+        processes.append(
+            Process(
+                name=name,
+                command=worker_command(
+                    hostname=node,
+                    schedule=str(var_dir / "run" / "celerybeat-schedule"),
+                    pool=s.RELAY_WORKER_POOL,
+                    concurrency=s.RELAY_WORKER_CONCURRENCY,
+                    beat=number == 1,  # one scheduler, however many workers
+                ),
+                ports=[],
+                setting="RELAY_WORKERS",
+                ready=partial(_worker_answers, node),
+                after=("redis", *kafka, *_names("grpc", len(grpc_servers))),
+            )
+        )
+    front = s.RELAY_HTTP_ADDRESS
+    webs = _names("web", s.RELAY_WEB_SERVERS)
+    host, port = split_address(front)
+    binds = [front] if len(webs) == 1 else [f"{host}:{port + n}" for n in range(1, len(webs) + 1)]
+    for number, (name, bind) in enumerate(zip(webs, binds, strict=True), start=1):
+        processes.append(
+            Process(
+                name=name,
+                command=web_command(
+                    bind, certfile=s.RELAY_HTTPS_CERT_FILE, keyfile=s.RELAY_HTTPS_KEY_FILE
+                ),
+                ports=[split_address(bind)],
+                setting="RELAY_HTTP_ADDRESS",
+                ready=partial(_web_answers, bind),
+                after=("redis", *kafka, *_names("grpc", len(grpc_servers))),
+                prepare=partial(_collect_static, s) if number == 1 else None,
+            )
+        )
+    if len(webs) > 1:
+        if s.RELAY_HTTPS_CERT_FILE:
+            raise StackError("several web servers sit behind a plain-HTTP proxy: no HTTPS here")
+        processes.append(
+            Process(
+                name="proxy",
+                command=[
+                    *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf"),
+                    *("-e", str(var_dir / "log" / "nginx-error.log")),
+                ],
+                ports=[(host, port)],
+                setting="RELAY_HTTP_ADDRESS",
+                ready=partial(_web_answers, front),
+                after=tuple(webs),
+                prepare=lambda: _write_nginx_config(var_dir, front, binds),
+            )
+        )
+    return processes
 
 
 # --- how to tell each is ready -----------------------------------------------------------------
@@ -168,6 +217,24 @@ def _health(dependency: str) -> Callable[[], None]:
         CHECKS[dependency]()
 
     return check
+
+
+def _started() -> None:
+    """Ready as soon as started: a Kafka node waits for the others to form the quorum."""
+
+
+def _grpc_answers(address: str) -> None:
+    """The gRPC server at ``address`` (only that one) says it is serving."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from relay_app.integrations.relay_rpc import SERVICE_NAME, open_channel
+
+    with open_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=1.0
+        )
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        raise StackError(f"the gRPC server at {address} is not serving yet")
 
 
 def _kafka_topics_ready() -> None:
@@ -185,11 +252,11 @@ def _worker_answers(node: str) -> None:
         raise StackError("the Celery worker does not answer ping yet")
 
 
-def _web_answers() -> None:
-    """``/healthz`` answers 200, over HTTPS where the web server serves HTTPS."""
+def _web_answers(address: str) -> None:
+    """``/healthz`` at ``address`` answers 200, over HTTPS where the web server serves HTTPS."""
     from ops.client import web_connection
 
-    connection = web_connection(timeout=2)
+    connection = web_connection(timeout=2, address=address)
     try:
         connection.request("GET", "/healthz")
         response = connection.getresponse()
@@ -271,33 +338,43 @@ def _template(name: str) -> str:
     return (KAFKA_CONFIG / f"{name}.properties.template").read_text()
 
 
-def _prepare_kafka(s: Any, folder: Path, host: str, port: int) -> None:
-    """The broker's configuration from settings; its storage formatted on the first start."""
+def _prepare_kafka(s: Any, folder: Path, node: int, nodes: list[tuple[str, int]]) -> None:
+    """Kafka node ``node``'s configuration from settings (``nodes``: every node's broker
+    address); its storage formatted on the first start, with the cluster's one id."""
     if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
         raise StackError(f"Kafka's jars are missing from {KAFKA_LIBS}: run `make kafka`.")
+    host, port = nodes[node - 1]
     protocol = s.KAFKA_SECURITY_PROTOCOL
     security = _kafka_security(s)
-    data = folder / "data"
+    cluster = len(nodes) > 1
+    if cluster:  # a fixed quorum: every node a controller, most of them needed
+        voters = ",".join(f"{n}@{h}:{p + 1}" for n, (h, p) in enumerate(nodes, start=1))
+        quorum = f"controller.quorum.voters={voters}"
+    else:
+        quorum = f"controller.quorum.bootstrap.servers={host}:{port + 1}"
+    replicas = min(3, len(nodes))
+    values = {
+        "node_id": node,
+        "quorum": quorum,
+        "broker": f"{host}:{port}",
+        "controller": f"{host}:{port + 1}",
+        "data_dir": folder / "data",
+        "protocol": protocol,
+        "controller_protocol": "PLAINTEXT" if protocol == "PLAINTEXT" else "SSL",
+        "replicas": replicas,
+        "min_isr": s.KAFKA_MIN_INSYNC_REPLICAS if cluster else 1,
+    }
+    parts = [*security["parts"], *(["cluster"] if cluster else [])]
     config = folder / "server.properties"
     private_file(
         config,
-        _template("server").format(
-            broker=f"{host}:{port}",
-            controller=f"{host}:{port + 1}",
-            data_dir=data,
-            protocol=protocol,
-            controller_protocol="PLAINTEXT" if protocol == "PLAINTEXT" else "SSL",
-        )
-        + "".join(_template(part).format(**security) for part in security["parts"]),
+        _template("server").format(**values)
+        + "".join(_template(part).format(**security, **values) for part in parts),
     )
-    if (data / "meta.properties").exists():
+    if (folder / "data" / "meta.properties").exists():
         return
-    print("[stack] formatting Kafka's KRaft storage (first start)", flush=True)
-    data.mkdir(parents=True, exist_ok=True)
-    # A cluster id is 16 random bytes in URL-safe base64; "-" first would read as an option.
-    cluster_id = "-"
-    while cluster_id.startswith("-"):
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    print(f"[stack] formatting Kafka's KRaft storage of node {node} (first start)", flush=True)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
     scram = [
         argument
         for user, password in security["scram_users"]
@@ -307,7 +384,9 @@ def _prepare_kafka(s: Any, folder: Path, host: str, port: int) -> None:
         [
             *("java", "-cp", f"{KAFKA_LIBS}/*"),
             f"-Dlog4j2.configurationFile={KAFKA_CONFIG / 'log4j2.yaml'}",
-            *("kafka.tools.StorageTool", "format", "--standalone", "--cluster-id", cluster_id),
+            *("kafka.tools.StorageTool", "format"),
+            *("--cluster-id", _cluster_id(folder.parent if cluster else folder)),
+            *(() if cluster else ("--standalone",)),
             *("--config", str(config), *scram),  # the SCRAM users exist from the start
         ],
         capture_output=True,
@@ -316,7 +395,32 @@ def _prepare_kafka(s: Any, folder: Path, host: str, port: int) -> None:
     )
     if formatted.returncode != 0:
         output = (formatted.stdout + formatted.stderr).strip()[-2000:]
-        raise StackError(f"formatting Kafka's storage in {data} failed:\n{output}")
+        raise StackError(f"formatting Kafka's storage in {folder / 'data'} failed:\n{output}")
+
+
+def _cluster_id(folder: Path) -> str:
+    """The cluster's id, made once and shared by every node (``folder/cluster-id``)."""
+    path = folder / "cluster-id"
+    if path.exists():
+        return path.read_text().strip()
+    # 16 random bytes in URL-safe base64; a "-" first would read as an option.
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    private_file(path, cluster_id)
+    return cluster_id
+
+
+def _write_nginx_config(var_dir: Path, front: str, backends: list[str]) -> None:
+    """The reverse proxy in front of several web servers (``ops/nginx.conf.template``)."""
+    folder = var_dir / "nginx"
+    folder.mkdir(parents=True, exist_ok=True)
+    template = (ROOT / "ops" / "nginx.conf.template").read_text()
+    servers = "\n".join(f"        server {backend} max_fails=0;" for backend in backends)
+    text = template.replace("{front}", front).replace("{backends}", servers)
+    text = text.replace("{pid}", str(var_dir / "run" / "nginx.pid"))
+    text = text.replace("{access_log}", str(var_dir / "log" / "nginx-access.log"))
+    private_file(folder / "nginx.conf", text)
 
 
 def _collect_static(s: Any) -> None:
