@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from celery import chain, shared_task
 from celery.canvas import Signature
+from celery.result import AsyncResult
 from django.conf import settings
 
 from .hops import Stage
@@ -62,7 +63,8 @@ def purge_transactions() -> int:
 
 
 def relay_chain(payload: ChainPayload) -> Signature:
-    """Hops 2-7 as one chain; its result is the ``ChainPayload`` after hop 7.
+    """Hops 2-7 as one chain; its result is the ``ChainPayload`` after hop 7, stored under
+    the transaction's id (``chain_result``), so that any web server can wait for it.
 
     Each task expires at the transaction's deadline: a worker that comes back after an
     outage discards what nobody waits for any more instead of working through it.
@@ -73,5 +75,10 @@ def relay_chain(payload: ChainPayload) -> Signature:
         consume_request.s().set(expires=expires),
         call_grpc.s().set(expires=expires),
         publish_reply.s().set(expires=expires),
-        consume_reply.s().set(expires=expires),
+        consume_reply.s().set(expires=expires, task_id=payload["transaction_id"]),
     )
+
+
+def chain_result(transaction_id: str) -> AsyncResult:
+    """The outcome of a transaction's chain, to wait for or to look at."""
+    return AsyncResult(transaction_id, app=consume_reply.app)

@@ -4,8 +4,10 @@ import logging
 import time
 from contextlib import suppress
 from datetime import UTC, datetime
+from typing import cast
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import AsyncResult
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
@@ -18,7 +20,7 @@ from ..hops import Stage, final_message
 from ..models import Transaction
 from ..seed_log import log_end, log_hop
 from ..selectors import transaction_find, transaction_get, transaction_status
-from ..tasks import relay_chain
+from ..tasks import chain_result, relay_chain
 from .chain import ChainPayload
 from .transactions import (
     HopRecord,
@@ -30,8 +32,10 @@ from .transactions import (
 
 logger = logging.getLogger(__name__)
 
-# How often a repeated request polls for the first one's outcome.
+# How often a repeated request polls for the first one's outcome, and how long past the
+# deadline it leaves the first request to settle it before it times the transaction out.
 _REPLAY_POLL_SECONDS = 0.05
+_REPLAY_GRACE_SECONDS = 1.0
 
 
 def relay_message(
@@ -70,16 +74,9 @@ def relay_message(
     }
     try:
         result = relay_chain(payload).apply_async()
-        outcome = result.get(timeout=max(deadline - time.time(), 0.001), propagate=False)
+        result.get(timeout=max(deadline - time.time(), 0.001), propagate=False)
     except CeleryTimeoutError:
-        transaction_abandon(
-            transaction_id=transaction_id,
-            timed_out=True,
-            describe=lambda stage: (
-                f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s"
-                f" passed while waiting on {stage.slug}"
-            ),
-        )
+        _time_out(transaction_id)
     except (BrokerError, RedisError) as exc:
         # The client learns which dependency; the log also gets the why (it names hosts).
         logger.warning("transaction %s: Redis is unavailable: %r", transaction_id, exc)
@@ -88,21 +85,40 @@ def relay_message(
             transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
         )
     else:
-        if result.successful():
-            _respond(transaction_id, outcome)
-        else:
-            # The failing hop has usually settled the transaction with its reason already.
-            # If not, the chain broke in a way no hop expected: the client reads that much,
-            # the log the details.
-            reason = f"the relay failed inside a hop ({type(outcome).__name__})"
-            if transaction_abandon(
-                transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
-            ):
-                logger.error("transaction %s: the chain failed: %r", transaction_id, outcome)
+        _settle_from_chain(transaction_id, result)
         # Only tidies Redis; the transaction is settled, so Redis going away now changes nothing.
         with suppress(BrokerError, RedisError):
             result.forget()
     return transaction_get(transaction_id=transaction_id, viewer=None)
+
+
+def _settle_from_chain(transaction_id: str, result: AsyncResult) -> None:
+    """Settle the transaction from its chain's finished ``result``: hop 8 if it succeeded.
+
+    Idempotent: the request that started the transaction and a repeated one (same
+    Idempotency-Key, on another web server after the first died) may both get here.
+    """
+    if result.successful():
+        _respond(transaction_id, cast(ChainPayload, result.result))
+        return
+    # The failing hop has usually settled the transaction with its reason already. If not,
+    # the chain broke in a way no hop expected: the client reads that much, the log the details.
+    reason = f"the relay failed inside a hop ({type(result.result).__name__})"
+    if transaction_abandon(
+        transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
+    ):
+        logger.error("transaction %s: the chain failed: %r", transaction_id, result.result)
+
+
+def _time_out(transaction_id: str) -> None:
+    transaction_abandon(
+        transaction_id=transaction_id,
+        timed_out=True,
+        describe=lambda stage: (
+            f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s"
+            f" passed while waiting on {stage.slug}"
+        ),
+    )
 
 
 def _respond(transaction_id: str, payload: ChainPayload) -> None:
@@ -120,16 +136,26 @@ def _respond(transaction_id: str, payload: ChainPayload) -> None:
 
 
 def _replay(earlier: Transaction, *, message: str) -> Transaction:
-    """The outcome of an earlier request with the same Idempotency-Key, once it has one."""
+    """The outcome of an earlier request with the same Idempotency-Key, once it has one.
+
+    While the first request runs, this one watches its chain too, and settles the transaction
+    itself if the chain finishes and the first request's process does not (it died): so a
+    proxy may send a request again to another web server, and the client still gets the one
+    transaction's outcome.
+    """
     if earlier.message != message:
         raise IdempotencyConflict(earlier.idempotency_key or "")
-    # The first request may still be running: wait for it, at most until its own deadline.
-    # Poll the status alone; load the transaction with its hops once, at the end.
-    give_up = earlier.deadline_at.timestamp() + 1.0
     transaction_id = str(earlier.id)
-    while (
-        transaction_status(transaction_id=transaction_id) == Transaction.Status.PENDING
-        and time.time() < give_up
-    ):
+    result = chain_result(transaction_id)
+    # Poll the status and the chain's result alone; load the transaction once, at the end.
+    deadline = earlier.deadline_at.timestamp()
+    while transaction_status(transaction_id=transaction_id) == Transaction.Status.PENDING:
+        if time.time() > deadline + _REPLAY_GRACE_SECONDS:
+            _time_out(transaction_id)
+            break
+        with suppress(BrokerError, RedisError):  # Redis away: the status still tells
+            if result.ready():
+                _settle_from_chain(transaction_id, result)
+                break
         time.sleep(_REPLAY_POLL_SECONDS)
     return transaction_get(transaction_id=transaction_id, viewer=None)

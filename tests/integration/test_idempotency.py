@@ -1,13 +1,18 @@
 """An Idempotency-Key makes a repeated POST return the first transaction, not run it again."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.test import TransactionTestCase, tag
 
-from relay_app.hops import expected_final_message
+from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Transaction
+from relay_app.services.transactions import transaction_start
+from relay_app.tasks import relay_chain
 
 from ..support import records_for, relay_over_http, signed_in_client, user_with_token
 
@@ -59,3 +64,29 @@ class IdempotencyTests(TransactionTestCase):
         self.assertEqual({answer.status for answer in answers}, {200})
         self.assertEqual(len({answer.body["transaction_id"] for answer in answers}), 1)
         self.assertEqual(Transaction.objects.filter(idempotency_key="order-5").count(), 1)
+
+    def test_a_repeat_settles_the_transaction_whose_first_request_died(self) -> None:
+        # As when a web server is killed mid-request and the proxy sends the request again to
+        # another: the transaction and its chain started, and nobody waits for them any more.
+        user = User.objects.get(username="idempotent")
+        deadline = time.time() + settings.RELAY_DEADLINE_SECONDS
+        orphan = transaction_start(
+            message="ping",
+            owner=user,
+            deadline_at=datetime.fromtimestamp(deadline, UTC),
+            idempotency_key="order-6",
+        )
+        relay_chain(
+            {
+                "transaction_id": str(orphan.id),
+                "text": Stage.REST_REQUEST.spec.apply("ping"),
+                "deadline": deadline,
+            }
+        ).apply_async()
+        response = self.post("ping", "order-6")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.json()["transaction_id"], str(orphan.id))
+        self.assertEqual(response.json()["message"], expected_final_message("ping"))
+        orphan.refresh_from_db()
+        self.assertEqual(orphan.status, Transaction.Status.SUCCEEDED)
+        self.assertEqual(orphan.hops.count(), len(Stage))
