@@ -1,5 +1,6 @@
 """The gRPC client of hop 4: one channel per process, a deadline on every call."""
 
+import ipaddress
 import json
 import os
 import threading
@@ -83,9 +84,24 @@ def channel_credentials() -> grpc.ChannelCredentials | None:
 
 def target(addresses: str) -> str:
     """gRPC's name for the servers at ``addresses`` (host:port, comma-separated): one name is
-    resolved by DNS, every address it has being a server; several are listed as they are."""
+    resolved by DNS, every address it has being a server; several must be IP addresses of one
+    family (gRPC lists no several names), and are listed as they are."""
     listed = [address.strip() for address in addresses.split(",")]
-    return listed[0] if len(listed) == 1 else "ipv4:" + ",".join(listed)
+    if len(listed) == 1:
+        return listed[0]
+    families = set()
+    for address in listed:
+        host = address.rpartition(":")[0].strip("[]")
+        try:
+            families.add(ipaddress.ip_address(host).version)
+        except ValueError:
+            raise ValueError(
+                f"GRPC_ADDRESS lists {address!r}: list IP addresses, or give one name that"
+                " resolves to every server"
+            ) from None
+    if len(families) > 1:
+        raise ValueError("GRPC_ADDRESS mixes IPv4 and IPv6 addresses: list one family")
+    return f"ipv{families.pop()}:" + ",".join(listed)
 
 
 def open_channel(address: str, *, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:

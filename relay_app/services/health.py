@@ -32,17 +32,30 @@ def _redis() -> None:
 
 
 def _kafka() -> None:
-    host, _, port = settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0].rpartition(":")
-    socket.create_connection((host.strip("[]"), int(port)), timeout=_TIMEOUT).close()
+    """One broker that accepts a connection is enough: the client finds the others from it."""
+    errors = []
+    for address in settings.KAFKA_BOOTSTRAP_SERVERS.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=_TIMEOUT).close()
+            return
+        except OSError as exc:
+            errors.append(f"{address.strip()}: {exc}")
+    raise OSError("; ".join(errors))
 
 
-def _grpc() -> None:
-    with open_channel(settings.GRPC_ADDRESS) as channel:
+def grpc_serving(address: str) -> None:
+    """The gRPC server(s) at ``address`` say the relay's service is serving; raises if not."""
+    with open_channel(address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=_TIMEOUT
         )
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         raise RuntimeError(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def _grpc() -> None:
+    grpc_serving(settings.GRPC_ADDRESS)
 
 
 CHECKS: dict[str, Callable[[], None]] = {

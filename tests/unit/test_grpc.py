@@ -171,3 +171,25 @@ def list_services(channel: grpc.Channel) -> set[str]:
     request = reflection_pb2.ServerReflectionRequest(list_services="")
     (reply,) = list(stub.ServerReflectionInfo(iter([request]), timeout=5))
     return {service.name for service in reply.list_services_response.service}
+
+
+class TargetTests(SimpleTestCase):
+    """How GRPC_ADDRESS becomes the channel's target, which round_robin balances over."""
+
+    def test_one_name_is_resolved_by_dns_to_every_server(self) -> None:
+        self.assertEqual(relay_rpc.target("grpc:50051"), "grpc:50051")
+
+    def test_several_addresses_of_one_family_are_listed(self) -> None:
+        self.assertEqual(
+            relay_rpc.target("127.0.0.1:50051, 127.0.0.1:50052"),
+            "ipv4:127.0.0.1:50051,127.0.0.1:50052",
+        )
+        self.assertEqual(
+            relay_rpc.target("[::1]:50051,[::1]:50052"), "ipv6:[::1]:50051,[::1]:50052"
+        )
+
+    def test_several_names_or_mixed_families_are_refused_with_the_reason(self) -> None:
+        with self.assertRaisesMessage(ValueError, "list IP addresses, or give one name"):
+            relay_rpc.target("a:50051,b:50051")
+        with self.assertRaisesMessage(ValueError, "mixes IPv4 and IPv6"):
+            relay_rpc.target("127.0.0.1:50051,[::1]:50051")
