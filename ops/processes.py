@@ -3,15 +3,17 @@ setting that moves it, what it waits for, how to tell it is ready, and the files
 
 ``ops/stack.py`` starts and stops a stack from this table (``make run``, ``make up``, the
 tests, the bench and chaos alike). The Dockerfile and ``docker-compose.yml`` run the same
-commands, built by the same functions (``web_command``, ``worker_command``,
-``grpc_command``); ``tests/unit/test_deployment_files.py`` checks that they agree. More
-brokers, workers or servers are more rows, made here.
+commands, built by the same functions (``web_command``, ``worker_command``, ``beat_command``,
+``grpc_command``); ``tests/unit/test_deployment_files.py`` and
+``tests/integration/test_compose.py`` check that they agree. More brokers, workers or
+servers are more rows, made here.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -65,10 +67,10 @@ def web_command(bind: str, *, certfile: str = "", keyfile: str = "") -> list[str
 
 
 def worker_command(
-    *, hostname: str, schedule: str, pool: str, concurrency: int, beat: bool = True
+    *, hostname: str, pool: str, concurrency: int, beat_schedule: str | None = None
 ) -> list[str]:
-    """A Celery worker of the relay's tasks; with ``beat``, the scheduler that sweeps and
-    purges (one in the whole stack)."""
+    """A Celery worker of the relay's tasks; with ``beat_schedule``, also the scheduler that
+    sweeps and purges (one in the whole stack), keeping its state in that file."""
     return [
         *(PYTHON, "-m", "celery", "-A", "project", "worker", "--hostname", hostname),
         # Every task's "received" and "succeeded" cost more than a hop; the seed lines and
@@ -76,7 +78,16 @@ def worker_command(
         *("--loglevel", "WARNING", "--pool", pool, "--concurrency", str(concurrency)),
         # No need to wait for or talk to sibling workers at start.
         *("--without-gossip", "--without-mingle"),
-        *(("--beat", "--schedule", schedule) if beat else ()),
+        *(("--beat", "--schedule", beat_schedule) if beat_schedule else ()),
+    ]
+
+
+def beat_command(*, schedule: str) -> list[str]:
+    """The scheduler alone, where workers are many alike (a scaled compose service): one in
+    the whole deployment, or the sweep and the purge would run once per worker."""
+    return [
+        *(PYTHON, "-m", "celery", "-A", "project", "beat", "--schedule", schedule),
+        *("--loglevel", "WARNING"),
     ]
 
 
@@ -115,28 +126,9 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
             prepare=lambda: _write_redis_config(s, var_dir / "redis", *redis),
         )
     ]
-    nodes = [split_address(address) for address in s.KAFKA_BOOTSTRAP_SERVERS.split(",")]
-    kafka = _names("kafka", len(nodes))
-    for number, (name, (host, port)) in enumerate(zip(kafka, nodes, strict=True), start=1):
-        folder = var_dir / "kafka" / (f"node-{number}" if len(nodes) > 1 else "")
-        processes.append(
-            Process(
-                name=name,
-                command=[
-                    *("java", "-Xms256m", "-Xmx1g", "-Djava.awt.headless=true"),
-                    f"-Dlog4j2.configurationFile={KAFKA_CONFIG / 'log4j2.yaml'}",
-                    *("-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(folder / "server.properties")),
-                ],
-                # Each node's KRaft controller listens on the port after its broker's.
-                ports=[(host, port), (host, port + 1)],
-                setting="KAFKA_BOOTSTRAP_SERVERS",
-                # A node cannot start alone: the quorum needs most of them. So all start, and
-                # the last is ready once the cluster answers and the relay's topics exist.
-                ready=_kafka_topics_ready if number == len(nodes) else _started,
-                prepare=partial(_prepare_kafka, s, folder, number, nodes),
-                stop_seconds=30.0,
-            )
-        )
+    brokers = [split_address(address) for address in s.KAFKA_BOOTSTRAP_SERVERS.split(",")]
+    kafka = _kafka_processes(s, var_dir, brokers)
+    processes += kafka
     grpc_servers = s.GRPC_ADDRESS.split(",")
     for name, address in zip(_names("grpc", len(grpc_servers)), grpc_servers, strict=True):
         processes.append(
@@ -156,15 +148,17 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 name=name,
                 command=worker_command(
                     hostname=node,
-                    schedule=str(var_dir / "run" / "celerybeat-schedule"),
                     pool=s.RELAY_WORKER_POOL,
                     concurrency=s.RELAY_WORKER_CONCURRENCY,
-                    beat=number == 1,  # one scheduler, however many workers
+                    # One scheduler, however many workers: the first's.
+                    beat_schedule=str(var_dir / "run" / "celerybeat-schedule")
+                    if number == 1
+                    else None,
                 ),
                 ports=[],
                 setting="RELAY_WORKERS",
                 ready=partial(_worker_answers, node),
-                after=("redis", *kafka, *_names("grpc", len(grpc_servers))),
+                after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
             )
         )
     front = s.RELAY_HTTP_ADDRESS
@@ -181,7 +175,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 ports=[split_address(bind)],
                 setting="RELAY_HTTP_ADDRESS",
                 ready=partial(_web_answers, bind),
-                after=("redis", *kafka, *_names("grpc", len(grpc_servers))),
+                after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
                 prepare=partial(_collect_static, s) if number == 1 else None,
             )
         )
@@ -200,6 +194,59 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 ready=partial(_web_answers, front),
                 after=tuple(webs),
                 prepare=lambda: _write_nginx_config(var_dir, front, binds),
+            )
+        )
+    return processes
+
+
+def _kafka_processes(s: Any, var_dir: Path, brokers: list[tuple[str, int]]) -> list[Process]:
+    """One Kafka node, broker and controller, for one broker address; for several, each a
+    broker, and as many controllers apart (ops/kafka/cluster.properties.template says why),
+    each listening on the port after its broker's."""
+    cluster = len(brokers) > 1
+    nodes = [  # (name, node id, roles, address, folder)
+        *(
+            (f"kafka-controller-{n}", CONTROLLER_IDS + n, "controller", (host, port + 1))
+            for n, (host, port) in enumerate(brokers if cluster else [], start=1)
+        ),
+        *(
+            (name, n, "broker" if cluster else "broker,controller", address)
+            for n, (name, address) in enumerate(
+                zip(_names("kafka", len(brokers)), brokers, strict=True), start=1
+            )
+        ),
+    ]
+    voters = ",".join(f"{i}@{h}:{p}" for _, i, roles, (h, p) in nodes if roles == "controller")
+    controllers = tuple(name for name, _, roles, _ in nodes if roles == "controller")
+    processes = []
+    for name, node_id, roles, (host, port) in nodes:
+        # var/kafka alone; var/kafka/controller-1 ... and var/kafka/broker-1 ... in a cluster.
+        folder = var_dir / "kafka" / (f"{roles}-{node_id % CONTROLLER_IDS}" if cluster else "")
+        config = KafkaNode(node_id, roles, host, port, voters)
+        processes.append(
+            Process(
+                name=name,
+                command=[
+                    "java",
+                    # A controller holds only the cluster's metadata.
+                    *(
+                        ("-Xms128m", "-Xmx512m")
+                        if roles == "controller"
+                        else ("-Xms256m", "-Xmx1g")
+                    ),
+                    "-Djava.awt.headless=true",
+                    f"-Dlog4j2.configurationFile={KAFKA_CONFIG / 'log4j2.yaml'}",
+                    *("-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(folder / "server.properties")),
+                ],
+                ports=config.ports,
+                setting="KAFKA_BOOTSTRAP_SERVERS",
+                # A controller cannot start alone: the quorum needs most of them; nor can a
+                # broker without the quorum. So all start, and the last is ready once the
+                # cluster answers and the relay's topics exist.
+                ready=_kafka_topics_ready if name == nodes[-1][0] else _started,
+                after=() if roles == "controller" else controllers,
+                prepare=partial(_prepare_kafka, s, folder, config),
+                stop_seconds=30.0,
             )
         )
     return processes
@@ -225,22 +272,24 @@ def _started() -> None:
 
 def _grpc_answers(address: str) -> None:
     """The gRPC server at ``address`` (only that one) says it is serving."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from relay_app.services.health import grpc_serving
 
-    from relay_app.integrations.relay_rpc import SERVICE_NAME, open_channel
-
-    with open_channel(address) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=1.0
-        )
-    if reply.status != health_pb2.HealthCheckResponse.SERVING:
-        raise StackError(f"the gRPC server at {address} is not serving yet")
+    grpc_serving(address)
 
 
 def _kafka_topics_ready() -> None:
-    """Kafka answers, and the relay's topics exist (made now if missing)."""
-    from relay_app.integrations.kafka_records import ensure_relay_topics
+    """Kafka answers with every broker registered, and the relay's topics exist (made now if
+    missing, on as many brokers as they need)."""
+    from django.conf import settings
 
+    from relay_app.integrations.kafka_records import ensure_relay_topics, kafka_admin
+
+    expected = len(settings.KAFKA_BOOTSTRAP_SERVERS.split(","))
+    if expected > 1:
+        with kafka_admin() as admin:
+            registered = len(admin.describe_cluster()["brokers"])
+        if registered < expected:
+            raise StackError(f"{registered} of {expected} Kafka brokers registered so far")
     if created := ensure_relay_topics():
         print(f"[stack] created Kafka topics {', '.join(created)}", flush=True)
 
@@ -338,26 +387,65 @@ def _template(name: str) -> str:
     return (KAFKA_CONFIG / f"{name}.properties.template").read_text()
 
 
-def _prepare_kafka(s: Any, folder: Path, node: int, nodes: list[tuple[str, int]]) -> None:
-    """Kafka node ``node``'s configuration from settings (``nodes``: every node's broker
-    address); its storage formatted on the first start, with the cluster's one id."""
+# Node ids of a cluster's controllers: 101, 102, ...; its brokers are 1, 2, ...
+CONTROLLER_IDS = 100
+
+
+def kafka_process_name(node_id: int) -> str:
+    """The process of a cluster's Kafka node ``node_id``, as Kafka's own tools name the node."""
+    if node_id > CONTROLLER_IDS:
+        return f"kafka-controller-{node_id - CONTROLLER_IDS}"
+    return f"kafka-{node_id}"
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One Kafka node's place in its cluster: id, roles, address, and the controllers' quorum
+    (empty: a node alone, which is its own)."""
+
+    node_id: int
+    roles: str
+    host: str
+    port: int
+    voters: str = ""
+
+    @property
+    def ports(self) -> list[tuple[str, int]]:
+        if self.roles == "broker,controller":  # its controller on the port after its broker's
+            return [(self.host, self.port), (self.host, self.port + 1)]
+        return [(self.host, self.port)]
+
+
+def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
+    """Kafka node ``node``'s configuration from settings; its storage formatted on the first
+    start, with the cluster's one id."""
     if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
         raise StackError(f"Kafka's jars are missing from {KAFKA_LIBS}: run `make kafka`.")
-    host, port = nodes[node - 1]
     protocol = s.KAFKA_SECURITY_PROTOCOL
     security = _kafka_security(s)
-    cluster = len(nodes) > 1
-    if cluster:  # a fixed quorum: every node a controller, most of them needed
-        voters = ",".join(f"{n}@{h}:{p + 1}" for n, (h, p) in enumerate(nodes, start=1))
-        quorum = f"controller.quorum.voters={voters}"
+    cluster = bool(node.voters)
+    address = f"{node.host}:{node.port}"
+    if cluster:  # a fixed quorum of controllers, most of them needed
+        quorum = f"controller.quorum.voters={node.voters}"
     else:
-        quorum = f"controller.quorum.bootstrap.servers={host}:{port + 1}"
-    replicas = min(3, len(nodes))
+        quorum = f"controller.quorum.bootstrap.servers={node.host}:{node.port + 1}"
+    listeners = {
+        "broker": f"{protocol}://{address}",
+        "controller": f"CONTROLLER://{address}",
+        "broker,controller": f"{protocol}://{address},CONTROLLER://{node.host}:{node.port + 1}",
+    }[node.roles]
+    broker_listeners = (
+        f"advertised.listeners={protocol}://{address}\ninter.broker.listener.name={protocol}"
+        if "broker" in node.roles
+        else ""
+    )
+    replicas = min(3, len(s.KAFKA_BOOTSTRAP_SERVERS.split(",")))
     values = {
-        "node_id": node,
+        "node_id": node.node_id,
+        "roles": node.roles,
         "quorum": quorum,
-        "broker": f"{host}:{port}",
-        "controller": f"{host}:{port + 1}",
+        "listeners": listeners,
+        "broker_listeners": broker_listeners,
         "data_dir": folder / "data",
         "protocol": protocol,
         "controller_protocol": "PLAINTEXT" if protocol == "PLAINTEXT" else "SSL",
@@ -373,7 +461,9 @@ def _prepare_kafka(s: Any, folder: Path, node: int, nodes: list[tuple[str, int]]
     )
     if (folder / "data" / "meta.properties").exists():
         return
-    print(f"[stack] formatting Kafka's KRaft storage of node {node} (first start)", flush=True)
+    print(
+        f"[stack] formatting Kafka's KRaft storage of node {node.node_id} (first start)", flush=True
+    )
     (folder / "data").mkdir(parents=True, exist_ok=True)
     scram = [
         argument
@@ -411,16 +501,28 @@ def _cluster_id(folder: Path) -> str:
     return cluster_id
 
 
-def _write_nginx_config(var_dir: Path, front: str, backends: list[str]) -> None:
-    """The reverse proxy in front of several web servers (``ops/nginx.conf.template``)."""
-    folder = var_dir / "nginx"
-    folder.mkdir(parents=True, exist_ok=True)
+def proxy_config(*, listen: str, servers: list[str], pid: str, access_log: str) -> str:
+    """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy."""
+    values = {
+        "RELAY_PROXY_LISTEN": listen,
+        # nginx marks no server down for a failure: a killed one is retried at once.
+        "RELAY_PROXY_SERVERS": " ".join(f"server {server} max_fails=0;" for server in servers),
+        "RELAY_PROXY_PID": pid,
+        "RELAY_PROXY_ACCESS_LOG": access_log,
+    }
     template = (ROOT / "ops" / "nginx.conf.template").read_text()
-    servers = "\n".join(f"        server {backend} max_fails=0;" for backend in backends)
-    text = template.replace("{front}", front).replace("{backends}", servers)
-    text = text.replace("{pid}", str(var_dir / "run" / "nginx.pid"))
-    text = text.replace("{access_log}", str(var_dir / "log" / "nginx-access.log"))
-    private_file(folder / "nginx.conf", text)
+    return re.sub(r"\$\{(RELAY_PROXY_\w+)\}", lambda match: values[match[1]], template)
+
+
+def _write_nginx_config(var_dir: Path, front: str, backends: list[str]) -> None:
+    """The reverse proxy in front of several web servers."""
+    text = proxy_config(
+        listen=front,
+        servers=backends,
+        pid=str(var_dir / "run" / "nginx.pid"),
+        access_log=str(var_dir / "log" / "nginx-access.log"),
+    )
+    private_file(var_dir / "nginx" / "nginx.conf", text)
 
 
 def _collect_static(s: Any) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.client import Credentials, issue_token
-from ops.processes import PYTHON, ROOT, Process, StackError, table
+from ops.processes import KAFKA_LIBS, PYTHON, ROOT, Process, StackError, table
 
 __all__ = ["Stack", "StackError", "fresh_stack"]
 
@@ -276,8 +276,9 @@ def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack
 
     stack = Stack(var_dir=var_dir)
     stack.down()  # what an interrupted run may have left running
-    for stale in ("kafka/data", "redis", "db.sqlite3", "log"):
-        target = var_dir / stale
+    kafka = var_dir / "kafka"  # every node's data and the cluster's id, not Kafka's jars
+    nodes = [path for path in kafka.glob("*") if path != KAFKA_LIBS] if kafka.is_dir() else []
+    for target in [*nodes, *(var_dir / stale for stale in ("redis", "db.sqlite3", "log"))]:
         if target.is_dir():
             shutil.rmtree(target)
         else:

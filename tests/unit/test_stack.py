@@ -33,3 +33,31 @@ class StackTests(SimpleTestCase):
         for name, process in stack.processes.items():
             for before in process.after:
                 self.assertLess(order.index(before), order.index(name), (before, name))
+
+    def test_the_cluster_profile_is_more_rows_of_the_same_table(self) -> None:
+        with override_settings(
+            KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096",
+            GRPC_ADDRESS="127.0.0.1:50051,127.0.0.1:50052",
+            RELAY_WORKERS=2,
+            RELAY_WEB_SERVERS=2,
+            RELAY_HTTP_ADDRESS="127.0.0.1:8000",
+        ):
+            stack = Stack(var_dir=settings.RELAY_VAR_DIR / "stack-test")
+        processes, order = stack.processes, stack.start_order()
+        controllers = [f"kafka-controller-{n}" for n in (1, 2, 3)]
+        brokers = [f"kafka-{n}" for n in (1, 2, 3)]
+        self.assertEqual(
+            set(processes),
+            {"redis", *controllers, *brokers, "grpc-1", "grpc-2", "worker-1", "worker-2"}
+            | {"web-1", "web-2", "proxy"},
+        )
+        # The controllers form the quorum first; each listens on the port after its broker's.
+        self.assertLess(max(map(order.index, controllers)), min(map(order.index, brokers)))
+        self.assertEqual(processes["kafka-controller-2"].ports, [("127.0.0.1", 9095)])
+        self.assertEqual(processes["kafka-2"].ports, [("127.0.0.1", 9094)])
+        # One scheduler among the workers; the proxy on the front port, the web servers after it.
+        self.assertIn("--beat", processes["worker-1"].command)
+        self.assertNotIn("--beat", processes["worker-2"].command)
+        self.assertEqual(processes["proxy"].ports, [("127.0.0.1", 8000)])
+        self.assertEqual(processes["web-2"].ports, [("127.0.0.1", 8002)])
+        self.assertLess(order.index("web-2"), order.index("proxy"))
