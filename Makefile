@@ -19,7 +19,7 @@ CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick sweep clean
+.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -85,6 +85,7 @@ test-fast: python ## The tests that need no running service (seconds): tests/uni
 
 test: setup ## The whole suite (unit, then through the real stack), then the postgres-tagged tests on PostgreSQL
 	@bash ops/bootstrap.sh --tests
+	@bash ops/compose.sh >/dev/null  # the Compose CLI that checks docker-compose.yml, built once
 	@$(PY) manage.py test --noinput --verbosity 2
 	@$(MAKE) --no-print-directory test-postgres
 
@@ -108,6 +109,10 @@ chaos: setup ## Kill, restart and starve each service under load; check nothing 
 
 chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases
 	@$(PY) -m ops.chaos --quick
+
+chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost
+	@bash ops/bootstrap.sh --cluster
+	@$(PY) -m ops.chaos_cluster
 
 sweep: ## Time out transactions left pending past their deadline (the worker also does it)
 	@$(DEV) $(PY) manage.py settle_stale_transactions

@@ -115,12 +115,22 @@ def _client_loop(
 
 @dataclass
 class Scenario:
-    """A fault: how to inject it and how to remove it."""
+    """A fault: how to inject it and how to remove it, and how many requests may fail.
+
+    ``inject`` may return how many seconds the stack took to route around the fault (a
+    Kafka cluster moving leadership); the report names it.
+    """
 
     name: str
-    inject: Callable[[Stack], None]
+    inject: Callable[[Stack], float | None]
     recover: Callable[[Stack], None]
     hold_seconds: float = 3.0
+    # At least this share of the requests sent during the scenario succeed...
+    min_success_ratio: float = 0.0
+    # ... and at most this many fail (None: no limit beyond the ratio).
+    max_failures: int | None = None
+    # ``inject`` must say how long the stack took to route around the fault.
+    must_reroute: bool = False
 
 
 def _kill(service: str) -> Callable[[Stack], None]:
@@ -195,11 +205,15 @@ class Report:
     lost: int
     duplicated: int
     healed_after_seconds: float | None
+    success_ratio: float
+    leader_move_s: float | None = None
+    requirement_met: bool = True  # the scenario's share of successes and most failures
 
     @property
     def passed(self) -> bool:
         return (
-            self.lost == 0
+            self.requirement_met
+            and self.lost == 0
             and self.duplicated == 0
             and self.pending == 0
             and self.hung == 0
@@ -217,8 +231,12 @@ def run_scenario(
     clients: int = 6,
     before_seconds: float = 2.0,
     after_seconds: float = 3.0,
+    answer_margin: float = ANSWER_MARGIN_SECONDS,
 ) -> Report:
-    """Load, fault, recovery, more load; then check the ledger. The stack must be up."""
+    """Load, fault, recovery, more load; then check the ledger. The stack must be up.
+
+    A client must get its answer within the deadline plus ``answer_margin``.
+    """
     from django.conf import settings
 
     deadline = float(settings.RELAY_DEADLINE_SECONDS)
@@ -236,7 +254,7 @@ def run_scenario(
         thread.start()
     time.sleep(before_seconds)
     _say(f"{scenario.name}: injecting")
-    scenario.inject(stack)
+    moved = scenario.inject(stack)
     time.sleep(scenario.hold_seconds)
     _say(f"{scenario.name}: recovering")
     scenario.recover(stack)
@@ -250,14 +268,42 @@ def run_scenario(
         healed = None
     elif healed is None:  # not while the load ran, but by now
         healed = round(time.time() - recovered_at, 2)
-    # Transactions whose answer was cut off still settle within the deadline plus a grace.
+    # Transactions whose answer was cut off still settle within the deadline plus a grace,
+    # or, if their waiter died with its web server, once the sweep times them out.
     time.sleep(
         min(
             deadline + SETTLE_GRACE_SECONDS,
             max(0.0, _last_sent(ledger) + deadline + SETTLE_GRACE_SECONDS - time.time()),
         )
     )
-    return _check(scenario.name, ledger, started_at, deadline, healed)
+    _wait_settled(
+        started_at,
+        settings.RELAY_STALE_GRACE_SECONDS + settings.RELAY_SWEEP_INTERVAL_SECONDS + deadline,
+    )
+    return _check(scenario, ledger, started_at, deadline + answer_margin, healed, moved)
+
+
+def _window(started_at: float) -> Any:
+    """The transactions created since ``started_at`` (and a second before, for clock steps)."""
+    from django.utils import timezone
+
+    from relay_app.models import Transaction
+
+    return Transaction.objects.filter(
+        created_at__gte=datetime.fromtimestamp(started_at, timezone.get_current_timezone())
+        - timedelta(seconds=1)
+    )
+
+
+def _wait_settled(started_at: float, at_most: float) -> None:
+    """Until no transaction of the window is pending, for ``at_most`` seconds."""
+    from relay_app.models import Transaction
+
+    give_up = time.monotonic() + at_most
+    while time.monotonic() < give_up:
+        if not _window(started_at).filter(status=Transaction.Status.PENDING).exists():
+            return
+        time.sleep(0.5)
 
 
 def _last_sent(ledger: Ledger) -> float:
@@ -293,11 +339,15 @@ def _next_requests_succeed(address: str, credentials: Credentials, count: int = 
 
 
 def _check(
-    name: str, ledger: Ledger, started_at: float, deadline: float, healed: float | None
+    scenario: Scenario,
+    ledger: Ledger,
+    started_at: float,
+    answer_by: float,
+    healed: float | None,
+    moved: float | None,
 ) -> Report:
     from django.conf import settings
     from django.db.models import Count
-    from django.utils import timezone
 
     from relay_app.hops import expected_final_message
     from relay_app.integrations.kafka_records import read_all
@@ -311,12 +361,9 @@ def _check(
         if entry.status == 200
         and entry.body.get("message") != expected_final_message(entry.message)
     )
-    hung = sum(1 for entry in entries if entry.seconds > deadline + ANSWER_MARGIN_SECONDS)
+    hung = sum(1 for entry in entries if entry.seconds > answer_by)
 
-    window = Transaction.objects.filter(
-        created_at__gte=datetime.fromtimestamp(started_at, timezone.get_current_timezone())
-        - timedelta(seconds=1)
-    )
+    window = _window(started_at)
     final_states = Counter(window.values_list("status", flat=True))
     pending = final_states.pop(Transaction.Status.PENDING, 0)
     # A 200 whose transaction is not recorded as succeeded with that text was lost.
@@ -362,9 +409,11 @@ def _check(
             if records.get(tuple(coordinates)) != str(transaction_id)
         ]
     )
+    sent, failures = len(entries), len(entries) - statuses[200]
+    success_ratio = round(statuses[200] / sent, 4) if sent else 0.0
     report = Report(
-        scenario=name,
-        sent=len(entries),
+        scenario=scenario.name,
+        sent=sent,
         ok=statuses[200],
         unavailable=statuses[503],
         timed_out=statuses[504],
@@ -377,13 +426,21 @@ def _check(
         lost=lost + unreadable,
         duplicated=duplicate_hops + duplicate_records,
         healed_after_seconds=healed,
+        success_ratio=success_ratio,
+        leader_move_s=moved,
+        requirement_met=success_ratio >= scenario.min_success_ratio
+        and (scenario.max_failures is None or failures <= scenario.max_failures)
+        and (moved is not None or not scenario.must_reroute),
     )
     _say(
-        f"{name}: sent {report.sent}, 200 {report.ok}, 503 {report.unavailable},"
+        f"{scenario.name}: sent {report.sent}, 200 {report.ok}, 503 {report.unavailable},"
         f" 504 {report.timed_out}, other {report.other}, no answer {report.no_answer},"
         f" hung {report.hung}, wrong text {report.wrong_text}; final states {report.final_states},"
         f" pending {report.pending}; lost {report.lost}, duplicated {report.duplicated};"
-        f" healed after {report.healed_after_seconds} s -> {'ok' if report.passed else 'FAILED'}"
+        f" healed after {report.healed_after_seconds} s; success ratio {success_ratio}"
+        f" (at least {scenario.min_success_ratio}"
+        f"{'' if scenario.max_failures is None else f', at most {scenario.max_failures} failed'})"
+        f" -> {'ok' if report.passed else 'FAILED'}"
     )
     return report
 

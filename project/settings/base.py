@@ -218,6 +218,8 @@ RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)
 # A transaction still pending this long after its deadline lost its waiter; the sweep
 # (`manage.py settle_stale_transactions`) times it out.
 RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
+# How often the worker's beat runs that sweep (seconds).
+RELAY_SWEEP_INTERVAL_SECONDS = env.float("RELAY_SWEEP_INTERVAL_SECONDS", default=15.0)
 # Settled transactions older than this many days are deleted with their hops by the worker's
 # beat (`manage.py purge_transactions` by hand); "off" keeps them for ever.
 RELAY_RETENTION_DAYS = days_or_off("RELAY_RETENTION_DAYS", default="30")
@@ -289,7 +291,8 @@ CELERY_REDIS_BACKEND_USE_SSL = REDIS_TLS or None
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
-# Results are read once by the waiting view; an hour covers any late reader, then Redis frees them.
+# A chain's result is read by the waiting view (or a repeated request's, on another web server),
+# then forgotten; an hour covers any late reader, then Redis frees it.
 CELERY_RESULT_EXPIRES = 3600
 # The view answers with a deadline, so a broker that is down must fail fast, not retry for ever.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
@@ -334,7 +337,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Settle transactions left pending past their deadline (see RELAY_STALE_GRACE_SECONDS), and
 # purge old ones (RELAY_RETENTION_DAYS): the worker's embedded beat runs both.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    "settle-stale-transactions": {"task": "relay.settle_stale_transactions", "schedule": 15.0}
+    "settle-stale-transactions": {
+        "task": "relay.settle_stale_transactions",
+        "schedule": RELAY_SWEEP_INTERVAL_SECONDS,
+    }
 }
 if RELAY_RETENTION_DAYS is not None:
     # Hourly: retention is counted in days, and each run deletes in small batches.
