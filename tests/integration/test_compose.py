@@ -1,0 +1,221 @@
+"""docker-compose.yml as the real Compose CLI resolves it (``docker-compose config``, which
+needs no Docker engine; ``ops/compose.sh`` builds the CLI once), against the process table
+(ops/processes.py) and the cluster profile it mirrors."""
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.test import SimpleTestCase
+
+from ops import processes
+
+ROOT = Path(settings.BASE_DIR)
+# The relay's own processes, built from the image; each scales but the scheduler.
+SCALED = {"web", "worker", "grpc"}
+RELAY = {"migrate", "topics", "beat"} | SCALED
+CONTROLLERS = {f"kafka-controller-{n}" for n in (1, 2, 3)}
+BROKERS = {f"kafka-{n}" for n in (1, 2, 3)}
+BROKER_ADDRESSES = ",".join(f"{broker}:9092" for broker in sorted(BROKERS))
+
+
+def compose_cli() -> str:
+    """The Compose CLI's path, built now if missing (the last line ops/compose.sh prints)."""
+    built = subprocess.run(
+        ["bash", str(ROOT / "ops" / "compose.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if built.returncode != 0:
+        raise AssertionError(f"ops/compose.sh could not build the Compose CLI:\n{built.stderr}")
+    return built.stdout.strip().splitlines()[-1]
+
+
+def resolved(env_file: str | None) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config --format json`` in a project folder holding ``env_file``'s text
+    as its .env (none if ``None``), as a user's checkout would."""
+    with tempfile.TemporaryDirectory() as folder:
+        if env_file is not None:
+            (Path(folder) / ".env").write_text(env_file)
+        shutil.copy(ROOT / "docker-compose.yml", folder)
+        (Path(folder) / "ops").mkdir()
+        shutil.copy(ROOT / "ops" / "nginx.conf.template", Path(folder) / "ops")
+        return subprocess.run(
+            [compose_cli(), "--project-directory", folder, "config", "--format", "json"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+def an_env_file() -> str:
+    """.env.example with its secrets filled in, as the file's header tells the user to do."""
+    example = (ROOT / ".env.example").read_text()
+    example = re.sub(
+        r"(?m)^DJANGO_SECRET_KEY=$", "DJANGO_SECRET_KEY=test-only-" + "k" * 40, example
+    )
+    return re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "POSTGRES_PASSWORD=test-only-password", example)
+
+
+class ComposeTests(SimpleTestCase):
+    config: dict[str, Any]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        run = resolved(an_env_file())
+        if run.returncode != 0:
+            raise AssertionError(f"docker-compose config failed:\n{run.stderr}")
+        cls.config = json.loads(run.stdout)
+
+    @property
+    def services(self) -> dict[str, Any]:
+        services: dict[str, Any] = self.config["services"]
+        return services
+
+    def test_the_services_mirror_the_cluster_profile(self) -> None:
+        self.assertEqual(
+            set(self.services),
+            RELAY | CONTROLLERS | BROKERS | {"postgres", "redis", "proxy"},
+        )
+        for name in SCALED:
+            with self.subTest(name):
+                # Two of each by default, as make up-cluster; --scale changes it.
+                self.assertEqual(self.services[name]["deploy"]["replicas"], 2)
+                # A replica has no fixed name and no host port, or a second could not start.
+                self.assertNotIn("container_name", self.services[name])
+                self.assertNotIn("ports", self.services[name])
+
+    def test_the_relay_runs_the_tables_commands(self) -> None:
+        expected = {
+            "web": processes.web_command("0.0.0.0:8000"),
+            "grpc": processes.grpc_command("0.0.0.0:50051"),
+            # Many alike: the scheduler runs apart, once.
+            "worker": processes.worker_command(
+                hostname="relay@%h",
+                pool=settings.RELAY_WORKER_POOL,
+                concurrency=settings.RELAY_WORKER_CONCURRENCY,
+            ),
+            "beat": processes.beat_command(schedule="/app/var/run/celerybeat-schedule"),
+        }
+        for name, command in expected.items():
+            with self.subTest(name):
+                self.assertEqual(self.services[name]["command"], command)
+
+    def test_the_relay_runs_production_settings_with_secrets_from_the_env_file(self) -> None:
+        for name in RELAY:
+            with self.subTest(name):
+                service = self.services[name]
+                environment = service["environment"]
+                self.assertEqual(
+                    environment["DJANGO_SETTINGS_MODULE"], "project.settings.production"
+                )
+                self.assertEqual(environment["DJANGO_SECRET_KEY"], "test-only-" + "k" * 40)
+                self.assertIn("test-only-password", environment["DATABASE_URL"])
+                self.assertEqual(environment["KAFKA_BOOTSTRAP_SERVERS"], BROKER_ADDRESSES)
+                self.assertEqual(environment["RELAY_KAFKA_BROKERS"], "3")
+                # One name, which DNS resolves to every replica of the grpc service.
+                self.assertEqual(environment["GRPC_ADDRESS"], "grpc:50051")
+
+    def test_without_an_env_file_it_refuses_to_run_and_says_why(self) -> None:
+        run = resolved(None)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn(".env", run.stderr)
+
+    def test_a_missing_secret_is_named(self) -> None:
+        env_file = re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "", an_env_file())
+        run = resolved(env_file)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("set POSTGRES_PASSWORD in .env", run.stderr)
+
+    def test_only_the_proxy_is_published_and_on_loopback(self) -> None:
+        published = {
+            name: [(port["host_ip"], port["published"]) for port in service["ports"]]
+            for name, service in self.services.items()
+            if service.get("ports")
+        }
+        self.assertEqual(published, {"proxy": [("127.0.0.1", "8000")]})
+
+    def test_every_long_running_service_has_a_health_check_and_starts_on_health(self) -> None:
+        for name, service in self.services.items():
+            if name in {"migrate", "topics", "beat"}:
+                continue
+            with self.subTest(name):
+                self.assertTrue(service["healthcheck"]["test"])
+        # Each waits for what it needs to be healthy (or done), never merely started.
+        waits = {
+            "kafka-1": CONTROLLERS,
+            "topics": BROKERS | {"postgres", "redis"},
+            "grpc": BROKERS | {"postgres", "redis"},
+            "worker": BROKERS | {"postgres", "redis", "grpc", "topics"},
+            "web": BROKERS | {"postgres", "redis", "grpc", "topics", "migrate"},
+            "proxy": {"web"},
+        }
+        for name, needs in waits.items():
+            with self.subTest(name):
+                depends = self.services[name]["depends_on"]
+                self.assertLessEqual(needs, set(depends))
+                for need, condition in depends.items():
+                    self.assertIn(
+                        condition["condition"],
+                        {"service_healthy", "service_completed_successfully"},
+                        f"{name} waits on {need} merely started",
+                    )
+        # The relay's health checks run its own probe of the process in the container.
+        for name in SCALED:
+            with self.subTest(name):
+                self.assertEqual(
+                    self.services[name]["healthcheck"]["test"],
+                    ["CMD", "python", "manage.py", "probe", name],
+                )
+
+    def test_kafka_runs_as_the_cluster_profile_does(self) -> None:
+        # ops/kafka/cluster.properties.template with the cluster's values.
+        template = (ROOT / "ops" / "kafka" / "cluster.properties.template").read_text()
+        cluster = {
+            key: value.format(replicas=3, min_isr=2)
+            for key, value in re.findall(r"(?m)^([a-z][\w.]*)=(.*)$", template)
+        }
+        voters = ",".join(f"{100 + n}@kafka-controller-{n}:9093" for n in (1, 2, 3))
+        # One cluster: every node formats its storage with the same id.
+        ids = {self.services[name]["environment"]["CLUSTER_ID"] for name in CONTROLLERS | BROKERS}
+        self.assertEqual(len(ids), 1)
+        for name in CONTROLLERS | BROKERS:
+            with self.subTest(name):
+                service = self.services[name]
+                self.assertEqual(service["image"].split(":")[0], "apache/kafka")
+                environment = service["environment"]
+                as_properties = {
+                    key.removeprefix("KAFKA_").lower().replace("_", "."): value
+                    for key, value in environment.items()
+                    if key.startswith("KAFKA_")
+                }
+                self.assertLessEqual(cluster.items(), as_properties.items())
+                self.assertEqual(environment["KAFKA_CONTROLLER_QUORUM_VOTERS"], voters)
+                role = "controller" if name in CONTROLLERS else "broker"
+                self.assertEqual(environment["KAFKA_PROCESS_ROLES"], role)
+                # Its data on a volume of its own: a recreated container keeps its records.
+                self.assertEqual(
+                    [(v["type"], v["source"], v["target"]) for v in service["volumes"]],
+                    [("volume", name, "/var/lib/kafka/data")],
+                )
+
+    def test_the_proxy_fills_every_value_of_the_template(self) -> None:
+        template = (ROOT / "ops" / "nginx.conf.template").read_text()
+        placeholders = set(re.findall(r"\$\{(RELAY_PROXY_\w+)\}", template))
+        proxy = self.services["proxy"]
+        self.assertEqual(
+            placeholders, {k for k in proxy["environment"] if k.startswith("RELAY_PROXY_")}
+        )
+        command = " ".join(proxy["command"])
+        for placeholder in placeholders:
+            self.assertIn(placeholder, command)
