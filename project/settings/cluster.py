@@ -4,7 +4,8 @@ with several of each process on this machine.
 Three Kafka brokers and, apart from them, three KRaft controllers; the relay's topics on all
 three brokers with two in sync for an acknowledged write; two Celery workers; two gRPC
 servers that the client calls round-robin; two web servers behind nginx on
-RELAY_HTTP_ADDRESS, which passes the client's address on (trusted from nginx alone). Its data, logs and pids live in ``var/cluster/``.
+RELAY_HTTP_ADDRESS, which passes the client's address on (trusted from nginx alone). Its
+data, logs and pids live in ``var/cluster/``.
 """
 
 import os
