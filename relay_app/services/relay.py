@@ -33,9 +33,11 @@ from .transactions import (
 logger = logging.getLogger(__name__)
 
 # How often a repeated request polls for the first one's outcome, and how long past the
-# deadline it leaves the first request to settle it before it times the transaction out.
+# deadline it leaves the first request to settle it before it times the transaction out:
+# short, since its client too must have an answer soon after the deadline (the first
+# request's process may have died before it started the chain, and nobody else settles it).
 _REPLAY_POLL_SECONDS = 0.05
-_REPLAY_GRACE_SECONDS = 1.0
+_REPLAY_GRACE_SECONDS = 0.2
 
 
 def relay_message(
