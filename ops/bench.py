@@ -8,10 +8,18 @@ checks every answer's text. Baselines, on the same Kafka, Redis and gRPC server:
   (a) the seven hops bare in one process: kafka-python and grpcio, no Django, no Celery;
   (b) a bare Celery chain of five no-op tasks (``ops/bench_noop.py``), on a worker with the
       relay's pool; also driven 32 at a time, which gives the most transactions per second
-      any relay of five Celery tasks can reach on this machine.
+      any relay of five Celery tasks can reach on this machine, and the CPU such a chain
+      costs (its worker, Redis and the client that starts and awaits it) to set the relay's
+      CPU per transaction at 32 (all the stack's services) against.
 
 The sequential figures come from rounds that alternate the relay with both baselines, so a
 burst of noise from the machine's other tenants falls on all three alike.
+
+After the 128 level comes an overload level: 256 clients in a closed loop for a fixed time,
+far past what the relay can serve. Every answer is classed (200 with the right text, 503 with
+``Retry-After``, which the client obeys, other 503, 504, other status, no answer); the figures
+are the slowest answers against the deadline (RELAY_DEADLINE_SECONDS), and the goodput
+against the throughput at 32. ``targets_met`` in the headline says which targets were met.
 
 Figures go to ``var/bench/results.json`` and ``var/bench/latency.png``; the last line
 printed is one JSON object with the headline figures.
@@ -70,6 +78,32 @@ LOAD_LEVELS = {
 }
 # Baseline (b) at concurrency 32: how many chains.
 CHAIN_CEILING_CHAINS = {"full": 1000, "quick": 300}
+# The overload level: (concurrency, seconds), a closed loop of clients for a fixed time.
+OVERLOAD = {"full": (256, 40.0), "quick": (256, 15.0)}
+# Each overload client's socket timeout: longer than any answer the deadline allows.
+OVERLOAD_TIMEOUT = 10.0
+# After a request that got no answer, an overload client waits this long before it reconnects:
+# a refused connection fails at once, and 256 clients retrying in a tight loop would take the
+# machine's CPU from the stack.
+OVERLOAD_RECONNECT_PAUSE = 0.1
+# How the overload client classes each request (``classify``), in the order reported.
+OVERLOAD_CLASSES = (
+    "ok",
+    "shed_503",
+    "other_503",
+    "timeouts_504",
+    "wrong_text",
+    "other",
+    "connection_errors",
+)
+# Targets: relay CPU per transaction at 32 against baseline (b)'s CPU per chain at 32; relay
+# throughput at 32 against (b)'s; the one-at-a-time latency ratio; overload against deadline.
+TARGET_CPU_FACTOR = 1.7
+TARGET_TPS_RATIO = 0.65
+TARGET_LATENCY_RATIO = 1.5
+TARGET_OVERLOAD_P99_MARGIN_S = 0.5
+TARGET_OVERLOAD_MAX_MARGIN_S = 1.5
+TARGET_OVERLOAD_GOODPUT_RATIO = 0.9
 SOAK_TRANSACTIONS = 10_000
 
 SAMPLES = [
@@ -177,6 +211,122 @@ def timeline(answer: dict[str, Any], elapsed_ms: float) -> dict[str, float]:
     return {"hops": work, "between_hops": span - work, "view_and_http": elapsed_ms - span}
 
 
+def classify(
+    status: int, retry_after: str | None, body: bytes, expected: str
+) -> tuple[str, float, str]:
+    """One overload answer's class (one of ``OVERLOAD_CLASSES``), how long the client must wait
+    before its next request (``Retry-After``), and a short description for the report.
+
+    A 200 counts only with the right text, as in ``load()``. A 503 counts as shed only with a
+    ``Retry-After`` the client can obey (seconds, int or float): the relay's promise to clients.
+    """
+    if status == 200:
+        try:
+            text = json.loads(body)["message"]
+        except (ValueError, TypeError, KeyError):
+            return "wrong_text", 0.0, "HTTP 200 with a body that is not the relay's answer"
+        if text != expected:
+            return "wrong_text", 0.0, f"wrong text {str(text)[:80]!r} for {expected[:80]!r}"
+        return "ok", 0.0, ""
+    detail = f"HTTP {status}: {body[:200].decode(errors='replace')}"
+    if status == 503:
+        if retry_after is None:
+            return "other_503", 0.0, detail
+        try:
+            pause = float(retry_after)
+        except ValueError:
+            pause = -1.0
+        if not 0 <= pause < float("inf"):
+            return "other_503", 0.0, f"{detail} (Retry-After {retry_after!r})"
+        return "shed_503", pause, detail
+    if status == 504:
+        return "timeouts_504", 0.0, detail
+    return "other", 0.0, detail
+
+
+def overload(address: str, concurrency: int, duration: float, timeout: float) -> dict[str, Any]:
+    """``concurrency`` clients in a closed loop for ``duration`` seconds, far past what the relay
+    serves: how it sheds load, and how slow its slowest answers get meanwhile.
+
+    Each client thread keeps its own connection (a new one after a request that got no answer,
+    ``OVERLOAD_RECONNECT_PAUSE`` later, and after any wait), sends its next request as soon as
+    it has the last answer, or after the ``Retry-After`` of a 503, and stops sending once
+    ``duration`` is over.
+    A latency runs from just before the request is sent (with the connection's setup, when it
+    needs one) to the whole answer read.
+    """
+    from ops.client import Credentials, send_message
+    from relay_app.hops import expected_final_message
+
+    credentials = Credentials(os.environ[TOKEN_VARIABLE], behind_tls_proxy=True)
+    host, port = address.rsplit(":", 1)
+    counts = dict.fromkeys(OVERLOAD_CLASSES, 0)
+    latencies: list[float] = []
+    retry_after: list[float] = []
+    samples: dict[str, list[str]] = {}
+    lock = threading.Lock()
+    began = time.perf_counter()
+    stop_at = began + duration
+
+    def client(number: int) -> None:
+        connection: http.client.HTTPConnection | None = None
+        sent = 0
+        while time.perf_counter() < stop_at:
+            message = f"{SAMPLES[(number + sent) % len(SAMPLES)]} #{number}-{sent}"
+            expected = expected_final_message(message)
+            sent += 1
+            if connection is None:
+                connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+            started = time.perf_counter()
+            try:
+                reply = send_message(connection, message, credentials)
+                kind, pause, detail = classify(
+                    reply.status, reply.headers.get("Retry-After"), reply.body, expected
+                )
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                connection = None
+                kind, detail = "connection_errors", f"{type(exc).__name__}: {exc}"
+                pause = OVERLOAD_RECONNECT_PAUSE
+            elapsed = time.perf_counter() - started
+            with lock:
+                counts[kind] += 1
+                latencies.append(elapsed)
+                if kind == "shed_503":
+                    retry_after.append(pause)
+                if detail and len(samples.setdefault(kind, [])) < 3:
+                    samples[kind].append(detail)
+            if pause > 0:  # as told, but never past the end of the level
+                time.sleep(max(0.0, min(pause, stop_at - time.perf_counter())))
+                # The server may have closed the idle connection meanwhile (gunicorn keeps one
+                # alive 2 s): after a wait, a client starts on a new one.
+                if connection is not None:
+                    connection.close()
+                    connection = None
+        if connection is not None:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - began
+    return {
+        "concurrency": concurrency,
+        "duration_s": duration,
+        "seconds": seconds,
+        "counts": counts,
+        "latencies_s": latencies,
+        "goodput": counts["ok"] / seconds,
+        "retry_after_s": {
+            "min": min(retry_after, default=0.0),
+            "max": max(retry_after, default=0.0),
+        },
+        "samples": samples,
+    }
+
+
 # --- baselines -------------------------------------------------------------------------------
 
 
@@ -238,8 +388,18 @@ def one_noop_chain(i: int) -> None:
         raise RuntimeError("the no-op chain answered the wrong value")
 
 
-def noop_chain_ceiling(concurrency: int, count: int) -> dict[str, Any]:
-    """Baseline (b) under load: ``count`` chains, ``concurrency`` at a time; chains per second."""
+def noop_chain_ceiling(
+    concurrency: int, count: int, *, worker_pid: int, redis_pid: int
+) -> dict[str, Any]:
+    """Baseline (b) under load: ``count`` chains, ``concurrency`` at a time; chains per second,
+    and the CPU each chain cost, the yardstick for the relay's CPU per transaction.
+
+    The CPU is that of every process a chain needs: the no-op worker (``worker_pid`` and its
+    pool's children), Redis (broker and result backend) and this process, the client that
+    starts each chain and waits for its result, as the relay's web server does. Only this
+    process's own CPU counts: its children are the stack and the worker. Nothing else may run
+    in this process meanwhile (no ``MemorySampler.running``).
+    """
     latencies: list[float] = []
 
     def timed(i: int) -> None:
@@ -247,12 +407,30 @@ def noop_chain_ceiling(concurrency: int, count: int) -> dict[str, Any]:
         one_noop_chain(i)
         latencies.append((time.perf_counter() - started) * 1000)
 
+    before = _chain_cpu_seconds(worker_pid, redis_pid)
     seconds = _concurrently(timed, concurrency, count)
+    after = _chain_cpu_seconds(worker_pid, redis_pid)
+    cpu_ms = {part: (after[part] - before[part]) * 1000 / count for part in before}
     return {
         "concurrency": concurrency,
         "chains": count,
         **summary(latencies),
         "tps": round(count / seconds, 1),
+        "cpu_ms_per_chain": {part: round(ms, 2) for part, ms in cpu_ms.items()},
+        "cpu_ms_per_chain_total": round(sum(cpu_ms.values()), 2),
+    }
+
+
+def _chain_cpu_seconds(worker_pid: int, redis_pid: int) -> dict[str, float]:
+    """CPU seconds so far of each part baseline (b) runs on.
+
+    The client is this process alone (``time.process_time``: all its threads, not its children);
+    ``_cpu_seconds(os.getpid())`` would add the whole stack, which this process started.
+    """
+    return {
+        "worker": _cpu_seconds(worker_pid),
+        "redis": _cpu_seconds(redis_pid),
+        "client": time.process_time(),
     }
 
 
@@ -357,19 +535,23 @@ class MemorySampler:
 
 def drive(concurrency: int, count: int) -> dict[str, Any]:
     """``count`` transactions, ``concurrency`` at a time, from a separate client process."""
+    return _load_client(["--concurrency", str(concurrency), "--count", str(count)])
+
+
+def drive_overload(concurrency: int, duration: float) -> dict[str, Any]:
+    """The overload level (``overload``) from a separate client process."""
+    return _load_client(
+        ["--overload", "--concurrency", str(concurrency), "--duration", str(duration)]
+    )
+
+
+def _load_client(options: list[str]) -> dict[str, Any]:
+    """Run ``python -m ops.bench load OPTIONS`` apart, so its CPU is not the bench's or the
+    stack's; the JSON object on its last line."""
     if TOKEN_VARIABLE not in os.environ:
         raise RuntimeError(f"{TOKEN_VARIABLE} is not set: the bench makes the token first")
     client = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "ops.bench",
-            "load",
-            "--concurrency",
-            str(concurrency),
-            "--count",
-            str(count),
-        ],
+        [PYTHON, "-m", "ops.bench", "load", *options],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -399,6 +581,7 @@ def level_figures(
         "error_samples": [sample for run in runs for sample in run["error_samples"]][:5],
         "peak_rss_mb": dict(sampler.peak_mb),
         "cpu_ms_per_tx": {name: round(seconds * 1000 / count, 2) for name, seconds in cpu.items()},
+        "cpu_ms_per_tx_total": round(sum(cpu.values()) * 1000 / count, 2),
         "timeline_p50_ms": {
             part: round(statistics.median(row[part] for row in timelines), 2)
             for part in (timelines[0] if timelines else {})
@@ -413,6 +596,75 @@ def run_level(concurrency: int, count: int, sampler: MemorySampler) -> dict[str,
     with sampler.running(), sampler.cpu() as cpu:
         run = drive(concurrency, count)
     return level_figures(concurrency, [run], sampler, cpu)
+
+
+def overload_figures(
+    run: dict[str, Any],
+    cpu: dict[str, float],
+    sampler: MemorySampler,
+    *,
+    tps_c32: float,
+    deadline: float,
+) -> dict[str, Any]:
+    """The overload level's figures from its client's run: every request counts in the
+    latencies, whatever its answer (or none), since a client waits for each alike."""
+    latencies: list[float] = run["latencies_s"]
+    counts: dict[str, int] = run["counts"]
+    ok = counts["ok"]
+    figures = {
+        "concurrency": run["concurrency"],
+        "duration_s": run["duration_s"],
+        "seconds": round(run["seconds"], 2),
+        "requests": len(latencies),
+        **counts,
+        "p50_s": round(percentile(latencies, 50), 3),
+        "p90_s": round(percentile(latencies, 90), 3),
+        "p99_s": round(percentile(latencies, 99), 3),
+        "max_s": round(max(latencies, default=0.0), 3),
+        "goodput": round(run["goodput"], 1),
+        "goodput_ratio": _ratio(run["goodput"], tps_c32, 3),
+        "deadline_s": deadline,
+        "retry_after_s": run["retry_after_s"],
+        "cpu_ms_per_ok": {
+            name: round(seconds * 1000 / ok, 2) if ok else None for name, seconds in cpu.items()
+        },
+        "cpu_ms_per_ok_total": round(sum(cpu.values()) * 1000 / ok, 2) if ok else None,
+        "peak_rss_mb": dict(sampler.peak_mb),
+        "samples": run["samples"],
+    }
+    sampler.peak_mb.clear()
+    return figures
+
+
+def _ratio(numerator: float, denominator: float, digits: int) -> float | None:
+    """``numerator / denominator`` rounded; None (JSON null) where there is nothing to divide by."""
+    return round(numerator / denominator, digits) if denominator else None
+
+
+def targets(headline: dict[str, Any], overloaded: dict[str, Any]) -> dict[str, bool]:
+    """Which of the relay's targets this run met; a figure that is missing meets none."""
+
+    def at_most(value: float | None, limit: float | None) -> bool:
+        return value is not None and limit is not None and value <= limit
+
+    deadline = headline["overload_deadline_s"]
+    return {
+        "cpu": at_most(
+            headline["cpu_ms_per_tx"], TARGET_CPU_FACTOR * headline["baseline_chain_cpu_ms"]
+        ),
+        "tps": at_most(TARGET_TPS_RATIO, headline["tps_ratio_c32"]),
+        "ratio": at_most(headline["ratio"], TARGET_LATENCY_RATIO),
+        "overload": (
+            at_most(headline["overload_p99_s"], deadline + TARGET_OVERLOAD_P99_MARGIN_S)
+            and at_most(headline["overload_max_s"], deadline + TARGET_OVERLOAD_MAX_MARGIN_S)
+            and at_most(TARGET_OVERLOAD_GOODPUT_RATIO, headline["overload_goodput_ratio"])
+            # every answer but a 200 is a 503 with Retry-After or a 504; every 200 is right
+            and not any(
+                overloaded[kind]
+                for kind in ("connection_errors", "other", "other_503", "wrong_text")
+            )
+        ),
+    }
 
 
 def soak(sampler: MemorySampler, transactions: int) -> dict[str, Any]:
@@ -436,25 +688,62 @@ def soak(sampler: MemorySampler, transactions: int) -> dict[str, Any]:
     }
 
 
-def chart(levels: list[dict[str, Any]], path: Path) -> None:
+def chart(levels: list[dict[str, Any]], baselines: dict[str, dict[str, Any]], path: Path) -> None:
+    """Latency and throughput per concurrency, with the baselines drawn beside the relay: what
+    the same hops cost bare, and what a bare chain of five Celery tasks can reach at best."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    bare, chain, ceiling = (
+        baselines["bare_hops"],
+        baselines["celery_chain_of_five"],
+        baselines["celery_chain_of_five_c32"],
+    )
     x = [level["concurrency"] for level in levels]
-    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(12, 4.6))
     for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99")):
-        latency.plot(x, [level[key] for level in levels], marker="o", label=label)
+        latency.plot(x, [level[key] for level in levels], marker="o", label=f"relay {label}")
+    latency.axhline(
+        bare["p50_ms"],
+        color="tab:gray",
+        linestyle="--",
+        label="(a) seven hops bare: p50, one at a time",
+    )
+    latency.axhline(
+        chain["p50_ms"],
+        color="tab:purple",
+        linestyle="--",
+        label="(b) bare chain of five: p50, one at a time",
+    )
+    latency.plot(
+        [ceiling["concurrency"]],
+        [ceiling["p50_ms"]],
+        marker="D",
+        linestyle="none",
+        color="tab:purple",
+        label=f"(b) bare chain of five: p50, {ceiling['concurrency']} at a time",
+    )
     latency.set(
         xscale="log", yscale="log", xlabel="concurrency", ylabel="latency (ms)", title="Latency"
     )
     latency.set_xticks(x, [str(c) for c in x])
-    latency.legend()
+    latency.legend(fontsize="small")
     latency.grid(alpha=0.3)
-    throughput.plot(x, [level["tps"] for level in levels], marker="o", color="tab:green")
+    throughput.plot(
+        x, [level["tps"] for level in levels], marker="o", color="tab:green", label="relay"
+    )
+    throughput.axhline(
+        ceiling["tps"],
+        color="tab:purple",
+        linestyle="--",
+        label=f"Celery's ceiling: bare chain of five ({ceiling['concurrency']} at a time)",
+    )
     throughput.set(xscale="log", xlabel="concurrency", ylabel="transactions/s", title="Throughput")
+    throughput.set_ylim(bottom=0)
     throughput.set_xticks(x, [str(c) for c in x])
+    throughput.legend(fontsize="small")
     throughput.grid(alpha=0.3)
     figure.suptitle("relay: POST /api/relay/ over HTTP, every answer checked")
     figure.tight_layout()
@@ -536,8 +825,16 @@ def bench(*, quick: bool) -> dict[str, Any]:
         )
         _say(f"  the relay's time, p50 of each part: {one_at_a_time['timeline_p50_ms']}")
         _say("baseline (b) at concurrency 32")
-        chain_ceiling = noop_chain_ceiling(32, CHAIN_CEILING_CHAINS[mode])
+        if not services.get("redis"):
+            raise RuntimeError("the stack's Redis is not running: no CPU for baseline (b)")
+        chain_ceiling = noop_chain_ceiling(
+            32, CHAIN_CEILING_CHAINS[mode], worker_pid=noop_worker.pid, redis_pid=services["redis"]
+        )
         _say(f"  {chain_ceiling['tps']} chains/s, p99 {chain_ceiling['p99_ms']} ms")
+        _say(
+            f"  CPU ms per chain: {chain_ceiling['cpu_ms_per_chain_total']}"
+            f" ({chain_ceiling['cpu_ms_per_chain']})"
+        )
 
         levels = [one_at_a_time]
         for concurrency, count in LOAD_LEVELS[mode]:
@@ -547,8 +844,34 @@ def bench(*, quick: bool) -> dict[str, Any]:
                 f"  p50 {level['p50_ms']} ms  p90 {level['p90_ms']} ms  p99 {level['p99_ms']} ms"
                 f"  {level['tps']} tx/s  errors {level['errors']}  timeouts {level['timeouts']}"
             )
-            _say(f"  CPU ms per transaction: {level['cpu_ms_per_tx']}")
+            _say(
+                f"  CPU ms per transaction: {level['cpu_ms_per_tx_total']}"
+                f" ({level['cpu_ms_per_tx']})"
+            )
             levels.append(level)
+        c32 = next(level for level in levels if level["concurrency"] == 32)
+        deadline = float(settings.RELAY_DEADLINE_SECONDS)
+        over_concurrency, over_seconds = OVERLOAD[mode]
+        _say(
+            f"overload: {over_concurrency} clients in a closed loop for {over_seconds:g} s"
+            f" (deadline {deadline:g} s)"
+        )
+        with sampler.running(), sampler.cpu() as over_cpu:
+            over_run = drive_overload(over_concurrency, over_seconds)
+        overloaded = overload_figures(
+            over_run, over_cpu, sampler, tps_c32=c32["tps"], deadline=deadline
+        )
+        _say(
+            f"  p99 {overloaded['p99_s']} s  max {overloaded['max_s']} s"
+            f"  goodput {overloaded['goodput']} tx/s ({overloaded['goodput_ratio']} of c32)"
+            f"  ok {overloaded['ok']}  shed_503 {overloaded['shed_503']}"
+            f"  other_503 {overloaded['other_503']}  timeouts_504 {overloaded['timeouts_504']}"
+            f"  wrong_text {overloaded['wrong_text']}  other {overloaded['other']}"
+            f"  connection_errors {overloaded['connection_errors']}"
+        )
+        _say(
+            f"  CPU ms per 200: {overloaded['cpu_ms_per_ok_total']} ({overloaded['cpu_ms_per_ok']})"
+        )
         soaked = None
         if not quick:
             _say(f"soak: {SOAK_TRANSACTIONS} transactions in a row at concurrency 32")
@@ -561,8 +884,7 @@ def bench(*, quick: bool) -> dict[str, Any]:
         stack.down()
 
     baseline_ms = round(bare["p50_ms"] + chain_five["p50_ms"], 2)
-    c32 = next(level for level in levels if level["concurrency"] == 32)
-    headline = {
+    headline: dict[str, Any] = {
         "mode": mode,
         "p50_ms": one_at_a_time["p50_ms"],
         "baseline_ms": baseline_ms,
@@ -572,17 +894,28 @@ def bench(*, quick: bool) -> dict[str, Any]:
         "baseline_chain_tps_c32": chain_ceiling["tps"],
         "errors": sum(level["errors"] for level in levels) + (soaked["errors"] if soaked else 0),
         "timeouts_c128": levels[-1]["timeouts"],
+        "cpu_ms_per_tx": c32["cpu_ms_per_tx_total"],
+        "baseline_chain_cpu_ms": chain_ceiling["cpu_ms_per_chain_total"],
+        "tps_ratio_c32": _ratio(c32["tps"], chain_ceiling["tps"], 3),
+        "cpu_ratio": _ratio(c32["cpu_ms_per_tx_total"], chain_ceiling["cpu_ms_per_chain_total"], 2),
+        "overload_p99_s": overloaded["p99_s"],
+        "overload_max_s": overloaded["max_s"],
+        "overload_goodput_ratio": overloaded["goodput_ratio"],
+        "overload_deadline_s": overloaded["deadline_s"],
     }
     if soaked:
         headline["soak_max_growth_percent"] = soaked["max_growth_percent"]
+    headline["targets_met"] = targets(headline, overloaded)
+    baselines = {
+        "bare_hops": bare,
+        "celery_chain_of_five": chain_five,
+        "celery_chain_of_five_c32": chain_ceiling,
+    }
     results = {
         "headline": headline,
-        "baselines": {
-            "bare_hops": bare,
-            "celery_chain_of_five": chain_five,
-            "celery_chain_of_five_c32": chain_ceiling,
-        },
+        "baselines": baselines,
         "levels": levels,
+        "overload": overloaded,
         "soak": soaked,
         "machine": {"cores": os.cpu_count()},
         "worker_pool": {
@@ -593,7 +926,7 @@ def bench(*, quick: bool) -> dict[str, Any]:
     }
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2))
-    chart(levels, BENCH_DIR / "latency.png")
+    chart(levels, baselines, BENCH_DIR / "latency.png")
     _say(f"figures in {BENCH_DIR / 'results.json'}, chart in {BENCH_DIR / 'latency.png'}")
     return headline
 
@@ -605,11 +938,31 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true", help="fewer transactions, no soak")
     client = sub.add_parser("load", help="(internal) the load client process")
     client.add_argument("--concurrency", type=int, required=True)
-    client.add_argument("--count", type=int, required=True)
-    client.add_argument("--timeout", type=float, default=15.0)
+    client.add_argument("--count", type=int, help="transactions to send (not with --overload)")
+    client.add_argument(
+        "--overload",
+        action="store_true",
+        help="the overload level: a closed loop for --duration seconds, every answer classed",
+    )
+    client.add_argument("--duration", type=float, help="seconds of the overload level")
+    client.add_argument(
+        "--timeout",
+        type=float,
+        help=f"socket timeout (default 15, with --overload {OVERLOAD_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
     if args.command == "load":
-        result = load(BENCH_ENV["RELAY_HTTP_ADDRESS"], args.concurrency, args.count, args.timeout)
+        address = BENCH_ENV["RELAY_HTTP_ADDRESS"]
+        if args.overload:
+            if args.duration is None or args.count is not None:
+                parser.error("load --overload takes --duration, not --count")
+            timeout = OVERLOAD_TIMEOUT if args.timeout is None else args.timeout
+            result = overload(address, args.concurrency, args.duration, timeout)
+        else:
+            if args.count is None or args.duration is not None:
+                parser.error("load takes --count (or --overload with --duration)")
+            timeout = 15.0 if args.timeout is None else args.timeout
+            result = load(address, args.concurrency, args.count, timeout)
         print(json.dumps(result))
         return 0
     headline = bench(quick=bool(getattr(args, "quick", False)))

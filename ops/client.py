@@ -84,13 +84,29 @@ def _manage(args: list[str], env: Mapping[str, str] | None, timeout: float) -> s
     return run.stdout.strip()
 
 
-def post_message(
-    connection: http.client.HTTPConnection, message: str, credentials: Credentials
-) -> tuple[int, Any]:
-    """``POST /api/relay/`` with ``message``; the status and the decoded JSON body.
+@dataclass(frozen=True)
+class Reply:
+    """One answer of ``POST /api/relay/`` as it came: status, headers, raw body.
 
-    Raises ``OSError``, ``http.client.HTTPException`` or ``ValueError`` (a body that is not
-    JSON) for the caller to count as "no answer".
+    For callers that class answers by more than their JSON: the bench's overload level needs
+    ``Retry-After``, and takes a body that is not JSON (a 503 from a proxy) as an answer too.
+    """
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        """The decoded JSON body (None when empty); ``ValueError`` when it is not JSON."""
+        return json.loads(self.body) if self.body else None
+
+
+def send_message(
+    connection: http.client.HTTPConnection, message: str, credentials: Credentials
+) -> Reply:
+    """``POST /api/relay/`` with ``message``; the answer undecoded, with its headers.
+
+    Raises ``OSError`` or ``http.client.HTTPException`` when there is no answer.
     """
     connection.request(
         "POST",
@@ -99,5 +115,16 @@ def post_message(
         {"Content-Type": "application/json", **credentials.headers()},
     )
     response = connection.getresponse()
-    raw = response.read()
-    return response.status, json.loads(raw) if raw else None
+    return Reply(response.status, response.headers, response.read())
+
+
+def post_message(
+    connection: http.client.HTTPConnection, message: str, credentials: Credentials
+) -> tuple[int, Any]:
+    """``POST /api/relay/`` with ``message``; the status and the decoded JSON body.
+
+    Raises ``OSError``, ``http.client.HTTPException`` or ``ValueError`` (a body that is not
+    JSON) for the caller to count as "no answer".
+    """
+    reply = send_message(connection, message, credentials)
+    return reply.status, reply.json()
