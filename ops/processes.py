@@ -59,8 +59,11 @@ def web_command(bind: str, *, certfile: str = "", keyfile: str = "") -> list[str
     https = ["--certfile", certfile, "--keyfile", keyfile] if certfile else []
     return [
         *(PYTHON, "-m", "gunicorn", "project.wsgi:application", "--bind", bind),
-        # Threads: a request mostly waits on its transaction (README, "Performance").
-        *("--worker-class", "gthread", "--workers", "2", "--threads", "16"),
+        # Threads: a relay mostly waits on its transaction, and one thread each for as many as
+        # admission takes on leaves a refusal nothing to queue behind (README, "Performance").
+        # The worker class is gthread's, noting each request's arrival (project/webserver.py).
+        *("--worker-class", "project.webserver.ArrivalThreadWorker"),
+        *("--workers", "2", "--threads", "128"),
         *("--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-"),
         *https,
     ]

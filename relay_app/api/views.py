@@ -23,6 +23,7 @@ from ..models import Transaction
 from ..selectors import transaction_get, transaction_list
 from ..services.health import health_check
 from ..services.relay import relay_message
+from .admission import DEADLINE_ATTRIBUTE
 from .permissions import CanReadApiDocs, CanRelay
 from .renderers import JSONFormBrowsableAPIRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER
@@ -72,6 +73,19 @@ RELAY_FAILURE = PolymorphicProxySerializer(
 def _owner(request: Request) -> Any:
     """Who a new transaction belongs to: the signed-in user, or nobody."""
     return request.user if request.user.is_authenticated else None
+
+
+def _settled(response: Response) -> Response:
+    """A transaction's own outcome, failed or timed out included, is no error of the server:
+    the access log has its status, the transaction its reason; Django need not log each 5xx
+    again (under overload, hundreds a second)."""
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
+def _deadline(request: Request) -> float | None:
+    """The relay's deadline, counted from the request's arrival (set at admission)."""
+    return getattr(request, DEADLINE_ATTRIBUTE, None)
 
 
 class ApiRootView(APIView):
@@ -127,7 +141,8 @@ class RelayView(generics.GenericAPIView):
             503: OpenApiResponse(
                 RELAY_FAILURE,
                 "A dependency is down (Kafka, Redis, the gRPC server or the database);"
-                " `detail` names it.",
+                " `detail` names it. Or the relay is at capacity: nothing was recorded; wait"
+                " as many seconds as `Retry-After` says.",
             ),
             504: OpenApiResponse(
                 TransactionFailureSerializer,
@@ -140,7 +155,10 @@ class RelayView(generics.GenericAPIView):
         serializer = RelayInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         transaction = relay_message(
-            message=serializer.validated_data["message"], owner=_owner(request), idempotency_key=key
+            message=serializer.validated_data["message"],
+            owner=_owner(request),
+            idempotency_key=key,
+            deadline=_deadline(request),
         )
         body: dict[str, Any] = dict(TransactionSerializer(transaction).data)
         if transaction.status == Transaction.Status.PENDING:
@@ -148,7 +166,7 @@ class RelayView(generics.GenericAPIView):
             body |= TransactionSerializer(transaction).data
         elif transaction.status != Transaction.Status.SUCCEEDED:
             body = {"detail": transaction.error, **body}
-        return Response(body, status=HTTP_STATUS[Transaction.Status(transaction.status)])
+        return _settled(Response(body, status=HTTP_STATUS[Transaction.Status(transaction.status)]))
 
 
 class SeedRelayView(APIView):
@@ -163,18 +181,24 @@ class SeedRelayView(APIView):
             200: OpenApiResponse(OpenApiTypes.STR, 'The final text of "hello world".'),
             401: UNAUTHENTICATED,
             429: THROTTLED,
-            503: OpenApiResponse(OpenApiTypes.STR, '`"Error:<reason>"`: a dependency is down.'),
+            503: OpenApiResponse(
+                OpenApiTypes.STR,
+                '`"Error:<reason>"`: a dependency is down, or the relay is at capacity'
+                " (then wait as `Retry-After` says).",
+            ),
             504: OpenApiResponse(OpenApiTypes.STR, '`"Error:Timeout request"`, as the seed.'),
         },
     )
     def get(self, request: Request) -> Response:
-        transaction = relay_message(message=SEED_MESSAGE, owner=_owner(request))
+        transaction = relay_message(
+            message=SEED_MESSAGE, owner=_owner(request), deadline=_deadline(request)
+        )
         code = HTTP_STATUS[Transaction.Status(transaction.status)]
         if transaction.status == Transaction.Status.SUCCEEDED:
             return Response(transaction.final_message, status=code)
         if transaction.status == Transaction.Status.TIMED_OUT:
-            return Response("Error:Timeout request", status=code)  # the seed's own answer
-        return Response(f"Error:{transaction.error}", status=code)
+            return _settled(Response("Error:Timeout request", status=code))  # the seed's own
+        return _settled(Response(f"Error:{transaction.error}", status=code))
 
 
 @extend_schema(

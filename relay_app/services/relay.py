@@ -6,6 +6,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import cast
 
+from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from django.conf import settings
@@ -41,16 +42,22 @@ _REPLAY_GRACE_SECONDS = 0.2
 
 
 def relay_message(
-    *, message: str, owner: User | None, idempotency_key: str | None = None
+    *,
+    message: str,
+    owner: User | None,
+    idempotency_key: str | None = None,
+    deadline: float | None = None,
 ) -> Transaction:
     """Carry ``message`` through every hop within the deadline; return the settled transaction.
 
     The transaction belongs to ``owner`` (``None``: an anonymous relay). It comes back
     ``succeeded``, ``failed`` (a dependency is down; ``error`` says which) or ``timed_out``
     (``failed_stage`` is the hop it was waiting on). With an ``idempotency_key`` the same owner
-    already used, that first transaction is returned instead of a new one.
+    already used, that first transaction is returned instead of a new one. ``deadline``
+    (seconds since the epoch) is the request's arrival plus the budget; by default, now plus it.
     """
-    deadline = time.time() + settings.RELAY_DEADLINE_SECONDS
+    if deadline is None:
+        deadline = time.time() + settings.RELAY_DEADLINE_SECONDS
     if idempotency_key and (
         earlier := transaction_find(owner=owner, idempotency_key=idempotency_key)
     ):
@@ -102,6 +109,10 @@ def _settle_from_chain(transaction_id: str, result: AsyncResult) -> None:
     """
     if result.successful():
         _respond(transaction_id, cast(ChainPayload, result.result))
+        return
+    if isinstance(result.result, TaskRevokedError):
+        # A task reached a worker after the transaction's deadline (its expiry) and was dropped.
+        _time_out(transaction_id)
         return
     # The failing hop has usually settled the transaction with its reason already. If not,
     # the chain broke in a way no hop expected: the client reads that much, the log the details.

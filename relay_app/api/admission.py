@@ -1,0 +1,54 @@
+"""Admission of relay requests, before anything else is spent on them.
+
+A relay that cannot be done before its deadline is refused here, ahead of authentication,
+throttling and parsing, so that refusing costs next to nothing while the stack is
+overloaded (``relay_app/services/admission.py`` says when). Every other request passes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+
+from project.webserver import ARRIVED_AT
+
+from ..services.admission import Overloaded, gate
+
+# Where a request carries its deadline from here to the view.
+DEADLINE_ATTRIBUTE = "relay_deadline"
+
+
+class RelayAdmissionMiddleware:
+    """Holds a place at the gate for each relay request while it is served."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._relays: set[tuple[str, str]] | None = None
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (request.method or "", request.path) not in self._relay_routes():
+            return self.get_response(request)
+        try:
+            with gate.admit(arrived_at=request.META.get(ARRIVED_AT) or time.time()) as place:
+                setattr(request, DEADLINE_ATTRIBUTE, place.deadline)
+                response = self.get_response(request)
+                place.succeeded = response.status_code == 200
+                return response
+        except Overloaded as exc:
+            # The seed's endpoint answers its errors as a JSON string, the API as an object.
+            seed = request.path == reverse("seed-relay")
+            body = f"Error:{exc}" if seed else {"detail": str(exc)}
+            response = JsonResponse(body, status=exc.status_code, safe=False)
+            response["Retry-After"] = str(exc.retry_after)
+            # Not an error of the server's: no log line for each (there may be hundreds a second).
+            response._has_been_logged = True  # type: ignore[attr-defined]
+            return response
+
+    def _relay_routes(self) -> set[tuple[str, str]]:
+        # Resolved on first use: the URLconf is not loaded yet when middleware is built.
+        if self._relays is None:
+            self._relays = {("POST", reverse("relay")), ("GET", reverse("seed-relay"))}
+        return self._relays

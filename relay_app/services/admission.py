@@ -1,0 +1,132 @@
+"""Admission: take a relay on only if it can be done before its deadline.
+
+A transaction's deadline counts from its request's arrival at the web server
+(``project/webserver.py``). When more requests arrive than the stack can carry, taking every
+one on makes every one late: each waits behind the others in Celery's queue, times out, and
+the work spent on it is lost, which leaves even less for the rest. So each web process
+refuses a relay at once (503 with ``Retry-After``, nothing recorded) when, by Little's law,
+the relays it already has in flight would not be done in time:
+
+    expected time = relays in flight here / relays this process completed per second
+
+against the time left before the new request's deadline, with some headroom for the
+spread around that mean. The rate is measured over the last few seconds of relays that
+succeeded; until there are enough of them (a cold start, a quiet spell, or
+nothing succeeding) a fixed number at once is taken on.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from ..errors import RelayError
+
+# The expected time may use this share of the time left: the mean hides a spread, and a
+# relay admitted that then times out costs as much as one that succeeds.
+HEADROOM = 0.8
+# The rate is measured over relays that succeeded this recently, once there are this many.
+RATE_WINDOW_SECONDS = 5.0
+RATE_MIN_SAMPLES = 10
+# Until then (a cold start, a quiet spell, or nothing succeeding), at most this many at once.
+COLD_IN_FLIGHT = 32
+
+
+class Overloaded(RelayError):
+    """More relays in flight than this process can finish before the new one's deadline."""
+
+    status_code = 503
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the relay is at capacity: try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class Place:
+    """One relay's place at the gate: its deadline, and whether it succeeded."""
+
+    deadline: float
+    succeeded: bool = False
+
+
+class AdmissionGate:
+    """Counts this process's relays in flight and the rate at which they succeed."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._succeeded: deque[float] = deque()
+        # Spells with nothing in flight: they are no part of the rate (a gap between bursts
+        # would otherwise read as a slow stack).
+        self._idle: deque[tuple[float, float]] = deque()
+        self._idle_since: float | None = None
+
+    @contextmanager
+    def admit(self, *, arrived_at: float) -> Iterator[Place]:
+        """Hold a place for one relay while the block runs (set its ``succeeded``).
+
+        Raises ``Overloaded`` at once instead when it could not be done in time.
+        """
+        place = Place(deadline=arrived_at + settings.RELAY_DEADLINE_SECONDS)
+        with self._lock:
+            now = self._clock()
+            rate = self._rate(now)
+            left = place.deadline - now
+            if left <= 0:  # it waited out its whole budget for a thread
+                raise Overloaded(self._retry_after(rate))
+            if rate is None and self._in_flight >= COLD_IN_FLIGHT:
+                raise Overloaded(1)
+            if rate is not None and self._in_flight / rate > HEADROOM * left:
+                raise Overloaded(self._retry_after(rate))
+            self._in_flight += 1
+            if self._idle_since is not None:
+                self._idle.append((self._idle_since, now))
+                self._idle_since = None
+        try:
+            yield place
+        finally:
+            with self._lock:
+                now = self._clock()
+                self._in_flight -= 1
+                if place.succeeded:
+                    self._succeeded.append(now)
+                if not self._in_flight:
+                    self._idle_since = now
+
+    def _rate(self, now: float) -> float | None:
+        """Relays that succeeded per second lately; None: too few to say.
+
+        Only successes count: under overload, relays that time out also finish, at the
+        deadline, and counting them would take the stack's wasted work for its capacity.
+        """
+        while self._succeeded and self._succeeded[0] < now - RATE_WINDOW_SECONDS:
+            self._succeeded.popleft()
+        if len(self._succeeded) < RATE_MIN_SAMPLES:
+            return None
+        first, last = self._succeeded[0], self._succeeded[-1]
+        while self._idle and self._idle[0][1] <= first:
+            self._idle.popleft()
+        idle = sum(max(0.0, min(end, last) - max(start, first)) for start, end in self._idle)
+        busy = last - first - idle
+        return (len(self._succeeded) - 1) / busy if busy > 0 else None
+
+    def _retry_after(self, rate: float | None) -> int:
+        """Whole seconds until enough in flight has finished for a new relay to fit."""
+        if rate is None:
+            return 1
+        fits = rate * HEADROOM * settings.RELAY_DEADLINE_SECONDS
+        seconds = (self._in_flight - fits) / rate
+        longest = math.ceil(float(settings.RELAY_DEADLINE_SECONDS))
+        return int(min(max(1, math.ceil(seconds)), longest))
+
+
+gate = AdmissionGate()
