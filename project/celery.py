@@ -7,6 +7,8 @@ import os
 
 from celery import Celery
 
+from relay_app.integrations.celery_redis import keep_redis_clients
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
 
 app = Celery("relay")
@@ -17,3 +19,6 @@ app.autodiscover_tasks()
 # told to reuse them; reconnecting for every hop cost more CPU than the hop's own queries.
 # Connections still close after this many tasks, and whenever Django finds them unusable.
 app.conf.CELERY_DB_REUSE_MAX = 1000
+
+# One Redis client per kombu channel, not one per publish or acknowledgement.
+keep_redis_clients()
