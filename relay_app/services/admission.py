@@ -31,7 +31,7 @@ from ..errors import RelayError
 
 # The expected time may use this share of the time left: the mean hides a spread, and a
 # relay admitted that then times out costs as much as one that succeeds.
-HEADROOM = 0.8
+HEADROOM = 0.65
 # The rate is measured over relays that succeeded this recently, once there are this many.
 RATE_WINDOW_SECONDS = 5.0
 RATE_MIN_SAMPLES = 10
@@ -120,13 +120,12 @@ class AdmissionGate:
         return (len(self._succeeded) - 1) / busy if busy > 0 else None
 
     def _retry_after(self, rate: float | None) -> int:
-        """Whole seconds until enough in flight has finished for a new relay to fit."""
+        """Whole seconds until what is in flight now is done: sooner, the refused clients
+        would mostly be refused again, each refusal costing the web server a request."""
         if rate is None:
             return 1
-        fits = rate * HEADROOM * settings.RELAY_DEADLINE_SECONDS
-        seconds = (self._in_flight - fits) / rate
         longest = math.ceil(float(settings.RELAY_DEADLINE_SECONDS))
-        return int(min(max(1, math.ceil(seconds)), longest))
+        return int(min(max(1, math.ceil(self._in_flight / rate)), longest))
 
 
 gate = AdmissionGate()

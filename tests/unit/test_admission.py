@@ -63,17 +63,17 @@ class GateTests(SimpleTestCase):
 
     def test_it_refuses_what_the_relays_in_flight_would_make_late(self) -> None:
         finish(self.gate, self.clock, 20, every=0.125)  # 8 relays a second
-        # At 8/s, 0.8 x 5 s of work is 32 relays: 30 fit, 10 more would make the last late.
-        held = hold(self.gate, self.clock, 30)
+        # At 8/s, 0.65 x 5 s of work is 26 relays: 25 fit, 10 more would make the last late.
+        held = hold(self.gate, self.clock, 25)
         with self.assertRaises(Overloaded) as refused:
             hold(self.gate, self.clock, 10)
         self.assertTrue(1 <= refused.exception.retry_after <= 5)
-        self.assertEqual(len(held), 30)
+        self.assertEqual(len(held), 25)
 
     def test_time_spent_waiting_for_a_thread_counts(self) -> None:
         finish(self.gate, self.clock, 20, every=0.1)
         held = hold(self.gate, self.clock, 30)  # 3 s of work ahead
-        with self.assertRaises(Overloaded):  # 3 s left, of which 0.8 x 3 may be used
+        with self.assertRaises(Overloaded):  # 3 s left, of which 0.65 x 3 may be used
             self.gate.admit(arrived_at=self.clock.now - 2).__enter__()
         with self.gate.admit(arrived_at=self.clock.now):  # 5 s left
             self.assertEqual(len(held), 30)
@@ -88,7 +88,7 @@ class GateTests(SimpleTestCase):
         finish(self.gate, self.clock, 10, every=0.1)  # 10 a second
         self.clock.now += 3  # nothing in flight
         finish(self.gate, self.clock, 10, every=0.1)
-        held = hold(self.gate, self.clock, 30)  # at 10/s, 3 s of work: fits 0.8 x 5 s
+        held = hold(self.gate, self.clock, 30)  # at 10/s, 3 s of work: fits 0.65 x 5 s
         self.assertEqual(len(held), 30)
 
     def test_only_relays_that_succeeded_count_as_capacity(self) -> None:
