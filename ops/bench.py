@@ -571,17 +571,21 @@ def level_figures(
     latencies = [latency for run in runs for latency in run["latencies_ms"]]
     timelines = [row for run in runs for row in run["timelines_ms"]]
     count = len(latencies)
+    errors = sum(run["errors"] for run in runs)
+    # Transactions/s and CPU count the answers that relayed (a refusal is no transaction);
+    # the latencies are every answer's.
+    done = max(count - errors, 1)
     level = {
         "concurrency": concurrency,
         "transactions": count,
         **summary(latencies),
-        "tps": round(count / sum(run["seconds"] for run in runs), 1),
-        "errors": sum(run["errors"] for run in runs),
+        "tps": round(done / sum(run["seconds"] for run in runs), 1),
+        "errors": errors,
         "timeouts": sum(run["timeouts"] for run in runs),
         "error_samples": [sample for run in runs for sample in run["error_samples"]][:5],
         "peak_rss_mb": dict(sampler.peak_mb),
-        "cpu_ms_per_tx": {name: round(seconds * 1000 / count, 2) for name, seconds in cpu.items()},
-        "cpu_ms_per_tx_total": round(sum(cpu.values()) * 1000 / count, 2),
+        "cpu_ms_per_tx": {name: round(seconds * 1000 / done, 2) for name, seconds in cpu.items()},
+        "cpu_ms_per_tx_total": round(sum(cpu.values()) * 1000 / done, 2),
         "timeline_p50_ms": {
             part: round(statistics.median(row[part] for row in timelines), 2)
             for part in (timelines[0] if timelines else {})
