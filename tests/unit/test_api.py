@@ -15,10 +15,11 @@ from django.test import SimpleTestCase, TestCase, override_settings, tag
 from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.exceptions import ValidationError
+from rest_framework.serializers import ModelSerializer
 from rest_framework.test import APIClient
 
 from relay_app.api.errors import exception_handler
-from relay_app.api.serializers import TransactionSerializer
+from relay_app.api.serializers import HopSerializer, TransactionSerializer
 from relay_app.errors import DeadlineExceeded, DependencyUnavailable, IdempotencyConflict
 from relay_app.hops import Stage
 from relay_app.models import ApiToken, Hop, Transaction
@@ -160,3 +161,28 @@ class TransactionRepresentationTests(TestCase):
         self.assertEqual(hop["stage"], "kafka_publish_request")
         self.assertEqual(hop["duration_ms"], 2.5)
         self.assertEqual(hop["kafka"], {"topic": "requests", "partition": 1, "offset": 7})
+
+    def test_the_representation_built_at_once_is_drfs_own(self) -> None:
+        start = timezone.now()
+        transaction = Transaction.objects.create(
+            owner=None, message="hi", deadline_at=start, final_message="HI", status="succeeded"
+        )
+        for stage, topic in ((Stage.REST_REQUEST, ""), (Stage.KAFKA_CONSUME_REPLY, "replies")):
+            Hop.objects.create(
+                transaction=transaction,
+                stage=stage,
+                text="hi é",
+                started_at=start,
+                finished_at=start + timedelta(microseconds=1234),
+                kafka_topic=topic,
+                kafka_partition=0 if topic else None,
+                kafka_offset=3 if topic else None,
+            )
+        transaction = Transaction.objects.prefetch_related("hops").get(id=transaction.id)
+        serializer = TransactionSerializer(transaction)
+        generic = dict(ModelSerializer.to_representation(serializer, transaction))
+        generic["hops"] = [
+            dict(ModelSerializer.to_representation(HopSerializer(), hop))
+            for hop in transaction.hops.all()
+        ]
+        self.assertEqual(json.loads(json.dumps(serializer.data)), json.loads(json.dumps(generic)))
