@@ -293,9 +293,10 @@ CELERY_REDIS_BACKEND_USE_SSL = REDIS_TLS or None
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
-# A chain's result is read by the waiting view (or a repeated request's, on another web server),
-# then forgotten; an hour covers any late reader, then Redis frees it.
-CELERY_RESULT_EXPIRES = 3600
+# A chain's result is read by the waiting view, or by a repeated request's (on another web
+# server) until the deadline has passed; then the transaction's record answers. A minute
+# covers both, then Redis frees it, so nobody spends a round trip deleting it.
+CELERY_RESULT_EXPIRES = 60
 # The view answers with a deadline, so a broker that is down must fail fast, not retry for ever.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
 CELERY_BROKER_TRANSPORT_OPTIONS = {

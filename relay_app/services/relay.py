@@ -95,9 +95,6 @@ def relay_message(
         )
     else:
         _settle_from_chain(transaction_id, result)
-        # Only tidies Redis; the transaction is settled, so Redis going away now changes nothing.
-        with suppress(BrokerError, RedisError):
-            result.forget()
     return transaction_get(transaction_id=transaction_id, viewer=None)
 
 
