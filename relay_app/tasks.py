@@ -6,6 +6,7 @@ failure anywhere in the chain is stored on it too (CELERY_TASK_STORE_ERRORS_EVEN
 """
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from celery import chain, shared_task
 from celery.canvas import Signature
@@ -69,13 +70,19 @@ def relay_chain(payload: ChainPayload) -> Signature:
     Each task expires at the transaction's deadline: a worker that comes back after an
     outage discards what nobody waits for any more instead of working through it.
     """
-    expires = datetime.fromtimestamp(payload["deadline"], UTC)
+    options: dict[str, Any] = {
+        "expires": datetime.fromtimestamp(payload["deadline"], UTC),
+        # What monitoring shows of a task's arguments: the transaction, not the message; and
+        # Celery need not compute a repr of the payload for every task it sends.
+        "argsrepr": f"(transaction {payload['transaction_id']})",
+        "kwargsrepr": "{}",
+    }
     return chain(
-        publish_request.s(payload).set(expires=expires),
-        consume_request.s().set(expires=expires),
-        call_grpc.s().set(expires=expires),
-        publish_reply.s().set(expires=expires),
-        consume_reply.s().set(expires=expires, task_id=payload["transaction_id"]),
+        publish_request.s(payload).set(**options),
+        consume_request.s().set(**options),
+        call_grpc.s().set(**options),
+        publish_reply.s().set(**options),
+        consume_reply.s().set(**options, task_id=payload["transaction_id"]),
     )
 
 
