@@ -58,6 +58,8 @@ BENCH_ENV = {
     "REDIS_URL": "redis://127.0.0.1:36379/0",
     "GRPC_ADDRESS": "127.0.0.1:35051",
     "RELAY_HTTP_ADDRESS": "127.0.0.1:38000",
+    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:39464",
+    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:39474",
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
     # As behind a TLS-terminating proxy: the load client sends X-Forwarded-Proto: https.
     "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",

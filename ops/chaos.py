@@ -48,6 +48,8 @@ CHAOS_ENV = {
     "REDIS_URL": "redis://127.0.0.1:46379/0",
     "GRPC_ADDRESS": "127.0.0.1:45051",
     "RELAY_HTTP_ADDRESS": "127.0.0.1:48000",
+    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:49464",
+    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:49474",
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
     # As behind a TLS-terminating proxy: the clients send X-Forwarded-Proto: https.
     "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",

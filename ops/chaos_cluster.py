@@ -56,6 +56,8 @@ CLUSTER_ENV = {
     "REDIS_URL": "redis://127.0.0.1:31379/0",
     "GRPC_ADDRESS": "127.0.0.1:31051",
     "RELAY_HTTP_ADDRESS": "127.0.0.1:31080",
+    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:31464",
+    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:31474",
     # nginx appends the client's address; only a connection from it may say so.
     "RELAY_TRUSTED_PROXY_COUNT": "1",
     "RELAY_TRUSTED_PROXY_ADDRESSES": "127.0.0.1",

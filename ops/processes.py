@@ -14,12 +14,13 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class Process:
     after: tuple[str, ...] = ()  # started once these are ready
     prepare: Callable[[], None] | None = None  # writes its configuration before each start
     stop_seconds: float = 15.0
+    env: dict[str, str] = field(default_factory=dict)  # its own, over the stack's
 
 
 # --- the commands, shared with the Dockerfile and docker-compose.yml --------------------------
@@ -133,19 +135,25 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
     kafka = _kafka_processes(s, var_dir, brokers)
     processes += kafka
     grpc_servers = s.GRPC_ADDRESS.split(",")
-    for name, address in zip(_names("grpc", len(grpc_servers)), grpc_servers, strict=True):
+    grpc_metrics = s.RELAY_GRPC_METRICS_ADDRESS.split(",")
+    for name, address, metrics in zip(
+        _names("grpc", len(grpc_servers)), grpc_servers, grpc_metrics, strict=True
+    ):
         processes.append(
             Process(
                 name=name,
                 command=grpc_command(address),
-                ports=[split_address(address)],
+                ports=[split_address(address), split_address(metrics)],
                 setting="GRPC_ADDRESS",
                 ready=partial(_grpc_answers, address),
+                env={"RELAY_METRICS_ADDRESS": metrics},
             )
         )
+    worker_metrics = s.RELAY_WORKER_METRICS_ADDRESS.split(",")
     for number, name in enumerate(_names("worker", s.RELAY_WORKERS), start=1):
         hostname = f"relay-{var_dir.name}{'' if s.RELAY_WORKERS == 1 else f'-{number}'}"
         node = f"{hostname}@{socket.gethostname()}"
+        metrics = worker_metrics[number - 1]
         processes.append(
             Process(
                 name=name,
@@ -158,10 +166,15 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                     if number == 1
                     else None,
                 ),
-                ports=[],
+                ports=[split_address(metrics)],
                 setting="RELAY_WORKERS",
                 ready=partial(_worker_answers, node),
                 after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
+                prepare=partial(_empty_dir, var_dir / "metrics" / name),
+                env={
+                    "RELAY_METRICS_ADDRESS": metrics,
+                    "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
+                },
             )
         )
     front = s.RELAY_HTTP_ADDRESS
@@ -179,7 +192,8 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 setting="RELAY_HTTP_ADDRESS",
                 ready=partial(_web_answers, bind),
                 after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
-                prepare=partial(_collect_static, s) if number == 1 else None,
+                prepare=partial(_prepare_web, s, var_dir / "metrics" / name, static=number == 1),
+                env={"PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name)},
             )
         )
     if len(webs) > 1:
@@ -526,6 +540,20 @@ def _write_nginx_config(var_dir: Path, front: str, backends: list[str]) -> None:
         access_log=str(var_dir / "log" / "nginx-access.log"),
     )
     private_file(var_dir / "nginx" / "nginx.conf", text)
+
+
+def _empty_dir(path: Path) -> None:
+    """``path``, made empty: a forking server's metrics files (prometheus_client's
+    multi-process mode) must start afresh with the server."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, mode=0o700)
+
+
+def _prepare_web(s: Any, metrics: Path, *, static: bool) -> None:
+    _empty_dir(metrics)
+    if static:  # one web server collects the static files for all
+        _collect_static(s)
 
 
 def _collect_static(s: Any) -> None:

@@ -22,6 +22,7 @@ class DependencyUnavailable(RelayError):
 
     def __init__(self, dependency: str, reason: str, *, internal: str = "") -> None:
         super().__init__(f"{dependency} is unavailable: {reason}")
+        self.dependency = dependency
         self.internal = internal
 
 

@@ -21,6 +21,7 @@ from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from .hops import Stage, max_text_length
 from .integrations.relay_rpc import SERVICE_NAME, message_size_options, read_pem
+from .metrics import GRPC_CALLS, serve_metrics
 from .seed_log import log_hop
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
     ) -> relay_pb2.ProcessResponse:
         if problem := _invalid(request):
             # Refused before anything is logged: nothing a caller sends reaches the log unchecked.
+            GRPC_CALLS.labels("INVALID_ARGUMENT").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         started_at = Timestamp()
         started_at.GetCurrentTime()
@@ -60,6 +62,7 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
         log_hop(Stage.GRPC_SERVER, text, transaction_id=request.transaction_id)
         finished_at = Timestamp()
         finished_at.GetCurrentTime()
+        GRPC_CALLS.labels("OK").inc()
         return relay_pb2.ProcessResponse(text=text, started_at=started_at, finished_at=finished_at)
 
 
@@ -110,6 +113,7 @@ def serve(address: str) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully (health goes NOT_SERVING first)."""
     server, health_servicer = build_server(address)
     server.start()
+    serve_metrics()
     logger.info("gRPC server listening on %s", address)
     stopping = threading.Event()
 

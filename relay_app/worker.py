@@ -4,12 +4,20 @@ connections each pool process opens as it starts."""
 import logging
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import (
+    task_failure,
+    task_retry,
+    task_revoked,
+    task_success,
+    worker_process_init,
+    worker_ready,
+)
 from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.state import maybe_shutdown
 
 from .errors import DependencyUnavailable
 from .integrations import kafka_records, relay_rpc
+from .metrics import TASKS, serve_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +36,30 @@ def connect_dependencies(**_: Any) -> None:
         kafka_records.connect_relay_topics()
     except DependencyUnavailable as exc:
         logger.warning("not connected ahead of the first hop: %s (%s)", exc, exc.internal)
+
+
+@worker_ready.connect
+def expose_metrics(**_: Any) -> None:
+    """Serve the worker's metrics (all its pool processes') from its main process."""
+    serve_metrics()
+
+
+def _count_task(outcome: str) -> Any:
+    def count(sender: Any = None, **_: Any) -> None:
+        TASKS.labels(getattr(sender, "name", str(sender)), outcome).inc()
+
+    return count
+
+
+# Each task's outcome as Celery reports it. A revoked task (it reached the worker after its
+# deadline) is reported by the main process; the others by the pool process that ran it.
+for _signal, _outcome in (
+    (task_success, "succeeded"),
+    (task_failure, "failed"),
+    (task_retry, "retried"),
+    (task_revoked, "revoked"),
+):
+    _signal.connect(_count_task(_outcome), weak=False)
 
 
 class Consumer(CeleryConsumer):

@@ -229,6 +229,20 @@ RELAY_RETENTION_DAYS = days_or_off("RELAY_RETENTION_DAYS", default="30")
 # unless this says, on purpose, that the network itself is trusted.
 RELAY_ALLOW_PLAINTEXT = env.bool("RELAY_ALLOW_PLAINTEXT", default=False)
 
+# --- Metrics ---------------------------------------------------------------------------------
+
+# A Prometheus scraper's bearer token for the web server's /metrics (staff users need none);
+# empty: staff only. A secret: from the environment only.
+RELAY_METRICS_TOKEN = env.str("RELAY_METRICS_TOKEN", default="")
+# Where the local stack's Celery workers and gRPC servers serve their metrics, each its own
+# port from the first (loopback: for a scraper on this machine).
+RELAY_WORKER_METRICS_ADDRESS = addresses(
+    "RELAY_WORKER_METRICS_ADDRESS", "127.0.0.1:9464", count=RELAY_WORKERS, step=1
+)
+RELAY_GRPC_METRICS_ADDRESS = addresses(
+    "RELAY_GRPC_METRICS_ADDRESS", "127.0.0.1:9474", count=RELAY_GRPC_SERVERS, step=1
+)
+
 # --- Kafka -----------------------------------------------------------------------------------
 
 # Every broker; each local one's KRaft controller listens on the port after its broker's.

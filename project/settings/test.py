@@ -16,6 +16,9 @@ for _name, _value in {
     "REDIS_URL": "redis://127.0.0.1:16379/0",
     "GRPC_ADDRESS": "127.0.0.1:15051",
     "RELAY_HTTP_ADDRESS": "127.0.0.1:18000",
+    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:19464",
+    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:19474",
+    "RELAY_METRICS_TOKEN": "test-only-scraper-token",
     "RELAY_WORKER_CONCURRENCY": "4",
     # The seed lines go to the transaction log file only; the suite's output stays readable.
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",

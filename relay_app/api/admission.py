@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from project.webserver import ARRIVED_AT
 
+from ..metrics import IN_FLIGHT, REFUSED
 from ..services.admission import Overloaded, gate
 
 # Where a request carries its deadline from here to the view.
@@ -32,12 +33,16 @@ class RelayAdmissionMiddleware:
         if (request.method or "", request.path) not in self._relay_routes():
             return self.get_response(request)
         try:
-            with gate.admit(arrived_at=request.META.get(ARRIVED_AT) or time.time()) as place:
+            with (
+                gate.admit(arrived_at=request.META.get(ARRIVED_AT) or time.time()) as place,
+                IN_FLIGHT.track_inprogress(),
+            ):
                 setattr(request, DEADLINE_ATTRIBUTE, place.deadline)
                 response = self.get_response(request)
                 place.succeeded = response.status_code == 200
                 return response
         except Overloaded as exc:
+            REFUSED.labels("at_capacity").inc()
             # The seed's endpoint answers its errors as a JSON string, the API as an object.
             seed = request.path == reverse("seed-relay")
             body = f"Error:{exc}" if seed else {"detail": str(exc)}

@@ -1,7 +1,10 @@
 """``Authorization: Bearer <token>``: how API clients say who they are."""
 
+import hmac
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -41,3 +44,25 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         """Makes a missing or wrong credential a 401 (not a 403) that names the scheme."""
         return f'{self.keyword} realm="relay"'
+
+
+SCRAPER = "metrics scraper"
+
+
+class ScraperTokenAuthentication(authentication.BaseAuthentication):
+    """``RELAY_METRICS_TOKEN`` as a bearer token: a Prometheus scraper, which is no user.
+
+    Any other header is left to the next authentication (a staff user's API token)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        expected = settings.RELAY_METRICS_TOKEN
+        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+        if not expected or scheme.lower() != "bearer":
+            return None
+        if hmac.compare_digest(token.strip().encode(), expected.encode()):
+            return (AnonymousUser(), SCRAPER)
+        return None
+
+    def authenticate_header(self, request: Request) -> str:
+        """As for API tokens: no credentials is a 401 that names the scheme."""
+        return f'{BearerTokenAuthentication.keyword} realm="relay"'

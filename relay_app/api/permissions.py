@@ -7,6 +7,8 @@ from django.conf import settings
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from .authentication import SCRAPER
+
 
 class CanRelay(BasePermission):
     """Anyone signed in; anonymous clients too where ``RELAY_ALLOW_ANONYMOUS_RELAY`` is on."""
@@ -21,3 +23,12 @@ class CanReadApiDocs(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user.is_authenticated or settings.RELAY_PUBLIC_API_DOCS)
+
+
+class CanReadMetrics(BasePermission):
+    """Staff users, and the scraper holding ``RELAY_METRICS_TOKEN``."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.auth == SCRAPER:
+            return True
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)

@@ -53,6 +53,20 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unty
         }
 
 
+class ScraperTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """The scraper's ``RELAY_METRICS_TOKEN``, as a bearer token for ``/metrics`` only."""
+
+    target_class = "relay_app.api.authentication.ScraperTokenAuthentication"
+    name = "metricsScraper"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "`RELAY_METRICS_TOKEN`, for a Prometheus scraper.",
+        }
+
+
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     IDEMPOTENCY_HEADER,
     OpenApiTypes.STR,

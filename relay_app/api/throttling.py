@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from ..integrations.rate_limit import get_rate_limiter
+from ..metrics import REFUSED
 from .client_address import client_address
 
 
@@ -27,6 +28,8 @@ class RelayThrottle(BaseThrottle):
             key = f"address:{client_address(request) or 'unknown'}"
             rate = settings.RELAY_ANONYMOUS_THROTTLE_RATE
         self._wait = get_rate_limiter().hit(key, rate)
+        if self._wait:
+            REFUSED.labels("throttled").inc()
         return self._wait == 0.0
 
     def wait(self) -> float:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import generics, serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -19,12 +20,14 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from ..metrics import exposition
 from ..models import Transaction
 from ..selectors import transaction_get, transaction_list
 from ..services.health import health_check
 from ..services.relay import relay_message
 from .admission import DEADLINE_ATTRIBUTE
-from .permissions import CanReadApiDocs, CanRelay
+from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
+from .permissions import CanReadApiDocs, CanReadMetrics, CanRelay
 from .renderers import JSONFormBrowsableAPIRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER
 from .serializers import (
@@ -255,6 +258,29 @@ class TransactionDetailView(APIView):
             # Another user's transaction is answered exactly like one that does not exist.
             raise Http404(f"no transaction {transaction_id}") from exc
         return Response(TransactionSerializer(transaction).data)
+
+
+class MetricsView(APIView):
+    """The web server's metrics in Prometheus's text format (staff, or the scraper's token)."""
+
+    authentication_classes = [
+        ScraperTokenAuthentication,
+        BearerTokenAuthentication,
+        SessionAuthentication,
+    ]
+    permission_classes = [CanReadMetrics]
+
+    @extend_schema(
+        tags=["service"],
+        responses={
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "Prometheus text format."),
+            401: UNAUTHENTICATED,
+            403: OpenApiResponse(ErrorSerializer, "Signed in, but not staff."),
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        body, content_type = exposition()
+        return HttpResponse(body, content_type=content_type)
 
 
 class HealthView(APIView):

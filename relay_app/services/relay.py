@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from ..errors import IdempotencyConflict
 from ..hops import Stage, final_message
+from ..metrics import DEADLINE_MISSES, DEPENDENCY_ERRORS, TRANSACTION_SECONDS, TRANSACTIONS
 from ..models import Transaction
 from ..seed_log import log_end, log_hop
 from ..selectors import transaction_find, transaction_get, transaction_status
@@ -89,13 +90,24 @@ def relay_message(
     except (BrokerError, RedisError) as exc:
         # The client learns which dependency; the log also gets the why (it names hosts).
         logger.warning("transaction %s: Redis is unavailable: %r", transaction_id, exc)
+        DEPENDENCY_ERRORS.labels("Redis", type(exc).__name__).inc()
         reason = f"Redis is unavailable: {type(exc).__name__}"
         transaction_abandon(
             transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
         )
     else:
         _settle_from_chain(transaction_id, result)
-    return transaction_get(transaction_id=transaction_id, viewer=None)
+    settled = transaction_get(transaction_id=transaction_id, viewer=None)
+    _count(settled, arrived_at=deadline - settings.RELAY_DEADLINE_SECONDS)
+    return settled
+
+
+def _count(transaction: Transaction, *, arrived_at: float) -> None:
+    """The metrics of a transaction this request started and saw to its end."""
+    TRANSACTIONS.labels(transaction.status).inc()
+    TRANSACTION_SECONDS.observe(time.time() - arrived_at)
+    if transaction.status == Transaction.Status.TIMED_OUT and transaction.failed_stage:
+        DEADLINE_MISSES.labels(Stage(transaction.failed_stage).slug).inc()
 
 
 def _settle_from_chain(transaction_id: str, result: AsyncResult) -> None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from ..hops import Stage
 from ..integrations.kafka_records import RecordCoordinates
+from ..metrics import HOP_SECONDS
 from ..models import Hop, Transaction
 from ..seed_log import log_hop
 from ..selectors import transaction_list_stale, transaction_waiting_on
@@ -74,6 +75,10 @@ def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(_hop_insert_sql(), rows)
+    for hop in hops:
+        HOP_SECONDS.labels(hop.stage.slug).observe(
+            (hop.finished_at - hop.started_at).total_seconds()
+        )
 
 
 _HOP_FIELDS: "list[Field[Any, Any]]" = [

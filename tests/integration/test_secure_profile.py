@@ -38,6 +38,8 @@ SECURE_ENV = {
     "REDIS_URL": f"rediss://{REDIS}/0",
     "GRPC_ADDRESS": GRPC,
     "RELAY_HTTP_ADDRESS": WEB,
+    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:29464",
+    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:29474",
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
 }
 # Settings of the suite's own (test) stack, which must not leak into the secure one.

@@ -38,7 +38,10 @@ class StackTests(SimpleTestCase):
         with override_settings(
             KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096",
             GRPC_ADDRESS="127.0.0.1:50051,127.0.0.1:50052",
+            RELAY_GRPC_SERVERS=2,
+            RELAY_GRPC_METRICS_ADDRESS="127.0.0.1:9474,127.0.0.1:9475",
             RELAY_WORKERS=2,
+            RELAY_WORKER_METRICS_ADDRESS="127.0.0.1:9464,127.0.0.1:9465",
             RELAY_WEB_SERVERS=2,
             RELAY_HTTP_ADDRESS="127.0.0.1:8000",
         ):

@@ -1,0 +1,90 @@
+"""The relay's metrics in Prometheus's text format, from every process that does its work.
+
+Each is defined once here and counted where its event happens: the web server's admission
+and answer, every hop's record, each Celery task. The web server and the Celery worker fork,
+so their processes write to files under ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
+multi-process mode; the table of processes sets one directory per process and empties it
+before each start) and an exposition adds them up. The gRPC server is one process.
+
+The web server shows its own at ``/metrics`` (staff, or a scraper with
+``RELAY_METRICS_TOKEN``); each worker and gRPC server on ``RELAY_METRICS_ADDRESS``, which the
+table of processes sets to a loopback port for each.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+
+# Seconds: from a hop's few milliseconds to the deadline and past it.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+TRANSACTIONS = Counter(
+    "relay_transactions", "Transactions answered by the web server, by final status.", ["status"]
+)
+TRANSACTION_SECONDS = Histogram(
+    "relay_transaction_duration_seconds",
+    "From a relay request's arrival at the web server to its transaction's end.",
+    buckets=_BUCKETS,
+)
+HOP_SECONDS = Histogram(
+    "relay_hop_duration_seconds", "Each hop's own time, by stage.", ["stage"], buckets=_BUCKETS
+)
+IN_FLIGHT = Gauge(
+    "relay_transactions_in_flight",
+    "Relay requests the web server is serving now.",
+    multiprocess_mode="livesum",
+)
+DEADLINE_MISSES = Counter(
+    "relay_deadline_misses", "Transactions that timed out, by the hop they waited on.", ["stage"]
+)
+DEPENDENCY_ERRORS = Counter(
+    "relay_dependency_errors",
+    "Errors of Kafka, the gRPC server or Redis that failed a transaction, by dependency and kind.",
+    ["dependency", "kind"],
+)
+TASKS = Counter(
+    "relay_celery_tasks", "Celery tasks of the relay, by task and outcome.", ["task", "outcome"]
+)
+GRPC_CALLS = Counter(
+    "relay_grpc_calls", "Calls the gRPC server answered (hop 5), by status code.", ["code"]
+)
+REFUSED = Counter(
+    "relay_refused_requests",
+    "Relay requests refused before any work: throttled (429) or at capacity (503).",
+    ["reason"],
+)
+
+
+def registry() -> CollectorRegistry:
+    """This service's metrics: every process's files in multi-process mode, else its own."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return collected
+    return REGISTRY
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics as Prometheus reads them, and their content type."""
+    return generate_latest(registry()), CONTENT_TYPE_LATEST
+
+
+def serve_metrics() -> None:
+    """Serve this service's metrics on ``RELAY_METRICS_ADDRESS`` (host:port), if it has one."""
+    address = os.environ.get("RELAY_METRICS_ADDRESS", "")
+    if not address:
+        return
+    host, _, port = address.rpartition(":")
+    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry())
