@@ -20,10 +20,10 @@ ALLOWED_HOSTS = host_names("DJANGO_ALLOWED_HOSTS")
 # Origins (scheme and host) from which a logged-in browser may POST, when not the host itself.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
-# HTTPS only. A plain-HTTP request is redirected, except the health check, which load
-# balancers and the local stack probe over plain HTTP from inside the network.
+# HTTPS only. A plain-HTTP request is redirected, except the health and readiness checks,
+# which load balancers and the local stack probe over plain HTTP from inside the network.
 SECURE_SSL_REDIRECT = True
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)

@@ -272,15 +272,25 @@ class ApiRootSerializer(serializers.Serializer):
     transactions = serializers.URLField(help_text="Every transaction, newest first.")
     schema = serializers.URLField(help_text="This API's OpenAPI 3 schema.")
     docs = serializers.URLField(help_text="Interactive documentation of the schema.")
-    health = serializers.URLField(help_text="Whether every dependency answers.")
+    health = serializers.URLField(help_text="Whether this web server answers (liveness).")
+    ready = serializers.URLField(help_text="Whether every dependency answers (readiness).")
     seed = serializers.URLField(help_text="The original example's endpoint.")
     admin = serializers.URLField(help_text="The admin (staff only).")
+
+
+class LivenessSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok"])
+
+
+class CheckSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="`ok`, or `unavailable: ` and why.")
+    latency_ms = serializers.FloatField(help_text="How long the check took.")
 
 
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=HEALTH_STATUSES)
     checks = serializers.DictField(
-        child=serializers.CharField(),
+        child=CheckSerializer(),
         required=False,
-        help_text="Staff only: for each dependency, `ok` or why it does not answer.",
+        help_text="Staff only: for each dependency, `ok` or why it does not answer, and how fast.",
     )

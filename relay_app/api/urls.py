@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("communication/restKafkaGRPC/", views.SeedRelayView.as_view(), name="seed-relay"),
     path("healthz", views.HealthView.as_view(), name="healthz"),
+    path("readyz", views.ReadinessView.as_view(), name="readyz"),
     path("metrics", views.MetricsView.as_view(), name="metrics"),
     # Log in and out of the browsable API with a session (the admin's login works too).
     path("api-auth/", include("rest_framework.urls")),

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from ..metrics import exposition
 from ..models import Transaction
 from ..selectors import transaction_get, transaction_list
-from ..services.health import health_check
+from ..services.health import readiness
 from ..services.relay import relay_message
 from .admission import DEADLINE_ATTRIBUTE
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
@@ -34,6 +34,7 @@ from .serializers import (
     ApiRootSerializer,
     ErrorSerializer,
     HealthSerializer,
+    LivenessSerializer,
     RelayInputSerializer,
     TransactionFailureSerializer,
     TransactionListSerializer,
@@ -104,6 +105,7 @@ class ApiRootView(APIView):
             "schema": reverse("schema", request=request),
             "docs": reverse("docs", request=request),
             "health": reverse("healthz", request=request),
+            "ready": reverse("readyz", request=request),
             "seed": reverse("seed-relay", request=request),
             "admin": reverse("admin:index", request=request),
         }
@@ -284,18 +286,31 @@ class MetricsView(APIView):
 
 
 class HealthView(APIView):
-    """200 when every dependency answers, else 503; staff also see which one and why."""
+    """Liveness: 200 while this web process answers at all; it checks no dependency (see
+    ``/readyz``), so a dependency's outage never makes a supervisor restart the web server."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    @extend_schema(tags=["service"], responses={200: LivenessSerializer})
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+class ReadinessView(APIView):
+    """200 when every dependency answers (the database, Redis, Kafka, every gRPC server, at
+    least one Celery worker), else 503; staff also see which one, why, and how fast."""
 
     permission_classes = [AllowAny]
 
     @extend_schema(tags=["service"], responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request: Request) -> Response:
-        checks = health_check()
-        healthy = all(result == "ok" for result in checks.values())
-        body: dict[str, Any] = {"status": "ok" if healthy else "unavailable"}
+        checks = readiness()
+        ready = all(check["status"] == "ok" for check in checks.values())
+        body: dict[str, Any] = {"status": "ok" if ready else "unavailable"}
         # Which dependency failed, and its error (hosts, ports), is for staff only.
         if request.user.is_authenticated and request.user.is_staff:
             body["checks"] = checks
         return Response(
-            body, status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE
+            body, status=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
         )

@@ -1,7 +1,10 @@
-"""Liveness of each dependency, each checked with a short timeout."""
+"""Readiness: whether each dependency answers, and how fast, each checked with a short
+timeout. (Liveness, the web process answering at all, needs no check: ``/healthz``.)"""
 
 import socket
+import time
 from collections.abc import Callable
+from typing import TypedDict
 
 import redis
 from django.conf import settings
@@ -55,7 +58,17 @@ def grpc_serving(address: str) -> None:
 
 
 def _grpc() -> None:
-    grpc_serving(settings.GRPC_ADDRESS)
+    """Every gRPC server: with several, each must say it serves (the client balances over all)."""
+    for address in settings.GRPC_ADDRESS.split(","):
+        grpc_serving(address)
+
+
+def _worker() -> None:
+    """At least one Celery worker answers a ping (the first answer is enough)."""
+    from project.celery import app
+
+    if not app.control.ping(timeout=_TIMEOUT, limit=1):
+        raise RuntimeError(f"no Celery worker answered within {_TIMEOUT:g} s")
 
 
 CHECKS: dict[str, Callable[[], None]] = {
@@ -63,16 +76,27 @@ CHECKS: dict[str, Callable[[], None]] = {
     "redis": _redis,
     "kafka": _kafka,
     "grpc": _grpc,
+    "worker": _worker,
 }
 
 
-def health_check() -> dict[str, str]:
-    """``{"database": "ok", "kafka": "unreachable: ...", ...}`` for every dependency."""
-    results = {}
+class Check(TypedDict):
+    status: str  # "ok", or "unavailable: <why>"
+    latency_ms: float
+
+
+def readiness() -> dict[str, Check]:
+    """For every dependency, ``ok`` or why not, and how long the check took."""
+    results: dict[str, Check] = {}
     for name, check in CHECKS.items():
+        started = time.monotonic()
         try:
             check()
-            results[name] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", with its reason
-            results[name] = f"unavailable: {exc}"
+            status = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
+            status = f"unavailable: {exc}"
+        results[name] = {
+            "status": status,
+            "latency_ms": round((time.monotonic() - started) * 1000, 1),
+        }
     return results

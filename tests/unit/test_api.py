@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import timedelta
 from io import StringIO
+from unittest import mock
 
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
@@ -186,3 +187,23 @@ class TransactionRepresentationTests(TestCase):
             for hop in transaction.hops.all()
         ]
         self.assertEqual(json.loads(json.dumps(serializer.data)), json.loads(json.dumps(generic)))
+
+
+class ReadinessTests(TestCase):
+    def test_a_dependency_that_fails_makes_it_503_and_staff_see_why(self) -> None:
+        def down() -> None:
+            raise OSError("refused at 10.0.0.7:9092")
+
+        _, staff = user_with_token("ready-staff", staff=True)
+        with mock.patch.dict("relay_app.services.health.CHECKS", {"kafka": down}, clear=True):
+            anonymous = APIClient().get("/readyz")
+            detailed = signed_in_client(staff).get("/readyz")
+            alive = APIClient().get("/healthz")
+        self.assertEqual(
+            (anonymous.status_code, anonymous.json()), (503, {"status": "unavailable"})
+        )
+        self.assertEqual(detailed.status_code, 503)
+        self.assertEqual(
+            detailed.json()["checks"]["kafka"]["status"], "unavailable: refused at 10.0.0.7:9092"
+        )
+        self.assertEqual((alive.status_code, alive.json()), (200, {"status": "ok"}))

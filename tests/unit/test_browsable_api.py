@@ -35,6 +35,7 @@ class BrowsableApiTests(TestCase):
                 "schema": "http://testserver/api/schema/",
                 "docs": "http://testserver/api/docs/",
                 "health": "http://testserver/healthz",
+                "ready": "http://testserver/readyz",
                 "seed": "http://testserver/communication/restKafkaGRPC/",
                 "admin": "http://testserver/admin/",
             },

@@ -14,19 +14,19 @@ TIMEOUT_SECONDS = 3.0
 
 
 def _web(address: str) -> None:
-    """``/healthz`` answers 200: the web server runs and reaches every dependency."""
+    """``/readyz`` answers 200: the web server runs and reaches every dependency."""
     host, _, port = (address or "127.0.0.1:8000").rpartition(":")
     connection = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=TIMEOUT_SECONDS)
     # As a client of a host the server serves would (a name of DJANGO_ALLOWED_HOSTS).
     served = next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h != "*"), "localhost")
     try:
-        connection.request("GET", "/healthz", headers={"Host": served})
+        connection.request("GET", "/readyz", headers={"Host": served})
         response = connection.getresponse()
         body = response.read(2000).decode(errors="replace")
     finally:
         connection.close()
     if response.status != 200:
-        raise RuntimeError(f"/healthz answered {response.status}: {body}")
+        raise RuntimeError(f"/readyz answered {response.status}: {body}")
 
 
 def _grpc(address: str) -> None:
