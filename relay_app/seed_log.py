@@ -56,10 +56,21 @@ class SeedFormatter(logging.Formatter):
         return f"{line}\ttransaction_id={transaction_id}" if transaction_id else line
 
 
-def log_hop(stage: Stage, text: str, *, transaction_id: UUID | str) -> None:
-    """Write the seed's line for one hop, e.g. ``KAFKA Consumer: hello world ... consumer ``."""
+def log_hop(
+    stage: Stage, text: str, *, transaction_id: UUID | str, duration_ms: float | None = None
+) -> None:
+    """Write the seed's line for one hop, e.g. ``KAFKA Consumer: hello world ... consumer ``.
+
+    The stage and the hop's duration go along as fields, for the JSON format."""
     transaction_log.info(
-        "%s%s ", stage.spec.log_label, text, extra={"transaction_id": str(transaction_id)}
+        "%s%s ",
+        stage.spec.log_label,
+        text,
+        extra={
+            "transaction_id": str(transaction_id),
+            "stage": stage.slug,
+            "duration_ms": duration_ms,
+        },
     )
 
 

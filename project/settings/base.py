@@ -403,6 +403,9 @@ RELAY_HTTPS_CA_FILE = env.str("RELAY_HTTPS_CA_FILE", default="")
 # --- Logging ---------------------------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "text": lines for people; "json": one object per line, with the transaction's fields
+# (relay_app/log_format.py). The transaction log file keeps the seed's format either way.
+RELAY_LOG_FORMAT = choice("RELAY_LOG_FORMAT", "text", ("TEXT", "JSON")).lower()
 # Every process appends its seed lines here, so one file holds each transaction in order; it
 # rotates at RELAY_TRANSACTION_LOG_MAX_BYTES, keeping RELAY_TRANSACTION_LOG_BACKUPS older files
 # (transactions.log.1 the newest). The console gets the lines too, unless turned off.
@@ -421,9 +424,13 @@ LOGGING: dict[str, Any] = {
         # The seed's format: "2019/07/07 16:58:48 REST request: hello world from rest ".
         "seed": {"()": "relay_app.seed_log.SeedFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "relay_app.log_format.JsonFormatter"},
     },
     "handlers": {
-        "transaction": {"class": "logging.StreamHandler", "formatter": "seed"},
+        "transaction": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if RELAY_LOG_FORMAT == "json" else "seed",
+        },
         "transaction_file": {
             "()": "relay_app.seed_log.TransactionFileHandler",
             "filename": str(RELAY_TRANSACTION_LOG),
@@ -431,7 +438,10 @@ LOGGING: dict[str, Any] = {
             "backups": RELAY_TRANSACTION_LOG_BACKUPS,
             "formatter": "seed",
         },
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if RELAY_LOG_FORMAT == "json" else "plain",
+        },
     },
     "loggers": {
         "relay.transaction": {

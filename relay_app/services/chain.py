@@ -88,6 +88,7 @@ def _fail(payload: ChainPayload, stage: Stage, exc: RelayError) -> None:
         stage.slug,
         exc,
         f" ({exc.internal})" if exc.internal else "",
+        extra={"transaction_id": payload["transaction_id"], "stage": stage.slug},
     )
     transaction_fail(
         transaction_id=payload["transaction_id"],
@@ -110,11 +111,9 @@ def kafka_publish(payload: ChainPayload, *, stage: Stage, topic: str) -> ChainPa
             value=text,
             timeout=kafka_wait(payload, stage),
         )
-        hops_record(
-            transaction_id=payload["transaction_id"],
-            hops=[HopRecord(stage, text, started_at, timezone.now(), coordinates)],
-        )
-        log_hop(stage, text, transaction_id=payload["transaction_id"])
+        hop = HopRecord(stage, text, started_at, timezone.now(), coordinates)
+        hops_record(transaction_id=payload["transaction_id"], hops=[hop])
+        log_hop(stage, text, transaction_id=payload["transaction_id"], duration_ms=hop.ms)
     return _with_record(payload, text, coordinates)
 
 
@@ -147,11 +146,9 @@ def kafka_consume(payload: ChainPayload, *, stage: Stage) -> ChainPayload:
         if payload["transaction_id"] not in (record.transaction_id, record.key):
             raise RecordMismatch(describe(coordinates), owner=record.transaction_id)
         text = stage.spec.apply(record.value)
-        hops_record(
-            transaction_id=payload["transaction_id"],
-            hops=[HopRecord(stage, text, started_at, timezone.now(), coordinates)],
-        )
-        log_hop(stage, text, transaction_id=payload["transaction_id"])
+        hop = HopRecord(stage, text, started_at, timezone.now(), coordinates)
+        hops_record(transaction_id=payload["transaction_id"], hops=[hop])
+        log_hop(stage, text, transaction_id=payload["transaction_id"], duration_ms=hop.ms)
     return _without_record(payload, text)
 
 
@@ -172,11 +169,9 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
         started_at = timezone.now()
         text = stage.spec.apply(payload["text"])
         # Hop 4 is the client's part before the call: recorded even if the server never answers.
-        hops_record(
-            transaction_id=payload["transaction_id"],
-            hops=[HopRecord(stage, text, started_at, timezone.now())],
-        )
-        log_hop(stage, text, transaction_id=payload["transaction_id"])
+        hop = HopRecord(stage, text, started_at, timezone.now())
+        hops_record(transaction_id=payload["transaction_id"], hops=[hop])
+        log_hop(stage, text, transaction_id=payload["transaction_id"], duration_ms=hop.ms)
         try:
             result = relay_rpc.process(
                 transaction_id=payload["transaction_id"],

@@ -89,7 +89,12 @@ def relay_message(
         _time_out(transaction_id)
     except (BrokerError, RedisError) as exc:
         # The client learns which dependency; the log also gets the why (it names hosts).
-        logger.warning("transaction %s: Redis is unavailable: %r", transaction_id, exc)
+        logger.warning(
+            "transaction %s: Redis is unavailable: %r",
+            transaction_id,
+            exc,
+            extra={"transaction_id": transaction_id},
+        )
         DEPENDENCY_ERRORS.labels("Redis", type(exc).__name__).inc()
         reason = f"Redis is unavailable: {type(exc).__name__}"
         transaction_abandon(

@@ -30,6 +30,11 @@ class HopRecord:
     finished_at: datetime
     record: RecordCoordinates | None = None
 
+    @property
+    def ms(self) -> float:
+        """How long the hop took, in milliseconds."""
+        return round((self.finished_at - self.started_at).total_seconds() * 1000, 3)
+
 
 def transaction_start(
     *,
@@ -76,9 +81,7 @@ def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
     with connection.cursor() as cursor:
         cursor.executemany(_hop_insert_sql(), rows)
     for hop in hops:
-        HOP_SECONDS.labels(hop.stage.slug).observe(
-            (hop.finished_at - hop.started_at).total_seconds()
-        )
+        HOP_SECONDS.labels(hop.stage.slug).observe(hop.ms / 1000)
 
 
 _HOP_FIELDS: "list[Field[Any, Any]]" = [

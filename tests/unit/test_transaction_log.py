@@ -1,6 +1,9 @@
 """The transaction log: one line per event whatever the client sent, and bounded by rotation."""
 
+import io
+import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -10,7 +13,9 @@ from pathlib import Path
 from django.conf import settings
 from django.test import SimpleTestCase
 
-from relay_app.seed_log import SeedFormatter, escape
+from relay_app.hops import Stage
+from relay_app.log_format import JsonFormatter
+from relay_app.seed_log import SeedFormatter, escape, log_hop
 
 # Each character a log line must never carry raw, with what stands for it instead.
 ESCAPED = {
@@ -105,3 +110,60 @@ class RotationTests(SimpleTestCase):
                 self.assertEqual(path.stat().st_mode & 0o777, 0o600, path)
                 for line in path.read_text(encoding="utf-8").splitlines():
                     self.assertRegex(line, WHOLE_LINE)
+
+
+class JsonFormatTests(SimpleTestCase):
+    def test_a_hop_is_one_json_object_with_its_transaction_fields(self) -> None:
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter())
+        logger = logging.getLogger("relay.transaction")
+        logger.addHandler(handler)
+        try:
+            log_hop(
+                Stage.KAFKA_CONSUME_REQUEST,
+                'line one\nline "two" \x1b[31m',
+                transaction_id="0f0e",
+                duration_ms=1.25,
+            )
+        finally:
+            logger.removeHandler(handler)
+        (line,) = stream.getvalue().splitlines()
+        fields = json.loads(line)
+        self.assertEqual(fields["transaction_id"], "0f0e")
+        self.assertEqual(fields["stage"], "kafka_consume_request")
+        self.assertEqual(fields["duration_ms"], 1.25)
+        self.assertIsNone(fields["trace_id"])
+        self.assertEqual(fields["level"], "INFO")
+        self.assertTrue(fields["message"].startswith("KAFKA Consumer: line one\nline"))
+
+    def test_the_setting_turns_every_console_line_to_json(self) -> None:
+        script = (
+            "import django, logging; django.setup();"
+            " logging.getLogger('relay_app.services').warning("
+            "'hop failed', extra={'transaction_id': 't-1', 'stage': 'grpc_server'});"
+            " logging.getLogger('kafka').warning('a library line')"
+        )
+        ran = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "RELAY_LOG_FORMAT": "json"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        ours, library = (json.loads(line) for line in ran.stderr.splitlines())
+        self.assertEqual(
+            (ours["message"], ours["transaction_id"], ours["stage"], ours["level"]),
+            ("hop failed", "t-1", "grpc_server", "WARNING"),
+        )
+        self.assertEqual((library["logger"], library["transaction_id"]), ("kafka", None))
+        wrong = subprocess.run(
+            [sys.executable, "-c", "import django; django.setup()"],
+            env={**os.environ, "RELAY_LOG_FORMAT": "yaml"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertNotEqual(wrong.returncode, 0)
+        self.assertIn("RELAY_LOG_FORMAT", wrong.stderr)
