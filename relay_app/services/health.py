@@ -2,6 +2,7 @@
 timeout. (Liveness, the web process answering at all, needs no check: ``/healthz``.)"""
 
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import TypedDict
@@ -85,8 +86,24 @@ class Check(TypedDict):
     latency_ms: float
 
 
+# Probes come often and from many places at once (load balancers, compose, people): one
+# round of checks at a time per process, its result shared for this long.
+_FRESH_SECONDS = 1.0
+_lock = threading.Lock()
+_last: tuple[float, dict[str, Check]] | None = None
+
+
 def readiness() -> dict[str, Check]:
-    """For every dependency, ``ok`` or why not, and how long the check took."""
+    """For every dependency, ``ok`` or why not, and how long the check took: checked at most
+    once a second in this process, however many ask at once."""
+    global _last
+    with _lock:
+        if _last is None or time.monotonic() - _last[0] > _FRESH_SECONDS:
+            _last = (time.monotonic(), _check_all())
+        return _last[1]
+
+
+def _check_all() -> dict[str, Check]:
     results: dict[str, Check] = {}
     for name, check in CHECKS.items():
         started = time.monotonic()

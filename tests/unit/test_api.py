@@ -195,7 +195,10 @@ class ReadinessTests(TestCase):
             raise OSError("refused at 10.0.0.7:9092")
 
         _, staff = user_with_token("ready-staff", staff=True)
-        with mock.patch.dict("relay_app.services.health.CHECKS", {"kafka": down}, clear=True):
+        with (
+            mock.patch.dict("relay_app.services.health.CHECKS", {"kafka": down}, clear=True),
+            mock.patch("relay_app.services.health._last", None),  # no result kept from before
+        ):
             anonymous = APIClient().get("/readyz")
             detailed = signed_in_client(staff).get("/readyz")
             alive = APIClient().get("/healthz")
