@@ -67,6 +67,11 @@ REFUSED = Counter(
 )
 
 
+def count_dependency_error(dependency: str, exc: BaseException) -> None:
+    """One error of ``dependency``, by the library's own kind of error where there was one."""
+    DEPENDENCY_ERRORS.labels(dependency, type(exc.__cause__ or exc).__name__).inc()
+
+
 def registry() -> CollectorRegistry:
     """This service's metrics: every process's files in multi-process mode, else its own."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

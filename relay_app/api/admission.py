@@ -17,6 +17,7 @@ from project.webserver import ARRIVED_AT
 
 from ..metrics import IN_FLIGHT, REFUSED
 from ..services.admission import Overloaded, gate
+from .errors import unlogged
 
 # Where a request carries its deadline from here to the view.
 DEADLINE_ATTRIBUTE = "relay_deadline"
@@ -27,10 +28,15 @@ class RelayAdmissionMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self._relays: set[tuple[str, str]] | None = None
+        # (method, path) of each relay route: whether it is the seed's. Resolved on first
+        # use: the URLconf is not loaded yet when middleware is built.
+        self._relays: dict[tuple[str, str], bool] | None = None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if (request.method or "", request.path) not in self._relay_routes():
+        if self._relays is None:
+            self._relays = {("POST", reverse("relay")): False, ("GET", reverse("seed-relay")): True}
+        seed = self._relays.get((request.method or "", request.path))
+        if seed is None:
             return self.get_response(request)
         try:
             with (
@@ -44,16 +50,7 @@ class RelayAdmissionMiddleware:
         except Overloaded as exc:
             REFUSED.labels("at_capacity").inc()
             # The seed's endpoint answers its errors as a JSON string, the API as an object.
-            seed = request.path == reverse("seed-relay")
             body = f"Error:{exc}" if seed else {"detail": str(exc)}
             response = JsonResponse(body, status=exc.status_code, safe=False)
             response["Retry-After"] = str(exc.retry_after)
-            # Not an error of the server's: no log line for each (there may be hundreds a second).
-            response._has_been_logged = True  # type: ignore[attr-defined]
-            return response
-
-    def _relay_routes(self) -> set[tuple[str, str]]:
-        # Resolved on first use: the URLconf is not loaded yet when middleware is built.
-        if self._relays is None:
-            self._relays = {("POST", reverse("relay")), ("GET", reverse("seed-relay"))}
-        return self._relays
+            return unlogged(response)

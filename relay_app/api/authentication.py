@@ -11,6 +11,12 @@ from rest_framework.request import Request
 from ..services.tokens import api_token_authenticate
 
 
+def _credentials(request: Request) -> tuple[str, str]:
+    """The ``Authorization`` header's scheme and credentials, each stripped ("" if absent)."""
+    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+    return scheme, token.strip()
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     """An API token in the ``Authorization`` header (``manage.py create_api_token`` makes one).
 
@@ -22,11 +28,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
+        if not request.META.get("HTTP_AUTHORIZATION"):
             return None
-        scheme, _, token = header.strip().partition(" ")
-        token = token.strip()
+        scheme, token = _credentials(request)
         if scheme.lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed(
                 f"Send an API token as 'Authorization: Bearer <token>'; the {scheme!r} scheme"
@@ -56,10 +60,10 @@ class ScraperTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         expected = settings.RELAY_METRICS_TOKEN
-        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-        if not expected or scheme.lower() != "bearer":
+        scheme, token = _credentials(request)
+        if not expected or scheme.lower() != BearerTokenAuthentication.keyword.lower():
             return None
-        if hmac.compare_digest(token.strip().encode(), expected.encode()):
+        if hmac.compare_digest(token.encode(), expected.encode()):
             return (AnonymousUser(), SCRAPER)
         return None
 

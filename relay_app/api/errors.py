@@ -1,10 +1,10 @@
 """Every error a client can cause or meet is JSON with a reason, never an HTML page or a 500."""
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DatabaseError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from rest_framework import exceptions
@@ -14,6 +14,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from ..errors import RelayError
 
 logger = logging.getLogger(__name__)
+
+ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -51,6 +53,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def _reasons(reasons: object) -> list[str]:
     """Always a list of strings, whether the check raised one reason or several."""
     return [str(reason) for reason in reasons] if isinstance(reasons, list) else [str(reasons)]
+
+
+def unlogged(response: ResponseT) -> ResponseT:
+    """``response``, a 503 or 504 that is an answer, not a fault of the server (a settled
+    transaction, a refusal at capacity): the access log has its status, so Django need not
+    log each as an error again (under overload, hundreds a second)."""
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 def not_found(request: HttpRequest, exception: Exception) -> JsonResponse:

@@ -27,6 +27,7 @@ from ..services.health import readiness
 from ..services.relay import relay_message
 from .admission import DEADLINE_ATTRIBUTE
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
+from .errors import unlogged
 from .permissions import CanReadApiDocs, CanReadMetrics, CanRelay
 from .renderers import JSONFormBrowsableAPIRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER
@@ -77,14 +78,6 @@ RELAY_FAILURE = PolymorphicProxySerializer(
 def _owner(request: Request) -> Any:
     """Who a new transaction belongs to: the signed-in user, or nobody."""
     return request.user if request.user.is_authenticated else None
-
-
-def _settled(response: Response) -> Response:
-    """A transaction's own outcome, failed or timed out included, is no error of the server:
-    the access log has its status, the transaction its reason; Django need not log each 5xx
-    again (under overload, hundreds a second)."""
-    response._has_been_logged = True  # type: ignore[attr-defined]
-    return response
 
 
 def _deadline(request: Request) -> float | None:
@@ -171,7 +164,7 @@ class RelayView(generics.GenericAPIView):
             body |= TransactionSerializer(transaction).data
         elif transaction.status != Transaction.Status.SUCCEEDED:
             body = {"detail": transaction.error, **body}
-        return _settled(Response(body, status=HTTP_STATUS[Transaction.Status(transaction.status)]))
+        return unlogged(Response(body, status=HTTP_STATUS[Transaction.Status(transaction.status)]))
 
 
 class SeedRelayView(APIView):
@@ -202,8 +195,8 @@ class SeedRelayView(APIView):
         if transaction.status == Transaction.Status.SUCCEEDED:
             return Response(transaction.final_message, status=code)
         if transaction.status == Transaction.Status.TIMED_OUT:
-            return _settled(Response("Error:Timeout request", status=code))  # the seed's own
-        return _settled(Response(f"Error:{transaction.error}", status=code))
+            return unlogged(Response("Error:Timeout request", status=code))  # the seed's own
+        return unlogged(Response(f"Error:{transaction.error}", status=code))
 
 
 @extend_schema(

@@ -22,7 +22,7 @@ from ..errors import DeadlineExceeded, DependencyUnavailable, RecordMismatch, Re
 from ..hops import Stage
 from ..integrations import relay_rpc
 from ..integrations.kafka_records import RecordCoordinates, describe, get_kafka
-from ..metrics import DEPENDENCY_ERRORS
+from ..metrics import count_dependency_error
 from ..models import Hop
 from ..seed_log import log_hop
 from ..selectors import hop_find
@@ -60,7 +60,7 @@ def _settling(payload: ChainPayload, stage: Stage) -> Iterator[None]:
     try:
         yield
     except DependencyUnavailable as exc:
-        _count_error(exc.dependency, exc)
+        count_dependency_error(exc.dependency, exc)
         if time.time() < payload["deadline"]:
             _fail(payload, stage, exc)
             raise
@@ -71,14 +71,9 @@ def _settling(payload: ChainPayload, stage: Stage) -> Iterator[None]:
         raise timed_out from exc
     except RelayError as exc:
         if isinstance(exc, RecordMismatch):
-            _count_error("Kafka", exc)
+            count_dependency_error("Kafka", exc)
         _fail(payload, stage, exc)
         raise
-
-
-def _count_error(dependency: str, exc: Exception) -> None:
-    """One error of a dependency, by the library's own kind of error where there was one."""
-    DEPENDENCY_ERRORS.labels(dependency, type(exc.__cause__ or exc).__name__).inc()
 
 
 def _fail(payload: ChainPayload, stage: Stage, exc: RelayError) -> None:

@@ -18,7 +18,12 @@ from redis.exceptions import RedisError
 
 from ..errors import IdempotencyConflict
 from ..hops import Stage, final_message
-from ..metrics import DEADLINE_MISSES, DEPENDENCY_ERRORS, TRANSACTION_SECONDS, TRANSACTIONS
+from ..metrics import (
+    DEADLINE_MISSES,
+    TRANSACTION_SECONDS,
+    TRANSACTIONS,
+    count_dependency_error,
+)
 from ..models import Transaction
 from ..seed_log import log_end, log_hop
 from ..selectors import transaction_find, transaction_get, transaction_status
@@ -95,7 +100,7 @@ def relay_message(
             exc,
             extra={"transaction_id": transaction_id},
         )
-        DEPENDENCY_ERRORS.labels("Redis", type(exc).__name__).inc()
+        count_dependency_error("Redis", exc)
         reason = f"Redis is unavailable: {type(exc).__name__}"
         transaction_abandon(
             transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
