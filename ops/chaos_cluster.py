@@ -58,6 +58,9 @@ CLUSTER_ENV = {
     "RELAY_HTTP_ADDRESS": "127.0.0.1:31080",
     "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:31464",
     "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:31474",
+    # Untraced: what it measures is the cluster's, not tracing's.
+    "OTEL_TRACES_EXPORTER": "none",
+    "RELAY_TRACE_COLLECTOR_ADDRESS": "",
     # nginx appends the client's address; only a connection from it may say so.
     "RELAY_TRUSTED_PROXY_COUNT": "1",
     "RELAY_TRUSTED_PROXY_ADDRESSES": "127.0.0.1",

@@ -101,6 +101,22 @@ def grpc_command(address: str) -> list[str]:
     return [PYTHON, "-m", "project.grpcserver", "--address", address]
 
 
+def traces_command(address: str, file: Path, *, certfile: str = "", keyfile: str = "") -> list[str]:
+    """The stack's own trace collector (ops/traces.py); over HTTPS with a certificate."""
+    https = ["--certfile", certfile, "--keyfile", keyfile] if certfile else []
+    return [
+        PYTHON,
+        "-m",
+        "ops.traces",
+        "collect",
+        "--address",
+        address,
+        "--file",
+        str(file),
+        *https,
+    ]
+
+
 # --- the table ---------------------------------------------------------------------------------
 
 
@@ -131,6 +147,24 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
             prepare=lambda: _write_redis_config(s, var_dir / "redis", *redis),
         )
     ]
+    if s.RELAY_TRACE_COLLECTOR_ADDRESS:
+        collector = s.RELAY_TRACE_COLLECTOR_ADDRESS
+        # HTTPS when the processes export over it (the secure profile), with the web's certificate.
+        https = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").startswith("https:")
+        processes.append(
+            Process(
+                name="traces",
+                command=traces_command(
+                    collector,
+                    s.RELAY_TRACES_FILE,
+                    certfile=s.RELAY_HTTPS_CERT_FILE if https else "",
+                    keyfile=s.RELAY_HTTPS_KEY_FILE if https else "",
+                ),
+                ports=[split_address(collector)],
+                setting="RELAY_TRACE_COLLECTOR_ADDRESS",
+                ready=partial(_listening, collector),
+            )
+        )
     brokers = [split_address(address) for address in s.KAFKA_BOOTSTRAP_SERVERS.split(",")]
     kafka = _kafka_processes(s, var_dir, brokers)
     processes += kafka
@@ -309,6 +343,11 @@ def _kafka_topics_ready() -> None:
             raise StackError(f"{registered} of {expected} Kafka brokers registered so far")
     if created := ensure_relay_topics():
         print(f"[stack] created Kafka topics {', '.join(created)}", flush=True)
+
+
+def _listening(address: str) -> None:
+    """Something accepts connections at ``address``."""
+    socket.create_connection(split_address(address), timeout=1).close()
 
 
 def _worker_answers(node: str) -> None:

@@ -4,8 +4,10 @@ A worker defaults to production settings, like every entry point that serves.
 """
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 
 from relay_app.integrations.celery_redis import keep_redis_clients
 
@@ -22,3 +24,11 @@ app.conf.CELERY_DB_REUSE_MAX = 1000
 
 # One Redis client per kombu channel, not one per publish or acknowledgement.
 keep_redis_clients()
+
+
+@worker_init.connect
+def trace_worker(**_: Any) -> None:
+    """Tracing, set up in the worker's main process: its pool processes inherit it."""
+    from relay_app import tracing
+
+    tracing.setup("worker")

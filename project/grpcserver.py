@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.conf import settings
 
+    from relay_app import tracing
     from relay_app.grpc_server import serve
 
     parser = argparse.ArgumentParser(prog="python -m project.grpcserver", description=__doc__)
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         help="host:port (default: the first of GRPC_ADDRESS)",
     )
     args = parser.parse_args(argv)
+    tracing.setup("grpc")
     try:
         serve(args.address)
     except OSError as exc:

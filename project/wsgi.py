@@ -9,6 +9,11 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from relay_app import tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
 
+# Before Django loads its middleware, which tracing adds to (gunicorn imports this module in
+# each worker process, after its fork).
+tracing.setup("web")
 application = get_wsgi_application()

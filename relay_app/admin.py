@@ -91,7 +91,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("status", "created_at", ("owner", admin.EmptyFieldListFilter))
-    search_fields = ("id", "message", "owner__username")
+    search_fields = ("id", "message", "owner__username", "trace_id")
     list_select_related = ("owner",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
@@ -105,6 +105,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "error",
         "failed_stage",
         "idempotency_key",
+        "trace_id",
         "created_at",
         "deadline_at",
         "finished_at",

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
+from . import tracing
 from .hops import Stage, max_text_length
 from .integrations.relay_rpc import SERVICE_NAME, message_size_options, read_pem
 from .metrics import GRPC_CALLS, serve_metrics
@@ -56,12 +57,13 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
             # Refused before anything is logged: nothing a caller sends reaches the log unchecked.
             GRPC_CALLS.labels("INVALID_ARGUMENT").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        started_at = Timestamp()
-        started_at.GetCurrentTime()
-        text = Stage.GRPC_SERVER.spec.apply(request.text)
-        log_hop(Stage.GRPC_SERVER, text, transaction_id=request.transaction_id)
-        finished_at = Timestamp()
-        finished_at.GetCurrentTime()
+        with tracing.hop_span(Stage.GRPC_SERVER, request.transaction_id):
+            started_at = Timestamp()
+            started_at.GetCurrentTime()
+            text = Stage.GRPC_SERVER.spec.apply(request.text)
+            log_hop(Stage.GRPC_SERVER, text, transaction_id=request.transaction_id)
+            finished_at = Timestamp()
+            finished_at.GetCurrentTime()
         GRPC_CALLS.labels("OK").inc()
         return relay_pb2.ProcessResponse(text=text, started_at=started_at, finished_at=finished_at)
 

@@ -49,6 +49,12 @@ class Transaction(models.Model):
             "The client's Idempotency-Key: the same owner repeating it gets this transaction back."
         ),
     )
+    trace_id = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="The OpenTelemetry trace of the request that started it; empty if untraced.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     deadline_at = models.DateTimeField(help_text="When the transaction's time budget runs out.")
     finished_at = models.DateTimeField(null=True, blank=True)

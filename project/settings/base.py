@@ -243,6 +243,15 @@ RELAY_GRPC_METRICS_ADDRESS = addresses(
     "RELAY_GRPC_METRICS_ADDRESS", "127.0.0.1:9474", count=RELAY_GRPC_SERVERS, step=1
 )
 
+# --- Tracing ---------------------------------------------------------------------------------
+
+# OpenTelemetry reads its own standard variables (relay_app/tracing.py): off unless
+# OTEL_TRACES_EXPORTER says otlp (OTEL_EXPORTER_OTLP_ENDPOINT: where to) or console.
+# The local stack starts a collector of its own on this address (ops/traces.py), writing every
+# span to RELAY_TRACES_FILE for `make trace`; empty: none (use your own collector).
+RELAY_TRACE_COLLECTOR_ADDRESS = env.str("RELAY_TRACE_COLLECTOR_ADDRESS", default="")
+RELAY_TRACES_FILE = RELAY_VAR_DIR / "traces" / "spans.jsonl"
+
 # --- Kafka -----------------------------------------------------------------------------------
 
 # Every broker; each local one's KRaft controller listens on the port after its broker's.

@@ -14,6 +14,11 @@ for _name, _value in {
     "RELAY_ALLOW_ANONYMOUS_RELAY": "true",
     "RELAY_PUBLIC_API_DOCS": "true",
     "RELAY_GRPC_REFLECTION": "true",
+    # Tracing on, to the stack's own collector: `make trace` prints the last transaction's.
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+    "RELAY_TRACE_COLLECTOR_ADDRESS": "127.0.0.1:4318",
+    "OTEL_BSP_SCHEDULE_DELAY": "500",
 }.items():
     os.environ.setdefault(_name, _value)
 

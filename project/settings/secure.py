@@ -29,6 +29,9 @@ environ.Env.read_env(str(_TRANSPORT))  # only what the environment does not set 
 for _name, _value in {
     "RELAY_VAR_DIR": str(_VAR),
     "REDIS_URL": "rediss://127.0.0.1:6379/0",
+    # Spans too travel over TLS, to the collector serving the web server's certificate.
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "https://127.0.0.1:4318",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE": os.environ.get("RELAY_HTTPS_CA_FILE", ""),
 }.items():
     os.environ.setdefault(_name, _value)
 

@@ -18,6 +18,11 @@ for _name, _value in {
     "RELAY_HTTP_ADDRESS": "127.0.0.1:18000",
     "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:19464",
     "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:19474",
+    # Traced, to the stack's own collector (tests/integration/test_tracing.py reads its file).
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:14318",
+    "RELAY_TRACE_COLLECTOR_ADDRESS": "127.0.0.1:14318",
+    "OTEL_BSP_SCHEDULE_DELAY": "200",
     "RELAY_METRICS_TOKEN": "test-only-scraper-token",
     "RELAY_WORKER_CONCURRENCY": "4",
     # The seed lines go to the transaction log file only; the suite's output stays readable.

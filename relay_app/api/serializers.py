@@ -170,6 +170,7 @@ class TransactionSerializer(serializers.ModelSerializer):
     request_message = serializers.CharField(source="message")
     failed_stage = serializers.SerializerMethodField()
     duration_ms = serializers.SerializerMethodField()
+    trace_id = serializers.SerializerMethodField()
     hops = HopSerializer(many=True)
 
     class Meta:
@@ -185,6 +186,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "created_at",
             "finished_at",
             "duration_ms",
+            "trace_id",
             "hops",
         ]
         read_only_fields = fields
@@ -203,6 +205,15 @@ class TransactionSerializer(serializers.ModelSerializer):
         duration = transaction.duration
         return round(duration.total_seconds() * 1000, 3) if duration else None
 
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True,
+            help_text="The OpenTelemetry trace id (32 hex digits); null when tracing is off.",
+        )
+    )
+    def get_trace_id(self, transaction: Transaction) -> str | None:
+        return transaction.trace_id or None
+
     def to_representation(self, instance: Transaction) -> dict[str, Any]:
         """Built at once, as the hops are (see ``HopSerializer.to_representation``)."""
         hop = HopSerializer()
@@ -219,6 +230,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             if instance.finished_at
             else None,
             "duration_ms": self.get_duration_ms(instance),
+            "trace_id": instance.trace_id or None,
             "hops": [hop.to_representation(each) for each in instance.hops.all()],
         }
 

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from .. import tracing
 from ..errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -166,21 +167,23 @@ class KafkaGateway:
     def read(self, coordinates: RecordCoordinates, *, timeout: float) -> Record | None:
         """Read the record at ``coordinates``; ``None`` if it did not arrive within ``timeout``."""
         partition = TopicPartition(coordinates["topic"], coordinates["partition"])
-        try:
-            consumer = self.consumer(coordinates["topic"])
-            if consumer.assignment() != {partition}:
-                consumer.assign([partition])
-            consumer.seek(partition, coordinates["offset"])
-            batches = consumer.poll(timeout_ms=max(int(timeout * 1000), 1), max_records=1)
-        except KafkaError as exc:
-            raise DependencyUnavailable(
-                "Kafka",
-                f"reading {describe(coordinates)} failed ({type(exc).__name__})",
-                internal=repr(exc),
-            ) from exc
-        for message in batches.get(partition, []):
-            if message.offset == coordinates["offset"]:
-                return Record.of(message)
+        with tracing.kafka_read_span(**coordinates) as span:
+            try:
+                consumer = self.consumer(coordinates["topic"])
+                if consumer.assignment() != {partition}:
+                    consumer.assign([partition])
+                consumer.seek(partition, coordinates["offset"])
+                batches = consumer.poll(timeout_ms=max(int(timeout * 1000), 1), max_records=1)
+            except KafkaError as exc:
+                raise DependencyUnavailable(
+                    "Kafka",
+                    f"reading {describe(coordinates)} failed ({type(exc).__name__})",
+                    internal=repr(exc),
+                ) from exc
+            for message in batches.get(partition, []):
+                if message.offset == coordinates["offset"]:
+                    tracing.record_read(span, message.headers or [])
+                    return Record.of(message)
         return None
 
     def connect(self, topics: list[str]) -> None:

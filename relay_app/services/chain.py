@@ -18,6 +18,7 @@ from typing import NotRequired, TypedDict
 from django.conf import settings
 from django.utils import timezone
 
+from .. import tracing
 from ..errors import DeadlineExceeded, DependencyUnavailable, RecordMismatch, RelayError
 from ..hops import Stage
 from ..integrations import relay_rpc
@@ -55,25 +56,27 @@ def kafka_wait(payload: ChainPayload, stage: Stage) -> float:
 
 
 @contextmanager
-def _settling(payload: ChainPayload, stage: Stage) -> Iterator[None]:
-    """Settle the transaction with the reason of a hop that fails, then re-raise."""
-    try:
-        yield
-    except DependencyUnavailable as exc:
-        count_dependency_error(exc.dependency, exc)
-        if time.time() < payload["deadline"]:
+def _performing(payload: ChainPayload, stage: Stage) -> Iterator[None]:
+    """The hop's span; a hop that fails settles the transaction with its reason, then
+    re-raises (its span records the error)."""
+    with tracing.hop_span(stage, payload["transaction_id"]):
+        try:
+            yield
+        except DependencyUnavailable as exc:
+            count_dependency_error(exc.dependency, exc)
+            if time.time() < payload["deadline"]:
+                _fail(payload, stage, exc)
+                raise
+            # The wait ran into the deadline: that is what the client will see.
+            timed_out = DeadlineExceeded(stage)
+            timed_out.internal = f"{exc} ({exc.internal})" if exc.internal else str(exc)
+            _fail(payload, stage, timed_out)
+            raise timed_out from exc
+        except RelayError as exc:
+            if isinstance(exc, RecordMismatch):
+                count_dependency_error("Kafka", exc)
             _fail(payload, stage, exc)
             raise
-        # The wait ran into the deadline: that is what the client will see.
-        timed_out = DeadlineExceeded(stage)
-        timed_out.internal = f"{exc} ({exc.internal})" if exc.internal else str(exc)
-        _fail(payload, stage, timed_out)
-        raise timed_out from exc
-    except RelayError as exc:
-        if isinstance(exc, RecordMismatch):
-            count_dependency_error("Kafka", exc)
-        _fail(payload, stage, exc)
-        raise
 
 
 def _fail(payload: ChainPayload, stage: Stage, exc: RelayError) -> None:
@@ -97,7 +100,7 @@ def kafka_publish(payload: ChainPayload, *, stage: Stage, topic: str) -> ChainPa
     """Hops 2 and 6: append this hop's text and publish it to ``topic``."""
     if done := hop_find(transaction_id=payload["transaction_id"], stage=stage):
         return _with_record(payload, done.text, _recorded_coordinates(done))
-    with _settling(payload, stage):
+    with _performing(payload, stage):
         started_at = timezone.now()
         text = stage.spec.apply(payload["text"])
         coordinates = get_kafka().publish(
@@ -128,7 +131,7 @@ def kafka_consume(payload: ChainPayload, *, stage: Stage) -> ChainPayload:
     """Hops 3 and 7: read back the very record the previous hop published, and append."""
     if done := hop_find(transaction_id=payload["transaction_id"], stage=stage):
         return _without_record(payload, done.text)
-    with _settling(payload, stage):
+    with _performing(payload, stage):
         started_at = timezone.now()
         coordinates = payload["record"]
         wait = kafka_wait(payload, stage)
@@ -160,7 +163,7 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
     if done := hop_find(transaction_id=payload["transaction_id"], stage=Stage.GRPC_SERVER):
         return {**payload, "text": done.text}
     stage = Stage.GRPC_CLIENT
-    with _settling(payload, stage):
+    with _performing(payload, stage):
         started_at = timezone.now()
         text = stage.spec.apply(payload["text"])
         # Hop 4 is the client's part before the call: recorded even if the server never answers.

@@ -16,6 +16,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
+from .. import tracing
 from ..errors import IdempotencyConflict
 from ..hops import Stage, final_message
 from ..metrics import (
@@ -82,6 +83,16 @@ def relay_message(
             raise
         return _replay(earlier, message=message)
     transaction_id = str(transaction.id)
+    with tracing.transaction_traced(transaction_id):
+        _run(transaction_id, message=message, deadline=deadline)
+    settled = transaction_get(transaction_id=transaction_id, viewer=None)
+    _count(settled, arrived_at=deadline - settings.RELAY_DEADLINE_SECONDS)
+    return settled
+
+
+def _run(transaction_id: str, *, message: str, deadline: float) -> None:
+    """Hops 2-7 through the chain, waited for until the deadline, then hop 8: or settle the
+    transaction with why it did not get there."""
     payload: ChainPayload = {
         "transaction_id": transaction_id,
         "text": Stage.REST_REQUEST.spec.apply(message),
@@ -89,7 +100,8 @@ def relay_message(
     }
     try:
         result = relay_chain(payload).apply_async()
-        result.get(timeout=max(deadline - time.time(), 0.001), propagate=False)
+        with tracing.span("wait for the chain"):
+            result.get(timeout=max(deadline - time.time(), 0.001), propagate=False)
     except CeleryTimeoutError:
         _time_out(transaction_id)
     except (BrokerError, RedisError) as exc:
@@ -107,9 +119,6 @@ def relay_message(
         )
     else:
         _settle_from_chain(transaction_id, result)
-    settled = transaction_get(transaction_id=transaction_id, viewer=None)
-    _count(settled, arrived_at=deadline - settings.RELAY_DEADLINE_SECONDS)
-    return settled
 
 
 def _count(transaction: Transaction, *, arrived_at: float) -> None:
@@ -155,16 +164,17 @@ def _time_out(transaction_id: str) -> None:
 
 def _respond(transaction_id: str, payload: ChainPayload) -> None:
     """Hop 8: the REST response, then the seed's closing banner."""
-    started_at = timezone.now()
-    text = Stage.REST_RESPONSE.spec.apply(payload["text"])
-    final = final_message(text)
-    hops_record(
-        transaction_id=transaction_id,
-        hops=[HopRecord(Stage.REST_RESPONSE, text, started_at, timezone.now())],
-    )
-    if transaction_succeed(transaction_id=transaction_id, final_message=final):
-        log_hop(Stage.REST_RESPONSE, text, transaction_id=transaction_id)
-        log_end(final, transaction_id=transaction_id)
+    with tracing.hop_span(Stage.REST_RESPONSE, transaction_id):
+        started_at = timezone.now()
+        text = Stage.REST_RESPONSE.spec.apply(payload["text"])
+        final = final_message(text)
+        hops_record(
+            transaction_id=transaction_id,
+            hops=[HopRecord(Stage.REST_RESPONSE, text, started_at, timezone.now())],
+        )
+        if transaction_succeed(transaction_id=transaction_id, final_message=final):
+            log_hop(Stage.REST_RESPONSE, text, transaction_id=transaction_id)
+            log_end(final, transaction_id=transaction_id)
 
 
 def _replay(earlier: Transaction, *, message: str) -> Transaction:

@@ -12,6 +12,7 @@ from django.db.models import Field
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
+from .. import tracing
 from ..hops import Stage
 from ..integrations.kafka_records import RecordCoordinates
 from ..metrics import HOP_SECONDS
@@ -47,15 +48,17 @@ def transaction_start(
 
     Raises ``IntegrityError`` if ``owner`` already used ``idempotency_key``.
     """
-    started_at = timezone.now()
-    text = Stage.REST_REQUEST.spec.apply(message)
-    with db_transaction.atomic():
+    with tracing.hop_span(Stage.REST_REQUEST) as span, db_transaction.atomic():
+        started_at = timezone.now()
+        text = Stage.REST_REQUEST.spec.apply(message)
         transaction = Transaction.objects.create(
             owner=owner,
             message=message,
             deadline_at=deadline_at,
             idempotency_key=idempotency_key,
+            trace_id=tracing.current_trace_id(),
         )
+        span.set_attribute(tracing.TRANSACTION_ATTRIBUTE, str(transaction.id))
         hops_record(
             transaction_id=str(transaction.id),
             hops=[HopRecord(Stage.REST_REQUEST, text, started_at, timezone.now())],

@@ -40,10 +40,12 @@ SECURE_ENV = {
     "RELAY_HTTP_ADDRESS": WEB,
     "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:29464",
     "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:29474",
+    "RELAY_TRACE_COLLECTOR_ADDRESS": "127.0.0.1:29318",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "https://127.0.0.1:29318",
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
 }
 # Settings of the suite's own (test) stack, which must not leak into the secure one.
-OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_")
+OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_", "OTEL_")
 
 
 def stack(command: str) -> subprocess.CompletedProcess[str]:

@@ -36,7 +36,8 @@ def run(
     args: list[str], env: dict[str, str], *, settings_module: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Python in a clean environment: nothing from the test settings, ``env`` on top."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "RELAY_"))}
+    ours = ("DJANGO_", "RELAY_", "OTEL_")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     if settings_module:
         clean["DJANGO_SETTINGS_MODULE"] = settings_module
     clean["RELAY_VAR_DIR"] = str(settings.RELAY_VAR_DIR / "fail-closed")

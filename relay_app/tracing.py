@@ -1,0 +1,249 @@
+"""Tracing (OpenTelemetry): one trace per transaction, across the web server, the Celery
+worker and the gRPC server.
+
+Off unless ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, over HTTP/protobuf, or
+``console``); the rest is the standard ``OTEL_*`` variables (endpoint, headers, certificate,
+service name, batch delays). Each entry point calls ``setup`` once per process: off, nothing
+is instrumented and the helpers below do nothing.
+
+The maintained instrumentations trace the HTTP request (Django), each Celery task's publish
+and run, the gRPC call on both sides, each Redis command and each Kafka produce (its context
+goes into the record's headers). By hand, here: a span for each of the eight hops where it
+is performed, the view's wait for the chain, and the read-back of a Kafka record by its
+coordinates (``kafka_records`` links it to the produce span whose context the record
+carries), which the Kafka instrumentation cannot see since it only wraps iteration.
+
+The transaction's id goes along as W3C baggage, and every span started under it carries it
+as the ``relay.transaction_id`` attribute.
+"""
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from opentelemetry import baggage, context, trace
+from opentelemetry.context import Context
+from opentelemetry.propagate import extract
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, format_span_id, format_trace_id
+from opentelemetry.util.types import Attributes
+
+from .hops import Stage
+
+TRANSACTION_ATTRIBUTE = "relay.transaction_id"
+STAGE_ATTRIBUTE = "relay.stage"
+# Requests that only probe or scrape the process start no trace.
+_UNTRACED_URLS = "healthz,readyz,metrics,static/"
+_EXPORTERS = ("otlp", "console")
+
+_tracer = trace.get_tracer("relay")
+_enabled = False
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def exporter_name() -> str | None:
+    """The exporter the environment configures; ``None``: tracing is off."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    if name in ("", "none"):
+        return None
+    if name not in _EXPORTERS:
+        raise ImproperlyConfigured(
+            f"OTEL_TRACES_EXPORTER={name!r}: the relay exports with one of"
+            f" {', '.join(_EXPORTERS)}, or none (off)"
+        )
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if name == "otlp" and protocol != "http/protobuf":
+        raise ImproperlyConfigured(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: the relay's OTLP exporter speaks"
+            " http/protobuf (a collector's port 4318)"
+        )
+    return name
+
+
+def setup(role: Literal["web", "worker", "grpc"]) -> bool:
+    """Trace this process as ``relay-<role>`` (unless ``OTEL_SERVICE_NAME`` names it) if the
+    environment configures an exporter; instrument what it uses. Call before Django's
+    middleware is loaded (web) and before the gRPC server or channels are made."""
+    global _enabled
+    settings.RELAY_ENVIRONMENT  # noqa: B018 - loads the settings, which may set OTEL_* defaults
+    name = exporter_name()
+    if name is None or _enabled:
+        return _enabled
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, filters
+    from opentelemetry.instrumentation.kafka import KafkaInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    exporter: Any
+    if name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    else:
+        exporter = ConsoleSpanExporter()
+    named = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"relay-{role}"}
+    provider = TracerProvider(
+        resource=Resource.create(named), sampler=ParentBased(root=_RequestsStartTraces())
+    )
+    provider.add_span_processor(_TransactionAttribute())
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+    untraced_grpc = filters.negate(filters.health_check())
+    if role == "web":
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+        DjangoInstrumentor().instrument(
+            excluded_urls=os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", _UNTRACED_URLS),
+            response_hook=_traceparent_header,
+        )
+    if role == "grpc":
+        from opentelemetry.instrumentation.grpc import GrpcInstrumentorServer
+
+        GrpcInstrumentorServer(filter_=untraced_grpc).instrument()
+    GrpcInstrumentorClient(filter_=untraced_grpc).instrument()
+    CeleryInstrumentor().instrument()
+    RedisInstrumentor().instrument()
+    KafkaInstrumentor().instrument()
+    _enabled = True
+    return True
+
+
+class _RequestsStartTraces(Sampler):
+    """Sample every trace that a request (HTTP or gRPC) starts, and no other.
+
+    Wrapped in ``ParentBased``, so it only decides for spans without a parent: the worker's
+    and the web's own Redis polling, the scheduler's sweeps and the like, started by nobody's
+    request, would otherwise each become a trace of one span.
+    """
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if kind == SpanKind.SERVER:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "RequestsStartTraces"
+
+
+class _TransactionAttribute(SpanProcessor):
+    """Every span started under a transaction's baggage carries its id as an attribute."""
+
+    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
+        transaction_id = baggage.get_baggage(TRANSACTION_ATTRIBUTE, parent_context)
+        if transaction_id:
+            span.set_attribute(TRANSACTION_ATTRIBUTE, str(transaction_id))
+
+
+def traceparent(span: trace.Span) -> str | None:
+    """The W3C ``traceparent`` of ``span``, ``None`` if it is not being traced."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"00-{format_trace_id(ctx.trace_id)}-{format_span_id(ctx.span_id)}-{ctx.trace_flags:02x}"
+
+
+def _traceparent_header(span: trace.Span, request: Any, response: Any) -> None:
+    """The response tells its client which trace it was: a ``traceparent`` header."""
+    if value := traceparent(span):
+        response["traceparent"] = value
+
+
+def current_trace_id() -> str:
+    """The id of the trace being recorded here (32 hex digits), or ``""``."""
+    ctx = trace.get_current_span().get_span_context()
+    return format_trace_id(ctx.trace_id) if ctx.is_valid and ctx.trace_flags.sampled else ""
+
+
+@contextmanager
+def transaction_traced(transaction_id: str) -> Iterator[None]:
+    """Everything in the block, and whatever it causes in other processes, carries
+    ``transaction_id``: on the current span, and as baggage for the spans that follow."""
+    if not _enabled:
+        yield
+        return
+    trace.get_current_span().set_attribute(TRANSACTION_ATTRIBUTE, transaction_id)
+    token = context.attach(baggage.set_baggage(TRANSACTION_ATTRIBUTE, transaction_id))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+@contextmanager
+def hop_span(stage: Stage, transaction_id: str | None = None) -> Iterator[trace.Span]:
+    """A span for hop ``stage`` where it is performed; an exception marks it failed."""
+    if not _enabled:
+        yield trace.INVALID_SPAN
+        return
+    attributes: dict[str, Any] = {STAGE_ATTRIBUTE: stage.slug, "relay.hop": int(stage)}
+    if transaction_id:
+        attributes[TRANSACTION_ATTRIBUTE] = transaction_id
+    name = f"hop {int(stage)} {stage.slug}"
+    with _tracer.start_as_current_span(name, attributes=attributes) as current:
+        yield current
+
+
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A span of the relay's own (the view's wait, for one)."""
+    if not _enabled:
+        yield trace.INVALID_SPAN
+        return
+    with _tracer.start_as_current_span(name, attributes=attributes) as current:
+        yield current
+
+
+@contextmanager
+def kafka_read_span(topic: str, partition: int, offset: int) -> Iterator[trace.Span]:
+    """The read-back of one record by its coordinates: a consumer span; ``record_read`` then
+    links it to the produce span the record's headers name."""
+    if not _enabled:
+        yield trace.INVALID_SPAN
+        return
+    attributes: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.destination.partition.id": str(partition),
+        "messaging.kafka.offset": offset,
+        "messaging.operation.type": "receive",
+    }
+    with _tracer.start_as_current_span(
+        f"{topic} receive", kind=SpanKind.CONSUMER, attributes=attributes
+    ) as current:
+        yield current
+
+
+def record_read(current: trace.Span, headers: Sequence[tuple[str, bytes | None]]) -> None:
+    """Link the read-back span to the span that produced the record (its ``traceparent``
+    header), as OpenTelemetry's messaging conventions link a receive to its send."""
+    if not _enabled or not current.is_recording():
+        return
+    carrier = {key: value.decode() for key, value in headers if value is not None}
+    produced = trace.get_current_span(extract(carrier)).get_span_context()
+    if produced.is_valid:
+        current.add_link(produced, {"relay.link": "produced_by"})

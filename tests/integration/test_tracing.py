@@ -1,0 +1,220 @@
+"""One trace per transaction, through the real stack: the client's span (an in-memory exporter,
+in this process), then the web server, the Celery worker and the gRPC server, whose spans
+reach the stack's own OTLP collector (ops/traces.py) and are read back from its file."""
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.test import TransactionTestCase
+from opentelemetry.propagate import inject
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+
+from ops.traces import read_spans, trace_of, tree
+from relay_app.hops import Stage
+from relay_app.models import Transaction
+
+from ..support import HttpAnswer, relay_over_http, running_stack, service_stopped, user_with_token
+
+Span = dict[str, Any]
+TRANSACTION = "relay.transaction_id"
+# Where each hop is performed.
+HOP_SERVICES = {
+    Stage.REST_REQUEST: "relay-web",
+    Stage.KAFKA_PUBLISH_REQUEST: "relay-worker",
+    Stage.KAFKA_CONSUME_REQUEST: "relay-worker",
+    Stage.GRPC_CLIENT: "relay-worker",
+    Stage.GRPC_SERVER: "relay-grpc",
+    Stage.KAFKA_PUBLISH_REPLY: "relay-worker",
+    Stage.KAFKA_CONSUME_REPLY: "relay-worker",
+    Stage.REST_RESPONSE: "relay-web",
+}
+
+
+class TracingTests(TransactionTestCase):
+    def setUp(self) -> None:
+        _, self.token = user_with_token("traced")
+        self.exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.tracer = provider.get_tracer("tests")
+
+    def relay(self, message: str) -> tuple[HttpAnswer, str, str]:
+        """Relay ``message`` inside a client span whose context the request carries; the
+        answer, the trace id and the client span's id."""
+        with self.tracer.start_as_current_span("client relays", kind=SpanKind.CLIENT) as span:
+            headers: dict[str, str] = {}
+            inject(headers)
+            answer = relay_over_http(message, token=self.token, headers=headers)
+        context = span.get_span_context()
+        self.assertEqual([s.name for s in self.exporter.get_finished_spans()], ["client relays"])
+        return answer, format_trace_id(context.trace_id), format_span_id(context.span_id)
+
+    def spans(self, trace_id: str, done: Callable[[list[Span]], bool]) -> list[Span]:
+        """The trace's spans the collector has, once ``done`` says all expected arrived."""
+        deadline = time.monotonic() + 15
+        while True:
+            spans = [s for s in read_spans(settings.RELAY_TRACES_FILE) if s["trace_id"] == trace_id]
+            if done(spans) or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.2)
+
+    def assert_one_tree(self, spans: list[Span], *, client_span: str, transaction_id: str) -> Span:
+        """Every span hangs off the client's: one root, the web's request, child of the
+        client span; no span names a parent outside the trace. Returns the root."""
+        ids = {s["span_id"] for s in spans}
+        roots = [s for s in spans if s["parent_span_id"] not in ids]
+        self.assertEqual(len(roots), 1, [s["name"] for s in roots])
+        root = roots[0]
+        self.assertEqual(root["parent_span_id"], client_span)
+        self.assertEqual((root["service"], root["kind"]), ("relay-web", "server"))
+        self.assertEqual(root["attributes"][TRANSACTION], transaction_id)
+        # Every span the worker and the gRPC server made says which transaction it served.
+        for span in spans:
+            if span["service"] != "relay-web":
+                self.assertEqual(span["attributes"].get(TRANSACTION), transaction_id, span)
+        return root
+
+    def hops(self, spans: list[Span]) -> dict[Stage, Span]:
+        return {
+            Stage[s["attributes"]["relay.stage"].upper()]: s
+            for s in spans
+            if "relay.stage" in s["attributes"]
+        }
+
+    def parent(self, spans: list[Span], span: Span) -> Span:
+        return next(s for s in spans if s["span_id"] == span["parent_span_id"])
+
+    def ancestors(self, spans: list[Span], span: Span) -> list[Span]:
+        found = []
+        while span["parent_span_id"] in {s["span_id"] for s in spans}:
+            span = self.parent(spans, span)
+            found.append(span)
+        return found
+
+    def test_a_succeeded_transaction_is_one_trace_over_eight_hops_and_four_processes(
+        self,
+    ) -> None:
+        answer, trace_id, client_span = self.relay("traced")
+        self.assertEqual(answer.status, 200, answer.body)
+        transaction_id = answer.body["transaction_id"]
+        # The trace id: in the answer, its traceparent header, and on the record.
+        self.assertEqual(answer.body["trace_id"], trace_id)
+        self.assertRegex(answer.headers["traceparent"], rf"^00-{trace_id}-[0-9a-f]{{16}}-0[13]$")
+        self.assertEqual(Transaction.objects.get(id=transaction_id).trace_id, trace_id)
+
+        spans = self.spans(trace_id, lambda found: len(self.hops(found)) == 8)
+        root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
+        self.assertEqual(root["attributes"].get("http.status_code"), 200)
+        hops = self.hops(spans)
+        self.assertEqual(sorted(hops), list(Stage))
+        for stage, span in hops.items():
+            self.assertEqual(span["service"], HOP_SERVICES[stage], stage)
+            self.assertEqual(span["status"], "unset", span)
+        starts = [hops[stage]["start_ns"] for stage in Stage]
+        self.assertEqual(starts, sorted(starts), "the hops' spans start in the hops' order")
+        # Four processes: this client, the web server, the worker, the gRPC server.
+        self.assertEqual({s["service"] for s in spans}, {"relay-web", "relay-worker", "relay-grpc"})
+
+        # Each Celery task ran under the span that published it, in another process.
+        runs = [s for s in spans if s["name"].startswith("run/")]
+        self.assertEqual(len(runs), 5, [s["name"] for s in runs])
+        for run in runs:
+            published = self.parent(spans, run)
+            self.assertEqual(published["kind"], "producer")
+            self.assertEqual(published["name"], run["name"].replace("run/", "apply_async/"))
+        # Hop 5 ran under the gRPC server's span, which the worker's call is the parent of,
+        # made by hop 4.
+        server = self.parent(spans, hops[Stage.GRPC_SERVER])
+        self.assertEqual((server["service"], server["kind"]), ("relay-grpc", "server"))
+        call = self.parent(spans, server)
+        self.assertEqual((call["service"], call["kind"]), ("relay-worker", "client"))
+        self.assertIn(hops[Stage.GRPC_CLIENT], self.ancestors(spans, call))
+        # Each read-back by coordinates links to the produce whose context its record carried.
+        for publish, consume in [
+            (Stage.KAFKA_PUBLISH_REQUEST, Stage.KAFKA_CONSUME_REQUEST),
+            (Stage.KAFKA_PUBLISH_REPLY, Stage.KAFKA_CONSUME_REPLY),
+        ]:
+            sends = [
+                s
+                for s in spans
+                if s["kind"] == "producer" and hops[publish] in self.ancestors(spans, s)
+            ]
+            receives = [
+                s
+                for s in spans
+                if s["kind"] == "consumer"
+                and s["name"].endswith(" receive")
+                and hops[consume] in self.ancestors(spans, s)
+            ]
+            self.assertEqual(len(sends), 1, publish)
+            self.assertEqual(len(receives), 1, consume)
+            self.assertEqual(
+                receives[0]["links"], [{"trace_id": trace_id, "span_id": sends[0]["span_id"]}]
+            )
+        # The web waited for the chain under a span of its own, then did hop 8.
+        wait = next(s for s in spans if s["name"] == "wait for the chain")
+        self.assertEqual(self.parent(spans, hops[Stage.REST_RESPONSE]), root)
+        self.assertLessEqual(wait["end_ns"], hops[Stage.REST_RESPONSE]["start_ns"])
+
+        # make trace's tree shows it, hop by hop.
+        printed = "\n".join(tree(trace_of(read_spans(settings.RELAY_TRACES_FILE), transaction_id)))
+        for stage in Stage:
+            self.assertIn(f"hop {int(stage)} {stage.slug}", printed)
+
+    def test_a_failed_transaction_is_traced_to_the_hop_that_failed(self) -> None:
+        with service_stopped("grpc"):
+            answer, trace_id, client_span = self.relay("traced, failing")
+        self.assertEqual(answer.status, 503, answer.body)
+        transaction_id = answer.body["transaction_id"]
+        self.assertEqual(answer.body["trace_id"], trace_id)
+        self.assertIn(trace_id, answer.headers["traceparent"])
+
+        spans = self.spans(trace_id, lambda found: Stage.GRPC_CLIENT in self.hops(found))
+        root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
+        self.assertEqual(root["attributes"].get("http.status_code"), 503)
+        hops = self.hops(spans)
+        self.assertEqual(sorted(hops), [Stage(n) for n in range(1, 5)])
+        self.assertEqual(hops[Stage.GRPC_CLIENT]["status"], "error")
+        self.assertIn("gRPC server is unavailable", hops[Stage.GRPC_CLIENT]["status_message"])
+        # The call never left the worker: its channel knew the server was gone.
+        self.assertEqual({s["service"] for s in spans}, {"relay-web", "relay-worker"})
+
+    def test_a_timed_out_transaction_is_traced_to_the_hop_it_waited_on(self) -> None:
+        pid = running_stack().pid("grpc")
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # the gRPC server takes the call and never answers
+        try:
+            answer, trace_id, client_span = self.relay("traced, too slow")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(answer.status, 504, answer.body)
+        self.assertEqual(answer.body["failed_stage"], Stage.GRPC_SERVER.slug)
+        transaction_id = answer.body["transaction_id"]
+
+        def waited(found: list[Span]) -> bool:
+            return Stage.GRPC_CLIENT in self.hops(found) and any(
+                s["name"] == "wait for the chain" for s in found
+            )
+
+        spans = self.spans(trace_id, waited)
+        root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
+        self.assertEqual(root["attributes"].get("http.status_code"), 504)
+        hops = self.hops(spans)
+        self.assertEqual(hops[Stage.GRPC_CLIENT]["status"], "error")
+        self.assertNotIn(Stage.REST_RESPONSE, hops)
+        # The client's deadline, carried to the gRPC call: DEADLINE_EXCEEDED (4).
+        calls = [s for s in spans if s["kind"] == "client" and s["service"] == "relay-worker"]
+        self.assertTrue(
+            any(s["attributes"].get("rpc.grpc.status_code") == 4 for s in calls),
+            json.dumps(calls, indent=1),
+        )
+        wait = next(s for s in spans if s["name"] == "wait for the chain")
+        self.assertEqual(self.parent(spans, wait), root)
