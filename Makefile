@@ -19,7 +19,7 @@ CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
+.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status trace test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -113,6 +113,9 @@ chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases
 chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost
 	@bash ops/bootstrap.sh --cluster
 	@$(PY) -m ops.chaos_cluster
+
+trace: ## Print the last transaction's trace as a tree (make trace ID=<transaction id> for another)
+	@$(PROFILE) $(PY) -m ops.traces show $(ID)
 
 sweep: ## Time out transactions left pending past their deadline (the worker also does it)
 	@$(DEV) $(PY) manage.py settle_stale_transactions

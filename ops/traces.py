@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import ssl
 import sys
 import threading
@@ -253,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     collector.add_argument("--keyfile", default="", help="... and this key")
     reader = commands.add_parser("show", help="print a transaction's trace as a tree")
     reader.add_argument("transaction_id", nargs="?", help="default: the last one traced")
-    reader.add_argument("--file", required=True, type=Path, help="the collector's file")
+    reader.add_argument(
+        "--file", type=Path, help="the collector's file (default: RELAY_TRACES_FILE's)"
+    )
     reader.add_argument("--wait", type=float, default=5.0, help="seconds to wait for spans")
     args = parser.parse_args(argv)
     if args.command == "collect":
@@ -262,7 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 0
         return 0
-    return show(args.file, args.transaction_id, wait=args.wait)
+    return show(args.file or _settings_file(), args.transaction_id, wait=args.wait)
+
+
+def _settings_file() -> Path:
+    """Where the stack's collector writes, by the profile's settings."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.development")
+    from django.conf import settings
+
+    return Path(settings.RELAY_TRACES_FILE)
 
 
 if __name__ == "__main__":

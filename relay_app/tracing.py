@@ -89,13 +89,7 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    exporter: Any
-    if name == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        exporter = OTLPSpanExporter()
-    else:
-        exporter = ConsoleSpanExporter()
+    exporter = _otlp_exporter() if name == "otlp" else ConsoleSpanExporter()
     named = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"relay-{role}"}
     provider = TracerProvider(
         resource=Resource.create(named), sampler=ParentBased(root=_RequestsStartTraces())
@@ -122,6 +116,24 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
     KafkaInstrumentor().instrument()
     _enabled = True
     return True
+
+
+def _otlp_exporter() -> Any:
+    """OTLP over HTTP, configured by ``OTEL_EXPORTER_OTLP_*``.
+
+    With a CA of its own (``OTEL_EXPORTER_OTLP_CERTIFICATE``) the exporter's session ignores
+    the environment: requests would otherwise verify against ``REQUESTS_CA_BUNDLE`` (or
+    ``CURL_CA_BUNDLE``) where one is set, and refuse the collector's certificate.
+    """
+    import requests
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    session = requests.Session()
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_CERTIFICATE"
+    ):
+        session.trust_env = False
+    return OTLPSpanExporter(session=session)
 
 
 class _RequestsStartTraces(Sampler):

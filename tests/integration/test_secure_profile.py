@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from ops import tls
+from ops.traces import read_spans, trace_of
 from relay_app.integrations.relay_rpc import SERVICE_NAME
 
 from ..support import expected_log_lines
@@ -92,6 +94,13 @@ class SecureProfileTests(SimpleTestCase):
         self.assertIn(f"POST https://{WEB}/api/relay/", demo.stdout)
         lines = [line[20:] for line in demo.stdout.splitlines() if line[:4].isdigit()]
         self.assertEqual(lines, expected_log_lines("hello world"))
+        # Its trace reached the collector over HTTPS, from all three kinds of process.
+        spans = trace_of(read_spans(VAR / "traces" / "spans.jsonl"), None)
+        deadline = time.monotonic() + 10
+        while len({s["service"] for s in spans}) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            spans = trace_of(read_spans(VAR / "traces" / "spans.jsonl"), None)
+        self.assertEqual({s["service"] for s in spans}, {"relay-web", "relay-worker", "relay-grpc"})
 
     # --- Kafka: SASL_SSL only -----------------------------------------------------------------
 
