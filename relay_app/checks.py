@@ -6,6 +6,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from . import tracing
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 # What development settings turn on for the demo's sake, and production must not:
 # (setting, its check's id, what it opens to anyone, what to do instead).
@@ -100,6 +105,21 @@ def _grpc_problems() -> list[str]:
     return problems
 
 
+def _tracing_problems() -> list[str]:
+    """Spans name transactions and carry hop texts' timings: to a collector elsewhere, over TLS."""
+    try:
+        exporter = tracing.exporter_name()
+    except ImproperlyConfigured:
+        return []  # tracing_is_configured says why
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"
+    )
+    url = urlsplit(endpoint)
+    if exporter == "otlp" and url.scheme == "http" and url.hostname not in LOOPBACK:
+        return [f"spans go to {url.hostname} in plaintext (OTEL_EXPORTER_OTLP_ENDPOINT is http://)"]
+    return []
+
+
 @register(Tags.security)
 def plaintext_hops_in_production(**_: Any) -> list[CheckMessage]:
     """Under production settings every hop has TLS and credentials, unless
@@ -112,6 +132,7 @@ def plaintext_hops_in_production(**_: Any) -> list[CheckMessage]:
             ("relay.E001", _kafka_problems()),
             ("relay.E002", _redis_problems()),
             ("relay.E003", _grpc_problems()),
+            ("relay.E005", _tracing_problems()),
         )
         for problem in problems
     ]
@@ -144,3 +165,13 @@ def tls_files_are_readable(**_: Any) -> list[CheckMessage]:
         for name in TLS_FILES
         if getattr(settings, name) and not os.access(getattr(settings, name), os.R_OK)
     ]
+
+
+@register()
+def tracing_is_configured(**_: Any) -> list[CheckMessage]:
+    """An ``OTEL_*`` setting the relay cannot honour fails the check, as it would each start."""
+    try:
+        tracing.exporter_name()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="relay.E006")]
+    return []

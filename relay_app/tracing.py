@@ -61,8 +61,10 @@ def exporter_name() -> str | None:
             f"OTEL_TRACES_EXPORTER={name!r}: the relay exports with one of"
             f" {', '.join(_EXPORTERS)}, or none (off)"
         )
-    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
     )
     if name == "otlp" and protocol != "http/protobuf":
         raise ImproperlyConfigured(
