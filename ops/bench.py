@@ -68,6 +68,12 @@ BENCH_ENV = {
     # Every hop on loopback, in plaintext on purpose: the bench measures the relay's own cost.
     "RELAY_ALLOW_PLAINTEXT": "true",
 }
+# With --tracing: every process traced, its spans sent to the bench stack's own collector.
+TRACING_ENV = {
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:39318",
+    "RELAY_TRACE_COLLECTOR_ADDRESS": "127.0.0.1:39318",
+}
 # The load client's API token, handed from the bench to its process.
 TOKEN_VARIABLE = "RELAY_BENCH_TOKEN"  # noqa: S105 - the variable's name, not a token
 
@@ -779,14 +785,15 @@ def sequential(
     return level_figures(1, runs, sampler, relay_cpu), summary(bare), summary(chained)
 
 
-def bench(*, quick: bool) -> dict[str, Any]:
-    mode = "quick" if quick else "full"
+def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
+    mode = ("quick" if quick else "full") + (", traced" if tracing else "")
     from django.conf import settings
 
     from ops.stack import fresh_stack
 
     _say(f"{mode} run; starting the stack with production settings in {BENCH_DIR}")
-    stack, credentials = fresh_stack(BENCH_DIR, BENCH_ENV, user="bench")
+    env = BENCH_ENV | (TRACING_ENV if tracing else {"OTEL_TRACES_EXPORTER": "none"})
+    stack, credentials = fresh_stack(BENCH_DIR, env, user="bench")
     os.environ[TOKEN_VARIABLE] = credentials.token  # for the load client's process
     noop_worker = None
     try:
@@ -942,6 +949,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="the whole benchmark (default)")
     run.add_argument("--quick", action="store_true", help="fewer transactions, no soak")
+    run.add_argument(
+        "--tracing", action="store_true", help="trace every process (to measure what it costs)"
+    )
     client = sub.add_parser("load", help="(internal) the load client process")
     client.add_argument("--concurrency", type=int, required=True)
     client.add_argument("--count", type=int, help="transactions to send (not with --overload)")
@@ -971,7 +981,9 @@ def main(argv: list[str] | None = None) -> int:
             result = load(address, args.concurrency, args.count, timeout)
         print(json.dumps(result))
         return 0
-    headline = bench(quick=bool(getattr(args, "quick", False)))
+    headline = bench(
+        quick=bool(getattr(args, "quick", False)), tracing=bool(getattr(args, "tracing", False))
+    )
     print(json.dumps(headline), flush=True)
     return 0
 
