@@ -2,9 +2,10 @@
 
 Every line of the relay's processes (the web server, the worker and its pool, the gRPC
 server) gets the same fields: time, level, logger, process, message and, where the line is
-about a transaction, its ``transaction_id``, ``stage`` and ``duration_ms``, and a
-``trace_id`` (null until tracing is on). The transaction log file keeps the seed's format;
-JSON escapes whatever a client's text holds, so a line is always one line.
+about a transaction, its ``transaction_id``, ``stage`` and ``duration_ms``, and, while a
+trace is being recorded, its ``trace_id`` (relay_app/tracing.py: the transaction's id too
+comes along with the trace, to lines that did not name it). The transaction log file keeps
+the seed's format; JSON escapes whatever a client's text holds, so a line is always one line.
 """
 
 import json
@@ -12,6 +13,8 @@ import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
+
+from . import tracing
 
 # Fields a line may carry about its transaction (``extra=`` of the logging call).
 TRANSACTION_FIELDS = ("transaction_id", "stage", "duration_ms", "trace_id")
@@ -30,6 +33,8 @@ class JsonFormatter(logging.Formatter):
         }
         for field in TRANSACTION_FIELDS:
             line[field] = getattr(record, field, None)
+        line["trace_id"] = line["trace_id"] or tracing.current_trace_id() or None
+        line["transaction_id"] = line["transaction_id"] or tracing.current_transaction_id()
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)

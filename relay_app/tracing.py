@@ -193,6 +193,12 @@ def current_trace_id() -> str:
     return format_trace_id(ctx.trace_id) if ctx.is_valid and ctx.trace_flags.sampled else ""
 
 
+def current_transaction_id() -> str | None:
+    """The transaction whose trace is being recorded here (its baggage), if any."""
+    value = baggage.get_baggage(TRANSACTION_ATTRIBUTE)
+    return str(value) if value else None
+
+
 @contextmanager
 def transaction_traced(transaction_id: str) -> Iterator[None]:
     """Everything in the block, and whatever it causes in other processes, carries

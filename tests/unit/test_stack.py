@@ -52,7 +52,7 @@ class StackTests(SimpleTestCase):
         self.assertEqual(
             set(processes),
             {"redis", *controllers, *brokers, "grpc-1", "grpc-2", "worker-1", "worker-2"}
-            | {"web-1", "web-2", "proxy"},
+            | {"web-1", "web-2", "proxy", "traces"},
         )
         # The controllers form the quorum first; each listens on the port after its broker's.
         self.assertLess(max(map(order.index, controllers)), min(map(order.index, brokers)))

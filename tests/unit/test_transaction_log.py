@@ -12,10 +12,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.test import SimpleTestCase
+from opentelemetry import baggage, context
+from opentelemetry.sdk.trace import TracerProvider
 
 from relay_app.hops import Stage
 from relay_app.log_format import JsonFormatter
 from relay_app.seed_log import SeedFormatter, escape, log_hop
+from relay_app.tracing import TRANSACTION_ATTRIBUTE
 
 # Each character a log line must never carry raw, with what stands for it instead.
 ESCAPED = {
@@ -136,6 +139,30 @@ class JsonFormatTests(SimpleTestCase):
         self.assertIsNone(fields["trace_id"])
         self.assertEqual(fields["level"], "INFO")
         self.assertTrue(fields["message"].startswith("KAFKA Consumer: line one\nline"))
+
+    def test_a_line_logged_inside_a_trace_carries_its_trace_and_transaction(self) -> None:
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter())
+        logger = logging.getLogger("relay_app.test")
+        logger.addHandler(handler)
+        logger.propagate = False  # this handler's lines only, not the console's
+        tracer = TracerProvider().get_tracer("test")
+        try:
+            with tracer.start_as_current_span("request") as span:
+                token = context.attach(baggage.set_baggage(TRANSACTION_ATTRIBUTE, "t-2"))
+                try:
+                    logger.warning("inside")
+                finally:
+                    context.detach(token)
+            logger.warning("outside")
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = True
+        inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+        self.assertEqual(inside["trace_id"], f"{span.get_span_context().trace_id:032x}")
+        self.assertEqual(inside["transaction_id"], "t-2")
+        self.assertEqual((outside["trace_id"], outside["transaction_id"]), (None, None))
 
     def test_the_setting_turns_every_console_line_to_json(self) -> None:
         script = (
