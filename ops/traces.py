@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -134,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not self.headers.get("Content-Type", "").startswith("application/x-protobuf"):
                 raise ValueError("send application/x-protobuf (OTLP/HTTP's protobuf encoding)")
             request = ExportTraceServiceRequest.FromString(body)
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, DecodeError) as exc:
             self._answer(400, f"not an OTLP trace export: {exc}\n".encode(), "text/plain")
             return
         self.sink.write(spans_of(request))
@@ -154,17 +155,24 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def collect(address: str, path: Path, *, certfile: str = "", keyfile: str = "") -> None:
+def collector(
+    address: str, path: Path, *, certfile: str = "", keyfile: str = ""
+) -> ThreadingHTTPServer:
+    """The collector's server, bound to ``address`` (port 0: any free one), not yet serving."""
     host, _, port = address.rpartition(":")
     handler = type("Handler", (_Handler,), {"sink": _Sink(path), "timeout": 30})
     server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), handler)
     server.daemon_threads = True
-    scheme = "http"
     if certfile:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(certfile, keyfile or None)
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
+    return server
+
+
+def collect(address: str, path: Path, *, certfile: str = "", keyfile: str = "") -> None:
+    server = collector(address, path, certfile=certfile, keyfile=keyfile)
+    scheme = "https" if certfile else "http"
     print(f"[traces] collecting OTLP on {scheme}://{address}{TRACES_PATH} into {path}", flush=True)
     server.serve_forever()
 
