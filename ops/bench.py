@@ -786,12 +786,13 @@ def sequential(
 
 
 def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
-    mode = ("quick" if quick else "full") + (", traced" if tracing else "")
+    mode = "quick" if quick else "full"
     from django.conf import settings
 
     from ops.stack import fresh_stack
 
-    _say(f"{mode} run; starting the stack with production settings in {BENCH_DIR}")
+    traced = ", every process traced" if tracing else ""
+    _say(f"{mode} run{traced}; starting the stack with production settings in {BENCH_DIR}")
     env = BENCH_ENV | (TRACING_ENV if tracing else {"OTEL_TRACES_EXPORTER": "none"})
     stack, credentials = fresh_stack(BENCH_DIR, env, user="bench")
     os.environ[TOKEN_VARIABLE] = credentials.token  # for the load client's process
@@ -899,6 +900,7 @@ def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
     baseline_ms = round(bare["p50_ms"] + chain_five["p50_ms"], 2)
     headline: dict[str, Any] = {
         "mode": mode,
+        "tracing": tracing,
         "p50_ms": one_at_a_time["p50_ms"],
         "baseline_ms": baseline_ms,
         "ratio": round(one_at_a_time["p50_ms"] / baseline_ms, 2),
