@@ -29,7 +29,13 @@ from opentelemetry.context import Context
 from opentelemetry.propagate import extract
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, SpanKind, format_span_id, format_trace_id
 from opentelemetry.util.types import Attributes
 
@@ -71,6 +77,7 @@ def exporter_name() -> str | None:
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: the relay's OTLP exporter speaks"
             " http/protobuf (a collector's port 4318)"
         )
+    _sampled_ratio()  # refuses a ratio it cannot use, now rather than at the first request
     return name
 
 
@@ -94,7 +101,8 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
     exporter = _otlp_exporter() if name == "otlp" else ConsoleSpanExporter()
     named = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"relay-{role}"}
     provider = TracerProvider(
-        resource=Resource.create(named), sampler=ParentBased(root=_RequestsStartTraces())
+        resource=Resource.create(named),
+        sampler=ParentBased(root=_RequestsStartTraces(_sampled_ratio())),
     )
     provider.add_span_processor(_TransactionAttribute())
     provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -120,6 +128,22 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
     return True
 
 
+def _sampled_ratio() -> float:
+    """What share of requests start a trace: ``OTEL_TRACES_SAMPLER=parentbased_traceidratio``
+    (or ``traceidratio``) with ``OTEL_TRACES_SAMPLER_ARG``; all of them by default."""
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if sampler not in ("parentbased_traceidratio", "traceidratio"):
+        return 1.0
+    given = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0")
+    try:
+        ratio = float(given)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise ImproperlyConfigured(f"OTEL_TRACES_SAMPLER_ARG={given!r}: a ratio from 0 to 1")
+    return ratio
+
+
 def _otlp_exporter() -> Any:
     """OTLP over HTTP, configured by ``OTEL_EXPORTER_OTLP_*``.
 
@@ -139,12 +163,15 @@ def _otlp_exporter() -> Any:
 
 
 class _RequestsStartTraces(Sampler):
-    """Sample every trace that a request (HTTP or gRPC) starts, and no other.
+    """Sample the traces that requests (HTTP or gRPC) start, ``ratio`` of them, and no other.
 
     Wrapped in ``ParentBased``, so it only decides for spans without a parent: the worker's
     and the web's own Redis polling, the scheduler's sweeps and the like, started by nobody's
     request, would otherwise each become a trace of one span.
     """
+
+    def __init__(self, ratio: float = 1.0) -> None:
+        self._requests = TraceIdRatioBased(ratio)
 
     def should_sample(
         self,
@@ -157,7 +184,7 @@ class _RequestsStartTraces(Sampler):
         trace_state: Any = None,
     ) -> SamplingResult:
         if kind == SpanKind.SERVER:
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+            return self._requests.should_sample(parent_context, trace_id, name, kind, attributes)
         return SamplingResult(Decision.DROP)
 
     def get_description(self) -> str:

@@ -45,6 +45,14 @@ class ConfigurationTests(SimpleTestCase):
     def test_what_it_cannot_honour_is_refused_with_the_reason(self) -> None:
         cases = {
             "zipkin": ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
+            "a ratio above 1": (
+                {
+                    "OTEL_TRACES_EXPORTER": "otlp",
+                    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                    "OTEL_TRACES_SAMPLER_ARG": "10",
+                },
+                "OTEL_TRACES_SAMPLER_ARG",
+            ),
             "OTLP over gRPC": (
                 {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
                 "http/protobuf",
@@ -109,6 +117,22 @@ class SpanTests(SimpleTestCase):
             sorted(span.name for span in exporter.get_finished_spans()),
             ["LPUSH", "POST api/relay/"],
         )
+
+    def test_a_ratio_samples_that_share_of_requests(self) -> None:
+        for ratio, expected in ((0.0, 0), (1.0, 50)):
+            exporter = InMemorySpanExporter()
+            provider = TracerProvider(sampler=ParentBased(root=tracing._RequestsStartTraces(ratio)))
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            for _ in range(50):
+                with provider.get_tracer("test").start_as_current_span(
+                    "request", kind=SpanKind.SERVER
+                ):
+                    pass
+            self.assertEqual(len(exporter.get_finished_spans()), expected, ratio)
+        with otel(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.1"):
+            self.assertEqual(tracing._sampled_ratio(), 0.1)
+        with otel(OTEL_TRACES_SAMPLER="always_on", OTEL_TRACES_SAMPLER_ARG="0.1"):
+            self.assertEqual(tracing._sampled_ratio(), 1.0)
 
     def test_spans_under_a_transactions_baggage_carry_its_id(self) -> None:
         provider, exporter = self.provider()
