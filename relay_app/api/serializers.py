@@ -108,6 +108,19 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     return key
 
 
+PREFER_HEADER = "Prefer"
+RESPOND_ASYNC = "respond-async"
+
+
+def prefers_async(headers: Mapping[str, str]) -> bool:
+    """Whether the request's ``Prefer`` header asks for ``respond-async`` (RFC 7240: a
+    comma-separated list of preferences, each maybe with a value and parameters; names are
+    case-insensitive; preferences the server does not know are ignored)."""
+    value = headers.get(PREFER_HEADER) or ""
+    names = (part.split(";", 1)[0].split("=", 1)[0].strip().lower() for part in value.split(","))
+    return RESPOND_ASYNC in names
+
+
 class KafkaRecordSerializer(serializers.Serializer):
     """Where a hop wrote or read its Kafka record."""
 
@@ -223,6 +236,18 @@ class TransactionSerializer(serializers.ModelSerializer):
         }
 
 
+class RelayAcceptedSerializer(TransactionSerializer):
+    """An asynchronous relay, accepted: the transaction so far, where to poll it and where
+    to follow its hops live."""
+
+    url = serializers.URLField(help_text="Poll the transaction here (also `Location`).")
+    events = serializers.URLField(help_text="Its hops as Server-Sent Events, as they happen.")
+
+    class Meta(TransactionSerializer.Meta):
+        fields = ["url", "events", *TransactionSerializer.Meta.fields]
+        read_only_fields = fields
+
+
 class TransactionListSerializer(TransactionSerializer):
     url = serializers.HyperlinkedIdentityField(
         view_name="transaction-detail", lookup_field="id", lookup_url_kwarg="transaction_id"
@@ -276,6 +301,7 @@ class ApiRootSerializer(serializers.Serializer):
     ready = serializers.URLField(help_text="Whether every dependency answers (readiness).")
     seed = serializers.URLField(help_text="The original example's endpoint.")
     admin = serializers.URLField(help_text="The admin (staff only).")
+    live = serializers.URLField(help_text="A page to relay a message and watch its hops live.")
 
 
 class LivenessSerializer(serializers.Serializer):

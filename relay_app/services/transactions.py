@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 from django.db import transaction as db_transaction
@@ -13,11 +14,17 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from ..hops import Stage
+from ..integrations import notices
 from ..integrations.kafka_records import RecordCoordinates
 from ..metrics import HOP_SECONDS
 from ..models import Hop, Transaction
 from ..seed_log import log_hop
 from ..selectors import transaction_list_stale, transaction_waiting_on
+
+# How long past its deadline a transaction no view waits for (an asynchronous one) is left
+# to its chain before a watcher times it out: a worker (``relay.time_out_transaction``) or
+# an event stream, whichever comes first. Short: its chain has given up at the deadline.
+SETTLE_GRACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,13 @@ def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
         cursor.executemany(_hop_insert_sql(), rows)
     for hop in hops:
         HOP_SECONDS.labels(hop.stage.slug).observe(hop.ms / 1000)
+    _notify(transaction_id)
+
+
+def _notify(transaction_id: str) -> None:
+    """Tell the transaction's event streams to look again, once what changed is committed
+    (at once outside a database transaction)."""
+    db_transaction.on_commit(lambda: notices.notify(transaction_id))
 
 
 _HOP_FIELDS: "list[Field[Any, Any]]" = [
@@ -151,6 +165,21 @@ def transaction_abandon(
     )
 
 
+def transaction_time_out(*, transaction_id: str) -> bool:
+    """Time out the transaction at the hop it was waiting on: its deadline passed.
+
+    ``False`` if it had already ended (the chain, a failing hop or another watcher won).
+    """
+    return transaction_abandon(
+        transaction_id=transaction_id,
+        timed_out=True,
+        describe=lambda stage: (
+            f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s"
+            f" passed while waiting on {stage.slug}"
+        ),
+    )
+
+
 def transactions_settle_stale(*, grace_seconds: float) -> int:
     """Time out transactions still pending ``grace_seconds`` after their deadline.
 
@@ -177,6 +206,8 @@ def _settle(transaction_id: str, *, status: Transaction.Status, **fields: object
     updated = Transaction.objects.filter(
         id=transaction_id, status=Transaction.Status.PENDING
     ).update(status=status, finished_at=timezone.now(), **fields)
+    if updated:
+        _notify(transaction_id)
     return updated == 1
 
 
