@@ -17,7 +17,6 @@ from django.conf import settings
 from .hops import Stage
 from .services.chain import ChainPayload, grpc_call, kafka_consume, kafka_publish, rest_respond
 from .services.transactions import (
-    SETTLE_GRACE_SECONDS,
     transaction_time_out,
     transactions_purge,
     transactions_settle_stale,
@@ -64,8 +63,17 @@ def respond(payload: ChainPayload) -> ChainPayload:
 
 @shared_task(name="relay.time_out_transaction", ignore_result=True)
 def time_out_transaction(transaction_id: str) -> bool:
-    """At an asynchronous transaction's deadline (plus a grace): time it out if still pending."""
+    """A task of the transaction's chain expired (its deadline passed before a worker took
+    it): time the transaction out now if it is still pending. A waiting view already did;
+    for an asynchronous one nobody else would, until the stale sweep."""
     return transaction_time_out(transaction_id=transaction_id)
+
+
+#: The tasks of a relay chain: each takes a ``ChainPayload``.
+CHAIN_TASKS = frozenset(
+    task.name
+    for task in (publish_request, consume_request, call_grpc, publish_reply, consume_reply, respond)
+)
 
 
 @shared_task(name="relay.settle_stale_transactions")
@@ -111,15 +119,6 @@ def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signat
         *hops,
         consume_reply.s().set(**{**options, "ignore_result": True}),
         respond.s().set(**last),
-    )
-
-
-def watch_deadline(payload: ChainPayload) -> None:
-    """Have a worker time the transaction out shortly after its deadline if it is still
-    pending then: an asynchronous transaction has no view waiting to do it."""
-    time_out_transaction.apply_async(
-        (payload["transaction_id"],),
-        eta=datetime.fromtimestamp(payload["deadline"] + SETTLE_GRACE_SECONDS, UTC),
     )
 
 

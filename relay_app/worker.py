@@ -18,6 +18,7 @@ from celery.worker.state import maybe_shutdown
 from .errors import DependencyUnavailable
 from .integrations import kafka_records, relay_rpc
 from .metrics import TASKS, serve_metrics
+from .tasks import CHAIN_TASKS, time_out_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,24 @@ for _signal, _outcome in (
     (task_revoked, "revoked"),
 ):
     _signal.connect(_count_task(_outcome), weak=False)
+
+
+@task_revoked.connect
+def time_out_expired_chain(
+    sender: Any = None, request: Any = None, expired: bool = False, **_: Any
+) -> None:
+    """A task of a relay chain reached the worker after its transaction's deadline (its
+    expiry) and was dropped: have the transaction timed out now. A view waiting for it has
+    done so already; nobody waits for an asynchronous one, which would otherwise stay
+    pending until the stale sweep. Sent as a task: this runs in the worker's main process,
+    which keeps no database connection."""
+    if not expired or getattr(sender, "name", None) not in CHAIN_TASKS:
+        return
+    try:
+        payload = request.args[0]
+        time_out_transaction.delay(payload["transaction_id"])
+    except Exception as exc:  # noqa: BLE001 - the stale sweep settles it in the end
+        logger.warning("could not time out the transaction of an expired task: %r", exc)
 
 
 class Consumer(CeleryConsumer):

@@ -26,7 +26,7 @@ from ..metrics import (
 )
 from ..models import Transaction
 from ..selectors import transaction_find, transaction_get, transaction_status
-from ..tasks import chain_result, relay_chain, watch_deadline
+from ..tasks import chain_result, relay_chain
 from .chain import ChainPayload, rest_respond
 from .transactions import transaction_abandon, transaction_start, transaction_time_out
 
@@ -86,8 +86,10 @@ def relay_message_async(
 
     The same rules as ``relay_message``: the same owner repeating an ``idempotency_key``
     gets that first transaction back as it is now (no waiting; another message: 422). The
-    chain's last task does hop 8; a worker times the transaction out shortly after its
-    deadline if it has not ended by then. Redis down: the transaction comes back ``failed``.
+    chain's last task does hop 8. If the chain runs out of time, a hop times the transaction
+    out, or the worker does as soon as it finds one of its tasks expired
+    (``relay_app/worker.py``); an event stream does at its deadline, the stale sweep in the
+    end. Redis down: the transaction comes back ``failed``.
     """
     transaction, payload = _start(
         message=message, owner=owner, idempotency_key=idempotency_key, deadline=deadline
@@ -99,7 +101,6 @@ def relay_message_async(
     transaction_id = payload["transaction_id"]
     try:
         relay_chain(payload, respond_async=True).apply_async()
-        watch_deadline(payload)
     except (BrokerError, RedisError) as exc:
         _redis_unavailable(transaction_id, exc)
         failed = transaction_get(transaction_id=transaction_id, viewer=None)

@@ -21,9 +21,9 @@ from ..models import Hop, Transaction
 from ..seed_log import log_hop
 from ..selectors import transaction_list_stale, transaction_waiting_on
 
-# How long past its deadline a transaction no view waits for (an asynchronous one) is left
-# to its chain before a watcher times it out: a worker (``relay.time_out_transaction``) or
-# an event stream, whichever comes first. Short: its chain has given up at the deadline.
+# How long past its deadline an event stream leaves a pending transaction to whoever else
+# settles it (its chain, its waiting view) before it times the transaction out itself.
+# Short: every hop gives up at the deadline.
 SETTLE_GRACE_SECONDS = 1.0
 
 
