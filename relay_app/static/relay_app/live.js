@@ -20,10 +20,11 @@
 
   function setStatus(text) { statusLine.textContent = text; }
 
-  function showError(text) {
+  /* `state`: the page's data-state after it (a settled transaction keeps its status). */
+  function showError(text, state) {
     errorLine.textContent = text;
     errorLine.hidden = false;
-    page.dataset.state = "error";
+    page.dataset.state = state || "error";
     send.disabled = false;
   }
 
@@ -65,6 +66,7 @@
   }
 
   function onHop(hop) {
+    if (hops[hop.position]) { return; } /* hop 1 came with the 202 already */
     hops[hop.position] = hop;
     const row = rows[hop.position - 1];
     row.dataset.state = "done";
@@ -75,9 +77,7 @@
   }
 
   function onSettled(transaction) {
-    for (const hop of transaction.hops) {
-      if (!hops[hop.position]) { onHop(hop); }
-    }
+    for (const hop of transaction.hops) { onHop(hop); }
     page.dataset.state = transaction.status;
     send.disabled = false;
     const total = transaction.duration_ms === null ? "" : " in " + ms(transaction.duration_ms);
@@ -87,10 +87,10 @@
       setStatus("Succeeded: all eight hops done" + total + ".");
     } else if (transaction.status === "timed_out") {
       setStatus("Timed out" + total + ".");
-      showError("The deadline passed before the relay was done: " + transaction.error + ".");
+      showError("The relay timed out: " + transaction.error + ".", "timed_out");
     } else {
       setStatus("Failed" + total + ".");
-      showError("The relay failed: " + transaction.error + ".");
+      showError("The relay failed: " + transaction.error + ".", "failed");
     }
   }
 
