@@ -248,6 +248,32 @@ class RelayAcceptedSerializer(TransactionSerializer):
         read_only_fields = fields
 
 
+class ServerSentEventSerializer(serializers.Serializer):
+    """One event of a transaction's stream (OpenAPI 3.0 describes each event of a
+    text/event-stream by its schema): a hop, then the settled transaction."""
+
+    event = serializers.ChoiceField(
+        choices=["hop", "settled"],
+        required=False,
+        help_text="`hop`, one for each hop as it completes, then `settled`, the last.",
+    )
+    id = serializers.CharField(
+        required=False, help_text="A hop's position, 1-8: send it back as `Last-Event-ID`."
+    )
+    # For the schema only; DRF's metaclass takes declared fields out of the class, so this
+    # does not hide ``Serializer.data`` (mypy cannot know that).
+    data = serializers.CharField(  # type: ignore[assignment]
+        required=False,
+        help_text=(
+            "JSON: for `hop`, the hop as in a transaction (with its seed log `label`); for"
+            " `settled`, the transaction as `GET /api/transactions/<id>/` shows it."
+        ),
+    )
+    retry = serializers.IntegerField(
+        required=False, help_text="How long to wait before reconnecting, in milliseconds."
+    )
+
+
 class TransactionListSerializer(TransactionSerializer):
     url = serializers.HyperlinkedIdentityField(
         view_name="transaction-detail", lookup_field="id", lookup_url_kwarg="transaction_id"

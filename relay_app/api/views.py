@@ -41,6 +41,7 @@ from .serializers import (
     LivenessSerializer,
     RelayAcceptedSerializer,
     RelayInputSerializer,
+    ServerSentEventSerializer,
     TransactionFailureSerializer,
     TransactionListSerializer,
     TransactionSerializer,
@@ -300,7 +301,7 @@ class TransactionEventsView(APIView):
         parameters=[LAST_EVENT_ID_PARAMETER],
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                OpenApiTypes.STR,
+                ServerSentEventSerializer,
                 "The events, ending with `event: settled`: `id: 3` / `event: hop` /"
                 ' `data: {"position": 3, "stage": "kafka_consume_request", ...}`.',
             ),

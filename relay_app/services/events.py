@@ -9,8 +9,10 @@ its deadline is timed out here, as a waiting view would: the stream always ends.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+
+from django.db import connection
 
 from ..integrations.notices import Subscription
 from ..models import Hop, Transaction
@@ -42,7 +44,7 @@ def transaction_follow(
     subscription = Subscription(transaction_id)
     try:
         sent = after
-        quiet_since = time.monotonic()
+        beat_at = time.monotonic() + heartbeat_seconds
         while True:
             try:
                 transaction = transaction_get(transaction_id=transaction_id, viewer=None)
@@ -51,21 +53,47 @@ def transaction_follow(
             for hop in transaction.hops.all():
                 if hop.stage > sent:
                     sent = hop.stage
-                    quiet_since = time.monotonic()
+                    beat_at = time.monotonic() + heartbeat_seconds
                     yield hop
             if transaction.status != Transaction.Status.PENDING:
                 yield transaction
                 return
-            left = transaction.deadline_at.timestamp() + SETTLE_GRACE_SECONDS - time.time()
-            if left <= 0:
+            give_up = transaction.deadline_at.timestamp() + SETTLE_GRACE_SECONDS
+            if time.time() >= give_up:
                 transaction_time_out(transaction_id=transaction_id)
                 continue  # read it again: timed out here, or settled by someone else
-            until_heartbeat = quiet_since + heartbeat_seconds - time.monotonic()
-            wait = min(left, max(until_heartbeat, 0.0))
-            if not subscription.active:
-                wait = min(wait, POLL_SECONDS)
-            if not subscription.wait(wait) and time.monotonic() >= quiet_since + heartbeat_seconds:
-                quiet_since = time.monotonic()
-                yield Heartbeat()
+            _release_database()
+            beat_at = yield from _quiet_until_notice(
+                subscription, give_up=give_up, beat_at=beat_at, heartbeat_seconds=heartbeat_seconds
+            )
     finally:
         subscription.close()
+
+
+def _quiet_until_notice(
+    subscription: Subscription, *, give_up: float, beat_at: float, heartbeat_seconds: float
+) -> Generator[Heartbeat, None, float]:
+    """Wait for a notice (or, without Redis, a poll's interval, or ``give_up``), with a
+    heartbeat at ``beat_at`` and every ``heartbeat_seconds`` after it; the record is not
+    read in between. Returns when the next heartbeat is due."""
+    while True:
+        left = give_up - time.time()
+        if left <= 0:
+            return beat_at
+        wait = min(left, max(beat_at - time.monotonic(), 0.0))
+        if not subscription.active:
+            wait = min(wait, POLL_SECONDS)
+        notified = subscription.wait(wait)
+        if time.monotonic() >= beat_at:
+            beat_at = time.monotonic() + heartbeat_seconds
+            yield Heartbeat()
+        if notified or not subscription.active:
+            return beat_at
+
+
+def _release_database() -> None:
+    """Give the database connection back while the stream waits: a hundred open streams
+    must not hold a hundred connections (PostgreSQL allows 100 by default). The next read
+    opens one again, a few times per transaction."""
+    if not connection.in_atomic_block:
+        connection.close()
