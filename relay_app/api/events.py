@@ -8,6 +8,7 @@ from typing import Any
 from django.http import StreamingHttpResponse
 
 from ..hops import Stage
+from ..metrics import EVENT_STREAMS
 from ..models import Hop, Transaction
 from ..services.events import Heartbeat, transaction_follow
 from .serializers import HopSerializer, TransactionSerializer
@@ -37,17 +38,19 @@ def event(data: Mapping[str, Any], *, name: str, event_id: int | None = None) ->
 
 
 def events(transaction_id: str, *, after: int, heartbeat_seconds: float) -> Iterator[bytes]:
-    """The stream's bytes, from the reconnection delay to the final state."""
-    yield f"retry: {RETRY_MS}\n\n".encode()
-    for item in transaction_follow(
-        transaction_id=transaction_id, after=after, heartbeat_seconds=heartbeat_seconds
-    ):
-        if isinstance(item, Heartbeat):
-            yield b": heartbeat\n\n"
-        elif isinstance(item, Hop):
-            yield event(hop_data(item), name="hop", event_id=item.stage)
-        elif isinstance(item, Transaction):
-            yield event(TransactionSerializer(item).data, name="settled")
+    """The stream's bytes, from the reconnection delay to the final state (counted open
+    until it ends or its client leaves)."""
+    with EVENT_STREAMS.track_inprogress():
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        for item in transaction_follow(
+            transaction_id=transaction_id, after=after, heartbeat_seconds=heartbeat_seconds
+        ):
+            if isinstance(item, Heartbeat):
+                yield b": heartbeat\n\n"
+            elif isinstance(item, Hop):
+                yield event(hop_data(item), name="hop", event_id=item.stage)
+            elif isinstance(item, Transaction):
+                yield event(TransactionSerializer(item).data, name="settled")
 
 
 def event_stream(

@@ -2,9 +2,11 @@
 through the real web server, worker, Kafka, gRPC server and Redis."""
 
 import http.client
+import re
 import socket
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import timedelta
 from statistics import median
@@ -67,6 +69,16 @@ def stream(
         return 200, list(relay_api.read_events(response))
     finally:
         connection.close()
+
+
+def open_streams(staff_token: str) -> float:
+    """The web server's count of event streams open now (its /metrics)."""
+    request = urllib.request.Request(f"{BASE}/metrics", headers=bearer(staff_token))  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
+        body = answer.read()
+    match = re.search(rb"^relay_event_streams_open (\S+)$", body, re.MULTILINE)
+    assert match is not None, body[-2000:]
+    return float(match[1])
 
 
 def subscribers(transaction_id: str) -> int:
@@ -270,6 +282,8 @@ class EventStreamTests(TransactionTestCase):
         first = next(relay_api.read_events(response))
         self.assertEqual((first.name, first.id), ("hop", "1"))
         self.assertEqual(subscribers(transaction_id), 1)
+        _, staff = user_with_token("metrics-reader", staff=True)
+        self.assertEqual(open_streams(staff), 1)
         assert connection.sock is not None
         connection.sock.shutdown(socket.SHUT_RDWR)
         connection.close()
@@ -278,6 +292,7 @@ class EventStreamTests(TransactionTestCase):
         while subscribers(transaction_id) and time.monotonic() < give_up:
             time.sleep(0.1)
         self.assertEqual(subscribers(transaction_id), 0)
+        self.assertEqual(open_streams(staff), 0)  # its thread is free again
         self.assertEqual(relay_over_http("still relaying", token=self.token).status, 200)
 
 
