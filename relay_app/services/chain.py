@@ -197,7 +197,7 @@ def rest_respond(payload: ChainPayload) -> ChainPayload:
     text = Stage.REST_RESPONSE.spec.apply(payload["text"])
     final = final_message(text)
     hop = HopRecord(Stage.REST_RESPONSE, text, started_at, timezone.now())
-    hops_record(transaction_id=transaction_id, hops=[hop])
+    hops_record(transaction_id=transaction_id, hops=[hop], notify=False)
     if transaction_succeed(transaction_id=transaction_id, final_message=final):
         log_hop(Stage.REST_RESPONSE, text, transaction_id=transaction_id, duration_ms=hop.ms)
         log_end(final, transaction_id=transaction_id)

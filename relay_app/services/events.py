@@ -21,6 +21,9 @@ from .transactions import SETTLE_GRACE_SECONDS, transaction_time_out
 
 # How often a stream reads the record when Redis gives it no notices.
 POLL_SECONDS = 0.5
+# A stream reads the record at least this often even without a notice: a notice lost (Redis
+# restarted between a hop and its PUBLISH) delays a stream by no more than this.
+RESYNC_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,10 @@ def transaction_follow(
                 continue  # read it again: timed out here, or settled by someone else
             _release_database()
             beat_at = yield from _quiet_until_notice(
-                subscription, give_up=give_up, beat_at=beat_at, heartbeat_seconds=heartbeat_seconds
+                subscription,
+                give_up=min(give_up, time.time() + RESYNC_SECONDS),
+                beat_at=beat_at,
+                heartbeat_seconds=heartbeat_seconds,
             )
     finally:
         subscription.close()
@@ -73,9 +79,9 @@ def transaction_follow(
 def _quiet_until_notice(
     subscription: Subscription, *, give_up: float, beat_at: float, heartbeat_seconds: float
 ) -> Generator[Heartbeat, None, float]:
-    """Wait for a notice (or, without Redis, a poll's interval, or ``give_up``), with a
-    heartbeat at ``beat_at`` and every ``heartbeat_seconds`` after it; the record is not
-    read in between. Returns when the next heartbeat is due."""
+    """Wait for a notice (or, without Redis, a poll's interval; at most until ``give_up``),
+    with a heartbeat at ``beat_at`` and every ``heartbeat_seconds`` after it; the record is
+    not read in between. Returns when the next heartbeat is due."""
     while True:
         left = give_up - time.time()
         if left <= 0:

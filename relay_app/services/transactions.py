@@ -66,13 +66,17 @@ def transaction_start(
         hops_record(
             transaction_id=str(transaction.id),
             hops=[HopRecord(Stage.REST_REQUEST, text, started_at, timezone.now())],
+            notify=False,
         )
     log_hop(Stage.REST_REQUEST, text, transaction_id=transaction.id)
     return transaction
 
 
-def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
+def hops_record(*, transaction_id: str, hops: Sequence[HopRecord], notify: bool = True) -> None:
     """Record hops; a hop already recorded for its stage (a re-run task) is kept as it was.
+
+    ``notify``: tell the transaction's event streams (not for hop 1, which no stream can
+    be waiting for yet, nor for hop 8, whose settlement tells them right after).
 
     Every hop records itself, so this is one plain INSERT that skips a conflict (SQLite's
     "OR IGNORE", PostgreSQL's "ON CONFLICT DO NOTHING"), each value prepared by its model
@@ -89,7 +93,8 @@ def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
         cursor.executemany(_hop_insert_sql(), rows)
     for hop in hops:
         HOP_SECONDS.labels(hop.stage.slug).observe(hop.ms / 1000)
-    _notify(transaction_id)
+    if notify:
+        _notify(transaction_id)
 
 
 def _notify(transaction_id: str) -> None:
