@@ -1,11 +1,15 @@
-"""URL map: the relay API, the seed's endpoint, health, and the admin."""
+"""URL map: the relay API, the seed's endpoint, health, the admin and the live page."""
 
 from django.contrib import admin
 from django.urls import include, path
 
+from relay_app.live import live_page
+
 urlpatterns = [
     path("", include("relay_app.api.urls")),
     path("admin/", admin.site.urls),
+    # A person relays a message and watches its hops arrive (relay_app/live.py).
+    path("live/", live_page, name="live"),
 ]
 
 # JSON, like every other answer of the API, when DEBUG is off.

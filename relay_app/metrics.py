@@ -46,6 +46,11 @@ IN_FLIGHT = Gauge(
     "Relay requests the web server is serving now.",
     multiprocess_mode="livesum",
 )
+EVENT_STREAMS = Gauge(
+    "relay_event_streams_open",
+    "Transactions' event streams the web server holds open now (one thread each).",
+    multiprocess_mode="livesum",
+)
 DEADLINE_MISSES = Counter(
     "relay_deadline_misses", "Transactions that timed out, by the hop they waited on.", ["stage"]
 )

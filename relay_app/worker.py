@@ -18,6 +18,7 @@ from celery.worker.state import maybe_shutdown
 from .errors import DependencyUnavailable
 from .integrations import kafka_records, relay_rpc
 from .metrics import TASKS, serve_metrics
+from .tasks import CHAIN_TASKS, respond, time_out_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,35 @@ for _signal, _outcome in (
     (task_revoked, "revoked"),
 ):
     _signal.connect(_count_task(_outcome), weak=False)
+
+
+@task_revoked.connect
+def time_out_expired_chain(
+    sender: Any = None, request: Any = None, expired: bool = False, **_: Any
+) -> None:
+    """A task of an asynchronous relay's chain reached the worker after its transaction's
+    deadline (its expiry) and was dropped: have the transaction timed out now, since nobody
+    waits for it (it would stay pending until the stale sweep). A blocking relay's view has
+    timed it out already: nothing is sent for those, which under overload would add a task
+    for every late one. Sent as a task: this runs in the worker's main process, which
+    keeps no database connection."""
+    if not expired or not _ends_with_respond(sender, request):
+        return
+    try:
+        time_out_transaction.delay(request.args[0]["transaction_id"])
+    except Exception as exc:  # noqa: BLE001 - the stale sweep settles it in the end
+        logger.warning("could not time out the transaction of an expired task: %r", exc)
+
+
+def _ends_with_respond(sender: Any, request: Any) -> bool:
+    """Whether the task is of an asynchronous relay's chain: ``relay.respond`` itself, or a
+    task with it still ahead (the chain's remaining steps travel with each task)."""
+    if getattr(sender, "name", None) == respond.name:
+        return True
+    if getattr(sender, "name", None) not in CHAIN_TASKS:
+        return False
+    steps = getattr(request, "chain", None) or []
+    return any(isinstance(step, dict) and step.get("task") == respond.name for step in steps)
 
 
 class Consumer(CeleryConsumer):

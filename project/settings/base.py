@@ -220,6 +220,10 @@ RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)
 # A transaction still pending this long after its deadline lost its waiter; the sweep
 # (`manage.py settle_stale_transactions`) times it out.
 RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
+# An event stream (GET /api/transactions/<id>/events/) sends a ": heartbeat" comment after
+# this many seconds without a hop: proxies keep the connection, and a client that left is
+# noticed (its thread freed) at the latest then. Shorter than any proxy's read timeout.
+RELAY_EVENTS_HEARTBEAT_SECONDS = env.float("RELAY_EVENTS_HEARTBEAT_SECONDS", default=15.0)
 # How often the worker's beat runs that sweep (seconds).
 RELAY_SWEEP_INTERVAL_SECONDS = env.float("RELAY_SWEEP_INTERVAL_SECONDS", default=15.0)
 # Settled transactions older than this many days are deleted with their hops by the worker's

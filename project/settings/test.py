@@ -30,6 +30,8 @@ for _name, _value in {
     # The suite relays hundreds of messages as one user; the throttle's own tests set a rate.
     "RELAY_THROTTLE_RATE": "100000/second",
     "RELAY_ANONYMOUS_THROTTLE_RATE": "100000/second",
+    # Event streams' heartbeats come soon enough to be seen, and a client that left noticed.
+    "RELAY_EVENTS_HEARTBEAT_SECONDS": "0.5",
 }.items():
     os.environ.setdefault(_name, _value)
 

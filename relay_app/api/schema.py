@@ -78,3 +78,27 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
         " transaction without running the chain again; with another message, 422."
     ),
 )
+
+
+PREFER_PARAMETER = OpenApiParameter(
+    "Prefer",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "`respond-async`: answer 202 at once with the pending transaction, its `Location`"
+        " to poll and its `events` stream, instead of waiting for the whole chain (RFC 7240;"
+        " other preferences are ignored)."
+    ),
+)
+
+LAST_EVENT_ID_PARAMETER = OpenApiParameter(
+    "Last-Event-ID",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "The id of the last event received (a hop's position, 1-8), as EventSource sends it"
+        " when it reconnects: hops up to it are not sent again. Anything else counts as none."
+    ),
+)

@@ -108,6 +108,19 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     return key
 
 
+PREFER_HEADER = "Prefer"
+RESPOND_ASYNC = "respond-async"
+
+
+def prefers_async(headers: Mapping[str, str]) -> bool:
+    """Whether the request's ``Prefer`` header asks for ``respond-async`` (RFC 7240: a
+    comma-separated list of preferences, each maybe with a value and parameters; names are
+    case-insensitive; preferences the server does not know are ignored)."""
+    value = headers.get(PREFER_HEADER) or ""
+    names = (part.split(";", 1)[0].split("=", 1)[0].strip().lower() for part in value.split(","))
+    return RESPOND_ASYNC in names
+
+
 class KafkaRecordSerializer(serializers.Serializer):
     """Where a hop wrote or read its Kafka record."""
 
@@ -235,6 +248,44 @@ class TransactionSerializer(serializers.ModelSerializer):
         }
 
 
+class RelayAcceptedSerializer(TransactionSerializer):
+    """An asynchronous relay, accepted: the transaction so far, where to poll it and where
+    to follow its hops live."""
+
+    url = serializers.URLField(help_text="Poll the transaction here (also `Location`).")
+    events = serializers.URLField(help_text="Its hops as Server-Sent Events, as they happen.")
+
+    class Meta(TransactionSerializer.Meta):
+        fields = ["url", "events", *TransactionSerializer.Meta.fields]
+        read_only_fields = fields
+
+
+class ServerSentEventSerializer(serializers.Serializer):
+    """One event of a transaction's stream (OpenAPI 3.0 describes each event of a
+    text/event-stream by its schema): a hop, then the settled transaction."""
+
+    event = serializers.ChoiceField(
+        choices=["hop", "settled"],
+        required=False,
+        help_text="`hop`, one for each hop as it completes, then `settled`, the last.",
+    )
+    id = serializers.CharField(
+        required=False, help_text="A hop's position, 1-8: send it back as `Last-Event-ID`."
+    )
+    # For the schema only; DRF's metaclass takes declared fields out of the class, so this
+    # does not hide ``Serializer.data`` (mypy cannot know that).
+    data = serializers.CharField(  # type: ignore[assignment]
+        required=False,
+        help_text=(
+            "JSON: for `hop`, the hop as in a transaction (with its seed log `label`); for"
+            " `settled`, the transaction as `GET /api/transactions/<id>/` shows it."
+        ),
+    )
+    retry = serializers.IntegerField(
+        required=False, help_text="How long to wait before reconnecting, in milliseconds."
+    )
+
+
 class TransactionListSerializer(TransactionSerializer):
     url = serializers.HyperlinkedIdentityField(
         view_name="transaction-detail", lookup_field="id", lookup_url_kwarg="transaction_id"
@@ -288,6 +339,7 @@ class ApiRootSerializer(serializers.Serializer):
     ready = serializers.URLField(help_text="Whether every dependency answers (readiness).")
     seed = serializers.URLField(help_text="The original example's endpoint.")
     admin = serializers.URLField(help_text="The admin (staff only).")
+    live = serializers.URLField(help_text="A page to relay a message and watch its hops live.")
 
 
 class LivenessSerializer(serializers.Serializer):

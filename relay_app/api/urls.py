@@ -14,6 +14,11 @@ urlpatterns = [
         views.TransactionDetailView.as_view(),
         name="transaction-detail",
     ),
+    path(
+        "api/transactions/<uuid:transaction_id>/events/",
+        views.TransactionEventsView.as_view(),
+        name="transaction-events",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("communication/restKafkaGRPC/", views.SeedRelayView.as_view(), name="seed-relay"),

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from django.http import Http404, HttpResponse
+from django.conf import settings
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -24,23 +25,28 @@ from ..metrics import exposition
 from ..models import Transaction
 from ..selectors import transaction_get, transaction_list
 from ..services.health import readiness
-from ..services.relay import relay_message
+from ..services.relay import relay_message, relay_message_async
 from .admission import DEADLINE_ATTRIBUTE
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
 from .errors import unlogged
+from .events import event_stream, last_event_id
 from .permissions import CanReadApiDocs, CanReadMetrics, CanRelay
 from .renderers import JSONFormBrowsableAPIRenderer
-from .schema import IDEMPOTENCY_KEY_PARAMETER
+from .schema import IDEMPOTENCY_KEY_PARAMETER, LAST_EVENT_ID_PARAMETER, PREFER_PARAMETER
 from .serializers import (
+    RESPOND_ASYNC,
     ApiRootSerializer,
     ErrorSerializer,
     HealthSerializer,
     LivenessSerializer,
+    RelayAcceptedSerializer,
     RelayInputSerializer,
+    ServerSentEventSerializer,
     TransactionFailureSerializer,
     TransactionListSerializer,
     TransactionSerializer,
     idempotency_key,
+    prefers_async,
 )
 from .throttling import RelayThrottle
 
@@ -101,6 +107,7 @@ class ApiRootView(APIView):
             "ready": reverse("readyz", request=request),
             "seed": reverse("seed-relay", request=request),
             "admin": reverse("admin:index", request=request),
+            "live": reverse("live", request=request),
         }
         return Response(ApiRootSerializer(links).data)
 
@@ -110,6 +117,8 @@ class RelayView(generics.GenericAPIView):
 
     Type a message in the form below and press POST: the answer shows the transaction, its
     eight hops and the final text. Clients send a JSON object: {"message": "hello world"}.
+    With `Prefer: respond-async` the answer is 202 at once, with the pending transaction:
+    poll its `url` (also `Location`) or follow its `events` stream.
     """
 
     serializer_class = RelayInputSerializer
@@ -120,13 +129,20 @@ class RelayView(generics.GenericAPIView):
     @extend_schema(
         tags=["relay"],
         request=RelayInputSerializer,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        parameters=[IDEMPOTENCY_KEY_PARAMETER, PREFER_PARAMETER],
         examples=[
             OpenApiExample("hello world", value={"message": "hello world"}, request_only=True)
         ],
         responses={
             200: OpenApiResponse(
                 TransactionSerializer, "Relayed: `message` is the final uppercase text."
+            ),
+            202: OpenApiResponse(
+                RelayAcceptedSerializer,
+                "`Prefer: respond-async`: accepted and pending (or, for a repeated"
+                " Idempotency-Key, that transaction still pending). Poll `Location` (`url`) or"
+                " follow `events`. Once settled, a repeated request answers as without"
+                " the preference: 200, 503 or 504.",
             ),
             400: INVALID,
             401: UNAUTHENTICATED,
@@ -152,12 +168,15 @@ class RelayView(generics.GenericAPIView):
         key = idempotency_key(request.headers)
         serializer = RelayInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        transaction = relay_message(
+        respond_async = prefers_async(request.headers)
+        transaction = (relay_message_async if respond_async else relay_message)(
             message=serializer.validated_data["message"],
             owner=_owner(request),
             idempotency_key=key,
             deadline=_deadline(request),
         )
+        if respond_async and transaction.status == Transaction.Status.PENDING:
+            return _accepted(request, transaction)
         body: dict[str, Any] = dict(TransactionSerializer(transaction).data)
         if transaction.status == Transaction.Status.PENDING:
             body = {"detail": "the first request with this Idempotency-Key has not finished"}
@@ -165,6 +184,18 @@ class RelayView(generics.GenericAPIView):
         elif transaction.status != Transaction.Status.SUCCEEDED:
             body = {"detail": transaction.error, **body}
         return unlogged(Response(body, status=HTTP_STATUS[Transaction.Status(transaction.status)]))
+
+
+def _accepted(request: Request, transaction: Transaction) -> Response:
+    """202: the pending transaction, where to poll it and where to follow it."""
+    url = reverse("transaction-detail", args=[transaction.id], request=request)
+    events = reverse("transaction-events", args=[transaction.id], request=request)
+    body = {"url": url, "events": events, **TransactionSerializer(transaction).data}
+    return Response(
+        body,
+        status=status.HTTP_202_ACCEPTED,
+        headers={"Location": url, "Preference-Applied": RESPOND_ASYNC},
+    )
 
 
 class SeedRelayView(APIView):
@@ -253,6 +284,46 @@ class TransactionDetailView(APIView):
             # Another user's transaction is answered exactly like one that does not exist.
             raise Http404(f"no transaction {transaction_id}") from exc
         return Response(TransactionSerializer(transaction).data)
+
+
+class TransactionEventsView(APIView):
+    """One of your transactions (staff: anyone's) as it happens, as Server-Sent Events.
+
+    Each hop as it is recorded (`event: hop`, `id:` its position 1-8, `data:` the hop as in
+    the transaction's page), then `event: settled` with the whole transaction as
+    `GET /api/transactions/<id>/` shows it; then the stream ends. A settled transaction's
+    hops come at once. `: heartbeat` comments keep a quiet stream open; a transaction still
+    pending shortly after its deadline is timed out, and the stream ends with that.
+    """
+
+    @extend_schema(
+        tags=["transactions"],
+        parameters=[LAST_EVENT_ID_PARAMETER],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                ServerSentEventSerializer,
+                "The events, ending with `event: settled`: `id: 3` / `event: hop` /"
+                ' `data: {"position": 3, "stage": "kafka_consume_request", ...}`.',
+            ),
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+            503: DATABASE_DOWN,
+        },
+    )
+    def get(self, request: Request, transaction_id: str) -> StreamingHttpResponse:
+        try:
+            transaction_get(transaction_id=transaction_id, viewer=request.user)
+        except Transaction.DoesNotExist as exc:
+            raise Http404(f"no transaction {transaction_id}") from exc
+        return event_stream(
+            str(transaction_id),
+            after=last_event_id(request.headers),
+            heartbeat_seconds=settings.RELAY_EVENTS_HEARTBEAT_SECONDS,
+        )
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # EventSource asks for text/event-stream only: errors then still answer JSON.
+        return super().perform_content_negotiation(request, force=True)
 
 
 class MetricsView(APIView):

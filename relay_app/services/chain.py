@@ -1,4 +1,7 @@
-"""Hops 2-7, each performed by one Celery task of the relay chain.
+"""Hops 2-7, each performed by one Celery task of the relay chain, and hop 8.
+
+Hop 8 (``rest_respond``) is the web server's while a client waits for the answer; for an
+asynchronous request (``Prefer: respond-async``) nobody waits, so a last task does it.
 
 Every hop takes the ``ChainPayload`` the previous one returned and returns the next. A hop that
 fails settles the transaction (failed, or timed out at that stage) before raising, so the
@@ -20,14 +23,14 @@ from django.utils import timezone
 
 from .. import tracing
 from ..errors import DeadlineExceeded, DependencyUnavailable, RecordMismatch, RelayError
-from ..hops import Stage
+from ..hops import Stage, final_message
 from ..integrations import relay_rpc
 from ..integrations.kafka_records import RecordCoordinates, describe, get_kafka
 from ..metrics import count_dependency_error
 from ..models import Hop
-from ..seed_log import log_hop
+from ..seed_log import log_end, log_hop
 from ..selectors import hop_find
-from .transactions import HopRecord, hops_record, transaction_fail
+from .transactions import HopRecord, hops_record, transaction_fail, transaction_succeed
 
 logger = logging.getLogger(__name__)
 
@@ -184,3 +187,22 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
             hops=[HopRecord(Stage.GRPC_SERVER, result.text, result.started_at, result.finished_at)],
         )
     return {**payload, "text": result.text}
+
+
+def rest_respond(payload: ChainPayload) -> ChainPayload:
+    """Hop 8: the REST response, then the seed's closing banner; the transaction succeeds.
+
+    Idempotent, and harmless after the transaction ended otherwise: whoever settles first
+    wins (the waiting view, a repeated request, the chain's last task, a deadline).
+    """
+    transaction_id = payload["transaction_id"]
+    with tracing.hop_span(Stage.REST_RESPONSE, transaction_id):
+        started_at = timezone.now()
+        text = Stage.REST_RESPONSE.spec.apply(payload["text"])
+        final = final_message(text)
+        hop = HopRecord(Stage.REST_RESPONSE, text, started_at, timezone.now())
+        hops_record(transaction_id=transaction_id, hops=[hop], notify=False)
+        if transaction_succeed(transaction_id=transaction_id, final_message=final):
+            log_hop(Stage.REST_RESPONSE, text, transaction_id=transaction_id, duration_ms=hop.ms)
+            log_end(final, transaction_id=transaction_id)
+    return {**payload, "text": text}

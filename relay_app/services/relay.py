@@ -1,4 +1,5 @@
-"""Run one transaction end to end: hop 1, the Celery chain for hops 2-7, then hop 8."""
+"""Run one transaction end to end: hop 1, the Celery chain for hops 2-7, then hop 8; or
+start it and return at once (``relay_message_async``), the chain then doing hop 8 too."""
 
 import logging
 import time
@@ -12,13 +13,12 @@ from celery.result import AsyncResult
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
-from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
 from .. import tracing
 from ..errors import IdempotencyConflict
-from ..hops import Stage, final_message
+from ..hops import Stage
 from ..metrics import (
     DEADLINE_MISSES,
     TRANSACTION_SECONDS,
@@ -26,17 +26,10 @@ from ..metrics import (
     count_dependency_error,
 )
 from ..models import Transaction
-from ..seed_log import log_end, log_hop
 from ..selectors import transaction_find, transaction_get, transaction_status
 from ..tasks import chain_result, relay_chain
-from .chain import ChainPayload
-from .transactions import (
-    HopRecord,
-    hops_record,
-    transaction_abandon,
-    transaction_start,
-    transaction_succeed,
-)
+from .chain import ChainPayload, rest_respond
+from .transactions import transaction_abandon, transaction_start, transaction_time_out
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +56,81 @@ def relay_message(
     already used, that first transaction is returned instead of a new one. ``deadline``
     (seconds since the epoch) is the request's arrival plus the budget; by default, now plus it.
     """
+    transaction, payload = _start(
+        message=message, owner=owner, idempotency_key=idempotency_key, deadline=deadline
+    )
+    if payload is None:
+        return _replay(transaction, message=message)
+    transaction_id = payload["transaction_id"]
+    with tracing.transaction_traced(transaction_id):
+        try:
+            result = relay_chain(payload).apply_async()
+            with tracing.span("wait for the chain"):
+                result.get(timeout=max(payload["deadline"] - time.time(), 0.001), propagate=False)
+        except CeleryTimeoutError:
+            transaction_time_out(transaction_id=transaction_id)
+        except (BrokerError, RedisError) as exc:
+            _redis_unavailable(transaction_id, exc)
+        else:
+            _settle_from_chain(transaction_id, result)
+    settled = transaction_get(transaction_id=transaction_id, viewer=None)
+    _count(settled, arrived_at=payload["deadline"] - settings.RELAY_DEADLINE_SECONDS)
+    return settled
+
+
+def relay_message_async(
+    *,
+    message: str,
+    owner: User | None,
+    idempotency_key: str | None = None,
+    deadline: float | None = None,
+) -> Transaction:
+    """Start carrying ``message`` and return at once, with the transaction still ``pending``.
+
+    The same rules as ``relay_message``: the same owner repeating an ``idempotency_key``
+    gets that first transaction back as it is now (no waiting; another message: 422). The
+    chain's last task does hop 8. If the chain runs out of time, a hop times the transaction
+    out, or the worker does as soon as it finds one of its tasks expired
+    (``relay_app/worker.py``); an event stream does at its deadline, the stale sweep in the
+    end. Redis down: the transaction comes back ``failed``.
+    """
+    transaction, payload = _start(
+        message=message, owner=owner, idempotency_key=idempotency_key, deadline=deadline
+    )
+    if payload is None:
+        if transaction.message != message:
+            raise IdempotencyConflict(transaction.idempotency_key or "")
+        return transaction_get(transaction_id=str(transaction.id), viewer=None)
+    transaction_id = payload["transaction_id"]
+    try:
+        with tracing.transaction_traced(transaction_id):
+            relay_chain(payload, respond_async=True).apply_async()
+    except (BrokerError, RedisError) as exc:
+        _redis_unavailable(transaction_id, exc)
+        failed = transaction_get(transaction_id=transaction_id, viewer=None)
+        _count(failed, arrived_at=payload["deadline"] - settings.RELAY_DEADLINE_SECONDS)
+        return failed
+    return transaction_get(transaction_id=transaction_id, viewer=None)
+
+
+def _start(
+    *,
+    message: str,
+    owner: User | None,
+    idempotency_key: str | None,
+    deadline: float | None,
+) -> tuple[Transaction, ChainPayload | None]:
+    """Record the transaction and do hop 1; return it with the payload its chain starts from.
+
+    If ``owner`` already used ``idempotency_key``, that earlier transaction comes back
+    instead, with no payload: nothing was started.
+    """
     if deadline is None:
         deadline = time.time() + settings.RELAY_DEADLINE_SECONDS
     if idempotency_key and (
         earlier := transaction_find(owner=owner, idempotency_key=idempotency_key)
     ):
-        return _replay(earlier, message=message)
+        return earlier, None
     try:
         transaction = transaction_start(
             message=message,
@@ -81,44 +143,27 @@ def relay_message(
         earlier = transaction_find(owner=owner, idempotency_key=idempotency_key or "")
         if earlier is None:
             raise
-        return _replay(earlier, message=message)
-    transaction_id = str(transaction.id)
-    with tracing.transaction_traced(transaction_id):
-        _run(transaction_id, message=message, deadline=deadline)
-    settled = transaction_get(transaction_id=transaction_id, viewer=None)
-    _count(settled, arrived_at=deadline - settings.RELAY_DEADLINE_SECONDS)
-    return settled
-
-
-def _run(transaction_id: str, *, message: str, deadline: float) -> None:
-    """Hops 2-7 through the chain, waited for until the deadline, then hop 8: or settle the
-    transaction with why it did not get there."""
+        return earlier, None
     payload: ChainPayload = {
-        "transaction_id": transaction_id,
+        "transaction_id": str(transaction.id),
         "text": Stage.REST_REQUEST.spec.apply(message),
         "deadline": deadline,
     }
-    try:
-        result = relay_chain(payload).apply_async()
-        with tracing.span("wait for the chain"):
-            result.get(timeout=max(deadline - time.time(), 0.001), propagate=False)
-    except CeleryTimeoutError:
-        _time_out(transaction_id)
-    except (BrokerError, RedisError) as exc:
-        # The client learns which dependency; the log also gets the why (it names hosts).
-        logger.warning(
-            "transaction %s: Redis is unavailable: %r",
-            transaction_id,
-            exc,
-            extra={"transaction_id": transaction_id},
-        )
-        count_dependency_error("Redis", exc)
-        reason = f"Redis is unavailable: {type(exc).__name__}"
-        transaction_abandon(
-            transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
-        )
-    else:
-        _settle_from_chain(transaction_id, result)
+    return transaction, payload
+
+
+def _redis_unavailable(transaction_id: str, exc: Exception) -> None:
+    """Fail the transaction: its chain could not be sent (or waited for) through Redis."""
+    # The client learns which dependency; the log also gets the why (it names hosts).
+    logger.warning(
+        "transaction %s: Redis is unavailable: %r",
+        transaction_id,
+        exc,
+        extra={"transaction_id": transaction_id},
+    )
+    count_dependency_error("Redis", exc)
+    reason = f"Redis is unavailable: {type(exc).__name__}"
+    transaction_abandon(transaction_id=transaction_id, timed_out=False, describe=lambda _: reason)
 
 
 def _count(transaction: Transaction, *, arrived_at: float) -> None:
@@ -136,11 +181,11 @@ def _settle_from_chain(transaction_id: str, result: AsyncResult) -> None:
     Idempotency-Key, on another web server after the first died) may both get here.
     """
     if result.successful():
-        _respond(transaction_id, cast(ChainPayload, result.result))
+        rest_respond(cast(ChainPayload, result.result))
         return
     if isinstance(result.result, TaskRevokedError):
         # A task reached a worker after the transaction's deadline (its expiry) and was dropped.
-        _time_out(transaction_id)
+        transaction_time_out(transaction_id=transaction_id)
         return
     # The failing hop has usually settled the transaction with its reason already. If not,
     # the chain broke in a way no hop expected: the client reads that much, the log the details.
@@ -149,32 +194,6 @@ def _settle_from_chain(transaction_id: str, result: AsyncResult) -> None:
         transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
     ):
         logger.error("transaction %s: the chain failed: %r", transaction_id, result.result)
-
-
-def _time_out(transaction_id: str) -> None:
-    transaction_abandon(
-        transaction_id=transaction_id,
-        timed_out=True,
-        describe=lambda stage: (
-            f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s"
-            f" passed while waiting on {stage.slug}"
-        ),
-    )
-
-
-def _respond(transaction_id: str, payload: ChainPayload) -> None:
-    """Hop 8: the REST response, then the seed's closing banner."""
-    with tracing.hop_span(Stage.REST_RESPONSE, transaction_id):
-        started_at = timezone.now()
-        text = Stage.REST_RESPONSE.spec.apply(payload["text"])
-        final = final_message(text)
-        hops_record(
-            transaction_id=transaction_id,
-            hops=[HopRecord(Stage.REST_RESPONSE, text, started_at, timezone.now())],
-        )
-        if transaction_succeed(transaction_id=transaction_id, final_message=final):
-            log_hop(Stage.REST_RESPONSE, text, transaction_id=transaction_id)
-            log_end(final, transaction_id=transaction_id)
 
 
 def _replay(earlier: Transaction, *, message: str) -> Transaction:
@@ -193,7 +212,7 @@ def _replay(earlier: Transaction, *, message: str) -> Transaction:
     deadline = earlier.deadline_at.timestamp()
     while transaction_status(transaction_id=transaction_id) == Transaction.Status.PENDING:
         if time.time() > deadline + _REPLAY_GRACE_SECONDS:
-            _time_out(transaction_id)
+            transaction_time_out(transaction_id=transaction_id)
             break
         with suppress(BrokerError, RedisError):  # Redis away: the status still tells
             if result.ready():

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 from django.db import transaction as db_transaction
@@ -14,11 +15,17 @@ from django.utils import timezone
 
 from .. import tracing
 from ..hops import Stage
+from ..integrations import notices
 from ..integrations.kafka_records import RecordCoordinates
 from ..metrics import HOP_SECONDS
 from ..models import Hop, Transaction
 from ..seed_log import log_hop
 from ..selectors import transaction_list_stale, transaction_waiting_on
+
+# How long past its deadline an event stream leaves a pending transaction to whoever else
+# settles it (its chain, its waiting view) before it times the transaction out itself.
+# Short: every hop gives up at the deadline.
+SETTLE_GRACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,13 +69,17 @@ def transaction_start(
         hops_record(
             transaction_id=str(transaction.id),
             hops=[HopRecord(Stage.REST_REQUEST, text, started_at, timezone.now())],
+            notify=False,
         )
     log_hop(Stage.REST_REQUEST, text, transaction_id=transaction.id)
     return transaction
 
 
-def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
+def hops_record(*, transaction_id: str, hops: Sequence[HopRecord], notify: bool = True) -> None:
     """Record hops; a hop already recorded for its stage (a re-run task) is kept as it was.
+
+    ``notify``: tell the transaction's event streams (not for hop 1, which no stream can
+    be waiting for yet, nor for hop 8, whose settlement tells them right after).
 
     Every hop records itself, so this is one plain INSERT that skips a conflict (SQLite's
     "OR IGNORE", PostgreSQL's "ON CONFLICT DO NOTHING"), each value prepared by its model
@@ -85,6 +96,14 @@ def hops_record(*, transaction_id: str, hops: Sequence[HopRecord]) -> None:
         cursor.executemany(_hop_insert_sql(), rows)
     for hop in hops:
         HOP_SECONDS.labels(hop.stage.slug).observe(hop.ms / 1000)
+    if notify:
+        _notify(transaction_id)
+
+
+def _notify(transaction_id: str) -> None:
+    """Tell the transaction's event streams to look again, once what changed is committed
+    (at once outside a database transaction)."""
+    db_transaction.on_commit(lambda: notices.notify(transaction_id))
 
 
 _HOP_FIELDS: "list[Field[Any, Any]]" = [
@@ -154,6 +173,21 @@ def transaction_abandon(
     )
 
 
+def transaction_time_out(*, transaction_id: str) -> bool:
+    """Time out the transaction at the hop it was waiting on: its deadline passed.
+
+    ``False`` if it had already ended (the chain, a failing hop or another watcher won).
+    """
+    return transaction_abandon(
+        transaction_id=transaction_id,
+        timed_out=True,
+        describe=lambda stage: (
+            f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s"
+            f" passed while waiting on {stage.slug}"
+        ),
+    )
+
+
 def transactions_settle_stale(*, grace_seconds: float) -> int:
     """Time out transactions still pending ``grace_seconds`` after their deadline.
 
@@ -180,6 +214,8 @@ def _settle(transaction_id: str, *, status: Transaction.Status, **fields: object
     updated = Transaction.objects.filter(
         id=transaction_id, status=Transaction.Status.PENDING
     ).update(status=status, finished_at=timezone.now(), **fields)
+    if updated:
+        _notify(transaction_id)
     return updated == 1
 
 

@@ -22,7 +22,7 @@ from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Transaction
 from relay_app.services.tokens import api_token_create
 
-from ..support import relay_over_http
+from ..support import relay_over_http, service_stopped
 
 CHROMIUM = os.environ.get("RELAY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium offline: no background connections, which this closed network refuses anyway.
@@ -200,9 +200,9 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             log_in(page, "docs-reader", password, then="/api/docs/")
             operations = page.locator(".opblock")
             operations.first.wait_for()
-            # Every operation of the schema: relay, seed, transactions (2), health, readiness,
-            # metrics, the API root.
-            self.assertEqual(operations.count(), 8)
+            # Every operation of the schema: relay, seed, transactions (3, with the event
+            # stream), health, readiness, metrics, the API root.
+            self.assertEqual(operations.count(), 9)
             relay = page.locator(".opblock-post:has-text('/api/relay/')")
             relay.locator(".opblock-summary").click()
             relay.locator("button:has-text('Try it out')").click()
@@ -215,3 +215,86 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             ).first
             self.assertIn(expected_final_message("hello world"), body.inner_text())
             screenshot(relay, "api-docs-relay")
+
+
+# Records when each hop's row of the live page is filled, to see them arrive one by one.
+WATCH_ARRIVALS = """
+window.relayArrivals = [];
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    if (change.target.dataset.state === "done") {
+      window.relayArrivals.push([Number(change.target.dataset.position), performance.now()]);
+    }
+  }
+}).observe(document.getElementById("hops"), {subtree: true, attributeFilter: ["data-state"]});
+"""
+
+
+class LivePageInBrowserTests(TransactionTestCase):
+    def test_a_person_watches_the_eight_hops_arrive_then_the_final_text(self) -> None:
+        message = "hello from the live page"
+        password = person("live-watcher")
+        with browser_page(self) as page:
+            page.goto(f"{BASE}/live/")
+            self.assertIn("/api-auth/login/", page.url)  # signing in comes first
+            log_in(page, "live-watcher", password, then="/api/")
+            page.click(f"a[href='{BASE}/live/']")  # the API root links the live page
+            page.wait_for_url("**/live/")
+            page.evaluate(WATCH_ARRIVALS)
+            page.fill("#message", message)
+            page.click("#send")
+            page.wait_for_selector("#live[data-state=succeeded]")
+            arrivals = page.evaluate("window.relayArrivals")
+            rows = page.locator("#hops .live__row")
+            self.assertEqual(rows.count(), len(Stage))
+            text = message
+            lefts = []
+            for index, stage in enumerate(Stage):
+                text = stage.spec.apply(text)
+                row = rows.nth(index)
+                self.assertEqual(row.get_attribute("data-state"), "done")
+                self.assertEqual(row.locator(".live__text").inner_text(), text)
+                self.assertRegex(row.locator(".live__duration").inner_text(), r"^\d+\.\d\d ms$")
+                bar = row.locator(".live__bar").bounding_box()
+                track = row.locator(".live__track").bounding_box()
+                assert bar is not None and track is not None
+                self.assertGreater(bar["width"], 0)
+                self.assertLessEqual(bar["x"] + bar["width"], track["x"] + track["width"] + 0.5)
+                lefts.append(bar["x"])
+            self.assertEqual(lefts, sorted(lefts))
+            self.assertEqual(page.inner_text("#final-text"), expected_final_message(message))
+            self.assertIn("Succeeded", page.inner_text("#status"))
+            self.assertTrue(page.locator("#error").is_hidden())
+            transaction_id = page.get_attribute("#live", "data-transaction")
+            screenshot(page, "live-succeeded")
+            # The admin's "Replay live" link: the same transaction's hops, from its record.
+            page.goto(f"{BASE}/live/?transaction={transaction_id}")
+            page.wait_for_selector("#live[data-state=succeeded]")
+            self.assertEqual(page.locator("#hops .live__row[data-state=done]").count(), 8)
+            self.assertEqual(page.inner_text("#final-text"), expected_final_message(message))
+        assert transaction_id is not None
+        # Each hop's row was filled once, in order: they came one after another.
+        self.assertEqual([position for position, _ in arrivals], list(range(1, 9)))
+        transaction = Transaction.objects.get(id=transaction_id)
+        self.assertEqual(transaction.status, Transaction.Status.SUCCEEDED)
+        self.assertEqual(transaction.owner.get_username(), "live-watcher")  # type: ignore[union-attr]
+
+    def test_errors_are_shown_in_words(self) -> None:
+        password = person("live-errors")
+        too_long = "x" * (settings.RELAY_MESSAGE_MAX_LENGTH + 1)
+        with service_stopped("worker"), browser_page(self) as page:
+            log_in(page, "live-errors", password, then="/live/")
+            page.fill("#message", too_long)
+            page.click("#send")
+            page.wait_for_selector("#live[data-state=error]")
+            refused = page.inner_text("#error")
+            # No worker: the stream ends at the deadline, timed out.
+            page.fill("#message", "nobody will carry this")
+            page.click("#send")
+            page.wait_for_selector("#live[data-state=timed_out]", timeout=20_000)
+            timed_out = page.inner_text("#error")
+            screenshot(page, "live-timed-out")
+        self.assertIn("The message was refused", refused)
+        self.assertIn("10000 characters", refused)
+        self.assertIn("The relay timed out: the deadline", timed_out)
+        self.assertIn("kafka_publish_request", timed_out)

@@ -119,6 +119,11 @@ class AdminTests(TestCase):
         self.assertEqual(transaction.message, "read only")
         self.assertEqual(transaction.hops.count(), 8)
 
+    def test_the_transaction_page_links_the_live_page_to_replay_it(self) -> None:
+        transaction = recorded("hello world")
+        page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        self.assertIn(f'href="/live/?transaction={transaction.id}"', page)
+
     def test_the_transaction_page_shows_every_hop_in_order_and_the_waterfall(self) -> None:
         transaction = recorded("hello world")
         page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()

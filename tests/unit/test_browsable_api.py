@@ -38,6 +38,7 @@ class BrowsableApiTests(TestCase):
                 "ready": "http://testserver/readyz",
                 "seed": "http://testserver/communication/restKafkaGRPC/",
                 "admin": "http://testserver/admin/",
+                "live": "http://testserver/live/",
             },
         )
         page = self.client.get("/api/", HTTP_ACCEPT=HTML).content.decode()

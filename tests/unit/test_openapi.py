@@ -30,9 +30,14 @@ class SchemaTests(SimpleTestCase):
         relay = schema["paths"]["/api/relay/"]["post"]
         self.assertEqual(
             sorted(relay["responses"]),
-            ["200", "400", "401", "413", "415", "422", "429", "503", "504"],
+            ["200", "202", "400", "401", "413", "415", "422", "429", "503", "504"],
         )
-        self.assertEqual(relay["parameters"][0]["name"], "Idempotency-Key")
+        self.assertEqual(
+            [parameter["name"] for parameter in relay["parameters"]], ["Idempotency-Key", "Prefer"]
+        )
+        events = schema["paths"]["/api/transactions/{transaction_id}/events/"]["get"]
+        self.assertEqual(list(events["responses"]["200"]["content"]), ["text/event-stream"])
+        self.assertIn("Last-Event-ID", [parameter["name"] for parameter in events["parameters"]])
         # Swagger UI's "Authorize" asks for a Bearer token; no operation takes HTTP Basic.
         self.assertEqual(
             schema["components"]["securitySchemes"]["bearerAuth"],

@@ -1,0 +1,238 @@
+"""``manage.py relay "hello world"``: send a message through a running stack and print the
+original example's log lines live, as its hops complete.
+
+A thin client of the HTTP API (``relay_app/integrations/relay_api.py``): it relays with
+``Prefer: respond-async``, then follows the transaction's event stream. Its exit code says
+how the transaction ended (``EXIT_CODES``), so scripts can tell the cases apart.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from relay_app.hops import Stage
+from relay_app.integrations import relay_api
+from relay_app.seed_log import BANNER, escape
+
+TOKEN_VARIABLE = "RELAY_API_TOKEN"  # noqa: S105 - the variable's name, not a token
+
+SUCCEEDED = 0
+BAD_INPUT = 2
+TIMED_OUT = 3
+UNAVAILABLE = 4
+UNREACHABLE = 5
+EXIT_CODES = f"""exit codes:
+  {SUCCEEDED}  succeeded (with --async: accepted)
+  1  an unexpected answer (a bug: please report it)
+  {BAD_INPUT}  bad input or usage: the relay refused the message (400, 413, 415, 422)
+  {TIMED_OUT}  timed out: the deadline passed (504, or the transaction ended timed_out)
+  {UNAVAILABLE}  a dependency is down, or the relay is at capacity or over your rate
+     (503, 429, or the transaction ended failed)
+  {UNREACHABLE}  the relay cannot be reached, or refused the credentials (401, 403)
+"""
+_BY_STATUS = {
+    "succeeded": SUCCEEDED,
+    "timed_out": TIMED_OUT,
+    "failed": UNAVAILABLE,
+}
+_BY_HTTP_STATUS = {
+    400: BAD_INPUT,
+    413: BAD_INPUT,
+    415: BAD_INPUT,
+    422: BAD_INPUT,
+    401: UNREACHABLE,
+    403: UNREACHABLE,
+    429: UNAVAILABLE,
+    503: UNAVAILABLE,
+    504: TIMED_OUT,
+}
+# A stream cut short is opened again (from its last event) this many times.
+RECONNECTS = 3
+
+
+class Command(BaseCommand):
+    help = (
+        "Relay MESSAGE through the running stack and print the original example's log lines"
+        " as its hops complete (a progress bar on a terminal), then the closing banner. The"
+        f" API token comes from --token or ${TOKEN_VARIABLE}; without one (where anonymous"
+        " relays are allowed) the lines come at the end, from the answer."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.epilog = EXIT_CODES
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        return parser
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        scheme = "https" if settings.RELAY_HTTPS_CERT_FILE else "http"
+        parser.add_argument("message", help="the text to relay")
+        parser.add_argument(
+            "--url",
+            default=f"{scheme}://{settings.RELAY_HTTP_ADDRESS}",
+            help="the relay's web server (default: RELAY_HTTP_ADDRESS, %(default)s)",
+        )
+        parser.add_argument(
+            "--token",
+            default=os.environ.get(TOKEN_VARIABLE, ""),
+            help=f"an API token (default ${TOKEN_VARIABLE}); manage.py create_api_token makes one",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="print only the final transaction, as JSON"
+        )
+        parser.add_argument(
+            "--async",
+            dest="respond_async",
+            action="store_true",
+            help="print the transaction's id once accepted, and return at once",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=30.0,
+            help="seconds to wait for the server at any one moment (default %(default)s)",
+        )
+
+    failure = ""
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.options = options
+        self.progress = not options["json"] and self.stdout.isatty()
+        self.hops_seen: set[int] = set()
+        self.started = time.monotonic()
+        try:
+            code = self.run(options["message"])
+        except (OSError, http.client.HTTPException) as exc:
+            raise CommandError(
+                f"cannot reach the relay at {options['url']}: {exc}", returncode=UNREACHABLE
+            ) from exc
+        finally:
+            self.clear_progress()
+        if code:
+            # BaseCommand turns this into the exit code (and prints the message on stderr).
+            raise CommandError(self.failure, returncode=code)
+
+    def connection(self) -> http.client.HTTPConnection:
+        return relay_api.connect(
+            self.options["url"],
+            timeout=self.options["timeout"],
+            cafile=settings.RELAY_HTTPS_CA_FILE,
+        )
+
+    def headers(self) -> dict[str, str]:
+        token = self.options["token"]
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def run(self, message: str) -> int:
+        """Relay, follow, print; the exit code."""
+        streaming = bool(self.options["token"])  # reading a transaction needs a token
+        prefer = {"Prefer": "respond-async"} if streaming or self.options["respond_async"] else {}
+        connection = self.connection()
+        try:
+            answer = relay_api.request(
+                connection,
+                "POST",
+                "/api/relay/",
+                body={"message": message},
+                headers={**self.headers(), **prefer},
+            )
+        finally:
+            connection.close()
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.status == 202:
+            if self.options["respond_async"]:
+                self.stdout.write(body["transaction_id"])
+                return SUCCEEDED
+            return self.follow(body["events"])
+        if "transaction_id" in body and "status" in body:
+            # Answered at once: settled (no token to follow it), or a repeated key's outcome.
+            return self.settled(body)
+        return self.refused(answer.status, body)
+
+    def refused(self, status: int, body: dict[str, Any]) -> int:
+        """An answer without a transaction: say why, in the API's words."""
+        detail = body.get("detail", f"HTTP {status}")
+        errors = body.get("errors") or {}
+        reasons = "; ".join(f"{field}: {' '.join(why)}" for field, why in errors.items())
+        self.failure = f"{detail}{f' ({reasons})' if reasons else ''}"
+        if self.options["json"] and body:
+            self.stdout.write(json.dumps(body, indent=2))
+        return _BY_HTTP_STATUS.get(status, 1)
+
+    def follow(self, events_url: str) -> int:
+        """Print each hop as its event arrives, then the end; reconnect a stream cut short."""
+        path = events_url[events_url.index("/api/") :]
+        for _ in range(RECONNECTS + 1):
+            connection = self.connection()
+            try:
+                response = relay_api.open_events(
+                    connection,
+                    path,
+                    headers=self.headers(),
+                    last_event_id=max(self.hops_seen, default=0),
+                )
+                if response.status != 200:
+                    body = json.loads(response.read() or b"{}")
+                    return self.refused(response.status, body)
+                for event in relay_api.read_events(response):
+                    if event.name == "hop":
+                        self.hop(event.json())
+                    elif event.name == "settled":
+                        return self.settled(event.json())
+            except (OSError, http.client.HTTPException):
+                pass  # cut short: open it again, from the last hop received
+            finally:
+                connection.close()
+        self.failure = "the event stream ended before the transaction did"
+        return 1
+
+    def hop(self, hop: dict[str, Any]) -> None:
+        if hop["position"] in self.hops_seen:
+            return
+        self.hops_seen.add(hop["position"])
+        self.line(hop["finished_at"], f"{hop['label']}{escape(hop['text'])} ")
+        self.show_progress()
+
+    def settled(self, transaction: dict[str, Any]) -> int:
+        for hop in transaction["hops"]:  # any not streamed (an answer without a stream)
+            self.hop({**hop, "label": Stage(hop["position"]).spec.log_label})
+        status = transaction["status"]
+        if self.options["json"]:
+            self.stdout.write(json.dumps(transaction, indent=2))
+        elif status == "succeeded":
+            at = transaction["finished_at"]
+            for text in (BANNER, "End of transaction with Message:", transaction["message"]):
+                self.line(at, escape(text))
+            self.line(at, BANNER)
+        self.failure = (
+            f"transaction {transaction['transaction_id']} {status}: {transaction['error']}"
+        )
+        return _BY_STATUS.get(status, 1)
+
+    def line(self, at: str, text: str) -> None:
+        """One line as the transaction log has it: the seed's timestamp, local time."""
+        if self.options["json"]:
+            return
+        stamp = datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone()
+        self.clear_progress()
+        self.stdout.write(f"{stamp:%Y/%m/%d %H:%M:%S} {text}")
+
+    def show_progress(self) -> None:
+        if not self.progress:
+            return
+        done = len(self.hops_seen)
+        bar = "#" * done + "." * (len(Stage) - done)
+        seconds = time.monotonic() - self.started
+        self.stdout.write(f"[{bar}] {done}/{len(Stage)} hops, {seconds:.1f} s", ending="")
+        self.stdout.flush()
+
+    def clear_progress(self) -> None:
+        if getattr(self, "progress", False):
+            self.stdout.write("\r\033[K", ending="")

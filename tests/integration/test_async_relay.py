@@ -1,0 +1,365 @@
+"""Asynchronous relays (``Prefer: respond-async``) and the event stream of a transaction,
+through the real web server, worker, Kafka, gRPC server and Redis."""
+
+import http.client
+import re
+import socket
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import timedelta
+from statistics import median
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.test import TransactionTestCase, override_settings
+from django.utils import timezone
+
+from relay_app.hops import Stage, expected_final_message
+from relay_app.integrations import relay_api
+from relay_app.integrations.notices import channel
+from relay_app.models import Transaction
+from relay_app.services.transactions import transaction_start
+
+from ..support import (
+    bearer,
+    expected_log_lines,
+    http_request,
+    relay_over_http,
+    service_stopped,
+    signed_in_client,
+    transaction_log_lines,
+    user_with_token,
+)
+
+ASYNC = {"Prefer": "respond-async"}
+BASE = f"http://{settings.RELAY_HTTP_ADDRESS}"
+SHORT_BUDGET = 2.0
+
+
+def settled(transaction_id: str, token: str, *, wait: float = 10.0) -> dict[str, Any]:
+    """The transaction once it is no longer pending, polled as a client would."""
+    give_up = time.monotonic() + wait
+    while True:
+        answer = http_request(
+            f"/api/transactions/{transaction_id}/", method="GET", headers=bearer(token)
+        )
+        if answer.body["status"] != "pending" or time.monotonic() > give_up:
+            return dict(answer.body)
+        time.sleep(0.05)
+
+
+def stream(
+    transaction_id: str, token: str, *, last_event_id: int = 0, timeout: float = 15.0
+) -> tuple[int, list[relay_api.ServerEvent]]:
+    """The status of the event stream and every event of it, to its end."""
+    connection = relay_api.connect(BASE, timeout=timeout)
+    try:
+        response = relay_api.open_events(
+            connection,
+            f"/api/transactions/{transaction_id}/events/",
+            headers=bearer(token),
+            last_event_id=last_event_id,
+        )
+        if response.status != 200:
+            response.read()
+            return response.status, []
+        return 200, list(relay_api.read_events(response))
+    finally:
+        connection.close()
+
+
+def open_streams(staff_token: str) -> float:
+    """The web server's count of event streams open now (its /metrics)."""
+    request = urllib.request.Request(f"{BASE}/metrics", headers=bearer(staff_token))  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
+        body = answer.read()
+    match = re.search(rb"^relay_event_streams_open (\S+)$", body, re.MULTILINE)
+    assert match is not None, body[-2000:]
+    return float(match[1])
+
+
+def subscribers(transaction_id: str) -> int:
+    """How many event streams are subscribed to the transaction's notices now."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5)
+    try:
+        ((_, count),) = client.pubsub_numsub(channel(transaction_id))
+        return int(count)
+    finally:
+        client.close()
+
+
+class AsyncRelayTests(TransactionTestCase):
+    def setUp(self) -> None:
+        self.user, self.token = user_with_token("async-client")
+
+    def test_202_at_once_with_where_to_poll_then_the_chain_finishes_with_the_seed_log(
+        self,
+    ) -> None:
+        answer = relay_over_http("hello world", token=self.token, headers=ASYNC)
+        self.assertEqual(answer.status, 202, answer.body)
+        body = answer.body
+        transaction_id = body["transaction_id"]
+        self.assertEqual(body["status"], "pending")
+        self.assertEqual(body["url"], f"{BASE}/api/transactions/{transaction_id}/")
+        self.assertEqual(answer.headers["Location"], body["url"])
+        self.assertEqual(body["events"], f"{BASE}/api/transactions/{transaction_id}/events/")
+        self.assertEqual(answer.headers["Preference-Applied"], "respond-async")
+        self.assertEqual([hop["stage"] for hop in body["hops"]], ["rest_request"])
+
+        final = settled(transaction_id, self.token)
+        self.assertEqual(final["status"], "succeeded", final)
+        self.assertEqual(final["message"], expected_final_message("hello world"))
+        self.assertEqual([hop["position"] for hop in final["hops"]], list(range(1, 9)))
+        # Hop 8 and the banner were written by the worker, in the seed's words and order.
+        self.assertEqual(transaction_log_lines(transaction_id), expected_log_lines("hello world"))
+
+    def test_the_blocking_call_is_unchanged_without_the_preference(self) -> None:
+        for headers in ({}, {"Prefer": "return=minimal"}):
+            with self.subTest(headers=headers):
+                answer = relay_over_http("ping", token=self.token, headers=headers)
+                self.assertEqual(answer.status, 200, answer.body)
+                self.assertEqual(answer.body["status"], "succeeded")
+                self.assertNotIn("Preference-Applied", answer.headers)
+
+    def test_a_repeated_idempotency_key_answers_the_first_transaction_at_once(self) -> None:
+        key = {"Idempotency-Key": f"async-{uuid.uuid4()}"}
+        first = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
+        second = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
+        self.assertEqual(first.status, 202, first.body)
+        self.assertIn(second.status, (200, 202), second.body)  # pending still, or done
+        self.assertEqual(second.body["transaction_id"], first.body["transaction_id"])
+        self.assertLess(second.seconds, 2.0)
+        settled(first.body["transaction_id"], self.token)
+        third = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
+        self.assertEqual(third.status, 200, third.body)  # settled: answered as it ended
+        self.assertEqual(third.body["message"], expected_final_message("ping"))
+        conflict = relay_over_http("pong", token=self.token, headers={**ASYNC, **key})
+        self.assertEqual(conflict.status, 422, conflict.body)
+        self.assertEqual(Transaction.objects.count(), 1)
+
+    def test_bad_input_and_missing_credentials_are_refused_with_nothing_created(self) -> None:
+        for message, token, status in [("", self.token, 400), ("ping", None, 401)]:
+            with self.subTest(status=status):
+                answer = relay_over_http(message, token=token, headers=ASYNC)
+                self.assertEqual(answer.status, status, answer.body)
+        bad_key = relay_over_http(
+            "ping", token=self.token, headers={**ASYNC, "Idempotency-Key": "a b"}
+        )
+        self.assertEqual(bad_key.status, 400, bad_key.body)
+        self.assertEqual(Transaction.objects.count(), 0)
+
+    def test_redis_down_answers_503_with_the_transaction_recorded_as_failed(self) -> None:
+        client = signed_in_client(self.token)
+        with service_stopped("redis"):
+            started = time.monotonic()
+            response = client.post("/api/relay/", {"message": "ping"}, format="json", headers=ASYNC)
+            seconds = time.monotonic() - started
+        self.assertEqual(response.status_code, 503, response.content)
+        self.assertLess(seconds, 3.0)
+        body = response.json()
+        self.assertIn("Redis is unavailable", body["detail"])
+        transaction = Transaction.objects.get(id=body["transaction_id"])
+        self.assertEqual(transaction.status, Transaction.Status.FAILED)
+        after = relay_over_http("after the outage", token=self.token, headers=ASYNC)
+        self.assertEqual(after.status, 202, after.body)
+        self.assertEqual(settled(after.body["transaction_id"], self.token)["status"], "succeeded")
+
+    @override_settings(RELAY_DEADLINE_SECONDS=SHORT_BUDGET)
+    def test_a_chain_that_never_ran_is_timed_out_as_soon_as_a_worker_is_back(self) -> None:
+        client = signed_in_client(self.token)
+        with service_stopped("worker"):
+            response = client.post("/api/relay/", {"message": "ping"}, format="json", headers=ASYNC)
+            self.assertEqual(response.status_code, 202, response.content)
+            transaction_id = response.json()["transaction_id"]
+            time.sleep(SHORT_BUDGET + 1.5)
+            # Nobody waits for it, and no worker runs: it is still pending.
+            self.assertEqual(Transaction.objects.get(id=transaction_id).status, "pending")
+        # The worker is back: it finds the chain's first task expired, and times the
+        # transaction out at once, long before the stale sweep would (RELAY_STALE_GRACE_SECONDS).
+        final = settled(transaction_id, self.token, wait=5.0)
+        self.assertEqual(final["status"], "timed_out", final)
+        self.assertEqual(final["failed_stage"], "kafka_publish_request")
+
+
+class EventStreamTests(TransactionTestCase):
+    def setUp(self) -> None:
+        self.user, self.token = user_with_token("stream-watcher")
+
+    def assert_hops_then_settled(
+        self, events: list[relay_api.ServerEvent], transaction_id: str, *, first: int = 1
+    ) -> dict[str, Any]:
+        named = [event for event in events if event is not relay_api.COMMENT]
+        self.assertEqual([event.name for event in named], ["hop"] * (9 - first) + ["settled"])
+        self.assertEqual([event.id for event in named[:-1]], [str(n) for n in range(first, 9)])
+        for event in named[:-1]:
+            hop = event.json()
+            self.assertEqual(hop["position"], int(event.id or 0))
+            self.assertEqual(hop["stage"], Stage(hop["position"]).slug)
+            self.assertEqual(hop["label"], Stage(hop["position"]).spec.log_label)
+            self.assertGreaterEqual(hop["duration_ms"], 0)
+        final: dict[str, Any] = named[-1].json()
+        # The same representation as the transaction's own page.
+        page = http_request(
+            f"/api/transactions/{transaction_id}/", method="GET", headers=bearer(self.token)
+        )
+        self.assertEqual(final, page.body)
+        return final
+
+    def test_a_transaction_in_flight_streams_each_hop_then_its_final_state(self) -> None:
+        answer = relay_over_http("hello world", token=self.token, headers=ASYNC)
+        self.assertEqual(answer.status, 202, answer.body)
+        transaction_id = answer.body["transaction_id"]
+        status, events = stream(transaction_id, self.token)
+        self.assertEqual(status, 200)
+        final = self.assert_hops_then_settled(events, transaction_id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(final["message"], expected_final_message("hello world"))
+
+    def test_a_settled_transaction_replays_its_hops_and_honours_last_event_id(self) -> None:
+        answer = relay_over_http("ping", token=self.token)
+        self.assertEqual(answer.status, 200, answer.body)
+        transaction_id = answer.body["transaction_id"]
+        started = time.monotonic()
+        status, events = stream(transaction_id, self.token)
+        self.assertLess(time.monotonic() - started, 2.0)
+        self.assertEqual(status, 200)
+        self.assert_hops_then_settled(events, transaction_id)
+        _, events = stream(transaction_id, self.token, last_event_id=5)
+        self.assert_hops_then_settled(events, transaction_id, first=6)
+
+    def test_a_quiet_stream_has_heartbeats_and_ends_timed_out_at_the_deadline(self) -> None:
+        # A transaction whose chain was never started: only hop 1, then nothing.
+        deadline = timezone.now() + timedelta(seconds=2)
+        transaction = transaction_start(message="ping", owner=self.user, deadline_at=deadline)
+        started = time.monotonic()
+        status, events = stream(str(transaction.id), self.token)
+        seconds = time.monotonic() - started
+        self.assertEqual(status, 200)
+        names = [event.name for event in events]
+        self.assertEqual(names[0], "hop")
+        self.assertEqual(names[-1], "settled")
+        heartbeats = names.count("")
+        self.assertGreaterEqual(heartbeats, 3, names)  # every 0.5 s in the tests
+        final = events[-1].json()
+        self.assertEqual(final["status"], "timed_out")
+        self.assertEqual(final["failed_stage"], "kafka_publish_request")
+        self.assertEqual(Transaction.objects.get(id=transaction.id).status, "timed_out")
+        # At the deadline plus a second's grace, not much later.
+        self.assertGreater(seconds, 2.0)
+        self.assertLess(seconds, 6.0)
+
+    def test_an_unknown_or_foreign_transaction_is_404_and_staff_see_any(self) -> None:
+        answer = relay_over_http("mine", token=self.token)
+        transaction_id = answer.body["transaction_id"]
+        _, stranger = user_with_token("stranger")
+        _, staff = user_with_token("staff-watcher", staff=True)
+        for token, expected in [(stranger, 404), (staff, 200), (self.token, 200)]:
+            with self.subTest(expected=expected):
+                self.assertEqual(stream(transaction_id, token)[0], expected)
+        self.assertEqual(stream(str(uuid.uuid4()), self.token)[0], 404)
+        unknown = http_request(
+            f"/api/transactions/{uuid.uuid4()}/events/",
+            method="GET",
+            headers={**bearer(self.token), "Accept": "text/event-stream"},
+        )
+        self.assertEqual(unknown.status, 404)
+        self.assertIn("detail", unknown.body)  # JSON, like the transaction's page
+        anonymous = http_request(f"/api/transactions/{transaction_id}/events/", method="GET")
+        self.assertEqual(anonymous.status, 401)
+
+    def test_a_client_that_leaves_mid_stream_frees_its_stream(self) -> None:
+        deadline = timezone.now() + timedelta(seconds=30)
+        transaction = transaction_start(message="ping", owner=self.user, deadline_at=deadline)
+        transaction_id = str(transaction.id)
+        connection = relay_api.connect(BASE, timeout=10)
+        response = relay_api.open_events(
+            connection, f"/api/transactions/{transaction_id}/events/", headers=bearer(self.token)
+        )
+        self.assertEqual(response.status, 200)
+        first = next(relay_api.read_events(response))
+        self.assertEqual((first.name, first.id), ("hop", "1"))
+        self.assertEqual(subscribers(transaction_id), 1)
+        _, staff = user_with_token("metrics-reader", staff=True)
+        self.assertEqual(open_streams(staff), 1)
+        assert connection.sock is not None
+        connection.sock.shutdown(socket.SHUT_RDWR)
+        connection.close()
+        # The next heartbeats meet the closed connection: the stream ends, unsubscribed.
+        give_up = time.monotonic() + 10
+        while subscribers(transaction_id) and time.monotonic() < give_up:
+            time.sleep(0.1)
+        self.assertEqual(subscribers(transaction_id), 0)
+        self.assertEqual(open_streams(staff), 0)  # its thread is free again
+        self.assertEqual(relay_over_http("still relaying", token=self.token).status, 200)
+
+
+class ManyStreamsTests(TransactionTestCase):
+    STREAMS = 100
+    RELAYS = 30
+
+    def relay_latencies(self, token: str) -> list[float]:
+        latencies = []
+        for n in range(self.RELAYS):
+            answer = relay_over_http(f"latency {n}", token=token)
+            self.assertEqual(answer.status, 200, answer.body)
+            latencies.append(answer.seconds)
+        return latencies
+
+    def test_a_hundred_open_streams_do_not_starve_relays(self) -> None:
+        user, token = user_with_token("many-streams")
+        before = self.relay_latencies(token)
+        deadline = timezone.now() + timedelta(seconds=60)
+        # Streams that stay open: transactions in flight (hop 1 done, nothing after it yet).
+        transactions = [
+            str(transaction_start(message=f"open {n}", owner=user, deadline_at=deadline).id)
+            for n in range(self.STREAMS)
+        ]
+        opened = threading.Barrier(self.STREAMS + 1, timeout=60)
+        connections: list[http.client.HTTPConnection] = []
+        lock = threading.Lock()
+        heartbeats = [0] * self.STREAMS
+
+        def watch(index: int) -> None:
+            connection = relay_api.connect(BASE, timeout=60)
+            with lock:
+                connections.append(connection)
+            response = relay_api.open_events(
+                connection,
+                f"/api/transactions/{transactions[index]}/events/",
+                headers=bearer(token),
+            )
+            events = relay_api.read_events(response)
+            next(events)  # hop 1
+            opened.wait()
+            try:
+                for event in events:
+                    if event is relay_api.COMMENT:
+                        heartbeats[index] += 1
+            except (OSError, ValueError, AttributeError, http.client.HTTPException):
+                pass  # closed by the test under the reader's feet
+
+        threads = [threading.Thread(target=watch, args=(n,), daemon=True) for n in range(100)]
+        for thread in threads:
+            thread.start()
+        opened.wait()
+        try:
+            during = self.relay_latencies(token)
+            time.sleep(1)
+            self.assertTrue(all(heartbeats), "every stream is still alive and beating")
+        finally:
+            for connection in connections:
+                if connection.sock is not None:
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+                connection.close()
+        for thread in threads:
+            thread.join(timeout=10)
+        print(
+            f"\n  relay latency p50 {median(before) * 1000:.0f} ms without streams,"
+            f" {median(during) * 1000:.0f} ms with {self.STREAMS} open streams"
+            f" (max {max(during) * 1000:.0f} ms)"
+        )
+        # Generous: the machine is shared; starving would mean timeouts (5 s) or refusals.
+        self.assertLess(median(during), max(4 * median(before), 0.5))
