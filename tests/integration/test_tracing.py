@@ -46,11 +46,11 @@ class TracingTests(TransactionTestCase):
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = provider.get_tracer("tests")
 
-    def relay(self, message: str) -> tuple[HttpAnswer, str, str]:
-        """Relay ``message`` inside a client span whose context the request carries; the
-        answer, the trace id and the client span's id."""
+    def relay(self, message: str, **extra: str) -> tuple[HttpAnswer, str, str]:
+        """Relay ``message`` inside a client span whose context the request carries (with
+        ``extra`` headers); the answer, the trace id and the client span's id."""
         with self.tracer.start_as_current_span("client relays", kind=SpanKind.CLIENT) as span:
-            headers: dict[str, str] = {}
+            headers: dict[str, str] = dict(extra)
             inject(headers)
             answer = relay_over_http(message, token=self.token, headers=headers)
         context = span.get_span_context()
@@ -168,6 +168,25 @@ class TracingTests(TransactionTestCase):
         printed = "\n".join(tree(trace_of(read_spans(settings.RELAY_TRACES_FILE), transaction_id)))
         for stage in Stage:
             self.assertIn(f"hop {int(stage)} {stage.slug}", printed)
+
+    def test_an_asynchronous_relay_is_one_trace_too_its_last_hop_in_the_worker(self) -> None:
+        answer, trace_id, client_span = self.relay("traced, not waited for", Prefer="respond-async")
+        self.assertEqual(answer.status, 202, answer.body)
+        self.assertEqual(answer.body["trace_id"], trace_id)
+        transaction_id = answer.body["transaction_id"]
+
+        spans = self.spans(trace_id, lambda found: len(self.hops(found)) == 8)
+        root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
+        self.assertEqual(root["attributes"].get("http.status_code"), 202)
+        hops = self.hops(spans)
+        self.assertEqual(sorted(hops), list(Stage))
+        # Nobody waits in the web: the chain's last task does hop 8.
+        self.assertEqual(hops[Stage.REST_RESPONSE]["service"], "relay-worker")
+        self.assertEqual(self.parent(spans, hops[Stage.REST_RESPONSE])["name"], "run/relay.respond")
+        self.assertFalse(any(s["name"] == "wait for the chain" for s in spans))
+        self.assertEqual(
+            Transaction.objects.get(id=transaction_id).status, Transaction.Status.SUCCEEDED
+        )
 
     def test_a_failed_transaction_is_traced_to_the_hop_that_failed(self) -> None:
         with service_stopped("grpc"):
