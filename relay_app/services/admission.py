@@ -36,7 +36,7 @@ HEADROOM = 0.65
 RATE_WINDOW_SECONDS = 5.0
 RATE_MIN_SAMPLES = 10
 # Until then (a cold start, a quiet spell, or nothing succeeding), at most this many at once.
-COLD_IN_FLIGHT = 32
+COLD_IN_FLIGHT = 16
 
 
 class Overloaded(RelayError):
@@ -66,9 +66,10 @@ class AdmissionGate:
         self._in_flight = 0
         self._succeeded: deque[float] = deque()
         # Spells with nothing in flight: they are no part of the rate (a gap between bursts
-        # would otherwise read as a slow stack).
+        # would otherwise read as a slow stack). Idle from the start.
         self._idle: deque[tuple[float, float]] = deque()
-        self._idle_since: float | None = None
+        self._started = clock()
+        self._idle_since: float | None = self._started
 
     @contextmanager
     def admit(self, *, arrived_at: float) -> Iterator[Place]:
@@ -103,21 +104,26 @@ class AdmissionGate:
                     self._idle_since = now
 
     def _rate(self, now: float) -> float | None:
-        """Relays that succeeded per second lately; None: too few to say.
+        """Relays that succeeded per second of busy time lately; None: too few to say.
 
-        Only successes count: under overload, relays that time out also finish, at the
-        deadline, and counting them would take the stack's wasted work for its capacity.
+        Busy time is the window's, less the spells with nothing in flight: not the span
+        between its first and last success, which under a burst (relays taken on together
+        finish together) is a fraction of the time they took, and made the rate read many
+        times the stack's. Only successes count: under overload, relays that time out also
+        finish, at the deadline, and counting them would take the stack's wasted work for
+        its capacity.
         """
-        while self._succeeded and self._succeeded[0] < now - RATE_WINDOW_SECONDS:
+        start = max(now - RATE_WINDOW_SECONDS, self._started)
+        while self._succeeded and self._succeeded[0] < start:
             self._succeeded.popleft()
         if len(self._succeeded) < RATE_MIN_SAMPLES:
             return None
-        first, last = self._succeeded[0], self._succeeded[-1]
-        while self._idle and self._idle[0][1] <= first:
+        while self._idle and self._idle[0][1] <= start:
             self._idle.popleft()
-        idle = sum(max(0.0, min(end, last) - max(start, first)) for start, end in self._idle)
-        busy = last - first - idle
-        return (len(self._succeeded) - 1) / busy if busy > 0 else None
+        spells = [*self._idle, *([(self._idle_since, now)] if self._idle_since is not None else [])]
+        idle = sum(max(0.0, min(end, now) - max(begin, start)) for begin, end in spells)
+        busy = now - start - idle
+        return len(self._succeeded) / busy if busy > 0 else None
 
     def _retry_after(self, rate: float | None) -> int:
         """Whole seconds until what is in flight now is done: sooner, the refused clients

@@ -15,6 +15,7 @@ from opentelemetry.propagate import inject
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
 from ops.traces import read_spans, trace_of, tree
@@ -42,7 +43,8 @@ class TracingTests(TransactionTestCase):
     def setUp(self) -> None:
         _, self.token = user_with_token("traced")
         self.exporter = InMemorySpanExporter()
-        provider = TracerProvider()
+        # Sampled: the stack traces only what a client asks it to (settings/test.py).
+        provider = TracerProvider(sampler=ALWAYS_ON)
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = provider.get_tracer("tests")
 

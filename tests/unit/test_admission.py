@@ -70,6 +70,20 @@ class GateTests(SimpleTestCase):
         self.assertTrue(1 <= refused.exception.retry_after <= 5)
         self.assertEqual(len(held), 25)
 
+    def test_relays_that_finish_together_count_the_time_they_took(self) -> None:
+        # 16 taken on together finish together 2 s later: 8 a second, not 16 in an instant.
+        managers = [self.gate.admit(arrived_at=self.clock.now) for _ in range(COLD_IN_FLIGHT)]
+        places = [manager.__enter__() for manager in managers]
+        self.clock.now += COLD_IN_FLIGHT / 8
+        for manager, place in zip(managers, places, strict=True):
+            place.succeeded = True
+            manager.__exit__(None, None, None)
+            self.clock.now += 0.001
+        admitted = hold(self.gate, self.clock, 25)  # 0.65 x 5 s at 8/s: 26
+        with self.assertRaises(Overloaded):
+            hold(self.gate, self.clock, 5)
+        self.assertEqual(len(admitted), 25)
+
     def test_time_spent_waiting_for_a_thread_counts(self) -> None:
         finish(self.gate, self.clock, 20, every=0.1)
         held = hold(self.gate, self.clock, 30)  # 3 s of work ahead

@@ -15,6 +15,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ops.traces import _Handler, collector, read_spans, trace_of, tree
@@ -37,7 +38,9 @@ class CollectorTests(SimpleTestCase):
         session = requests.Session()
         session.trust_env = False  # loopback, whatever proxy the environment names
         exporter = OTLPSpanExporter(endpoint=self.url, compression=compression, session=session)
-        provider = TracerProvider(resource=Resource.create({"service.name": "relay-test"}))
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": "relay-test"}), sampler=ALWAYS_ON
+        )
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         tracer = provider.get_tracer("test")
         with tracer.start_as_current_span("POST api/relay/", kind=SpanKind.SERVER) as root:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.test import SimpleTestCase
 from opentelemetry import baggage, context
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from relay_app.hops import Stage
 from relay_app.log_format import JsonFormatter
@@ -147,7 +148,7 @@ class JsonFormatTests(SimpleTestCase):
         logger = logging.getLogger("relay_app.test")
         logger.addHandler(handler)
         logger.propagate = False  # this handler's lines only, not the console's
-        tracer = TracerProvider().get_tracer("test")
+        tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("test")
         try:
             with tracer.start_as_current_span("request") as span:
                 token = context.attach(baggage.set_baggage(TRANSACTION_ATTRIBUTE, "t-2"))
