@@ -66,9 +66,20 @@ def _grpc() -> None:
 
 def _worker() -> None:
     """At least one Celery worker answers a ping (the first answer is enough)."""
+    from kombu.exceptions import OperationalError
+
     from project.celery import app
 
-    if not app.control.ping(timeout=_TIMEOUT, limit=1):
+    # A broker connection the pool kept across a Redis restart fails once ("Connection
+    # closed by server"); the second try gets a new one. Redis really down fails both.
+    for attempt in (1, 2):
+        try:
+            answered = app.control.ping(timeout=_TIMEOUT, limit=1)
+            break
+        except (redis.ConnectionError, OperationalError):
+            if attempt == 2:
+                raise
+    if not answered:
         raise RuntimeError(f"no Celery worker answered within {_TIMEOUT:g} s")
 
 
