@@ -3,12 +3,11 @@ in this process), then the web server, the Celery worker and the gRPC server, wh
 reach the stack's own OTLP collector (ops/traces.py) and are read back from its file."""
 
 import json
-import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 from django.conf import settings
 from django.test import TransactionTestCase
 from opentelemetry.propagate import inject
@@ -17,12 +16,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+from relay.v1 import relay_pb2
 
 from ops.traces import read_spans, trace_of, tree
+from relay_app.grpc_server import RelayServicer, build_server
 from relay_app.hops import Stage
 from relay_app.models import Transaction
 
-from ..support import HttpAnswer, relay_over_http, running_stack, service_stopped, user_with_token
+from ..support import HttpAnswer, relay_over_http, service_stopped, user_with_token
 
 Span = dict[str, Any]
 TRANSACTION = "relay.transaction_id"
@@ -37,6 +38,16 @@ HOP_SERVICES = {
     Stage.KAFKA_CONSUME_REPLY: "relay-worker",
     Stage.REST_RESPONSE: "relay-web",
 }
+
+
+class SlowerThanTheDeadline(RelayServicer):
+    """Hop 5, done only after the relay's deadline has passed."""
+
+    def Process(  # noqa: N802 - the proto's name
+        self, request: relay_pb2.ProcessRequest, context: grpc.ServicerContext
+    ) -> relay_pb2.ProcessResponse:
+        time.sleep(settings.RELAY_DEADLINE_SECONDS + 1)
+        return super().Process(request, context)
 
 
 class TracingTests(TransactionTestCase):
@@ -209,13 +220,15 @@ class TracingTests(TransactionTestCase):
         self.assertEqual({s["service"] for s in spans}, {"relay-web", "relay-worker"})
 
     def test_a_timed_out_transaction_is_traced_to_the_hop_it_waited_on(self) -> None:
-        pid = running_stack().pid("grpc")
-        assert pid is not None
-        os.kill(pid, signal.SIGSTOP)  # the gRPC server takes the call and never answers
-        try:
-            answer, trace_id, client_span = self.relay("traced, too slow")
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        # A gRPC server that takes the call and answers after the deadline. (A stopped one,
+        # SIGSTOP, is not this: a channel that must connect anew gives up connecting first.)
+        with service_stopped("grpc"):
+            server, _ = build_server(settings.GRPC_ADDRESS, servicer=SlowerThanTheDeadline())
+            server.start()
+            try:
+                answer, trace_id, client_span = self.relay("traced, too slow")
+            finally:
+                server.stop(0)
         self.assertEqual(answer.status, 504, answer.body)
         self.assertEqual(answer.body["failed_stage"], Stage.GRPC_SERVER.slug)
         transaction_id = answer.body["transaction_id"]
