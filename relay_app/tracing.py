@@ -18,8 +18,8 @@ as the ``relay.transaction_id`` attribute.
 """
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Literal
 
 from django.conf import settings
@@ -242,36 +242,29 @@ def transaction_traced(transaction_id: str) -> Iterator[None]:
 
 
 @contextmanager
-def hop_span(stage: Stage, transaction_id: str | None = None) -> Iterator[trace.Span]:
-    """A span for hop ``stage`` where it is performed; an exception marks it failed."""
+def span(
+    name: str, attributes: Mapping[str, str | int] | None = None, kind: SpanKind = SpanKind.INTERNAL
+) -> Iterator[trace.Span]:
+    """A span of the relay's own, current for the block (the view's wait, for one); an
+    exception marks it failed. Off: nothing is made."""
     if not _enabled:
         yield trace.INVALID_SPAN
         return
-    attributes: dict[str, Any] = {STAGE_ATTRIBUTE: stage.slug, "relay.hop": int(stage)}
+    with _tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
+        yield current
+
+
+def hop_span(stage: Stage, transaction_id: str | None = None) -> AbstractContextManager[trace.Span]:
+    """A span for hop ``stage`` where it is performed."""
+    attributes: dict[str, str | int] = {STAGE_ATTRIBUTE: stage.slug, "relay.hop": int(stage)}
     if transaction_id:
         attributes[TRANSACTION_ATTRIBUTE] = transaction_id
-    name = f"hop {int(stage)} {stage.slug}"
-    with _tracer.start_as_current_span(name, attributes=attributes) as current:
-        yield current
+    return span(f"hop {int(stage)} {stage.slug}", attributes)
 
 
-@contextmanager
-def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
-    """A span of the relay's own (the view's wait, for one)."""
-    if not _enabled:
-        yield trace.INVALID_SPAN
-        return
-    with _tracer.start_as_current_span(name, attributes=attributes) as current:
-        yield current
-
-
-@contextmanager
-def kafka_read_span(topic: str, partition: int, offset: int) -> Iterator[trace.Span]:
+def kafka_read_span(topic: str, partition: int, offset: int) -> AbstractContextManager[trace.Span]:
     """The read-back of one record by its coordinates: a consumer span; ``record_read`` then
     links it to the produce span the record's headers name."""
-    if not _enabled:
-        yield trace.INVALID_SPAN
-        return
     attributes: dict[str, str | int] = {
         "messaging.system": "kafka",
         "messaging.destination.name": topic,
@@ -279,10 +272,7 @@ def kafka_read_span(topic: str, partition: int, offset: int) -> Iterator[trace.S
         "messaging.kafka.offset": offset,
         "messaging.operation.type": "receive",
     }
-    with _tracer.start_as_current_span(
-        f"{topic} receive", kind=SpanKind.CONSUMER, attributes=attributes
-    ) as current:
-        yield current
+    return span(f"{topic} receive", attributes, SpanKind.CONSUMER)
 
 
 def record_read(current: trace.Span, headers: Sequence[tuple[str, bytes | None]]) -> None:

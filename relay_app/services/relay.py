@@ -60,7 +60,7 @@ def relay_message(
         message=message, owner=owner, idempotency_key=idempotency_key, deadline=deadline
     )
     if payload is None:
-        return _replay(transaction, message=message)
+        return _replay(transaction)
     transaction_id = payload["transaction_id"]
     with tracing.transaction_traced(transaction_id):
         try:
@@ -74,7 +74,7 @@ def relay_message(
         else:
             _settle_from_chain(transaction_id, result)
     settled = transaction_get(transaction_id=transaction_id, viewer=None)
-    _count(settled, arrived_at=payload["deadline"] - settings.RELAY_DEADLINE_SECONDS)
+    _count(settled, deadline=payload["deadline"])
     return settled
 
 
@@ -98,8 +98,6 @@ def relay_message_async(
         message=message, owner=owner, idempotency_key=idempotency_key, deadline=deadline
     )
     if payload is None:
-        if transaction.message != message:
-            raise IdempotencyConflict(transaction.idempotency_key or "")
         return transaction_get(transaction_id=str(transaction.id), viewer=None)
     transaction_id = payload["transaction_id"]
     try:
@@ -108,7 +106,7 @@ def relay_message_async(
     except (BrokerError, RedisError) as exc:
         _redis_unavailable(transaction_id, exc)
         failed = transaction_get(transaction_id=transaction_id, viewer=None)
-        _count(failed, arrived_at=payload["deadline"] - settings.RELAY_DEADLINE_SECONDS)
+        _count(failed, deadline=payload["deadline"])
         return failed
     return transaction_get(transaction_id=transaction_id, viewer=None)
 
@@ -123,14 +121,15 @@ def _start(
     """Record the transaction and do hop 1; return it with the payload its chain starts from.
 
     If ``owner`` already used ``idempotency_key``, that earlier transaction comes back
-    instead, with no payload: nothing was started.
+    instead, with no payload: nothing was started (``IdempotencyConflict`` if it was for
+    another message).
     """
     if deadline is None:
         deadline = time.time() + settings.RELAY_DEADLINE_SECONDS
     if idempotency_key and (
         earlier := transaction_find(owner=owner, idempotency_key=idempotency_key)
     ):
-        return earlier, None
+        return _same_message(earlier, message), None
     try:
         transaction = transaction_start(
             message=message,
@@ -143,13 +142,20 @@ def _start(
         earlier = transaction_find(owner=owner, idempotency_key=idempotency_key or "")
         if earlier is None:
             raise
-        return earlier, None
+        return _same_message(earlier, message), None
     payload: ChainPayload = {
         "transaction_id": str(transaction.id),
         "text": Stage.REST_REQUEST.spec.apply(message),
         "deadline": deadline,
     }
     return transaction, payload
+
+
+def _same_message(earlier: Transaction, message: str) -> Transaction:
+    """The earlier transaction of a repeated Idempotency-Key, if it carried this message."""
+    if earlier.message != message:
+        raise IdempotencyConflict(earlier.idempotency_key or "")
+    return earlier
 
 
 def _redis_unavailable(transaction_id: str, exc: Exception) -> None:
@@ -166,10 +172,11 @@ def _redis_unavailable(transaction_id: str, exc: Exception) -> None:
     transaction_abandon(transaction_id=transaction_id, timed_out=False, describe=lambda _: reason)
 
 
-def _count(transaction: Transaction, *, arrived_at: float) -> None:
-    """The metrics of a transaction this request started and saw to its end."""
+def _count(transaction: Transaction, *, deadline: float) -> None:
+    """The metrics of a transaction this request started and saw to its end (its time from
+    the request's arrival, the deadline less the budget)."""
     TRANSACTIONS.labels(transaction.status).inc()
-    TRANSACTION_SECONDS.observe(time.time() - arrived_at)
+    TRANSACTION_SECONDS.observe(time.time() - (deadline - settings.RELAY_DEADLINE_SECONDS))
     if transaction.status == Transaction.Status.TIMED_OUT and transaction.failed_stage:
         DEADLINE_MISSES.labels(Stage(transaction.failed_stage).slug).inc()
 
@@ -196,7 +203,7 @@ def _settle_from_chain(transaction_id: str, result: AsyncResult) -> None:
         logger.error("transaction %s: the chain failed: %r", transaction_id, result.result)
 
 
-def _replay(earlier: Transaction, *, message: str) -> Transaction:
+def _replay(earlier: Transaction) -> Transaction:
     """The outcome of an earlier request with the same Idempotency-Key, once it has one.
 
     While the first request runs, this one watches its chain too, and settles the transaction
@@ -204,8 +211,6 @@ def _replay(earlier: Transaction, *, message: str) -> Transaction:
     proxy may send a request again to another web server, and the client still gets the one
     transaction's outcome.
     """
-    if earlier.message != message:
-        raise IdempotencyConflict(earlier.idempotency_key or "")
     transaction_id = str(earlier.id)
     result = chain_result(transaction_id)
     # Poll the status and the chain's result alone; load the transaction once, at the end.
