@@ -3,7 +3,6 @@ program would, with an API token that ``manage.py create_api_token`` printed."""
 
 import http.client
 import json
-import ssl
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -46,12 +45,11 @@ def web_connection(*, timeout: float, address: str = "") -> http.client.HTTPConn
     verifies the server's certificate against RELAY_HTTPS_CA_FILE (the secure profile's CA)."""
     from django.conf import settings
 
-    host, _, port = (address or settings.RELAY_HTTP_ADDRESS).rpartition(":")
-    host = host.strip("[]")
-    if not settings.RELAY_HTTPS_CERT_FILE:
-        return http.client.HTTPConnection(host, int(port), timeout=timeout)
-    context = ssl.create_default_context(cafile=settings.RELAY_HTTPS_CA_FILE or None)
-    return http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+    from relay_app.integrations.relay_api import connect
+
+    scheme = "https" if settings.RELAY_HTTPS_CERT_FILE else "http"
+    base = f"{scheme}://{address or settings.RELAY_HTTP_ADDRESS}"
+    return connect(base, timeout=timeout, cafile=settings.RELAY_HTTPS_CA_FILE)
 
 
 def issue_token(
