@@ -1,10 +1,10 @@
-"""Start, check and stop the relay's stack: the processes ``ops/processes.py`` declares, run as
-real local processes with their logs and pid files under the stack's var folder.
+"""Start, check and stop the relay's stack: the processes ``ops/processes.py`` declares, run
+by a supervisord of the stack's own, with their logs under the stack's var folder.
 
 ``python -m ops.stack up|down|run|demo|status`` is what ``make up``, ``down``, ``run``,
 ``demo`` and ``status`` call; the test runner, the bench and chaos use ``Stack`` directly.
 Processes outlive the command that started them (``make up`` returns, ``make down`` stops
-them later from another shell), which is why they are tracked by pid files.
+them later from another shell): supervisord keeps them, and restarts one that dies.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ops.client import Credentials, issue_token
-from ops.processes import KAFKA_LIBS, PYTHON, ROOT, Process, StackError, table
+from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, table
+from ops.supervisor import RUNNING, Supervisor
 
 __all__ = ["Stack", "StackError", "fresh_stack"]
 
@@ -56,19 +58,6 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not alive.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    return True
-
-
 def _private_dir(path: Path) -> None:
     """``path``, made if missing, readable by its owner only: it holds the database, the logs
     (every client's message) and the services' data."""
@@ -84,8 +73,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 class Stack:
-    """The processes of one settings module, under ``var_dir`` (logs in ``log/``, pids in
-    ``run/``), started in the order of what each waits for."""
+    """The processes of one settings module, under ``var_dir`` (logs in ``log/``), run by a
+    supervisord of their own (``ops/supervisor.py``) and started in the order of what each
+    waits for."""
 
     def __init__(self, *, var_dir: Path, env: dict[str, str] | None = None) -> None:
         from django.conf import settings
@@ -93,9 +83,9 @@ class Stack:
         self.settings = settings
         self.var_dir = var_dir
         self.log_dir = var_dir / "log"
-        self.run_dir = var_dir / "run"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes = {process.name: process for process in table(settings, var_dir)}
+        self.supervisor = Supervisor(var_dir / "run", self.log_dir)
 
     def start_order(self, names: Iterable[str] | None = None) -> list[str]:
         """``names`` (all by default) and what they wait for, each after what it waits for."""
@@ -111,16 +101,12 @@ class Stack:
             visit(name)
         return ordered
 
-    def _pidfile(self, name: str) -> Path:
-        return self.run_dir / f"{name}.pid"
-
     def pid(self, name: str) -> int | None:
-        """The pid of ``name`` if this stack started it and it still runs."""
-        try:
-            pid = int(self._pidfile(name).read_text())
-        except (FileNotFoundError, ValueError):
+        """The pid of ``name`` while it runs."""
+        state = self.supervisor.state(name)
+        if state is None or state["statename"] not in RUNNING or not state["pid"]:
             return None
-        return pid if _alive(pid) else None
+        return int(state["pid"])
 
     def status(self) -> dict[str, int | None]:
         return {name: self.pid(name) for name in self.processes}
@@ -159,8 +145,9 @@ class Stack:
         order = self.start_order(names)
         self.check_ports(order)
         _private_dir(self.var_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor.ensure_running(
+            [self.processes[name] for name in self.start_order()], self.env
+        )
         for name in order:
             self.start(name, timeout=timeout)
 
@@ -172,40 +159,27 @@ class Stack:
         self.check_ports([name])
         if process.prepare:
             process.prepare()
-        log_path = self.log_dir / f"{name}.log"
-        command = [sys.executable if part == PYTHON else part for part in process.command]
-        with log_path.open("ab") as log:
-            child = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**self.env, **process.env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as a whole, and
-                # out of the terminal's, so Ctrl-C reaches the stack, which stops it in order
-            )
-        self._pidfile(name).write_text(str(child.pid))
+        self.supervisor.rpc.startProcess(name, False)
         try:
-            self._wait_ready(process, child, log_path, timeout)
+            self._wait_ready(process, timeout)
         except BaseException:
             self.stop(name)
             raise
 
-    def _wait_ready(
-        self, process: Process, child: subprocess.Popen[bytes], log_path: Path, timeout: float
-    ) -> None:
+    def _wait_ready(self, process: Process, timeout: float) -> None:
         """Poll ``process.ready`` until it passes, saying every few seconds why it does not."""
         # kafka-python logs every refused connection while the broker starts; progress is ours.
         quiet = logging.getLogger("kafka")
         level, quiet.level = quiet.level, logging.CRITICAL
         started = time.monotonic()
         last_error, shown = "no answer yet", 0
+        log_path = self.log_dir / f"{process.name}.log"
         try:
             while time.monotonic() - started < timeout:
-                if child.poll() is not None:
+                state = self.supervisor.state(process.name) or {"statename": "supervisord gone"}
+                if state["statename"] not in RUNNING:
                     raise StackError(
-                        f"{process.name} exited with code {child.returncode} while starting."
+                        f"{process.name} is {state['statename']} while starting."
                         f" Last lines of {log_path}:\n{_tail(log_path)}"
                     )
                 try:
@@ -216,7 +190,7 @@ class Stack:
                         last_error += f" ({internal})"
                 else:
                     seconds = time.monotonic() - started
-                    say(f"{process.name}: ready in {seconds:.1f} s (pid {child.pid})")
+                    say(f"{process.name}: ready in {seconds:.1f} s (pid {self.pid(process.name)})")
                     return
                 if (waited := int(time.monotonic() - started)) >= shown + 5:
                     shown = waited
@@ -230,33 +204,35 @@ class Stack:
         )
 
     def down(self, names: Iterable[str] | None = None) -> None:
-        """Stop ``names`` (all by default), each before what it waits for."""
+        """Stop ``names`` (all by default), each before what it waits for; all of them: the
+        supervisor too."""
+        if names is None:
+            grace = max((p.stop_seconds for p in self.processes.values()), default=15.0)
+            self.supervisor.shutdown(timeout=grace * 2 + 10)
+            return
         for name in reversed(self.start_order(names)):
             self.stop(name)
 
     def stop(self, name: str, *, sig: signal.Signals = signal.SIGTERM) -> None:
-        """Signal the process's group (SIGTERM: then SIGKILL after its grace period)."""
+        """Stop ``name`` and leave it stopped: supervisord restarts a process that dies, not
+        one stopped on purpose. SIGTERM first (SIGKILL after its grace period); or, with
+        ``sig=SIGKILL``, at once, as a crash would, with nothing left to it to clean up."""
         pid = self.pid(name)
-        pidfile = self._pidfile(name)
         if pid is None:
-            pidfile.unlink(missing_ok=True)
             return
-        grace = self.processes[name].stop_seconds
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + grace
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            say(f"{name}: did not stop within {grace:.0f} s, killing it")
+        if sig == signal.SIGKILL:
+            # Frozen first, so that the stop supervisord is asked for cannot run any of the
+            # process's own handlers before it is killed.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGSTOP)
+        with contextlib.suppress(xmlrpc.client.Fault):
+            self.supervisor.rpc.stopProcess(name, False)
+        if sig == signal.SIGKILL:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
-        # Reap our own child if it is one, so it does not linger as a zombie.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        pidfile.unlink(missing_ok=True)
+        give_up = time.monotonic() + self.processes[name].stop_seconds + 5
+        while self.pid(name) is not None and time.monotonic() < give_up:
+            time.sleep(0.1)
         say(f"{name}: stopped")
 
 
@@ -402,9 +378,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = Stack(var_dir=settings.RELAY_VAR_DIR)
     try:
         if args.command == "status":
-            for name, pid in stack.status().items():
-                print(f"{name:7} {'running, pid ' + str(pid) if pid else 'stopped'}")
-            return 0
+            if not stack.supervisor.running():
+                say(f"not running ({stack.supervisor.conf} has no supervisord)")
+                return 3
+            ctl = [
+                sys.executable,
+                "-m",
+                "supervisor.supervisorctl",
+                "-c",
+                str(stack.supervisor.conf),
+            ]
+            return subprocess.run([*ctl, "status"], check=False).returncode
         if args.command == "down":
             stack.down()
             return 0
