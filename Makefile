@@ -19,7 +19,7 @@ CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status trace test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
+.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status trace test test-fast test-postgres lint check-deploy check-compose audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -85,7 +85,6 @@ test-fast: python ## The tests that need no running service (seconds): tests/uni
 
 test: setup ## The whole suite (unit, then through the real stack), then the postgres-tagged tests on PostgreSQL
 	@bash ops/bootstrap.sh --tests
-	@bash ops/compose.sh >/dev/null  # the Compose CLI that checks docker-compose.yml, built once
 	@$(PY) manage.py test --noinput --verbosity 2
 	@$(MAKE) --no-print-directory test-postgres
 
@@ -131,6 +130,9 @@ check-deploy: python ## manage.py check --deploy under production settings; fail
 		DJANGO_ALLOWED_HOSTS=relay.example.com \
 		REDIS_URL=rediss://redis.example.com:6379/0 \
 		$(PY) manage.py check --deploy --fail-level WARNING
+
+check-compose: python ## docker-compose.yml as the real Compose CLI reads it (builds the CLI from Go once: minutes)
+	@RELAY_COMPOSE_CLI="$$(bash ops/compose.sh)" $(PY) manage.py test --noinput tests.unit.test_compose
 
 audit: python ## Known vulnerabilities in the pinned requirements (pip-audit; says so if it cannot tell)
 	@$(PY) -m ops.audit
