@@ -111,7 +111,7 @@ chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases
 
 chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost
 	@bash ops/bootstrap.sh --cluster
-	@$(PY) -m ops.chaos_cluster
+	@$(PY) -m ops.chaos --cluster
 
 trace: ## Print the last transaction's trace as a tree (make trace ID=<transaction id> for another)
 	@$(PROFILE) $(PY) -m ops.traces show $(ID)

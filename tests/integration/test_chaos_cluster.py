@@ -18,7 +18,7 @@ class ChaosClusterTests(SimpleTestCase):
     def test_one_of_each_killed_under_load_loses_and_duplicates_nothing(self) -> None:
         env = {name: value for name, value in os.environ.items() if not name.startswith(OURS)}
         run = subprocess.run(
-            [sys.executable, "-m", "ops.chaos_cluster", "--quick"],
+            [sys.executable, "-m", "ops.chaos", "--cluster", "--quick"],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -1,0 +1,141 @@
+"""The faults of ``make chaos``, on a stack with one of each process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ops.processes import ROOT
+
+if TYPE_CHECKING:
+    from ops.stack import Stack
+
+# How much later than the deadline a client may get its answer.
+ANSWER_MARGIN_SECONDS = 2.0
+CHAOS_DIR = ROOT / "var" / "chaos"
+CHAOS_ENV = {
+    "DJANGO_SETTINGS_MODULE": "project.settings.production",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "RELAY_VAR_DIR": str(CHAOS_DIR),
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:49092",
+    "REDIS_URL": "redis://127.0.0.1:46379/0",
+    "GRPC_ADDRESS": "127.0.0.1:45051",
+    "RELAY_HTTP_ADDRESS": "127.0.0.1:48000",
+    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:49464",
+    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:49474",
+    "RELAY_TRANSACTION_LOG_CONSOLE": "false",
+    # As behind a TLS-terminating proxy: the clients send X-Forwarded-Proto: https.
+    "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    # One user drives the whole load: the throttle runs, at a rate the load never reaches.
+    "RELAY_THROTTLE_RATE": "100000/second",
+    # Every hop on loopback, in plaintext on purpose.
+    "RELAY_ALLOW_PLAINTEXT": "true",
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A stack for the scenarios, and the phases of each: seconds of load before the fault and
+    after it (quick, full); a client's answer is due by the deadline plus ``margin``."""
+
+    var_dir: Path
+    env: dict[str, str]
+    scenarios: Callable[..., list[Scenario]]
+    quick: tuple[float, float]
+    full: tuple[float, float]
+    margin: float
+
+
+@dataclass
+class Scenario:
+    """A fault: how to inject it and how to remove it, and how many requests may fail.
+
+    ``inject`` may return how many seconds the stack took to route around the fault (a
+    Kafka cluster moving leadership); the report names it.
+    """
+
+    name: str
+    inject: Callable[[Stack], float | None]
+    recover: Callable[[Stack], None]
+    hold_seconds: float = 3.0
+    # At least this share of the requests sent during the scenario succeed...
+    min_success_ratio: float = 0.0
+    # ... and at most this many fail (None: no limit beyond the ratio).
+    max_failures: int | None = None
+    # ``inject`` must say how long the stack took to route around the fault.
+    must_reroute: bool = False
+
+
+def kill(process: str) -> Callable[[Stack], None]:
+    """A crash: the process stays down until started again."""
+    return lambda stack: stack.stop(process, sig=signal.SIGKILL)
+
+
+def stop(process: str) -> Callable[[Stack], None]:
+    return lambda stack: stack.stop(process)
+
+
+def start(process: str) -> Callable[[Stack], None]:
+    return lambda stack: stack.start(process)
+
+
+def crash(what: str, process: str, **limits: Any) -> Scenario:
+    """``process`` SIGKILLed, as a crash would, then started again."""
+    return Scenario(f"{what} SIGKILL, then start", kill(process), start(process), **limits)
+
+
+def send_signal(process: str, sig: signal.Signals) -> Callable[[Stack], None]:
+    def send(stack: Stack) -> None:
+        pid = stack.pid(process)
+        if pid is None:
+            raise RuntimeError(f"{process} is not running")
+        os.killpg(pid, sig)
+
+    return send
+
+
+def redeliver(stack: Stack) -> None:
+    """Deliver the first task of recent succeeded transactions again, as a crash would."""
+    from relay_app import tasks
+    from relay_app.hops import Stage
+    from relay_app.models import Hop, Transaction
+
+    recent = Transaction.objects.filter(status=Transaction.Status.SUCCEEDED).order_by("-created_at")
+    for transaction in recent[:20]:
+        hop = Hop.objects.get(transaction=transaction, stage=Stage.REST_REQUEST)
+        carry = {
+            "transaction_id": str(transaction.id),
+            "text": hop.text,
+            "deadline": time.time() + 5,
+        }
+        # The whole chain again, with the same carry: every hop must find itself done.
+        tasks.relay_chain(carry).apply_async()  # type: ignore[arg-type]
+
+
+SCENARIOS = [
+    crash("worker", "worker"),
+    Scenario("Kafka SIGTERM, then start", stop("kafka"), start("kafka")),
+    crash("Kafka", "kafka"),
+    Scenario("gRPC server stopped, then started", stop("grpc"), start("grpc")),
+    Scenario(
+        "gRPC server slower than the deadline (SIGSTOP), then SIGCONT",
+        send_signal("grpc", signal.SIGSTOP),
+        send_signal("grpc", signal.SIGCONT),
+        hold_seconds=7.0,
+    ),
+    Scenario("Redis restarted", stop("redis"), start("redis"), hold_seconds=2.0),
+    Scenario("tasks delivered twice", redeliver, lambda stack: None, hold_seconds=2.0),
+]
+
+
+def scenarios(clients: int, *, ratios: bool = True) -> list[Scenario]:
+    """The same, whatever the load: none of them binds a share of successes."""
+    return SCENARIOS
+
+
+PROFILE = Profile(CHAOS_DIR, CHAOS_ENV, scenarios, (1.5, 2.0), (3.0, 5.0), ANSWER_MARGIN_SECONDS)
