@@ -1,10 +1,7 @@
-"""The load the benchmark and the chaos runs drive: client threads sending ``POST /api/relay/``
-in a closed loop, and the ledger of every request they sent and what each received.
-
-One loop for both, so that a figure of the bench and a check of chaos count the same answers
-the same way: a latency runs from just before the request is sent (with the connection's
-setup, when it needs one) to the whole answer read.
-"""
+"""The load the benchmark and the chaos runs drive, and its ledger: every request the clients
+sent and what each received, counted the same way for a figure of the bench and a check of
+chaos. A latency runs from just before the request is sent (with the connection's setup, when
+it needs one) to the whole answer read."""
 
 from __future__ import annotations
 
@@ -16,6 +13,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ops.client import Credentials, send_message
+
+# The stack a tool loads: production settings, loopback only, on ports of the tool's own.
+STACK_ENV = {
+    "DJANGO_SETTINGS_MODULE": "project.settings.production",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "RELAY_TRANSACTION_LOG_CONSOLE": "false",
+    # As behind a TLS-terminating proxy: the clients send X-Forwarded-Proto: https.
+    "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    # One user drives the whole load: the throttle runs (a Redis round trip per request), at a
+    # rate the load never reaches.
+    "RELAY_THROTTLE_RATE": "100000/second",
+    # Every hop on loopback, in plaintext on purpose: the tools measure the relay's own cost.
+    "RELAY_ALLOW_PLAINTEXT": "true",
+}
 
 
 @dataclass
@@ -40,16 +51,6 @@ class Entry:
         return seconds if 0 <= seconds < float("inf") else None
 
 
-@dataclass
-class Ledger:
-    entries: list[Entry] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, entry: Entry) -> None:
-        with self.lock:
-            self.entries.append(entry)
-
-
 def send(connection: http.client.HTTPConnection, message: str, credentials: Credentials) -> Entry:
     """``message`` relayed on ``connection``: what came back, and how long it took."""
     entry = Entry(message=message, sent_at=time.time())
@@ -68,63 +69,53 @@ def send(connection: http.client.HTTPConnection, message: str, credentials: Cred
     return entry
 
 
+@dataclass
 class Load:
-    """Client threads, each on a connection of its own, each sending the messages it is given
-    one after the other until they run out or ``stop`` is set; every request in ``ledger``.
+    """Client threads, each on a connection of its own, each sending its messages one after
+    the other until they run out or ``stop`` is set; every request in ``entries``, the ledger.
 
     After a request that got no answer a client waits ``reconnect_pause`` (a refused connection
     fails at once: many clients retrying in a tight loop would take the machine's CPU from the
-    stack) and connects anew; with ``obey_retry_after`` it waits as a 503's ``Retry-After``
-    asks, then on a new connection too (the server may have closed the idle one meanwhile).
-    A wait ends early when ``stop`` is set.
+    stack); with ``obey_retry_after`` it waits as a 503's ``Retry-After`` asks. After a wait it
+    connects anew (the server may have closed the idle connection), and a wait ends at ``stop``.
     """
 
-    def __init__(
-        self,
-        address: str,
-        credentials: Credentials,
-        *,
-        timeout: float,
-        reconnect_pause: float = 0.0,
-        obey_retry_after: bool = False,
-    ) -> None:
-        host, port = address.rsplit(":", 1)
-        self.address, self.timeout = (host, int(port)), timeout
-        self.credentials, self.reconnect_pause = credentials, reconnect_pause
-        self.obey_retry_after = obey_retry_after
-        self.ledger, self.stop = Ledger(), threading.Event()
-        self.threads: list[threading.Thread] = []
+    address: str
+    credentials: Credentials
+    timeout: float
+    reconnect_pause: float = 0.0
+    obey_retry_after: bool = False
+    entries: list[Entry] = field(default_factory=list)  # list.append is atomic: no lock
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self, clients: int, messages: Callable[[int], Iterable[str]]) -> None:
         """``clients`` threads; client ``n`` sends ``messages(n)``."""
-        self.threads += [
-            threading.Thread(target=self._client, args=(messages(n),), daemon=True)
-            for n in range(clients)
-        ]
-        for thread in self.threads:
+        for n in range(clients):
+            thread = threading.Thread(target=self._client, args=(messages(n),), daemon=True)
+            self.threads.append(thread)
             thread.start()
 
     def join(self, timeout: float | None = None) -> list[Entry]:
         for thread in self.threads:
             thread.join(timeout)
-        return self.ledger.entries
+        return self.entries
 
     def _client(self, messages: Iterable[str]) -> None:
+        host, port = self.address.rsplit(":", 1)
         connection: http.client.HTTPConnection | None = None
         for message in messages:
             if self.stop.is_set():
                 break
             if connection is None:
-                connection = http.client.HTTPConnection(*self.address, timeout=self.timeout)
-            entry = send(connection, message, self.credentials)
-            self.ledger.add(entry)
+                connection = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
+            self.entries.append(entry := send(connection, message, self.credentials))
             pause = self.reconnect_pause if entry.status == 0 else 0.0
             if self.obey_retry_after and entry.status == 503:
                 pause = entry.pause or 0.0
             if entry.status == 0 or pause:
                 connection.close()
                 connection = None
-            if pause:
                 self.stop.wait(pause)
         if connection is not None:
             connection.close()

@@ -24,14 +24,13 @@ from typing import Any
 from celery import Celery, chain
 
 from ops.bench.figures import latencies, per
-from ops.bench.usage import cpu_seconds, trees
+from ops.bench.usage import cpu_seconds
 from ops.processes import ROOT
 
 QUEUE = "bench-noop"
-app = Celery("bench_noop")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+app = Celery("bench_noop", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
-    broker_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-    result_backend=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
     accept_content=["json"],
     task_serializer="json",
     result_serializer="json",
@@ -161,8 +160,8 @@ def chain_ceiling(concurrency: int, count: int, *, worker: int, redis: int) -> d
 
     def chain_cpu() -> dict[str, float]:
         return {
-            "worker": cpu_seconds(trees([worker])),
-            "redis": cpu_seconds(trees([redis])),
+            "worker": cpu_seconds([worker]),
+            "redis": cpu_seconds([redis]),
             "client": time.process_time(),
         }
 

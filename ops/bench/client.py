@@ -19,7 +19,7 @@ from ops.ledger import Entry, Load
 # The load client's API token, handed from the bench to its process.
 TOKEN_VARIABLE = "RELAY_BENCH_TOKEN"  # noqa: S105 - the variable's name, not a token
 # How each answer is classed (``classify``), in the order reported.
-CLASSES = (
+KINDS = [
     "ok",
     "shed_503",
     "other_503",
@@ -27,8 +27,8 @@ CLASSES = (
     "wrong_text",
     "other",
     "connection_errors",
-)
-# Socket timeouts: the overload level's is longer than any answer the deadline allows.
+]
+# Socket timeouts; the overload level's is longer than any answer its deadline allows.
 LOAD_TIMEOUT = 15.0
 OVERLOAD_TIMEOUT = 10.0
 # After a request that got no answer, an overload client waits this long before it reconnects.
@@ -45,7 +45,7 @@ SAMPLES = [
 
 
 def classify(entry: Entry) -> tuple[str, str]:
-    """One answer's class (one of ``CLASSES``) and a short description for the report.
+    """One answer's class (one of ``KINDS``) and a short description for the report.
 
     A 200 counts only with the right text. A 503 counts as shed only with a ``Retry-After``
     the client can obey (seconds, int or float): the relay's promise to clients.
@@ -112,18 +112,17 @@ def messages(count: int | None) -> Callable[[int], Iterator[str]]:
     return lambda n: (f"{sample(i)} #{i}" for i in itertools.takewhile(total.__gt__, numbers))
 
 
-def run(
-    address: str, concurrency: int, *, count: int | None, duration: float | None, timeout: float
-) -> dict[str, Any]:
+def run(address: str, concurrency: int, *, count: int | None, duration: float | None) -> Any:
     """``count`` transactions, ``concurrency`` at a time; or, for ``duration`` seconds, the
     overload level: ``concurrency`` clients in a closed loop, each waiting as a 503's
     ``Retry-After`` asks, far past what the relay serves."""
+    overload = duration is not None
     load = Load(
         address,
         Credentials(os.environ[TOKEN_VARIABLE], behind_tls_proxy=True),
-        timeout=timeout,
-        reconnect_pause=0.0 if duration is None else OVERLOAD_RECONNECT_PAUSE,
-        obey_retry_after=duration is not None,
+        timeout=OVERLOAD_TIMEOUT if overload else LOAD_TIMEOUT,
+        reconnect_pause=OVERLOAD_RECONNECT_PAUSE if overload else 0.0,
+        obey_retry_after=overload,
     )
     began = time.perf_counter()
     if duration is not None:

@@ -8,7 +8,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from ops.bench.client import CLASSES
+from ops.bench.client import KINDS
 
 # Targets: relay CPU per transaction at 32 against baseline (b)'s CPU per chain at 32; relay
 # throughput at 32 against (b)'s; the one-at-a-time latency ratio; overload against deadline.
@@ -91,8 +91,6 @@ def overload(
     cpu: dict[str, float],
     peaks: dict[str, float],
     *,
-    concurrency: int,
-    duration: float,
     tps_c32: float,
     deadline: float,
 ) -> dict[str, Any]:
@@ -108,11 +106,9 @@ def overload(
     goodput = counts["ok"] / run["seconds"]
     cpu_per_ok = per(cpu, counts["ok"])
     return {
-        "concurrency": concurrency,
-        "duration_s": duration,
         "seconds": round(run["seconds"], 2),
         "requests": len(outcomes),
-        **{kind: counts[kind] for kind in CLASSES},
+        **{kind: counts[kind] for kind in KINDS},
         **latencies([outcome["seconds"] for outcome in outcomes], "s"),
         "goodput": round(goodput, 1),
         "goodput_ratio": ratio(goodput, tps_c32, 3),

@@ -33,10 +33,11 @@ def trees(roots: Iterable[int]) -> list[psutil.Process]:
     return found
 
 
-def cpu_seconds(processes: Iterable[psutil.Process]) -> float:
-    """User and system CPU seconds of ``processes`` so far, not of their ended children."""
+def cpu_seconds(roots: Iterable[int]) -> float:
+    """User and system CPU seconds so far of the process trees at ``roots``: not those of
+    their children that ended, which a tree no longer holds."""
     total = 0.0
-    for process in processes:
+    for process in trees(roots):
         with suppress(psutil.NoSuchProcess):
             times = process.cpu_times()
             total += times.user + times.system
@@ -72,29 +73,24 @@ class Usage:
         return peaks
 
     @contextmanager
-    def cpu(self) -> Iterator[dict[str, float]]:
-        """CPU seconds each service used inside the block (filled in when it ends)."""
-        before = {name: cpu_seconds(trees(roots)) for name, roots in self.roots.items()}
+    def measured(self) -> Iterator[dict[str, float]]:
+        """Each service's CPU seconds inside the block (filled in when it ends), and its
+        memory sampled every quarter of a second meanwhile."""
         used: dict[str, float] = {}
-        try:
-            yield used
-        finally:
-            for name, roots in self.roots.items():
-                used[name] = cpu_seconds(trees(roots)) - before[name]
-
-    @contextmanager
-    def running(self) -> Iterator[None]:
-        """Memory sampled every quarter of a second inside the block."""
         stop = threading.Event()
 
-        def loop() -> None:
+        def sample_until_stopped() -> None:
             while not stop.wait(0.25):
                 self.sample()
 
-        thread = threading.Thread(target=loop, daemon=True)
+        thread = threading.Thread(target=sample_until_stopped, daemon=True)
+        before = {name: cpu_seconds(roots) for name, roots in self.roots.items()}
         thread.start()
         try:
-            yield
+            yield used
         finally:
             stop.set()
             thread.join()
+            used.update(
+                {name: cpu_seconds(roots) - before[name] for name, roots in self.roots.items()}
+            )

@@ -1,23 +1,13 @@
-"""The faults of ``make chaos-cluster``: one of several of each process killed under load.
-
-The stack of its own (``var/chaos-cluster/``) runs what ``make up-cluster`` runs: three Kafka
-brokers and three KRaft controllers, two workers, two gRPC servers, two web servers behind
-nginx. Each scenario SIGKILLs one process under a steady load and starts it again, and the
-ledger is checked as ``make chaos`` checks it (``check.py``): nothing acknowledged lost,
-nothing duplicated, no client kept waiting past the deadline plus half a second. Beyond
-that, each says how many may fail (with ``--quick``, whose few hundred requests make a
-percentage mean little, only the counts bind):
-
-- the Kafka broker leading the partition the relay last wrote to, and the active KRaft
-  controller: at least 99 % succeed, and the figures say how long leadership took to move;
-- one gRPC server: none fail, the client fails over to the other;
-- one Celery worker: at least 99 % succeed, and no more fail than the tasks it had taken
-  (they come back to a worker only after Redis's visibility timeout, past their deadline:
-  those transactions time out);
-- one web server: at most the requests it held fail, one per client. The proxy sends each
-  such request again to the other web server with the same Idempotency-Key, which answers
-  the transaction's outcome; only a transaction whose chain the dead server never started
-  times out (504), settled by the repeated request or else by the sweep.
+"""The faults of ``make chaos-cluster``: on a stack of the cluster profile (three Kafka brokers
+and three KRaft controllers, two workers, two gRPC servers, two web servers behind nginx), one
+of each kind SIGKILLed under load and started again. Beyond the checks of every scenario
+(``report.py``), with answers due by the deadline plus half a second, each says how many may
+fail: the Kafka partition leader and the active controller, at most 1 %, and leadership must
+move; a gRPC server, none (the client fails over); a Celery worker, at most 1 % and no more
+than the tasks it had taken (they come back only after Redis's visibility timeout, past their
+deadline); a web server, at most the requests it held (nginx sends each again to the other
+with the same Idempotency-Key). ``--quick``, whose few hundred requests make a percentage mean
+little, binds only the counts.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ops.chaos import check
-from ops.chaos.report import Report, say, write
+from ops.chaos.report import Report, check, right, say, status, window, write
 from ops.chaos.scenarios import ANSWER_MARGIN_SECONDS, Profile, Scenario
 from ops.client import Credentials
 from ops.ledger import Entry, Load
@@ -58,7 +57,7 @@ def run_scenario(
     time.sleep(min(settle, max(0.0, last_sent + settle - time.time())))
     sweep = settings.RELAY_STALE_GRACE_SECONDS + settings.RELAY_SWEEP_INTERVAL_SECONDS
     wait_settled(started_at, sweep + deadline)
-    report = check.check(
+    found = check(
         scenario,
         entries,
         started_at,
@@ -66,8 +65,8 @@ def run_scenario(
         healed=healed,
         moved=moved,
     )
-    say(describe(report, scenario))
-    return report
+    say(describe(found, scenario))
+    return found
 
 
 def healed_after(entries: list[Entry], since: float, credentials: Credentials) -> float | None:
@@ -80,13 +79,13 @@ def healed_after(entries: list[Entry], since: float, credentials: Credentials) -
         (
             round(after[i].sent_at - since, 2)
             for i in range(len(after) - 4)
-            if all(check.status(entry) == 200 for entry in after[i : i + 5])
+            if all(status(entry) == 200 for entry in after[i : i + 5])
         ),
         None,
     )
     probe = Load(settings.RELAY_HTTP_ADDRESS, credentials, timeout=15)
     probe.start(1, lambda n: (f"after the fault #{i}" for i in range(5)))
-    if not all(check.right(entry) for entry in probe.join()):
+    if not all(right(entry) for entry in probe.join()):
         return None
     return healed if healed is not None else round(time.time() - since, 2)
 
@@ -97,7 +96,7 @@ def wait_settled(started_at: float, at_most: float) -> None:
 
     give_up = time.monotonic() + at_most
     while time.monotonic() < give_up:
-        if not check.window(started_at).filter(status=Transaction.Status.PENDING).exists():
+        if not window(started_at).filter(status=Transaction.Status.PENDING).exists():
             return
         time.sleep(0.5)
 

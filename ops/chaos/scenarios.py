@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ops.ledger import STACK_ENV
 from ops.processes import ROOT
 
 if TYPE_CHECKING:
@@ -18,9 +19,7 @@ if TYPE_CHECKING:
 # How much later than the deadline a client may get its answer.
 ANSWER_MARGIN_SECONDS = 2.0
 CHAOS_DIR = ROOT / "var" / "chaos"
-CHAOS_ENV = {
-    "DJANGO_SETTINGS_MODULE": "project.settings.production",
-    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+CHAOS_ENV = STACK_ENV | {
     "RELAY_VAR_DIR": str(CHAOS_DIR),
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:49092",
     "REDIS_URL": "redis://127.0.0.1:46379/0",
@@ -28,13 +27,6 @@ CHAOS_ENV = {
     "RELAY_HTTP_ADDRESS": "127.0.0.1:48000",
     "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:49464",
     "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:49474",
-    "RELAY_TRANSACTION_LOG_CONSOLE": "false",
-    # As behind a TLS-terminating proxy: the clients send X-Forwarded-Proto: https.
-    "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
-    # One user drives the whole load: the throttle runs, at a rate the load never reaches.
-    "RELAY_THROTTLE_RATE": "100000/second",
-    # Every hop on loopback, in plaintext on purpose.
-    "RELAY_ALLOW_PLAINTEXT": "true",
 }
 
 
