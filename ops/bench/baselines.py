@@ -23,7 +23,7 @@ from typing import Any
 
 from celery import Celery, chain
 
-from ops.bench.figures import latencies, per
+from ops.bench.figures import cpu_per, latencies
 from ops.bench.usage import cpu_seconds
 from ops.processes import ROOT
 
@@ -138,25 +138,13 @@ def timed(operation: Callable[[int], object], numbers: Iterable[int]) -> list[fl
     return took
 
 
-def concurrently(operation: Callable[[int], None], concurrency: int, count: int) -> float:
-    """Run ``operation(0..count-1)``, ``concurrency`` at a time; how many seconds it took."""
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(operation, range(count)))
-    return time.perf_counter() - started
-
-
 def chain_ceiling(concurrency: int, count: int, *, worker: int, redis: int) -> dict[str, Any]:
     """Baseline (b) under load: ``count`` chains, ``concurrency`` at a time; chains per second,
-    and the CPU each chain cost, the yardstick for the relay's CPU per transaction.
-
-    The CPU is that of every process a chain needs: the no-op worker (pid ``worker`` and its
-    pool), Redis (broker and result backend) and this process, the client that starts each
-    chain and waits for its result, as the relay's web server does: its own threads alone
-    (``time.process_time``), not its children, which are the stack. Nothing else may run in
-    this process meanwhile (no memory sampling).
+    and the CPU each chain cost, the yardstick for the relay's CPU per transaction: that of the
+    no-op worker (pid ``worker`` and its pool), Redis, and this process, the client that starts
+    each chain and waits for it as the relay's web server does (its own threads alone: its
+    children are the stack). Nothing else may run in this process meanwhile.
     """
-    took: list[float] = []
 
     def chain_cpu() -> dict[str, float]:
         return {
@@ -165,15 +153,16 @@ def chain_ceiling(concurrency: int, count: int, *, worker: int, redis: int) -> d
             "client": time.process_time(),
         }
 
-    before = chain_cpu()
-    seconds = concurrently(lambda i: took.extend(timed(one_noop_chain, [i])), concurrency, count)
-    after = chain_cpu()
-    cpu = per({part: after[part] - before[part] for part in before}, count)
+    before, started = chain_cpu(), time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        took = [
+            t for ts in pool.map(lambda i: timed(one_noop_chain, [i]), range(count)) for t in ts
+        ]
+    seconds, after = time.perf_counter() - started, chain_cpu()
     return {
         "concurrency": concurrency,
         "chains": count,
         **latencies(took),
         "tps": round(count / seconds, 1),
-        "cpu_ms_per_chain": cpu["each"],
-        "cpu_ms_per_chain_total": cpu["total"],
+        **cpu_per({part: after[part] - before[part] for part in before}, count, "chain"),
     }

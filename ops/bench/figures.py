@@ -47,11 +47,12 @@ def ratio(numerator: float | None, denominator: float | None, digits: int) -> fl
     return round(numerator / denominator, digits)
 
 
-def per(cpu: dict[str, float], count: int) -> dict[str, Any]:
-    """CPU seconds per service as ms per one of ``count`` (None when there is none), and the sum."""
+def cpu_per(cpu: dict[str, float], count: int, what: str) -> dict[str, Any]:
+    """CPU seconds per service as ms per one ``what`` of ``count`` (None when there is none):
+    ``cpu_ms_per_<what>`` per service, and ``cpu_ms_per_<what>_total``."""
     return {
-        "each": {name: ratio(seconds * 1000, count, 2) for name, seconds in cpu.items()},
-        "total": ratio(sum(cpu.values()) * 1000, count, 2),
+        f"cpu_ms_per_{what}": {name: ratio(sec * 1000, count, 2) for name, sec in cpu.items()},
+        f"cpu_ms_per_{what}_total": ratio(sum(cpu.values()) * 1000, count, 2),
     }
 
 
@@ -64,7 +65,6 @@ def level(
     failed = [outcome for outcome in outcomes if outcome["kind"] != "ok"]
     timelines = [outcome["timeline"] for outcome in outcomes if outcome["timeline"]]
     done = max(len(outcomes) - len(failed), 1)
-    cpu_per_tx = per(cpu, done)
     return {
         "concurrency": concurrency,
         "transactions": len(outcomes),
@@ -77,8 +77,7 @@ def level(
         ),
         "error_samples": [outcome["detail"] for outcome in failed[:5]],
         "peak_rss_mb": peaks,
-        "cpu_ms_per_tx": cpu_per_tx["each"],
-        "cpu_ms_per_tx_total": cpu_per_tx["total"],
+        **cpu_per(cpu, done, "tx"),
         "timeline_p50_ms": {
             part: round(statistics.median(row[part] for row in timelines), 2)
             for part in (timelines[0] if timelines else {})
@@ -104,7 +103,6 @@ def overload(
         if outcome["detail"] and len(samples.setdefault(outcome["kind"], [])) < 3:
             samples[outcome["kind"]].append(outcome["detail"])
     goodput = counts["ok"] / run["seconds"]
-    cpu_per_ok = per(cpu, counts["ok"])
     return {
         "seconds": round(run["seconds"], 2),
         "requests": len(outcomes),
@@ -114,8 +112,7 @@ def overload(
         "goodput_ratio": ratio(goodput, tps_c32, 3),
         "deadline_s": deadline,
         "retry_after_s": {"min": min(pauses, default=0.0), "max": max(pauses, default=0.0)},
-        "cpu_ms_per_ok": cpu_per_ok["each"],
-        "cpu_ms_per_ok_total": cpu_per_ok["total"],
+        **cpu_per(cpu, counts["ok"], "ok"),
         "peak_rss_mb": peaks,
         "samples": samples,
     }
