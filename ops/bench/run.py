@@ -12,20 +12,11 @@ from typing import Any, NamedTuple
 from ops.bench import figures
 from ops.bench.client import KINDS, TOKEN_VARIABLE
 from ops.bench.usage import Usage
-from ops.ledger import STACK_ENV
+from ops.ledger import stack_env
 from ops.processes import ROOT
 
 BENCH_DIR = ROOT / "var" / "bench"
-# Ports of its own, so it never meets a running `make up` stack or a test run.
-BENCH_ENV = STACK_ENV | {
-    "RELAY_VAR_DIR": str(BENCH_DIR),
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:39092",
-    "REDIS_URL": "redis://127.0.0.1:36379/0",
-    "GRPC_ADDRESS": "127.0.0.1:35051",
-    "RELAY_HTTP_ADDRESS": "127.0.0.1:38000",
-    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:39464",
-    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:39474",
-}
+BENCH_ENV = stack_env(BENCH_DIR, kafka=39092, redis=36379, grpc=35051, web=38000, metrics=39464)
 # With --tracing: every process traced, its spans sent to the bench stack's own collector.
 TRACING_ENV = {
     "OTEL_TRACES_EXPORTER": "otlp",

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ops.chaos.report import say
-from ops.chaos.scenarios import CHAOS_ENV, Profile, Scenario, crash
+from ops.chaos.scenarios import Profile, Scenario, crash
+from ops.ledger import stack_env
 from ops.processes import ROOT, kafka_process_name
 
 if TYPE_CHECKING:
@@ -26,21 +27,14 @@ if TYPE_CHECKING:
     from relay_app.integrations.kafka_records import Leadership
 
 CLUSTER_DIR = ROOT / "var" / "chaos-cluster"
-CLUSTER_ENV = {
-    **CHAOS_ENV,
-    "RELAY_VAR_DIR": str(CLUSTER_DIR),
+# The first port of each; the others follow (settings.environment.addresses). Below 32768, out
+# of the range Linux takes client ports from, so no client connection holds one of them.
+CLUSTER_PORTS = {"kafka": 31092, "redis": 31379, "grpc": 31051, "web": 31080, "metrics": 31464}
+CLUSTER_ENV = stack_env(CLUSTER_DIR, **CLUSTER_PORTS) | {
     "RELAY_KAFKA_BROKERS": "3",
     "RELAY_WORKERS": "2",
     "RELAY_GRPC_SERVERS": "2",
     "RELAY_WEB_SERVERS": "2",
-    # The first of each; the others follow (settings.environment.addresses). Below 32768, out
-    # of the range Linux takes client ports from, so no client connection holds one of them.
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:31092",
-    "REDIS_URL": "redis://127.0.0.1:31379/0",
-    "GRPC_ADDRESS": "127.0.0.1:31051",
-    "RELAY_HTTP_ADDRESS": "127.0.0.1:31080",
-    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:31464",
-    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:31474",
     # Untraced: what it measures is the cluster's, not tracing's.
     "OTEL_TRACES_EXPORTER": "none",
     "RELAY_TRACE_COLLECTOR_ADDRESS": "",
@@ -151,7 +145,7 @@ def _active_controller(now: Leadership) -> int:
     return now.controller
 
 
-def scenarios(clients: int, *, ratios: bool = True) -> list[Scenario]:
+def scenarios(clients: int, ratios: bool) -> list[Scenario]:
     """The cluster's scenarios, for ``clients`` client threads (each holds one request); without
     ``ratios`` only the counts bind: what a killed worker had taken, what a web server held."""
     from django.conf import settings

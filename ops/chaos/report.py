@@ -161,7 +161,6 @@ def check(
     scenario: Scenario,
     entries: list[Entry],
     started_at: float,
-    *,
     answer_by: float,
     healed: float | None,
     moved: float | None,

@@ -57,14 +57,7 @@ def run_scenario(
     time.sleep(min(settle, max(0.0, last_sent + settle - time.time())))
     sweep = settings.RELAY_STALE_GRACE_SECONDS + settings.RELAY_SWEEP_INTERVAL_SECONDS
     wait_settled(started_at, sweep + deadline)
-    found = check(
-        scenario,
-        entries,
-        started_at,
-        answer_by=deadline + answer_margin,
-        healed=healed,
-        moved=moved,
-    )
+    found = check(scenario, entries, started_at, deadline + answer_margin, healed, moved)
     say(describe(found, scenario))
     return found
 
@@ -122,7 +115,7 @@ def chaos(profile: Profile, *, quick: bool, only: list[str] | None = None) -> di
     clients, (before, after) = (4, profile.quick) if quick else (8, profile.full)
     chosen = [
         scenario
-        for scenario in profile.scenarios(clients, ratios=not quick)
+        for scenario in profile.scenarios(clients, not quick)
         if not only or any(word in scenario.name for word in only)
     ]
     reports = []

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ops.ledger import STACK_ENV
+from ops.ledger import stack_env
 from ops.processes import ROOT
 
 if TYPE_CHECKING:
@@ -19,15 +19,7 @@ if TYPE_CHECKING:
 # How much later than the deadline a client may get its answer.
 ANSWER_MARGIN_SECONDS = 2.0
 CHAOS_DIR = ROOT / "var" / "chaos"
-CHAOS_ENV = STACK_ENV | {
-    "RELAY_VAR_DIR": str(CHAOS_DIR),
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:49092",
-    "REDIS_URL": "redis://127.0.0.1:46379/0",
-    "GRPC_ADDRESS": "127.0.0.1:45051",
-    "RELAY_HTTP_ADDRESS": "127.0.0.1:48000",
-    "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:49464",
-    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:49474",
-}
+CHAOS_ENV = stack_env(CHAOS_DIR, kafka=49092, redis=46379, grpc=45051, web=48000, metrics=49464)
 
 
 @dataclass(frozen=True)
@@ -37,7 +29,7 @@ class Profile:
 
     var_dir: Path
     env: dict[str, str]
-    scenarios: Callable[..., list[Scenario]]
+    scenarios: Callable[[int, bool], list[Scenario]]  # for (clients, ratios binding)
     quick: tuple[float, float]
     full: tuple[float, float]
     margin: float
@@ -125,9 +117,12 @@ SCENARIOS = [
 ]
 
 
-def scenarios(clients: int, *, ratios: bool = True) -> list[Scenario]:
-    """The same, whatever the load: none of them binds a share of successes."""
-    return SCENARIOS
-
-
-PROFILE = Profile(CHAOS_DIR, CHAOS_ENV, scenarios, (1.5, 2.0), (3.0, 5.0), ANSWER_MARGIN_SECONDS)
+# The same, whatever the load: none of them binds a share of successes.
+PROFILE = Profile(
+    CHAOS_DIR,
+    CHAOS_ENV,
+    lambda clients, ratios: SCENARIOS,
+    (1.5, 2.0),
+    (3.0, 5.0),
+    ANSWER_MARGIN_SECONDS,
+)
