@@ -16,32 +16,21 @@ def chart(levels: list[dict[str, Any]], baselines: dict[str, dict[str, Any]], pa
 
     bare, chain = baselines["bare_hops"], baselines["celery_chain_of_five"]
     ceiling = baselines["celery_chain_of_five_c32"]
-    at = ceiling["concurrency"]
-    x = [level["concurrency"] for level in levels]
+    at, x = ceiling["concurrency"], [level["concurrency"] for level in levels]
     figure, (latency, throughput) = plt.subplots(1, 2, figsize=(12, 4.6))
     for p in ("p50", "p90", "p99"):
         latency.plot(x, [level[f"{p}_ms"] for level in levels], marker="o", label=f"relay {p}")
-    latency.axhline(
-        bare["p50_ms"], color="tab:gray", ls="--", label="(a) seven hops bare: p50, one at a time"
-    )
-    latency.axhline(
-        chain["p50_ms"],
-        color="tab:purple",
-        ls="--",
-        label="(b) bare chain of five: p50, one at a time",
-    )
-    latency.plot(
-        [at], [ceiling["p50_ms"]], marker="D", ls="none", color="tab:purple",
-        label=f"(b) bare chain of five: p50, {at} at a time",
-    )  # fmt: skip
+    at_32 = f"(b) bare chain of five: p50, {at} at a time"
+    celery = f"Celery's ceiling: bare chain of five ({at} at a time)"
+    latency.plot([at], [ceiling["p50_ms"]], "D", color="tab:purple", label=at_32)
+    throughput.plot(x, [level["tps"] for level in levels], "o-", color="tab:green", label="relay")
+    for axes, y, colour, label in (
+        (latency, bare["p50_ms"], "tab:gray", "(a) seven hops bare: p50, one at a time"),
+        (latency, chain["p50_ms"], "tab:purple", "(b) bare chain of five: p50, one at a time"),
+        (throughput, ceiling["tps"], "tab:purple", celery),
+    ):
+        axes.axhline(y, color=colour, ls="--", label=label)
     latency.set(yscale="log", ylabel="latency (ms)", title="Latency")
-    throughput.plot(
-        x, [level["tps"] for level in levels], marker="o", color="tab:green", label="relay"
-    )
-    throughput.axhline(
-        ceiling["tps"], color="tab:purple", ls="--",
-        label=f"Celery's ceiling: bare chain of five ({at} at a time)",
-    )  # fmt: skip
     throughput.set(ylabel="transactions/s", title="Throughput")
     throughput.set_ylim(bottom=0)
     for axes in (latency, throughput):

@@ -46,16 +46,15 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return (
-            self.requirement_met
-            and self.lost == 0
-            and self.duplicated == 0
-            and self.pending == 0
-            and self.hung == 0
-            and self.wrong_text == 0
-            and self.no_answer == 0
-            and self.healed_after_seconds is not None
+        faults = (
+            self.lost,
+            self.duplicated,
+            self.pending,
+            self.hung,
+            self.wrong_text,
+            self.no_answer,
         )
+        return self.requirement_met and not any(faults) and self.healed_after_seconds is not None
 
 
 def status(entry: Entry) -> int:
