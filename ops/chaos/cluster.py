@@ -158,12 +158,17 @@ def scenarios(clients: int, ratios: bool) -> list[Scenario]:
     return [
         leader.scenario("Kafka partition leader", min_success_ratio=most),
         controller.scenario("Kafka active controller", min_success_ratio=most),
-        crash("one gRPC server", "grpc-2", min_success_ratio=1.0),
-        crash("one Celery worker", "worker-2", min_success_ratio=most, max_failures=held_by_worker),
-        crash("one web server", "web-2", max_failures=clients),
+        crash("one gRPC server", "grpc-2", most=1.0),
+        crash("one Celery worker", "worker-2", most=most, fail=held_by_worker),
+        crash("one web server", "web-2", fail=clients),
     ]
 
 
 PROFILE = Profile(
-    CLUSTER_DIR, CLUSTER_ENV, scenarios, (2.0, 3.0), (4.0, 8.0), ANSWER_MARGIN_SECONDS
+    CLUSTER_DIR,
+    CLUSTER_ENV,
+    scenarios,
+    quick=(2.0, 3.0),
+    full=(4.0, 8.0),
+    margin=ANSWER_MARGIN_SECONDS,
 )

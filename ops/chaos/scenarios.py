@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ops.ledger import stack_env
 from ops.processes import ROOT
@@ -29,10 +29,10 @@ class Profile:
 
     var_dir: Path
     env: dict[str, str]
-    scenarios: Callable[[int, bool], list[Scenario]]  # for (clients, ratios binding)
+    scenarios: Callable[[int, bool], list[Scenario]]  # (clients, whether shares of 200s bind)
     quick: tuple[float, float]
     full: tuple[float, float]
-    margin: float
+    margin: float = ANSWER_MARGIN_SECONDS
 
 
 @dataclass
@@ -68,9 +68,11 @@ def start(process: str) -> Callable[[Stack], None]:
     return lambda stack: stack.start(process)
 
 
-def crash(what: str, process: str, **limits: Any) -> Scenario:
-    """``process`` SIGKILLed, as a crash would, then started again."""
-    return Scenario(f"{what} SIGKILL, then start", kill(process), start(process), **limits)
+def crash(what: str, process: str, *, most: float = 0.0, fail: int | None = None) -> Scenario:
+    """``process`` SIGKILLed, as a crash would, then started again; at least ``most`` of the
+    requests succeed, at most ``fail`` fail."""
+    name = f"{what} SIGKILL, then start"
+    return Scenario(name, kill(process), start(process), min_success_ratio=most, max_failures=fail)
 
 
 def send_signal(process: str, sig: signal.Signals) -> Callable[[Stack], None]:
@@ -119,10 +121,5 @@ SCENARIOS = [
 
 # The same, whatever the load: none of them binds a share of successes.
 PROFILE = Profile(
-    CHAOS_DIR,
-    CHAOS_ENV,
-    lambda clients, ratios: SCENARIOS,
-    (1.5, 2.0),
-    (3.0, 5.0),
-    ANSWER_MARGIN_SECONDS,
+    CHAOS_DIR, CHAOS_ENV, lambda clients, ratios: SCENARIOS, quick=(1.5, 2.0), full=(3.0, 5.0)
 )
