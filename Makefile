@@ -97,19 +97,19 @@ test-postgres: setup ## The tests tagged postgres, on a throw-away PostgreSQL se
 	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 --tag postgres; \
 		status=$$?; bash ops/postgres.sh stop $(PG_PORT); exit $$status
 
-bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~6 min)
+bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~7.5 min)
 	@$(PY) -m ops.bench run
 
 bench-quick: setup ## The benchmark with fewer transactions and no soak (~1 min)
 	@$(PY) -m ops.bench run --quick
 
-chaos: setup ## Kill, restart and starve each service under load; check nothing is lost
+chaos: setup ## Kill, restart and starve each service under load; check nothing is lost (~3 min)
 	@$(PY) -m ops.chaos
 
-chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases
+chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases (~2.5 min)
 	@$(PY) -m ops.chaos --quick
 
-chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost
+chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost (~4 min)
 	@bash ops/bootstrap.sh --cluster
 	@$(PY) -m ops.chaos --cluster
 

@@ -3,7 +3,7 @@ and check nothing is lost.
 
 Each scenario runs a steady, bounded load of ``POST /api/relay/`` from client threads (the
 shared ``ops.ledger``), injects one fault, removes it, keeps the load on a little longer,
-then checks the ledger of every request against the database and Kafka (``check.py``):
+then checks the ledger of every request against the database and Kafka (``report.py``):
 
 - every transaction ends in exactly one final state within the deadline plus a grace;
 - every 200 carried the exact text for its own message;
