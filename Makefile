@@ -106,7 +106,7 @@ bench-quick: setup ## The benchmark with fewer transactions and no soak (~1 min)
 chaos: setup ## Kill, restart and starve each service under load; check nothing is lost (~3 min)
 	@$(PY) -m ops.chaos
 
-chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases (~2.5 min)
+chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases (~3 min)
 	@$(PY) -m ops.chaos --quick
 
 chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost (~4 min)
