@@ -116,7 +116,7 @@ class RelayView(generics.GenericAPIView):
     """Carry a message through the relay and answer with the final uppercase text.
 
     Type a message in the form below and press POST: the answer shows the transaction, its
-    eight hops and the final text. Clients send a JSON object: {"message": "hello world"}.
+    eight hops and the final text. Clients send a JSON object: `{"message": "hello world"}`.
     With `Prefer: respond-async` the answer is 202 at once, with the pending transaction:
     poll its `url` (also `Location`) or follow its `events` stream.
     """
@@ -251,7 +251,7 @@ class SeedRelayView(APIView):
 class TransactionListView(generics.ListAPIView):
     """Your transactions (staff: everyone's), newest first, 50 to a page.
 
-    Add ?status=succeeded (or pending, failed, timed_out) to see only those.
+    Add `?status=succeeded` (or `pending`, `failed`, `timed_out`) to see only those.
     """
 
     serializer_class = TransactionListSerializer
