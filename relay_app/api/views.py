@@ -12,10 +12,11 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import generics, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -347,6 +348,24 @@ class MetricsView(APIView):
     def get(self, request: Request) -> HttpResponse:
         body, content_type = exposition()
         return HttpResponse(body, content_type=content_type)
+
+
+class SchemaView(SpectacularAPIView):
+    """This API's OpenAPI 3 schema, in YAML; in JSON with `?format=json` or
+    `Accept: application/json`. The interactive docs are at `/api/docs/`."""
+
+    # A browser asks for HTML first: it gets the browsable API's page with the schema on it
+    # (the schema's own media types are files a browser would download). Any other Accept
+    # gets one of those types; */* gets YAML.
+    renderer_classes = [*SpectacularAPIView.renderer_classes, BrowsableAPIRenderer]
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(request.accepted_renderer, BrowsableAPIRenderer):
+            del response["Content-Disposition"]  # a page to read, not a file to save
+        return response
 
 
 class HealthView(APIView):
