@@ -31,7 +31,12 @@ from .admission import DEADLINE_ATTRIBUTE
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
 from .errors import unlogged
 from .events import event_stream, last_event_id
-from .permissions import CanReadApiDocs, CanReadMetrics, CanRelay
+from .permissions import (
+    AsyncRelayNeedsCredentials,
+    CanReadApiDocs,
+    CanReadMetrics,
+    CanRelay,
+)
 from .renderers import JSONFormBrowsableAPIRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER, LAST_EVENT_ID_PARAMETER, PREFER_PARAMETER
 from .serializers import (
@@ -119,12 +124,13 @@ class RelayView(generics.GenericAPIView):
     Type a message in the form below and press POST: the answer shows the transaction, its
     eight hops and the final text. Clients send a JSON object: `{"message": "hello world"}`.
     With `Prefer: respond-async` the answer is 202 at once, with the pending transaction:
-    poll its `url` (also `Location`) or follow its `events` stream.
+    poll its `url` (also `Location`) or follow its `events` stream; that needs a token or a
+    session, since only its owner can read them.
     """
 
     serializer_class = RelayInputSerializer
     renderer_classes = [JSONRenderer, JSONFormBrowsableAPIRenderer]
-    permission_classes = [CanRelay]
+    permission_classes = [CanRelay, AsyncRelayNeedsCredentials]
     throttle_classes = [RelayThrottle]
 
     @extend_schema(
@@ -146,7 +152,12 @@ class RelayView(generics.GenericAPIView):
                 " the preference: 200, 503 or 504.",
             ),
             400: INVALID,
-            401: UNAUTHENTICATED,
+            401: OpenApiResponse(
+                ErrorSerializer,
+                f"{UNAUTHENTICATED.description} An asynchronous relay (`Prefer: respond-async`)"
+                " always needs one, even where anonymous relays are allowed: only its owner"
+                " can follow it.",
+            ),
             413: TOO_LARGE,
             415: OpenApiResponse(ErrorSerializer, "The body is not `application/json`."),
             422: OpenApiResponse(

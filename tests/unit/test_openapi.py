@@ -56,6 +56,9 @@ class SchemaTests(SimpleTestCase):
         self.assertNotIn("basicAuth", schema["components"]["securitySchemes"])
         self.assertIn({"bearerAuth": []}, relay["security"])
         self.assertNotIn({}, relay["security"])  # no anonymous relaying under these settings
+        # Anonymous relays, where allowed, are blocking ones: the schema says so.
+        self.assertIn("`Prefer: respond-async`", relay["responses"]["401"]["description"])
+        self.assertIn("401", relay["parameters"][1]["description"])
         error = schema["components"]["schemas"]["Error"]
         self.assertEqual(sorted(error["properties"]), ["detail", "errors"])
         self.assertEqual(error["required"], ["detail"])
