@@ -76,6 +76,20 @@ class WhoMayReadTheApiTests(TestCase):
                 APIClient().post("/api/relay/", {"message": "hi"}, format="json")
         relay.assert_called_once()
 
+    def test_unknown_fields_are_named_in_the_400(self) -> None:
+        _, token = user_with_token("typist")
+        answer = signed_in_client(token).post("/api/relay/", {"mesage": "y"}, format="json")
+        self.assertEqual(answer.status_code, 400)
+        self.assertEqual(answer.json()["detail"], "Invalid request: see errors.")
+        self.assertEqual(
+            answer.json()["errors"],
+            {
+                "message": ["This field is required."],
+                "mesage": ["Unknown field (did you mean 'message'?): only 'message' is accepted."],
+            },
+        )
+        self.assertFalse(Transaction.objects.exists())
+
     def test_anonymous_clients_relay_nothing_unless_allowed(self) -> None:
         client = APIClient()
         relayed = client.post("/api/relay/", {"message": "hi"}, format="json")
