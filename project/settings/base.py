@@ -42,11 +42,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before rest_framework, so its login page is the relay's (it says who can log in).
+    "relay_app",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from our own static files
     "axes",  # locks out repeated failed logins (admin and the browsable API)
-    "relay_app",
 ]
 
 MIDDLEWARE = [
