@@ -19,6 +19,9 @@ admin.site.site_header = "relay administration"
 admin.site.site_title = "relay admin"
 admin.site.index_title = "Transactions and their hops"
 admin.site.site_url = "/"  # "View site": the landing page (relay_app/home.py)
+# The few models are one click away on the index and in the breadcrumbs; the sidebar that
+# lists them again would take a quarter of a 1280-pixel screen from the transaction list.
+admin.site.enable_nav_sidebar = False
 
 # How much of a message the transaction list shows.
 EXCERPT_CHARACTERS = 40
