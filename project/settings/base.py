@@ -42,11 +42,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before rest_framework, so its login page is the relay's (it says who can log in).
+    "relay_app",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from our own static files
     "axes",  # locks out repeated failed logins (admin and the browsable API)
-    "relay_app",
 ]
 
 MIDDLEWARE = [
@@ -137,6 +138,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# Times to the second wherever Django shows one (the admin): project/formats/.
+FORMAT_MODULE_PATH = ["project.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT: Path | None = RELAY_VAR_DIR / "static"

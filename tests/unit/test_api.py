@@ -55,6 +55,41 @@ class WhoMayReadTheApiTests(TestCase):
         self.assertEqual(page.status_code, 200)
         self.assertTrue(page["Content-Type"].startswith("text/html"))
 
+    @override_settings(RELAY_ALLOW_ANONYMOUS_RELAY=True)
+    def test_anonymous_clients_may_not_relay_asynchronously_even_where_allowed(self) -> None:
+        with mock.patch("relay_app.api.views.relay_message_async") as relay:
+            refused = APIClient().post(
+                "/api/relay/",
+                {"message": "hi"},
+                format="json",
+                headers={"Prefer": "respond-async"},
+            )
+        self.assertEqual(refused.status_code, 401)
+        self.assertIn("A token is needed to follow an asynchronous relay", refused.json()["detail"])
+        self.assertEqual(refused["WWW-Authenticate"], 'Bearer realm="relay"')
+        relay.assert_not_called()
+        self.assertFalse(Transaction.objects.exists())
+        # Anonymous blocking relays still go through (the whole relay: test_access.py).
+        with mock.patch("relay_app.api.views.relay_message") as relay:
+            relay.side_effect = RuntimeError("stop here")
+            with self.assertRaises(RuntimeError), self.assertLogs("django.request", "ERROR"):
+                APIClient().post("/api/relay/", {"message": "hi"}, format="json")
+        relay.assert_called_once()
+
+    def test_unknown_fields_are_named_in_the_400(self) -> None:
+        _, token = user_with_token("typist")
+        answer = signed_in_client(token).post("/api/relay/", {"mesage": "y"}, format="json")
+        self.assertEqual(answer.status_code, 400)
+        self.assertEqual(answer.json()["detail"], "Invalid request: see errors.")
+        self.assertEqual(
+            answer.json()["errors"],
+            {
+                "message": ["This field is required."],
+                "mesage": ["Unknown field (did you mean 'message'?): only 'message' is accepted."],
+            },
+        )
+        self.assertFalse(Transaction.objects.exists())
+
     def test_anonymous_clients_relay_nothing_unless_allowed(self) -> None:
         client = APIClient()
         relayed = client.post("/api/relay/", {"message": "hi"}, format="json")

@@ -53,6 +53,17 @@ class MessageRulesTests(SimpleTestCase):
         )
         self.assertIn("non_field_errors", errors(["hello"]))
 
+    def test_a_misspelt_field_is_named_beside_the_missing_one(self) -> None:
+        self.assertEqual(
+            errors({"mesage": "y"}),
+            {
+                "message": ["This field is required."],
+                "mesage": ["Unknown field (did you mean 'message'?): only 'message' is accepted."],
+            },
+        )
+        both = errors({"message": " ", "Message": "y", "extra": 1})
+        self.assertEqual(list(both), ["message", "Message", "extra"])
+
     def test_an_idempotency_key_is_1_to_255_visible_ascii_characters(self) -> None:
         self.assertIsNone(idempotency_key({}))
         self.assertEqual(idempotency_key({"Idempotency-Key": "order-1"}), "order-1")
