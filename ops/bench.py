@@ -346,7 +346,7 @@ def bare_hops() -> Iterator[Callable[[int], None]]:
     from relay.v1 import relay_pb2, relay_pb2_grpc
 
     from relay_app.integrations.kafka_records import client_options
-    from relay_app.integrations.relay_rpc import open_channel
+    from relay_app.integrations.relay_rpc import capability, open_channel
 
     request_topic, reply_topic = settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC
     kafka = client_options()  # the relay's brokers and transport settings
@@ -374,8 +374,12 @@ def bare_hops() -> Iterator[Callable[[int], None]]:
         key = transaction_id.encode()
         text = "hello world from rest and Kafka publisher"
         text = publish_and_read(request_topic, key, text) + " and Kafka consumer and gRPC client"
+        # The same proof the relay's worker sends: the gRPC server checks it on every call.
+        proof = capability(transaction_id=transaction_id, text=text, deadline=time.time() + 5)
         text = stub.Process(
-            relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text), timeout=5
+            relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text),
+            timeout=5,
+            metadata=proof,
         ).text
         publish_and_read(reply_topic, key, text + " and Kafka publisher")
 

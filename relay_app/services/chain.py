@@ -276,6 +276,7 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
                 text=text,
                 timeout=time_left(payload, Stage.GRPC_SERVER),
                 connect_timeout=settings.GRPC_CONNECT_TIMEOUT_SECONDS,
+                deadline=payload["deadline"],
             )
         except relay_rpc.GrpcDeadlineExceeded as exc:
             raise DeadlineExceeded(Stage.GRPC_SERVER) from exc
