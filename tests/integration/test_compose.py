@@ -3,6 +3,7 @@ needs no Docker engine; ``ops/compose.sh`` builds the CLI once), against the pro
 (ops/processes.py) and the cluster profile it mirrors."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -50,6 +51,8 @@ def resolved(env_file: str | None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [compose_cli(), "--project-directory", folder, "config", "--format", "json"],
             cwd=folder,
+            # Not the test settings' keys: compose takes a variable from the shell before .env.
+            env={name: value for name, value in os.environ.items() if name not in SECRETS},
             capture_output=True,
             text=True,
             timeout=120,
