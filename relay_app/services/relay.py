@@ -99,6 +99,9 @@ def relay_message_async(
     if payload is None:
         return transaction_get(transaction_id=str(transaction.id), viewer=None)
     transaction_id = payload["transaction_id"]
+    # Read before the chain is sent: the answer shows the transaction as it starts, not
+    # whatever hops a fast worker managed before it was read.
+    started = transaction_get(transaction_id=transaction_id, viewer=None)
     try:
         with tracing.transaction_traced(transaction_id):
             relay_chain(payload, respond_async=True).apply_async()
@@ -107,7 +110,7 @@ def relay_message_async(
         failed = transaction_get(transaction_id=transaction_id, viewer=None)
         _count(failed, deadline=payload["deadline"])
         return failed
-    return transaction_get(transaction_id=transaction_id, viewer=None)
+    return started
 
 
 def _start(
