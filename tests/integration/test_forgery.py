@@ -72,7 +72,8 @@ def gated_grpc() -> Iterator[GatedServicer]:
             yield servicer
         finally:
             servicer.gate.set()
-            server.stop(1)
+            # Wait until it has let go of the port, which the stack's server takes back.
+            server.stop(0).wait(10)
 
 
 def forge_result(transaction_id: str, *, status: str = "SUCCESS") -> None:
