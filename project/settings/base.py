@@ -4,7 +4,8 @@ Each setting has the name of its environment variable (Django's own take a ``DJA
 prefix there: ``DJANGO_SECRET_KEY`` is ``SECRET_KEY``); ``.env.example`` lists them all with
 their defaults. The defaults are the safe ones: who may do what is closed unless a settings
 module (``development``) or the environment opens it. Sections: paths, Django, the API, the
-relay, Kafka, Redis and Celery, gRPC, the web server, logging.
+relay, message authentication, metrics, tracing, Kafka, Redis and Celery, gRPC, the web
+server, logging.
 """
 
 import ssl
@@ -235,6 +236,16 @@ RELAY_RETENTION_DAYS = days_or_off("RELAY_RETENTION_DAYS", default="30")
 # Production refuses a plaintext or credential-less hop (relay.E001-E003, relay_app/checks.py)
 # unless this says, on purpose, that the network itself is trusted.
 RELAY_ALLOW_PLAINTEXT = env.bool("RELAY_ALLOW_PLAINTEXT", default=False)
+
+# --- Message authentication (docs/security.md) -----------------------------------------------
+
+# HMAC keys (relay_app/signing.py), secrets from the environment only. Web servers and
+# workers seal and open the chain's task messages with the first, so a task that anyone else
+# wrote to Redis is refused; workers and gRPC servers make and check the gRPC hop's
+# capability with the second. Development and test settings set keys of the repository's
+# (insecure-); production requires keys of its own (environment.signing_key).
+RELAY_CHAIN_SIGNING_KEY = env.str("RELAY_CHAIN_SIGNING_KEY", default="")
+RELAY_GRPC_CAPABILITY_KEY = env.str("RELAY_GRPC_CAPABILITY_KEY", default="")
 
 # --- Metrics ---------------------------------------------------------------------------------
 

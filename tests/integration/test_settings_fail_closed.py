@@ -21,6 +21,8 @@ from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
 SECRETS_ONLY = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+    "RELAY_CHAIN_SIGNING_KEY": secrets.token_urlsafe(32),
+    "RELAY_GRPC_CAPABILITY_KEY": secrets.token_urlsafe(32),
 }
 # The minimal production environment the README documents: those, and TLS with credentials
 # on every hop (the local CA of ops/tls.py standing in for a real one).
@@ -118,13 +120,24 @@ class ProductionSettingsTests(SimpleTestCase):
             },
             "no allowed hosts": {"DJANGO_SECRET_KEY": SECRETS_ONLY["DJANGO_SECRET_KEY"]},
             "empty allowed hosts": {**SECRETS_ONLY, "DJANGO_ALLOWED_HOSTS": ","},
+            "no chain signing key": {**SECRETS_ONLY, "RELAY_CHAIN_SIGNING_KEY": ""},
+            "a short chain signing key": {**SECRETS_ONLY, "RELAY_CHAIN_SIGNING_KEY": "k" * 31},
+            "the development capability key": {
+                **SECRETS_ONLY,
+                "RELAY_GRPC_CAPABILITY_KEY": (
+                    "insecure-development-grpc-capability-key-of-the-repository"
+                ),
+            },
         }
         for case, env in cases.items():
             with self.subTest(case):
                 started = run(["manage.py", "check"], env, settings_module=self.production)
                 self.assertNotEqual(started.returncode, 0)
                 self.assertIn("ImproperlyConfigured", started.stderr)
-                self.assertRegex(started.stderr, r"DJANGO_(SECRET_KEY|ALLOWED_HOSTS)")
+                self.assertRegex(
+                    started.stderr,
+                    r"DJANGO_(SECRET_KEY|ALLOWED_HOSTS)|RELAY_(CHAIN_SIGNING|GRPC_CAPABILITY)_KEY",
+                )
 
     def test_check_deploy_passes_with_the_minimal_environment_and_warns_otherwise(self) -> None:
         command = ["manage.py", "check", "--deploy", "--fail-level", "WARNING"]

@@ -73,6 +73,17 @@ class EnvironmentTests(SimpleTestCase):
         self.assertEqual(header, ("HTTP_X_FORWARDED_PROTO", "https"))
         self.assert_refused(environment.header_and_value, "X-Forwarded-Proto: https")
 
+    def test_signing_keys_are_long_and_the_deployments_own(self) -> None:
+        key = "k" * environment.SIGNING_KEY_MIN_LENGTH
+        self.assertEqual(self.read(environment.signing_key, key), key)
+        repository_keys = [
+            os.environ["RELAY_CHAIN_SIGNING_KEY"],  # the test settings'
+            "insecure-development-chain-signing-key-of-the-repository",
+        ]
+        for value in ("", " " * 40, key[1:], *repository_keys):
+            with self.subTest(key=value):
+                self.assert_refused(environment.signing_key, value)
+
     def test_a_password_joins_a_url_that_has_none(self) -> None:
         self.assertEqual(
             environment.url_with_password("rediss://h:6379/0", "p@ss"), "rediss://:p%40ss@h:6379/0"
