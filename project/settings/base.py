@@ -12,7 +12,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .environment import addresses, choice, days_or_off, env, rate, url_with_password
+from .environment import (
+    addresses,
+    choice,
+    days_or_off,
+    env,
+    header_and_value,
+    rate,
+    url_with_password,
+)
 
 # --- Paths -----------------------------------------------------------------------------------
 
@@ -403,15 +411,19 @@ RELAY_GRPC_REFLECTION = env.bool("RELAY_GRPC_REFLECTION", default=False)
 
 # --- The web server --------------------------------------------------------------------------
 
-# Where clients reach the web server (the local stack and `make demo` use it): gunicorn itself,
-# or, with several web servers, the reverse proxy (nginx) in front of them, which takes the
-# ports after this one for them.
+# Where clients reach the web server (the local stack and `make demo` use it): the reverse
+# proxy (nginx) in front of the web servers, which listen on the ports after this one, on
+# loopback only (ops/processes.py).
 RELAY_HTTP_ADDRESS = env.str("RELAY_HTTP_ADDRESS", default="127.0.0.1:8000")
-# gunicorn serves HTTPS itself with this certificate and key (or a proxy in front terminates
-# TLS: see DJANGO_SECURE_PROXY_SSL_HEADER). The local tools verify it against the CA.
+# The proxy serves HTTPS with this certificate and key (the secure profile). The local tools
+# verify it against the CA.
 RELAY_HTTPS_CERT_FILE = env.str("RELAY_HTTPS_CERT_FILE", default="")
 RELAY_HTTPS_KEY_FILE = env.str("RELAY_HTTPS_KEY_FILE", default="")
 RELAY_HTTPS_CA_FILE = env.str("RELAY_HTTPS_CA_FILE", default="")
+# The header a TLS-terminating proxy sets, and its value (HTTP_X_FORWARDED_PROTO,https): a
+# request that carries it counts as HTTPS. Trusted only when configured: the proxy must set or
+# strip it on every request, or any client could claim to have come over HTTPS.
+SECURE_PROXY_SSL_HEADER = header_and_value("DJANGO_SECURE_PROXY_SSL_HEADER")
 
 # --- Logging ---------------------------------------------------------------------------------
 

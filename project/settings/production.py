@@ -8,7 +8,7 @@ switch to turn them off). Behind a TLS-terminating proxy, say which header it se
 """
 
 from .base import *  # noqa: F403
-from .environment import env, header_and_value, host_names, secret_key
+from .environment import env, host_names, secret_key
 
 RELAY_ENVIRONMENT = "production"
 DEBUG = False
@@ -29,6 +29,3 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-# The header a TLS-terminating proxy sets, and its value. Trusted only when configured: the
-# proxy must set or strip it on every request, or any client could claim to have come over HTTPS.
-SECURE_PROXY_SSL_HEADER = header_and_value("DJANGO_SECURE_PROXY_SSL_HEADER")

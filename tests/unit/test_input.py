@@ -55,8 +55,9 @@ class MessageRulesTests(SimpleTestCase):
 
     def test_an_idempotency_key_is_1_to_255_visible_ascii_characters(self) -> None:
         self.assertIsNone(idempotency_key({}))
+        self.assertIsNone(idempotency_key({"Idempotency-Key": ""}))
         self.assertEqual(idempotency_key({"Idempotency-Key": "order-1"}), "order-1")
-        for key in ("", "x" * 256, "with space", "clé"):
+        for key in ("x" * 256, "with space", "clé"):
             with self.subTest(key=key), self.assertRaises(ValidationError):
                 idempotency_key({"Idempotency-Key": key})
 
