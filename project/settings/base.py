@@ -58,6 +58,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every error under /api/ it sees is JSON (relay_app/api/errors.py).
+    "relay_app.api.errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A relay that cannot be done in time is refused before anything is spent on it.
     "relay_app.api.admission.RelayAdmissionMiddleware",
@@ -225,6 +227,10 @@ RELAY_DEADLINE_SECONDS = env.float("RELAY_DEADLINE_SECONDS", default=5.0)
 # Longest message accepted, in characters. Even at 4 UTF-8 bytes a character and with the
 # hops' own text, a record stays far below Kafka's 1 MB default limit.
 RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)
+# The largest request body read: the longest message, every character escaped as a JSON
+# surrogate pair (12 bytes), and room for the rest of the object. Django refuses a longer
+# Content-Length unread (the API answers 413), and so does the proxy in front of it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MESSAGE_MAX_LENGTH * 12 + 4096
 # A transaction still pending this long after its deadline lost its waiter; the sweep
 # (`manage.py settle_stale_transactions`) times it out.
 RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
