@@ -15,7 +15,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gunicorn.errors import AppImportError
 from gunicorn.workers.gthread import ThreadWorker
+
+from relay_app.checks import StartRefused
 
 ARRIVED_AT = "relay.arrived_at"
 
@@ -41,7 +44,12 @@ class ArrivalThreadWorker(ThreadWorker):
             _handling.arrived_at = None
 
     def load_wsgi(self) -> None:
-        super().load_wsgi()
+        try:
+            super().load_wsgi()
+        except StartRefused as refused:
+            # As an application that failed to load, gunicorn stops (a worker that merely
+            # exits is replaced, and would refuse again, for ever).
+            raise AppImportError(str(refused.code)) from refused
         self.wsgi = stamp_arrival(self.wsgi)
 
 

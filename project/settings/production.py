@@ -16,6 +16,8 @@ DEBUG = False
 RELAY_DEVELOPMENT_SUPERUSER = False
 
 SECRET_KEY = secret_key("DJANGO_SECRET_KEY")
+# A weak key is an error of the relay's own here (relay.E007), not Django's warnings.
+SILENCED_SYSTEM_CHECKS = ["security.W009", "security.W025"]
 ALLOWED_HOSTS = host_names("DJANGO_ALLOWED_HOSTS")
 # Origins (scheme and host) from which a logged-in browser may POST, when not the host itself.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
