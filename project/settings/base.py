@@ -238,6 +238,11 @@ RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
 # this many seconds without a hop: proxies keep the connection, and a client that left is
 # noticed (its thread freed) at the latest then. Shorter than any proxy's read timeout.
 RELAY_EVENTS_HEARTBEAT_SECONDS = env.float("RELAY_EVENTS_HEARTBEAT_SECONDS", default=15.0)
+# Event streams one web server process holds open at once, each a thread while it lasts: in
+# all (well under its 128 threads, ops/processes.py), and for one user. Beyond, 429 with
+# Retry-After. Counted per process: a user may hold as many in each process of each web server.
+RELAY_EVENT_STREAMS_PER_PROCESS = env.int("RELAY_EVENT_STREAMS_PER_PROCESS", default=32)
+RELAY_EVENT_STREAMS_PER_USER = env.int("RELAY_EVENT_STREAMS_PER_USER", default=8)
 # How often the worker's beat runs that sweep (seconds).
 RELAY_SWEEP_INTERVAL_SECONDS = env.float("RELAY_SWEEP_INTERVAL_SECONDS", default=15.0)
 # Settled transactions older than this many days are deleted with their hops by the worker's
