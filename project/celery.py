@@ -40,6 +40,7 @@ def check_and_trace_worker(**_: Any) -> None:
 
 @beat_init.connect
 def check_beat(**_: Any) -> None:
+    """The start-up checks in the scheduler, which runs apart from the workers in compose."""
     from relay_app.checks import check_at_start
 
     check_at_start("beat")

@@ -6,7 +6,7 @@ import json
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -44,7 +44,9 @@ def event(data: Mapping[str, Any], *, name: str, event_id: int | None = None) ->
     return f"{head}event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def events(transaction_id: str, *, after: int, heartbeat_seconds: float) -> Iterator[bytes]:
+def events(
+    transaction_id: str, *, after: int, heartbeat_seconds: float
+) -> Generator[bytes, None, None]:
     """The stream's bytes, from the reconnection delay to the final state (counted open
     until it ends or its client leaves)."""
     with EVENT_STREAMS.track_inprogress():
@@ -84,6 +86,8 @@ class StreamPlaces:
                 if not given_back.is_set():
                     given_back.set()
                     self._open[user_id] -= 1
+                    if not self._open[user_id]:
+                        del self._open[user_id]
 
         return give_back
 
@@ -102,7 +106,7 @@ class _Stream:
     """A stream's bytes, giving its place back when the server closes it (whether it ran to
     its end, its client left, or it never started)."""
 
-    def __init__(self, chunks: Iterator[bytes], give_back: Callable[[], None]) -> None:
+    def __init__(self, chunks: Generator[bytes, None, None], give_back: Callable[[], None]) -> None:
         self._chunks = chunks
         self._give_back = give_back
 
@@ -114,7 +118,7 @@ class _Stream:
 
     def close(self) -> None:
         try:
-            getattr(self._chunks, "close", lambda: None)()
+            self._chunks.close()
         finally:
             self._give_back()
 

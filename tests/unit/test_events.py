@@ -76,15 +76,17 @@ class StreamPlacesTests(SimpleTestCase):
             places.take(1)
 
     def test_a_stream_gives_its_place_back_when_closed_even_if_it_never_ran(self) -> None:
-        with mock.patch("relay_app.api.events.STREAM_PLACES", StreamPlaces()) as places:
+        with mock.patch("relay_app.api.events.STREAM_PLACES", StreamPlaces()):
             responses = [
                 event_stream("t", user_id=1, after=0, heartbeat_seconds=1) for _ in range(2)
             ]
             with self.assertRaises(Throttled):
                 event_stream("t", user_id=1, after=0, heartbeat_seconds=1)
             responses[0].close()
+            responses[0].close()  # given back once
             event_stream("t", user_id=1, after=0, heartbeat_seconds=1)
-            self.assertEqual(places._open[1], 2)
+            with self.assertRaises(Throttled):
+                event_stream("t", user_id=1, after=0, heartbeat_seconds=1)
 
 
 class FollowTests(TestCase):
