@@ -13,7 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .environment import addresses, choice, days_or_off, env, rate, url_with_password
+from .environment import (
+    addresses,
+    choice,
+    days_or_off,
+    env,
+    header_and_value,
+    rate,
+    url_with_password,
+)
 
 # --- Paths -----------------------------------------------------------------------------------
 
@@ -52,6 +60,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every error under /api/ it sees is JSON (relay_app/api/errors.py).
+    "relay_app.api.errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A relay that cannot be done in time is refused before anything is spent on it.
     "relay_app.api.admission.RelayAdmissionMiddleware",
@@ -221,6 +231,10 @@ RELAY_DEADLINE_SECONDS = env.float("RELAY_DEADLINE_SECONDS", default=5.0)
 # Longest message accepted, in characters. Even at 4 UTF-8 bytes a character and with the
 # hops' own text, a record stays far below Kafka's 1 MB default limit.
 RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)
+# The largest request body read: the longest message, every character escaped as a JSON
+# surrogate pair (12 bytes), and room for the rest of the object. Django refuses a longer
+# Content-Length unread (the API answers 413), and so does the proxy in front of it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MESSAGE_MAX_LENGTH * 12 + 4096
 # A transaction still pending this long after its deadline lost its waiter; the sweep
 # (`manage.py settle_stale_transactions`) times it out.
 RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
@@ -228,6 +242,11 @@ RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
 # this many seconds without a hop: proxies keep the connection, and a client that left is
 # noticed (its thread freed) at the latest then. Shorter than any proxy's read timeout.
 RELAY_EVENTS_HEARTBEAT_SECONDS = env.float("RELAY_EVENTS_HEARTBEAT_SECONDS", default=15.0)
+# Event streams one web server process holds open at once, each a thread while it lasts: in
+# all (well under its 128 threads, ops/processes.py), and for one user. Beyond, 429 with
+# Retry-After. Counted per process: a user may hold as many in each process of each web server.
+RELAY_EVENT_STREAMS_PER_PROCESS = env.int("RELAY_EVENT_STREAMS_PER_PROCESS", default=32)
+RELAY_EVENT_STREAMS_PER_USER = env.int("RELAY_EVENT_STREAMS_PER_USER", default=8)
 # How often the worker's beat runs that sweep (seconds).
 RELAY_SWEEP_INTERVAL_SECONDS = env.float("RELAY_SWEEP_INTERVAL_SECONDS", default=15.0)
 # Settled transactions older than this many days are deleted with their hops by the worker's
@@ -417,15 +436,19 @@ RELAY_GRPC_REFLECTION = env.bool("RELAY_GRPC_REFLECTION", default=False)
 
 # --- The web server --------------------------------------------------------------------------
 
-# Where clients reach the web server (the local stack and `make demo` use it): gunicorn itself,
-# or, with several web servers, the reverse proxy (nginx) in front of them, which takes the
-# ports after this one for them.
+# Where clients reach the web server (the local stack and `make demo` use it): the reverse
+# proxy (nginx) in front of the web servers, which listen on the ports after this one, on
+# loopback only (ops/processes.py).
 RELAY_HTTP_ADDRESS = env.str("RELAY_HTTP_ADDRESS", default="127.0.0.1:8000")
-# gunicorn serves HTTPS itself with this certificate and key (or a proxy in front terminates
-# TLS: see DJANGO_SECURE_PROXY_SSL_HEADER). The local tools verify it against the CA.
+# The proxy serves HTTPS with this certificate and key (the secure profile). The local tools
+# verify it against the CA.
 RELAY_HTTPS_CERT_FILE = env.str("RELAY_HTTPS_CERT_FILE", default="")
 RELAY_HTTPS_KEY_FILE = env.str("RELAY_HTTPS_KEY_FILE", default="")
 RELAY_HTTPS_CA_FILE = env.str("RELAY_HTTPS_CA_FILE", default="")
+# The header a TLS-terminating proxy sets, and its value (HTTP_X_FORWARDED_PROTO,https): a
+# request that carries it counts as HTTPS. Trusted only when configured: the proxy must set or
+# strip it on every request, or any client could claim to have come over HTTPS.
+SECURE_PROXY_SSL_HEADER = header_and_value("DJANGO_SECURE_PROXY_SSL_HEADER")
 
 # --- Logging ---------------------------------------------------------------------------------
 

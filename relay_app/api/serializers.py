@@ -108,15 +108,17 @@ class RelayInputSerializer(ClosedSerializer):
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-#: 1 to 255 visible ASCII characters (``!`` to ``~``).
-KEY_PATTERN = "^[!-~]{1,255}$"
+#: Up to 255 visible ASCII characters (``!`` to ``~``); empty is as none.
+KEY_PATTERN = "^[!-~]{0,255}$"
 _KEY_CHARACTERS = re.compile(KEY_PATTERN)
 
 
 def idempotency_key(headers: Mapping[str, str]) -> str | None:
-    """The request's Idempotency-Key, if it sent one (1-255 visible ASCII characters)."""
+    """The request's Idempotency-Key, if it sent one (1-255 visible ASCII characters). An
+    empty one is as none, as the proxy in front takes it (it gives a request with no key, or
+    an empty one, a key of its own: ops/nginx.conf.template)."""
     key = headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
+    if not key:
         return None
     if not _KEY_CHARACTERS.fullmatch(key):
         raise serializers.ValidationError(

@@ -305,7 +305,9 @@ class TransactionEventsView(APIView):
     the transaction's page), then `event: settled` with the whole transaction as
     `GET /api/transactions/<id>/` shows it; then the stream ends. A settled transaction's
     hops come at once. `: heartbeat` comments keep a quiet stream open; a transaction still
-    pending shortly after its deadline is timed out, and the stream ends with that.
+    pending shortly after its deadline is timed out, and the stream ends with that. A web
+    server process holds a few streams of one user at once, and a few more in all: beyond,
+    429 (wait as `Retry-After` says, or close one).
     """
 
     @extend_schema(
@@ -319,6 +321,11 @@ class TransactionEventsView(APIView):
             ),
             401: UNAUTHENTICATED,
             404: NOT_FOUND,
+            429: OpenApiResponse(
+                ErrorSerializer,
+                "Too many event streams open, yours or in all: wait as many seconds as"
+                " `Retry-After` says, or close one.",
+            ),
             503: DATABASE_DOWN,
         },
     )
@@ -329,6 +336,7 @@ class TransactionEventsView(APIView):
             raise Http404(f"no transaction {transaction_id}") from exc
         return event_stream(
             str(transaction_id),
+            user_id=request.user.pk,
             after=last_event_id(request.headers),
             heartbeat_seconds=settings.RELAY_EVENTS_HEARTBEAT_SECONDS,
         )

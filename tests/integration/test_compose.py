@@ -15,6 +15,7 @@ from django.conf import settings
 from django.test import SimpleTestCase
 
 from ops import processes
+from relay_app.api.parsers import max_body_bytes
 
 ROOT = Path(settings.BASE_DIR)
 # The relay's own processes, built from the image; each scales but the scheduler.
@@ -258,3 +259,7 @@ class ComposeTests(SimpleTestCase):
         command = " ".join(proxy["command"])
         for placeholder in placeholders:
             self.assertIn(placeholder, command)
+        # As the local stack fills them in (ops/processes.py, proxy_config): the relay's own
+        # body limit, and plain HTTP (TLS is the proxy's in front of it).
+        self.assertEqual(proxy["environment"]["RELAY_PROXY_MAX_BODY"], str(max_body_bytes()))
+        self.assertEqual(proxy["environment"]["RELAY_PROXY_TLS"], "")
