@@ -346,7 +346,7 @@ def bare_hops() -> Iterator[Callable[[int], None]]:
     from relay.v1 import relay_pb2, relay_pb2_grpc
 
     from relay_app.integrations.kafka_records import client_options
-    from relay_app.integrations.relay_rpc import open_channel
+    from relay_app.integrations.relay_rpc import capability, open_channel
 
     request_topic, reply_topic = settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC
     kafka = client_options()  # the relay's brokers and transport settings
@@ -374,8 +374,12 @@ def bare_hops() -> Iterator[Callable[[int], None]]:
         key = transaction_id.encode()
         text = "hello world from rest and Kafka publisher"
         text = publish_and_read(request_topic, key, text) + " and Kafka consumer and gRPC client"
+        # The same proof the relay's worker sends: the gRPC server checks it on every call.
+        proof = capability(transaction_id=transaction_id, text=text, deadline=time.time() + 5)
         text = stub.Process(
-            relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text), timeout=5
+            relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text),
+            timeout=5,
+            metadata=proof,
         ).text
         publish_and_read(reply_topic, key, text + " and Kafka publisher")
 
@@ -386,6 +390,45 @@ def bare_hops() -> Iterator[Callable[[int], None]]:
         for consumer in consumers.values():
             consumer.close()
         channel.close()
+
+
+def auth_cpu_ms_per_tx(repetitions: int = 2000) -> float:
+    """The CPU (ms) one transaction spends authenticating its messages, measured in this
+    process: its six chain payloads (the view's, and each task's result) sealed and opened,
+    and its gRPC capability made and checked, on the texts of "hello world"."""
+    from relay_app import tasks
+    from relay_app.hops import Stage
+    from relay_app.integrations.kafka_records import RecordCoordinates
+    from relay_app.integrations.relay_rpc import capability, capability_refusal
+    from relay_app.services.chain import ChainPayload, payload_open, payload_seal
+
+    transaction_id, deadline, text = str(uuid.uuid4()), time.time() + 3600, "hello world"
+    texts = {}
+    for stage in Stage:
+        texts[stage] = text = stage.spec.apply(text)
+    record = RecordCoordinates(topic="CommunicationTopic", partition=1, offset=12345)
+    handoffs: list[tuple[str, ChainPayload]] = [
+        (task.name, {"transaction_id": transaction_id, "text": texts[after], "deadline": deadline})
+        for task, after in (
+            (tasks.publish_request, Stage.REST_REQUEST),
+            (tasks.consume_request, Stage.KAFKA_PUBLISH_REQUEST),
+            (tasks.call_grpc, Stage.KAFKA_CONSUME_REQUEST),
+            (tasks.publish_reply, Stage.GRPC_SERVER),
+            (tasks.consume_reply, Stage.KAFKA_PUBLISH_REPLY),
+            (tasks.respond, Stage.KAFKA_CONSUME_REPLY),
+        )
+    ]
+    for _, payload in handoffs[1::3]:  # the two consume hops read a record
+        payload["record"] = record
+    at_grpc = texts[Stage.GRPC_CLIENT]
+    started = time.process_time()
+    for _ in range(repetitions):
+        for task, payload in handoffs:
+            payload_open(payload_seal(payload, to=task), at=task)
+        proof = capability(transaction_id=transaction_id, text=at_grpc, deadline=deadline)
+        if capability_refusal(proof, transaction_id=transaction_id, text=at_grpc):
+            raise RuntimeError("the gRPC capability was refused")
+    return round((time.process_time() - started) * 1000 / repetitions, 4)
 
 
 def one_noop_chain(i: int) -> None:
@@ -796,6 +839,8 @@ def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
     env = BENCH_ENV | (TRACING_ENV if tracing else {"OTEL_TRACES_EXPORTER": "none"})
     stack, credentials = fresh_stack(BENCH_DIR, env, user="bench")
     os.environ[TOKEN_VARIABLE] = credentials.token  # for the load client's process
+    auth_cpu_ms = auth_cpu_ms_per_tx()
+    _say(f"message authentication: {auth_cpu_ms} ms of CPU per transaction")
     noop_worker = None
     try:
         stack.up()
@@ -917,6 +962,7 @@ def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
         "overload_max_s": overloaded["max_s"],
         "overload_goodput_ratio": overloaded["goodput_ratio"],
         "overload_deadline_s": overloaded["deadline_s"],
+        "auth_cpu_ms_per_tx": auth_cpu_ms,
     }
     if soaked:
         headline["soak_max_growth_percent"] = soaked["max_growth_percent"]
