@@ -14,6 +14,8 @@ COPY . .
 # Static files are collected at build time, with throw-away values for the secrets that
 # production settings require (never used at run time: the real ones come from the env file).
 RUN DJANGO_SECRET_KEY=build-only-never-used DJANGO_ALLOWED_HOSTS=build.invalid \
+        RELAY_CHAIN_SIGNING_KEY=build-only-never-used-chain-signing-key \
+        RELAY_GRPC_CAPABILITY_KEY=build-only-never-used-grpc-capability-key \
         python manage.py collectstatic --noinput -v 0 \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent relay \
     && mkdir -p /app/var/log /app/var/run \
@@ -22,4 +24,4 @@ RUN DJANGO_SECRET_KEY=build-only-never-used DJANGO_ALLOWED_HOSTS=build.invalid \
 USER relay
 EXPOSE 8000 50051
 # The web server, as ops/processes.py's web_command runs it (tests/unit/test_deployment_files.py).
-CMD ["python", "-m", "gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "project.webserver.ArrivalThreadWorker", "--workers", "2", "--threads", "128", "--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-"]
+CMD ["python", "-m", "gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "project.webserver.ArrivalThreadWorker", "--workers", "2", "--threads", "128", "--keep-alive", "5", "--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-"]

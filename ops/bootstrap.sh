@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the relay needs from the system's packages when it is missing: redis-server,
-# a JDK (for Kafka) and Maven (to fetch Kafka's jars); with --cluster nginx; with --tests
-# also nginx, Chromium and its fonts (the browser tests), and PostgreSQL's server. Says in
-# one sentence what to do when it cannot install something itself.
+# nginx, a JDK (for Kafka) and Maven (to fetch Kafka's jars); with --tests also Chromium and
+# its fonts (the browser tests), and PostgreSQL's server. Says in one sentence what to do
+# when it cannot install something itself. (--cluster needs nothing more.)
 set -euo pipefail
 
 missing=()
-# The cluster profile's reverse proxy (make up-cluster; the tests run a cluster too).
-if [ "${1:-}" = "--cluster" ] || [ "${1:-}" = "--tests" ]; then
-  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-fi
+# The reverse proxy in front of the web servers, in every profile.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if [ "${1:-}" = "--tests" ]; then
   # The browser tests drive the system's Chromium (tests/test_browser.py).
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)

@@ -40,16 +40,14 @@ def web_url(path: str) -> str:
     return f"{scheme}://{settings.RELAY_HTTP_ADDRESS}{path}"
 
 
-def web_connection(*, timeout: float, address: str = "") -> http.client.HTTPConnection:
-    """A connection to the stack's web server (or the one at ``address``); over HTTPS it
-    verifies the server's certificate against RELAY_HTTPS_CA_FILE (the secure profile's CA)."""
+def web_connection(*, timeout: float) -> http.client.HTTPConnection:
+    """A connection to the stack's web server; over HTTPS it verifies the server's
+    certificate against RELAY_HTTPS_CA_FILE (the secure profile's CA)."""
     from django.conf import settings
 
     from relay_app.integrations.relay_api import connect
 
-    scheme = "https" if settings.RELAY_HTTPS_CERT_FILE else "http"
-    base = f"{scheme}://{address or settings.RELAY_HTTP_ADDRESS}"
-    return connect(base, timeout=timeout, cafile=settings.RELAY_HTTPS_CA_FILE)
+    return connect(web_url(""), timeout=timeout, cafile=settings.RELAY_HTTPS_CA_FILE)
 
 
 def issue_token(

@@ -32,6 +32,8 @@ KAFKA_CONFIG = ROOT / "ops" / "kafka"
 # The table's name for the Python that runs the relay: the stack runs it with its own
 # interpreter (this one), the image with its ``python``.
 PYTHON = "python"
+# Where the web servers listen, behind the proxy.
+LOOPBACK = "127.0.0.1"
 
 
 class StackError(Exception):
@@ -56,18 +58,27 @@ class Process:
 # --- the commands, shared with the Dockerfile and docker-compose.yml --------------------------
 
 
-def web_command(bind: str, *, certfile: str = "", keyfile: str = "") -> list[str]:
-    """gunicorn serving the relay on ``bind``; over HTTPS with a certificate and key."""
-    https = ["--certfile", certfile, "--keyfile", keyfile] if certfile else []
+# Each web server (gunicorn) runs this many processes of this many threads; an event stream
+# holds a thread while it lasts (RELAY_EVENT_STREAMS_PER_PROCESS stays well under it).
+WEB_WORKERS = 2
+WEB_THREADS = 128
+# Seconds gunicorn keeps an idle connection open: longer than the proxy keeps one (its
+# upstream keepalive_timeout, ops/nginx.conf.template), so the proxy is the one to close it.
+WEB_KEEP_ALIVE_SECONDS = 5
+
+
+def web_command(bind: str) -> list[str]:
+    """gunicorn serving the relay on ``bind``, in plain HTTP behind the proxy."""
     return [
         *(PYTHON, "-m", "gunicorn", "project.wsgi:application", "--bind", bind),
         # Threads: a relay mostly waits on its transaction, and one thread each for as many as
         # admission takes on leaves a refusal nothing to queue behind (README, "Performance").
-        # The worker class is gthread's, noting each request's arrival (project/webserver.py).
+        # The worker class is gthread's, noting each request's arrival and bounding each
+        # socket operation in time (project/webserver.py).
         *("--worker-class", "project.webserver.ArrivalThreadWorker"),
-        *("--workers", "2", "--threads", "128"),
+        *("--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS)),
+        *("--keep-alive", str(WEB_KEEP_ALIVE_SECONDS)),
         *("--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-"),
-        *https,
     ]
 
 
@@ -125,6 +136,13 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def web_binds(front: str, count: int) -> list[str]:
+    """Where ``count`` web servers listen behind the proxy on ``front``: on loopback, on the
+    ports after the proxy's."""
+    port = split_address(front)[1]
+    return [f"{LOOPBACK}:{port + n}" for n in range(1, count + 1)]
+
+
 def _names(kind: str, count: int) -> list[str]:
     """``kind`` alone, or ``kind-1`` ... ``kind-N`` when the stack runs several."""
     return [kind] if count == 1 else [f"{kind}-{number}" for number in range(1, count + 1)]
@@ -133,7 +151,7 @@ def _names(kind: str, count: int) -> list[str]:
 def table(settings: Any, var_dir: Path) -> list[Process]:
     """The stack's processes for ``settings``, with their data and files under ``var_dir``:
     Redis, then as many Kafka nodes, gRPC servers, workers and web servers as the settings
-    say (several web servers sit behind a reverse proxy)."""
+    say, and the reverse proxy (nginx) in front of the web servers."""
     s = settings
     redis_url = urlsplit(s.CELERY_BROKER_URL)
     redis = (redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
@@ -211,42 +229,48 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 },
             )
         )
+    # nginx on the front address, the web servers behind it on the ports after it, on
+    # loopback only: every request reaches them through the proxy (ops/nginx.conf.template).
     front = s.RELAY_HTTP_ADDRESS
+    scheme = "https" if s.RELAY_HTTPS_CERT_FILE else "http"
     webs = _names("web", s.RELAY_WEB_SERVERS)
-    host, port = split_address(front)
-    binds = [front] if len(webs) == 1 else [f"{host}:{port + n}" for n in range(1, len(webs) + 1)]
+    binds = web_binds(front, len(webs))
     for number, (name, bind) in enumerate(zip(webs, binds, strict=True), start=1):
         processes.append(
             Process(
                 name=name,
-                command=web_command(
-                    bind, certfile=s.RELAY_HTTPS_CERT_FILE, keyfile=s.RELAY_HTTPS_KEY_FILE
-                ),
+                command=web_command(bind),
                 ports=[split_address(bind)],
                 setting="RELAY_HTTP_ADDRESS",
-                ready=partial(_web_answers, bind),
+                ready=partial(_web_answers, f"http://{bind}"),
                 after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
                 prepare=partial(_prepare_web, s, var_dir / "metrics" / name, static=number == 1),
-                env={"PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name)},
+                env={
+                    "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
+                    # The proxy appends the client's address to X-Forwarded-For: trusted from
+                    # it alone.
+                    "RELAY_TRUSTED_PROXY_COUNT": "1",
+                    "RELAY_TRUSTED_PROXY_ADDRESSES": LOOPBACK,
+                },
             )
         )
-    if len(webs) > 1:
-        if s.RELAY_HTTPS_CERT_FILE:
-            raise StackError("several web servers sit behind a plain-HTTP proxy: no HTTPS here")
-        processes.append(
-            Process(
-                name="proxy",
-                command=[
-                    *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf"),
-                    *("-e", str(var_dir / "log" / "nginx-error.log")),
-                ],
-                ports=[(host, port)],
-                setting="RELAY_HTTP_ADDRESS",
-                ready=partial(_web_answers, front),
-                after=tuple(webs),
-                prepare=lambda: _write_nginx_config(var_dir, front, binds),
-            )
+    processes.append(
+        Process(
+            name="proxy",
+            command=[
+                *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf"),
+                *("-e", str(var_dir / "log" / "nginx-error.log")),
+                # As root, nginx would run its workers as nobody, who may not enter the
+                # stack's private folder (its temporary files are there): as the stack's user.
+                *(("-g", "user root;") if os.geteuid() == 0 else ()),
+            ],
+            ports=[split_address(front)],
+            setting="RELAY_HTTP_ADDRESS",
+            ready=partial(_web_answers, f"{scheme}://{front}"),
+            after=tuple(webs),
+            prepare=lambda: _write_nginx_config(s, var_dir, binds),
         )
+    )
     return processes
 
 
@@ -357,11 +381,14 @@ def _worker_answers(node: str) -> None:
         raise StackError("the Celery worker does not answer ping yet")
 
 
-def _web_answers(address: str) -> None:
-    """``/healthz`` at ``address`` answers 200, over HTTPS where the web server serves HTTPS."""
-    from ops.client import web_connection
+def _web_answers(base_url: str) -> None:
+    """``/healthz`` at ``base_url`` answers 200 (over HTTPS, the certificate verified against
+    RELAY_HTTPS_CA_FILE)."""
+    from django.conf import settings
 
-    connection = web_connection(timeout=2, address=address)
+    from relay_app.integrations.relay_api import connect
+
+    connection = connect(base_url, timeout=2, cafile=settings.RELAY_HTTPS_CA_FILE)
     try:
         connection.request("GET", "/healthz")
         response = connection.getresponse()
@@ -557,10 +584,18 @@ def _cluster_id(folder: Path) -> str:
     return cluster_id
 
 
-def proxy_config(*, listen: str, servers: list[str], pid: str, access_log: str) -> str:
-    """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy."""
+def proxy_config(
+    *, listen: str, servers: list[str], pid: str, access_log: str, tls: tuple[str, str] | None
+) -> str:
+    """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy;
+    with ``tls`` (a certificate and its key), over HTTPS."""
+    from relay_app.api.parsers import max_body_bytes
+
+    cert, key = tls or ("", "")
     values = {
-        "RELAY_PROXY_LISTEN": listen,
+        "RELAY_PROXY_LISTEN": f"{listen} ssl" if tls else listen,
+        "RELAY_PROXY_TLS": f"ssl_certificate {cert}; ssl_certificate_key {key};" if tls else "",
+        "RELAY_PROXY_MAX_BODY": str(max_body_bytes()),
         # nginx marks no server down for a failure: a killed one is retried at once.
         "RELAY_PROXY_SERVERS": " ".join(f"server {server} max_fails=0;" for server in servers),
         "RELAY_PROXY_PID": pid,
@@ -570,13 +605,16 @@ def proxy_config(*, listen: str, servers: list[str], pid: str, access_log: str) 
     return re.sub(r"\$\{(RELAY_PROXY_\w+)\}", lambda match: values[match[1]], template)
 
 
-def _write_nginx_config(var_dir: Path, front: str, backends: list[str]) -> None:
-    """The reverse proxy in front of several web servers."""
+def _write_nginx_config(s: Any, var_dir: Path, backends: list[str]) -> None:
+    """The reverse proxy in front of the web servers; it serves HTTPS with the web's
+    certificate where the settings name one (the secure profile)."""
+    cert, key = s.RELAY_HTTPS_CERT_FILE, s.RELAY_HTTPS_KEY_FILE
     text = proxy_config(
-        listen=front,
+        listen=s.RELAY_HTTP_ADDRESS,
         servers=backends,
         pid=str(var_dir / "run" / "nginx.pid"),
         access_log=str(var_dir / "log" / "nginx-access.log"),
+        tls=(cert, key) if cert else None,
     )
     private_file(var_dir / "nginx" / "nginx.conf", text)
 

@@ -240,10 +240,13 @@ def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack
     """A stack of its own for a tool (bench, chaos): ``env`` in force, empty data, migrated,
     and an API token for ``user`` (made by ``manage.py create_api_token``, as users do).
 
-    Production settings need a secret key; a random one is made for the run.
+    Production settings need a secret key and the keys of message authentication; random
+    ones are made for the run.
     """
     os.environ.update(env)
     os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
+    for key in ("RELAY_CHAIN_SIGNING_KEY", "RELAY_GRPC_CAPABILITY_KEY"):
+        os.environ[key] = secrets.token_urlsafe(32)
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -174,6 +174,10 @@ def ensure(folder: Path, *, renew: bool = False) -> Path:
         "RELAY_KAFKA_BROKER_PASSWORD": secret("RELAY_KAFKA_BROKER_PASSWORD"),
         "RELAY_KAFKA_KEYSTORE_PASSWORD": secret("RELAY_KAFKA_KEYSTORE_PASSWORD"),
         "REDIS_PASSWORD": secret("REDIS_PASSWORD"),
+        # Message authentication's keys (docs/security.md): the profile's own, not the
+        # repository's.
+        "RELAY_CHAIN_SIGNING_KEY": secret("RELAY_CHAIN_SIGNING_KEY"),
+        "RELAY_GRPC_CAPABILITY_KEY": secret("RELAY_GRPC_CAPABILITY_KEY"),
     }
     for name, for_server in (("server", True), ("client", False)):
         if renew or not (folder / f"{name}.pem").exists():

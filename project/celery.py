@@ -1,13 +1,14 @@
 """The Celery app: configured from Django settings (``CELERY_*``), tasks found in installed apps.
 
-A worker defaults to production settings, like every entry point that serves.
+A worker defaults to production settings, like every entry point that serves, and so does
+the scheduler (``celery beat``): both refuse to start with an error of the system checks.
 """
 
 import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import beat_init, worker_init
 
 from relay_app.integrations.celery_redis import keep_redis_clients
 
@@ -27,8 +28,19 @@ keep_redis_clients()
 
 
 @worker_init.connect
-def trace_worker(**_: Any) -> None:
-    """Tracing, set up in the worker's main process: its pool processes inherit it."""
+def check_and_trace_worker(**_: Any) -> None:
+    """The start-up checks, then tracing, in the worker's main process: its pool processes
+    inherit it."""
     from relay_app import tracing
+    from relay_app.checks import check_at_start
 
+    check_at_start("worker")
     tracing.setup("worker")
+
+
+@beat_init.connect
+def check_beat(**_: Any) -> None:
+    """The start-up checks in the scheduler, which runs apart from the workers in compose."""
+    from relay_app.checks import check_at_start
+
+    check_at_start("beat")

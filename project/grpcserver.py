@@ -1,7 +1,8 @@
 """gRPC entry point: ``python -m project.grpcserver [--address HOST:PORT]`` serves hop 5.
 
 What ``wsgi.py`` is to the web server: it defaults to production settings, which refuse to
-start without their secrets; development settings are chosen explicitly.
+start without their secrets or with an error of the system checks; development settings are
+chosen explicitly.
 """
 
 import argparse
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
 
     from relay_app import tracing
+    from relay_app.checks import check_at_start
     from relay_app.grpc_server import serve
 
     parser = argparse.ArgumentParser(prog="python -m project.grpcserver", description=__doc__)
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         help="host:port (default: the first of GRPC_ADDRESS)",
     )
     args = parser.parse_args(argv)
+    check_at_start("grpc")
     tracing.setup("grpc")
     try:
         serve(args.address)

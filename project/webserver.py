@@ -1,4 +1,5 @@
-"""gunicorn's threaded worker, noting when each request arrived (``--worker-class``).
+"""gunicorn's threaded worker, noting when each request arrived and bounding each socket
+operation in time (``--worker-class``).
 
 A transaction's deadline counts from its request's arrival, not from when a thread took it
 up: under load a request waits in the worker's queue for a free thread, and its client waits
@@ -6,6 +7,13 @@ that long too. The worker accepts every connection at once (up to gunicorn's
 ``worker_connections``) and queues it for its threads; this subclass notes the time it
 queued a request and hands it to the application as ``environ["relay.arrived_at"]`` (seconds
 since the epoch), which ``relay_app.services.admission`` reads.
+
+A thread that writes to a client that stopped reading (or reads a body that stopped
+coming) would wait for ever, and a few hundred such clients would hold every thread: each
+send of an answer and receive of a body gives up after ``SOCKET_TIMEOUT_SECONDS``, and the
+connection is closed. The proxy in front reads requests and answers whole, so only an event
+stream (which it passes on as it comes) or a client that bypasses the proxy ever meets it;
+such a client's headers are not bounded here (the proxy's are: ops/nginx.conf.template).
 """
 
 from __future__ import annotations
@@ -15,15 +23,21 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gunicorn.errors import AppImportError
 from gunicorn.workers.gthread import ThreadWorker
 
+from relay_app.checks import StartRefused
+
 ARRIVED_AT = "relay.arrived_at"
+# How long one send or receive on a client's socket may take (sendall: the whole of it).
+SOCKET_TIMEOUT_SECONDS = 5.0
 
 _handling = threading.local()
 
 
 class ArrivalThreadWorker(ThreadWorker):
-    """gunicorn's ``gthread`` worker, unchanged but for the arrival time of each request."""
+    """gunicorn's ``gthread`` worker, with the arrival time of each request and a timeout on
+    each socket operation."""
 
     wsgi: Callable[..., Iterable[bytes]]
 
@@ -40,8 +54,27 @@ class ArrivalThreadWorker(ThreadWorker):
         finally:
             _handling.arrived_at = None
 
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        # Here, not earlier: gunicorn makes the socket blocking (no timeout) before each request.
+        conn.sock.settimeout(SOCKET_TIMEOUT_SECONDS)
+        try:
+            return bool(super().handle_request(req, conn))
+        except TimeoutError:
+            self.log.warning(
+                "%s %s: the client read or sent nothing for %.0f s; connection closed",
+                req.method,
+                req.path,
+                SOCKET_TIMEOUT_SECONDS,
+            )
+            return False
+
     def load_wsgi(self) -> None:
-        super().load_wsgi()
+        try:
+            super().load_wsgi()
+        except StartRefused as refused:
+            # As an application that failed to load, gunicorn stops (a worker that merely
+            # exits is replaced, and would refuse again, for ever).
+            raise AppImportError(str(refused.code)) from refused
         self.wsgi = stamp_arrival(self.wsgi)
 
 

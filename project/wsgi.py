@@ -1,8 +1,9 @@
 """WSGI entry point for gunicorn (``project.wsgi:application``).
 
 Like every entry point that serves (``project.celery``, ``project.grpcserver``), it defaults
-to production settings, which refuse to start without their secrets: development settings are
-chosen explicitly (``make run``, ``make up`` and ``make test`` do).
+to production settings, which refuse to start without their secrets or with an error of the
+system checks (``relay_app.checks.check_at_start``): development settings are chosen
+explicitly (``make run``, ``make up`` and ``make test`` do).
 """
 
 import os
@@ -10,6 +11,7 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 from relay_app import tracing
+from relay_app.checks import check_at_start
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
 
@@ -17,3 +19,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
 # each worker process, after its fork).
 tracing.setup("web")
 application = get_wsgi_application()
+check_at_start("web")

@@ -1,11 +1,15 @@
-"""System checks (``manage.py check``; ``make check-deploy`` fails on any warning)."""
+"""System checks (``manage.py check``; ``make check-deploy`` fails on any warning), which
+every process that serves also runs as it starts under production settings
+(``check_at_start``)."""
 
 import os
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register, run_checks
+from django.core.checks.security import base as django_security
 from django.core.exceptions import ImproperlyConfigured
 
 from . import tracing
@@ -45,6 +49,38 @@ def development_conveniences_in_production(**_: Any) -> list[CheckMessage]:
         for name, check_id, opens, instead in DEVELOPMENT_CONVENIENCES
         if getattr(settings, name)
     ]
+
+
+@register(Tags.security)
+def weak_secret_or_any_host_in_production(**_: Any) -> list[CheckMessage]:
+    """Under production settings, an error for what Django's deployment checks only warn
+    about: a weak secret key (Django's own rule, W009 and W025), which lets whoever guesses it
+    forge sessions, tokens and signed values, and a ``*`` host."""
+    if settings.RELAY_ENVIRONMENT != "production":
+        return []
+    weak_keys = [
+        *django_security.check_secret_key(None),
+        *django_security.check_secret_key_fallbacks(None),
+    ]
+    errors: list[CheckMessage] = [
+        Error(
+            warning.msg,
+            hint="Set DJANGO_SECRET_KEY to a secret of your own, e.g. the output of"
+            " `python -c 'import secrets; print(secrets.token_urlsafe(50))'`.",
+            id="relay.E007",
+        )
+        for warning in weak_keys
+    ]
+    if "*" in settings.ALLOWED_HOSTS:
+        errors.append(
+            Error(
+                "DJANGO_ALLOWED_HOSTS includes *: the server answers for any Host header, and"
+                " the links and redirects it builds point wherever a client says.",
+                hint="Name the host names this server answers for (e.g. relay.example.com).",
+                id="relay.E008",
+            )
+        )
+    return errors
 
 
 # Every setting that names a certificate or key file.
@@ -175,3 +211,24 @@ def tracing_is_configured(**_: Any) -> list[CheckMessage]:
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="relay.E006")]
     return []
+
+
+class StartRefused(SystemExit):
+    """The system checks found errors: the process exits (status 1), printing them."""
+
+
+def check_at_start(process: str) -> None:
+    """Under production settings, the checks of ``manage.py check --deploy``, run by each
+    process that serves as it starts (web server, worker, gRPC server), so that a deployment
+    that skipped the command cannot serve with an error in it: each warning is printed, and
+    any error stops the process (``StartRefused``, whose message names every error)."""
+    if settings.RELAY_ENVIRONMENT != "production":
+        return
+    found = [m for m in run_checks(include_deployment_checks=True) if not m.is_silenced()]
+    for warning in (m for m in found if not m.is_serious()):
+        print(f"{process}: {warning}", file=sys.stderr, flush=True)
+    if errors := [m for m in found if m.is_serious()]:
+        raise StartRefused(
+            f"{process} refuses to start under production settings:\n"
+            + "\n".join(str(error) for error in errors)
+        )

@@ -1,8 +1,11 @@
 """The gRPC server of hop 5: ``relay.v1.Relay/Process`` with health checking and reflection.
 
 It needs no database: it appends its text, logs the seed's line and reports its timing
-back to the client, which records the hop. It takes only what the relay itself can send: a
-transaction id that is a UUID and a text no longer than the longest message's at this hop.
+back to the client, which records the hop. It takes only what the relay itself sends: a call
+with a worker's capability for this very transaction and text (``relay_rpc.capability``),
+then a transaction id that is a UUID and a text no longer than the longest message's at this
+hop. Refusals are counted (``relay_grpc_calls``), not logged, so a flood of them fills no log.
+The health service answers anyone.
 """
 
 import logging
@@ -21,7 +24,12 @@ from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from . import tracing
 from .hops import Stage, max_text_length
-from .integrations.relay_rpc import SERVICE_NAME, message_size_options, read_pem
+from .integrations.relay_rpc import (
+    SERVICE_NAME,
+    capability_refusal,
+    message_size_options,
+    read_pem,
+)
 from .metrics import GRPC_CALLS, serve_metrics
 from .seed_log import log_hop
 
@@ -53,6 +61,12 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
     def Process(  # noqa: N802 - the method name is fixed by the proto
         self, request: relay_pb2.ProcessRequest, context: grpc.ServicerContext
     ) -> relay_pb2.ProcessResponse:
+        if refusal := capability_refusal(
+            context.invocation_metadata(), transaction_id=request.transaction_id, text=request.text
+        ):
+            code, reason = refusal
+            GRPC_CALLS.labels(code.name).inc()
+            context.abort(code, reason)
         if problem := _invalid(request):
             # Refused before anything is logged: nothing a caller sends reaches the log unchecked.
             GRPC_CALLS.labels("INVALID_ARGUMENT").inc()

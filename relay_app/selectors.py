@@ -94,6 +94,27 @@ _HOP_FIND_SQL = (
 )
 
 
+def hop_chain_end(*, transaction_id: str) -> str | None:
+    """Hop 7's text if hops 1-7 of the transaction are all recorded, else ``None``: what hop 8
+    answers from, and the only proof that the chain did its work.
+
+    One plain SELECT, as ``hop_find``: how many hops before 8 there are (one per stage, by the
+    unique index), and hop 7's text alone.
+    """
+    key = Hop._meta.get_field("transaction").get_db_prep_value(transaction_id, connection)
+    last = Stage.KAFKA_CONSUME_REPLY
+    with connection.cursor() as cursor:
+        cursor.execute(_HOP_CHAIN_END_SQL, [int(last), key, int(Stage.REST_RESPONSE)])
+        recorded, text = cursor.fetchone()
+    return text if recorded == int(last) and text is not None else None
+
+
+_HOP_CHAIN_END_SQL = (
+    'SELECT COUNT(*), MAX(CASE WHEN "stage" = %s THEN "text" END)'  # noqa: S608
+    f' FROM "{Hop._meta.db_table}" WHERE "transaction_id" = %s AND "stage" < %s'
+)
+
+
 def transaction_waiting_on(*, transaction_id: str) -> Stage:
     """The first hop not yet recorded: what the transaction was waiting on."""
     done = set(Hop.objects.filter(transaction_id=transaction_id).values_list("stage", flat=True))

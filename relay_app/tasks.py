@@ -1,75 +1,159 @@
 """Celery tasks for hops 2-7 (and hop 8 when no view waits), and the one place the relay
 chain is built.
 
-Tasks are an interface, like views: they take and return a JSON ``ChainPayload`` and call one
-service each. Only the last task's result is stored: the view waits for that one, and a
-failure anywhere in the chain is stored on it too (CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED).
+Tasks are an interface, like views: they take and return a JSON ``SealedPayload`` and call one
+service each. Each opens its argument before any work: a message that is not sealed for it
+by the relay (``payload_open``) is refused with one WARNING line, counted
+(``relay_celery_tasks`` with outcome ``refused``), and stops there, storing nothing. Only the
+last task's result is stored: it wakes whoever waits for the transaction, who then reads the
+transaction's records (a failure anywhere in the chain is stored on it too,
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED).
+
+The periodic tasks take no argument: a forged one only runs the sweep or the purge early,
+which settle or delete by the records' own dates.
 """
 
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import chain, shared_task
 from celery.canvas import Signature
+from celery.exceptions import Ignore
 from celery.result import AsyncResult
 from django.conf import settings
 
 from .hops import Stage
-from .services.chain import ChainPayload, grpc_call, kafka_consume, kafka_publish, rest_respond
+from .metrics import TASKS
+from .services.chain import (
+    ChainPayload,
+    SealedPayload,
+    grpc_call,
+    kafka_consume,
+    kafka_publish,
+    payload_open,
+    payload_seal,
+    rest_respond,
+    settled_if_broken,
+)
 from .services.transactions import (
     transaction_time_out,
     transactions_purge,
     transactions_settle_stale,
 )
+from .signing import Refused
+
+logger = logging.getLogger(__name__)
+
+
+def opened(message: object, *, task: str) -> ChainPayload | None:
+    """The payload of ``message`` if the relay sealed it for ``task``; else ``None``, and the
+    refusal is logged (one WARNING naming the task, the transaction claimed and why) and
+    counted."""
+    try:
+        return payload_open(message, at=task)
+    except Refused as refused:
+        claimed = message.get("transaction_id") if isinstance(message, dict) else None
+        TASKS.labels(task, "refused").inc()
+        logger.warning(
+            "refused a %s message claiming transaction %s: %s",
+            task,
+            ascii(str(claimed)[:64]),
+            refused,
+        )
+        return None
+
+
+def _hop(
+    message: object, *, task: str, to: str, perform: Callable[[ChainPayload], ChainPayload]
+) -> SealedPayload:
+    """Open ``message`` for ``task``, perform its hop, and seal the result for the task ``to``."""
+    payload = opened(message, task=task)
+    if payload is None:
+        raise Ignore  # the chain stops here; nothing is stored
+    with settled_if_broken(payload):
+        return payload_seal(perform(payload), to=to)
 
 
 @shared_task(name="relay.publish_request", ignore_result=True)
-def publish_request(payload: ChainPayload) -> ChainPayload:
+def publish_request(message: SealedPayload) -> SealedPayload:
     """Hop 2: publish to the request topic."""
-    return kafka_publish(
-        payload, stage=Stage.KAFKA_PUBLISH_REQUEST, topic=settings.KAFKA_REQUEST_TOPIC
+    return _hop(
+        message,
+        task=publish_request.name,
+        to=consume_request.name,
+        perform=lambda payload: kafka_publish(
+            payload, stage=Stage.KAFKA_PUBLISH_REQUEST, topic=settings.KAFKA_REQUEST_TOPIC
+        ),
     )
 
 
 @shared_task(name="relay.consume_request", ignore_result=True)
-def consume_request(payload: ChainPayload) -> ChainPayload:
+def consume_request(message: SealedPayload) -> SealedPayload:
     """Hop 3: read that record back from the request topic."""
-    return kafka_consume(payload, stage=Stage.KAFKA_CONSUME_REQUEST)
+    return _hop(
+        message,
+        task=consume_request.name,
+        to=call_grpc.name,
+        perform=lambda payload: kafka_consume(payload, stage=Stage.KAFKA_CONSUME_REQUEST),
+    )
 
 
 @shared_task(name="relay.call_grpc", ignore_result=True)
-def call_grpc(payload: ChainPayload) -> ChainPayload:
+def call_grpc(message: SealedPayload) -> SealedPayload:
     """Hops 4 and 5: the gRPC client calls the gRPC server."""
-    return grpc_call(payload)
+    return _hop(message, task=call_grpc.name, to=publish_reply.name, perform=grpc_call)
 
 
 @shared_task(name="relay.publish_reply", ignore_result=True)
-def publish_reply(payload: ChainPayload) -> ChainPayload:
+def publish_reply(message: SealedPayload) -> SealedPayload:
     """Hop 6: publish to the reply topic."""
-    return kafka_publish(payload, stage=Stage.KAFKA_PUBLISH_REPLY, topic=settings.KAFKA_REPLY_TOPIC)
+    return _hop(
+        message,
+        task=publish_reply.name,
+        to=consume_reply.name,
+        perform=lambda payload: kafka_publish(
+            payload, stage=Stage.KAFKA_PUBLISH_REPLY, topic=settings.KAFKA_REPLY_TOPIC
+        ),
+    )
 
 
 @shared_task(name="relay.consume_reply")
-def consume_reply(payload: ChainPayload) -> ChainPayload:
-    """Hop 7: read that record back from the reply topic."""
-    return kafka_consume(payload, stage=Stage.KAFKA_CONSUME_REPLY)
+def consume_reply(message: SealedPayload) -> SealedPayload:
+    """Hop 7: read that record back from the reply topic; sealed for ``respond`` after it."""
+    return _hop(
+        message,
+        task=consume_reply.name,
+        to=respond.name,
+        perform=lambda payload: kafka_consume(payload, stage=Stage.KAFKA_CONSUME_REPLY),
+    )
 
 
 @shared_task(name="relay.respond")
-def respond(payload: ChainPayload) -> ChainPayload:
-    """Hop 8 of an asynchronous request: the REST response nobody waits for."""
-    return rest_respond(payload)
+def respond(message: SealedPayload) -> bool:
+    """Hop 8 of an asynchronous request, from the records: the REST response nobody waits
+    for. Only the transaction's id is taken from the message."""
+    payload = opened(message, task=respond.name)
+    if payload is None:
+        raise Ignore
+    with settled_if_broken(payload):
+        return rest_respond(transaction_id=payload["transaction_id"])
 
 
 @shared_task(name="relay.time_out_transaction", ignore_result=True)
-def time_out_transaction(transaction_id: str) -> bool:
+def time_out_transaction(message: SealedPayload) -> bool:
     """A task of the transaction's chain expired (its deadline passed before a worker took
     it): time the transaction out now if it is still pending. A waiting view already did;
-    for an asynchronous one nobody else would, until the stale sweep."""
-    return transaction_time_out(transaction_id=transaction_id)
+    for an asynchronous one nobody else would, until the stale sweep. Sealed like the chain's
+    messages: a forged one could time out anyone's transaction."""
+    payload = opened(message, task=time_out_transaction.name)
+    if payload is None:
+        raise Ignore
+    return transaction_time_out(transaction_id=payload["transaction_id"])
 
 
-#: The tasks of a relay chain: each takes a ``ChainPayload``.
+#: The tasks of a relay chain: each takes a ``SealedPayload`` addressed to it.
 CHAIN_TASKS = frozenset(
     task.name
     for task in (publish_request, consume_request, call_grpc, publish_reply, consume_reply, respond)
@@ -90,8 +174,9 @@ def purge_transactions() -> int:
 
 
 def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signature:
-    """Hops 2-7 as one chain; its result is the ``ChainPayload`` after hop 7, stored under
-    the transaction's id (``chain_result``), so that any web server can wait for it.
+    """Hops 2-7 as one chain, starting from ``payload`` (sealed here for its first task); its
+    result is stored under the transaction's id (``chain_result``), so that any web server
+    can be woken when it ends.
 
     ``respond_async``: no view waits, so hop 8 (``respond``) ends the chain and its result
     is the one stored under the transaction's id; a repeated request may still wait for it.
@@ -108,7 +193,7 @@ def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signat
     }
     last: dict[str, Any] = {**options, "task_id": payload["transaction_id"]}
     hops = [
-        publish_request.s(payload).set(**options),
+        publish_request.s(payload_seal(payload, to=publish_request.name)).set(**options),
         consume_request.s().set(**options),
         call_grpc.s().set(**options),
         publish_reply.s().set(**options),
@@ -123,5 +208,6 @@ def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signat
 
 
 def chain_result(transaction_id: str) -> AsyncResult:
-    """The outcome of a transaction's chain, to wait for or to look at."""
+    """The result of a transaction's chain: a wake-up when it ends. Anyone who can write to
+    Redis can write one, so what it says is never taken for the outcome."""
     return AsyncResult(transaction_id, app=consume_reply.app)

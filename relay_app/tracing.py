@@ -45,6 +45,7 @@ TRANSACTION_ATTRIBUTE = "relay.transaction_id"
 STAGE_ATTRIBUTE = "relay.stage"
 # Requests that only probe or scrape the process start no trace.
 _UNTRACED_URLS = "healthz,readyz,metrics,static/"
+JSON_ERRORS_MIDDLEWARE = "relay_app.api.errors.JsonErrorsMiddleware"
 _EXPORTERS = ("otlp", "console")
 
 _tracer = trace.get_tracer("relay")
@@ -116,6 +117,10 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
             excluded_urls=os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", _UNTRACED_URLS),
             response_hook=_traceparent_header,
         )
+        # Its middleware goes first; the API's JSON errors must stay outside it, to answer
+        # for what it refuses too (a Host not allowed: relay_app/api/errors.py).
+        middleware = settings.MIDDLEWARE
+        middleware.insert(0, middleware.pop(middleware.index(JSON_ERRORS_MIDDLEWARE)))
     if role == "grpc":
         from opentelemetry.instrumentation.grpc import GrpcInstrumentorServer
 

@@ -18,7 +18,8 @@ from celery.worker.state import maybe_shutdown
 from .errors import DependencyUnavailable
 from .integrations import kafka_records, relay_rpc
 from .metrics import TASKS, serve_metrics
-from .tasks import CHAIN_TASKS, respond, time_out_transaction
+from .services.chain import payload_seal
+from .tasks import CHAIN_TASKS, opened, respond, time_out_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +72,18 @@ def time_out_expired_chain(
     deadline (its expiry) and was dropped: have the transaction timed out now, since nobody
     waits for it (it would stay pending until the stale sweep). A blocking relay's view has
     timed it out already: nothing is sent for those, which under overload would add a task
-    for every late one. Sent as a task: this runs in the worker's main process, which
-    keeps no database connection."""
+    for every late one. Sent as a task, sealed: this runs in the worker's main process,
+    which keeps no database connection. Only a message the relay sealed counts: an expired
+    forgery is refused like any other."""
     if not expired or not _ends_with_respond(sender, request):
         return
+    payload = opened(request.args[0] if request.args else None, task=sender.name)
+    if payload is None:
+        return
     try:
-        time_out_transaction.delay(request.args[0]["transaction_id"])
+        sealed = payload_seal(payload, to=time_out_transaction.name)
+        shown: dict[str, Any] = {"argsrepr": f"(transaction {payload['transaction_id']})"}
+        time_out_transaction.apply_async((sealed,), **shown)
     except Exception as exc:  # noqa: BLE001 - the stale sweep settles it in the end
         logger.warning("could not time out the transaction of an expired task: %r", exc)
 

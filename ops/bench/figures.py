@@ -144,6 +144,7 @@ def headline(*, mode: str, tracing: bool, results: dict[str, Any]) -> dict[str, 
         "overload_max_s": overloaded["max_s"],
         "overload_goodput_ratio": overloaded["goodput_ratio"],
         "overload_deadline_s": overloaded["deadline_s"],
+        "auth_cpu_ms_per_tx": results["auth_cpu_ms_per_tx"],
     }
     if soaked:
         line["soak_max_growth_percent"] = soaked["max_growth_percent"]

@@ -185,15 +185,18 @@ def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
     os.environ[TOKEN_VARIABLE] = credentials.token  # for the load client's process
     from django.conf import settings
 
-    from ops.bench.baselines import noop_worker  # once REDIS_URL is the bench stack's
+    from ops.bench.baselines import auth_cpu_ms_per_tx, noop_worker  # once settings are the stack's
     from ops.bench.chart import chart
 
+    auth_cpu_ms = auth_cpu_ms_per_tx()
+    say(f"message authentication: {auth_cpu_ms} ms of CPU per transaction")
     try:
         stack.up()
         with noop_worker(BENCH_DIR / "log" / "noop-worker.log") as worker:
             results = measure(mode, Usage(stack.status()), noop_worker=worker)
     finally:
         stack.down()
+    results["auth_cpu_ms_per_tx"] = auth_cpu_ms
     headline = figures.headline(mode=mode, tracing=tracing, results=results)
     pool = {"pool": settings.RELAY_WORKER_POOL, "concurrency": settings.RELAY_WORKER_CONCURRENCY}
     results = {"headline": headline, **results, "machine": {"cores": os.cpu_count()}}

@@ -38,9 +38,6 @@ CLUSTER_ENV = stack_env(CLUSTER_DIR, **CLUSTER_PORTS) | {
     # Untraced: what it measures is the cluster's, not tracing's.
     "OTEL_TRACES_EXPORTER": "none",
     "RELAY_TRACE_COLLECTOR_ADDRESS": "",
-    # nginx appends the client's address; only a connection from it may say so.
-    "RELAY_TRUSTED_PROXY_COUNT": "1",
-    "RELAY_TRUSTED_PROXY_ADDRESSES": "127.0.0.1",
     # As the cluster profile: one Kafka operation may outlast a node's fencing (2 s) and a retry.
     "KAFKA_TIMEOUT_SECONDS": "3.5",
     # A transaction whose waiter died with its web server is timed out within seconds.

@@ -4,7 +4,8 @@ Each setting has the name of its environment variable (Django's own take a ``DJA
 prefix there: ``DJANGO_SECRET_KEY`` is ``SECRET_KEY``); ``.env.example`` lists them all with
 their defaults. The defaults are the safe ones: who may do what is closed unless a settings
 module (``development``) or the environment opens it. Sections: paths, Django, the API, the
-relay, Kafka, Redis and Celery, gRPC, the web server, logging.
+relay, message authentication, metrics, tracing, Kafka, Redis and Celery, gRPC, the web
+server, logging.
 """
 
 import ssl
@@ -12,7 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .environment import addresses, choice, days_or_off, env, rate, url_with_password
+from .environment import (
+    addresses,
+    choice,
+    days_or_off,
+    env,
+    header_and_value,
+    rate,
+    url_with_password,
+)
 
 # --- Paths -----------------------------------------------------------------------------------
 
@@ -42,14 +51,17 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before rest_framework, so its login page is the relay's (it says who can log in).
+    "relay_app",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from our own static files
     "axes",  # locks out repeated failed logins (admin and the browsable API)
-    "relay_app",
 ]
 
 MIDDLEWARE = [
+    # First, so that every error under /api/ it sees is JSON (relay_app/api/errors.py).
+    "relay_app.api.errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A relay that cannot be done in time is refused before anything is spent on it.
     "relay_app.api.admission.RelayAdmissionMiddleware",
@@ -137,6 +149,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# Times to the second wherever Django shows one (the admin): project/formats/.
+FORMAT_MODULE_PATH = ["project.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT: Path | None = RELAY_VAR_DIR / "static"
@@ -217,6 +231,10 @@ RELAY_DEADLINE_SECONDS = env.float("RELAY_DEADLINE_SECONDS", default=5.0)
 # Longest message accepted, in characters. Even at 4 UTF-8 bytes a character and with the
 # hops' own text, a record stays far below Kafka's 1 MB default limit.
 RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)
+# The largest request body read: the longest message, every character escaped as a JSON
+# surrogate pair (12 bytes), and room for the rest of the object. Django refuses a longer
+# Content-Length unread (the API answers 413), and so does the proxy in front of it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MESSAGE_MAX_LENGTH * 12 + 4096
 # A transaction still pending this long after its deadline lost its waiter; the sweep
 # (`manage.py settle_stale_transactions`) times it out.
 RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
@@ -224,6 +242,11 @@ RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
 # this many seconds without a hop: proxies keep the connection, and a client that left is
 # noticed (its thread freed) at the latest then. Shorter than any proxy's read timeout.
 RELAY_EVENTS_HEARTBEAT_SECONDS = env.float("RELAY_EVENTS_HEARTBEAT_SECONDS", default=15.0)
+# Event streams one web server process holds open at once, each a thread while it lasts: in
+# all (well under its 128 threads, ops/processes.py), and for one user. Beyond, 429 with
+# Retry-After. Counted per process: a user may hold as many in each process of each web server.
+RELAY_EVENT_STREAMS_PER_PROCESS = env.int("RELAY_EVENT_STREAMS_PER_PROCESS", default=32)
+RELAY_EVENT_STREAMS_PER_USER = env.int("RELAY_EVENT_STREAMS_PER_USER", default=8)
 # How often the worker's beat runs that sweep (seconds).
 RELAY_SWEEP_INTERVAL_SECONDS = env.float("RELAY_SWEEP_INTERVAL_SECONDS", default=15.0)
 # Settled transactions older than this many days are deleted with their hops by the worker's
@@ -232,6 +255,16 @@ RELAY_RETENTION_DAYS = days_or_off("RELAY_RETENTION_DAYS", default="30")
 # Production refuses a plaintext or credential-less hop (relay.E001-E003, relay_app/checks.py)
 # unless this says, on purpose, that the network itself is trusted.
 RELAY_ALLOW_PLAINTEXT = env.bool("RELAY_ALLOW_PLAINTEXT", default=False)
+
+# --- Message authentication (docs/security.md) -----------------------------------------------
+
+# HMAC keys (relay_app/signing.py), secrets from the environment only. Web servers and
+# workers seal and open the chain's task messages with the first, so a task that anyone else
+# wrote to Redis is refused; workers and gRPC servers make and check the gRPC hop's
+# capability with the second. Development and test settings set keys of the repository's
+# (insecure-); production requires keys of its own (environment.signing_key).
+RELAY_CHAIN_SIGNING_KEY = env.str("RELAY_CHAIN_SIGNING_KEY", default="")
+RELAY_GRPC_CAPABILITY_KEY = env.str("RELAY_GRPC_CAPABILITY_KEY", default="")
 
 # --- Metrics ---------------------------------------------------------------------------------
 
@@ -403,15 +436,19 @@ RELAY_GRPC_REFLECTION = env.bool("RELAY_GRPC_REFLECTION", default=False)
 
 # --- The web server --------------------------------------------------------------------------
 
-# Where clients reach the web server (the local stack and `make demo` use it): gunicorn itself,
-# or, with several web servers, the reverse proxy (nginx) in front of them, which takes the
-# ports after this one for them.
+# Where clients reach the web server (the local stack and `make demo` use it): the reverse
+# proxy (nginx) in front of the web servers, which listen on the ports after this one, on
+# loopback only (ops/processes.py).
 RELAY_HTTP_ADDRESS = env.str("RELAY_HTTP_ADDRESS", default="127.0.0.1:8000")
-# gunicorn serves HTTPS itself with this certificate and key (or a proxy in front terminates
-# TLS: see DJANGO_SECURE_PROXY_SSL_HEADER). The local tools verify it against the CA.
+# The proxy serves HTTPS with this certificate and key (the secure profile). The local tools
+# verify it against the CA.
 RELAY_HTTPS_CERT_FILE = env.str("RELAY_HTTPS_CERT_FILE", default="")
 RELAY_HTTPS_KEY_FILE = env.str("RELAY_HTTPS_KEY_FILE", default="")
 RELAY_HTTPS_CA_FILE = env.str("RELAY_HTTPS_CA_FILE", default="")
+# The header a TLS-terminating proxy sets, and its value (HTTP_X_FORWARDED_PROTO,https): a
+# request that carries it counts as HTTPS. Trusted only when configured: the proxy must set or
+# strip it on every request, or any client could claim to have come over HTTPS.
+SECURE_PROXY_SSL_HEADER = header_and_value("DJANGO_SECURE_PROXY_SSL_HEADER")
 
 # --- Logging ---------------------------------------------------------------------------------
 

@@ -4,8 +4,7 @@ with several of each process on this machine.
 Three Kafka brokers and, apart from them, three KRaft controllers; the relay's topics on all
 three brokers with two in sync for an acknowledged write; two Celery workers; two gRPC
 servers that the client calls round-robin; two web servers behind nginx on
-RELAY_HTTP_ADDRESS, which passes the client's address on (trusted from nginx alone). Its
-data, logs and pids live in ``var/cluster/``.
+RELAY_HTTP_ADDRESS. Its data, logs and pids live in ``var/cluster/``.
 """
 
 import os
@@ -18,9 +17,6 @@ for _name, _value in {
     "RELAY_WORKERS": "2",
     "RELAY_GRPC_SERVERS": "2",
     "RELAY_WEB_SERVERS": "2",
-    # nginx appends the client's address; only a connection from it may say so.
-    "RELAY_TRUSTED_PROXY_COUNT": "1",
-    "RELAY_TRUSTED_PROXY_ADDRESSES": "127.0.0.1",
     # A Kafka node's death stalls its partitions until the others fence it (2 s, see
     # ops/kafka/cluster.properties.template) and elect new leaders: one Kafka operation may
     # take that long plus a retry before Kafka counts as down.

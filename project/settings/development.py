@@ -10,6 +10,9 @@ import os
 for _name, _value in {
     # "django-insecure-": production refuses such a key, and `check --deploy` flags it.
     "DJANGO_SECRET_KEY": "django-insecure-development-only",
+    # "insecure-": production refuses such keys too (environment.signing_key).
+    "RELAY_CHAIN_SIGNING_KEY": "insecure-development-chain-signing-key-of-the-repository",
+    "RELAY_GRPC_CAPABILITY_KEY": "insecure-development-grpc-capability-key-of-the-repository",
     "DJANGO_DEBUG": "true",
     "RELAY_ALLOW_ANONYMOUS_RELAY": "true",
     "RELAY_PUBLIC_API_DOCS": "true",

@@ -65,6 +65,24 @@ def secret_key(name: str) -> str:
     return value
 
 
+# The shortest HMAC key production takes: 32 characters, as many bytes as SHA-256's output.
+SIGNING_KEY_MIN_LENGTH = 32
+
+
+def signing_key(name: str) -> str:
+    """An HMAC key of the deployment's own: refused if shorter than 32 characters, or one of
+    the repository's keys (development's and test's, which start with ``insecure-``)."""
+    value = str(env.str(name, default=""))
+    if len(value.strip()) < SIGNING_KEY_MIN_LENGTH or value.startswith("insecure-"):
+        raise ImproperlyConfigured(
+            f"{name} must be a key of your own of at least {SIGNING_KEY_MIN_LENGTH} characters"
+            " (e.g. the output of"
+            " `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), not empty and not"
+            " one of the repository's insecure- keys"
+        )
+    return value
+
+
 def host_names(name: str) -> list[str]:
     """At least one host name, comma-separated."""
     hosts = [host.strip() for host in env.list(name, default=[]) if host.strip()]

@@ -1,6 +1,7 @@
 """Production settings: they fail closed.
 
-Nothing starts without ``DJANGO_SECRET_KEY`` and ``DJANGO_ALLOWED_HOSTS``; DEBUG is off
+Nothing starts without ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS`` and the two keys of
+message authentication (``RELAY_CHAIN_SIGNING_KEY``, ``RELAY_GRPC_CAPABILITY_KEY``); DEBUG is off
 whatever the environment says; HTTPS is required (redirect, HSTS, secure cookies, with no
 switch to turn them off). Behind a TLS-terminating proxy, say which header it sets
 (``DJANGO_SECURE_PROXY_SSL_HEADER``). ``make check-deploy`` checks all of this, and
@@ -8,7 +9,7 @@ switch to turn them off). Behind a TLS-terminating proxy, say which header it se
 """
 
 from .base import *  # noqa: F403
-from .environment import env, header_and_value, host_names, secret_key
+from .environment import env, host_names, secret_key, signing_key
 
 RELAY_ENVIRONMENT = "production"
 DEBUG = False
@@ -16,7 +17,13 @@ DEBUG = False
 RELAY_DEVELOPMENT_SUPERUSER = False
 
 SECRET_KEY = secret_key("DJANGO_SECRET_KEY")
+# A weak key is an error of the relay's own here (relay.E007), not Django's warnings.
+SILENCED_SYSTEM_CHECKS = ["security.W009", "security.W025"]
 ALLOWED_HOSTS = host_names("DJANGO_ALLOWED_HOSTS")
+# Message authentication: web servers and workers need the first, workers and gRPC servers
+# the second; every process reads both, so none starts without them (docs/security.md).
+RELAY_CHAIN_SIGNING_KEY = signing_key("RELAY_CHAIN_SIGNING_KEY")
+RELAY_GRPC_CAPABILITY_KEY = signing_key("RELAY_GRPC_CAPABILITY_KEY")
 # Origins (scheme and host) from which a logged-in browser may POST, when not the host itself.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -29,6 +36,3 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-# The header a TLS-terminating proxy sets, and its value. Trusted only when configured: the
-# proxy must set or strip it on every request, or any client could claim to have come over HTTPS.
-SECURE_PROXY_SSL_HEADER = header_and_value("DJANGO_SECURE_PROXY_SSL_HEADER")

@@ -11,6 +11,9 @@ _VAR = Path(__file__).resolve().parent.parent.parent / "var" / "test"
 for _name, _value in {
     # "django-insecure-": production refuses such a key, and `check --deploy` flags it.
     "DJANGO_SECRET_KEY": "django-insecure-test-only",
+    # "insecure-": production refuses such keys too (environment.signing_key).
+    "RELAY_CHAIN_SIGNING_KEY": "insecure-test-chain-signing-key-of-the-repository",
+    "RELAY_GRPC_CAPABILITY_KEY": "insecure-test-grpc-capability-key-of-the-repository",
     "RELAY_VAR_DIR": str(_VAR),
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
     "REDIS_URL": "redis://127.0.0.1:16379/0",

@@ -15,13 +15,13 @@ class RequestTooLarge(exceptions.APIException):
 
 
 def max_body_bytes() -> int:
-    """The largest body worth reading: the longest message, every character escaped as a JSON
-    surrogate pair (12 bytes), and room for the rest of the object."""
-    return int(settings.RELAY_MESSAGE_MAX_LENGTH) * 12 + 4096
+    """The largest request body read (Django's DATA_UPLOAD_MAX_MEMORY_SIZE, set from
+    RELAY_MESSAGE_MAX_LENGTH); the proxy in front refuses larger ones first."""
+    return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 
 class JSONParser(parsers.JSONParser):
-    """JSON bodies up to ``max_body_bytes()`` (413 beyond, before reading them).
+    """DRF's, whose body Django reads only up to ``max_body_bytes()`` (413 beyond, unread).
 
     Python's decoder gives up on deeply nested input (``[[[[...``) with a RecursionError,
     which DRF would let through as a 500; here it is a 400 like any other unreadable body.
@@ -33,15 +33,6 @@ class JSONParser(parsers.JSONParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        request = (parser_context or {}).get("request")
-        meta = getattr(request, "META", {})
-        try:
-            length = int(meta.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        limit = max_body_bytes()
-        if length > limit:
-            raise RequestTooLarge(f"The request body is {length} bytes; at most {limit} are read.")
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:

@@ -4,10 +4,18 @@
 from typing import Any
 
 from django.conf import settings
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from .authentication import SCRAPER
+from .serializers import prefers_async
+
+ANONYMOUS_ASYNC_RELAY = (
+    "A token is needed to follow an asynchronous relay (Prefer: respond-async): its url and"
+    " events answer only the user who relayed it. Send 'Authorization: Bearer <token>', or"
+    " relay without that preference to wait for the answer."
+)
 
 
 class CanRelay(BasePermission):
@@ -15,6 +23,17 @@ class CanRelay(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user.is_authenticated or settings.RELAY_ALLOW_ANONYMOUS_RELAY)
+
+
+class AsyncRelayNeedsCredentials(BasePermission):
+    """An asynchronous relay (``Prefer: respond-async``) only for a signed-in client: it is
+    followed through links that answer its owner only, which an anonymous client could
+    never read. Refused, like any permission, before anything is recorded."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.user.is_authenticated or not prefers_async(request.headers):
+            return True
+        raise NotAuthenticated(ANONYMOUS_ASYNC_RELAY)
 
 
 class CanReadApiDocs(BasePermission):

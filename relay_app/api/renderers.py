@@ -1,9 +1,11 @@
 """The browsable API, with an HTML form that posts JSON to a view that only accepts JSON."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
+from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request, override_method
@@ -17,7 +19,39 @@ class JSONFormBrowsableAPIRenderer(BrowsableAPIRenderer):
     form body gets 415). This form carries the content type and the JSON body the way DRF's
     own "Raw data" tab does, and ``relay_app/json-form.js`` writes that body from the fields
     as a person types, so the JSON API stays strict.
+
+    A person who opens such a view in a browser (a GET, which the view answers 405) gets the
+    form as the page, with a 200; the request and response boxes, which would show that 405,
+    are hidden (``relay_app/api/json_form_page.html``). A program's GET still gets the 405.
     """
+
+    template = "relay_app/api/json_form_page.html"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        context = renderer_context or {}
+        request, response = context.get("request"), context.get("response")
+        form_page = False
+        if (
+            request is not None
+            and response is not None
+            and request.method == "GET"
+            and response.status_code == status.HTTP_405_METHOD_NOT_ALLOWED
+        ):
+            response.status_code = status.HTTP_200_OK
+            data, form_page = None, True
+        return super().render(data, accepted_media_type, {**context, "form_page": form_page})
+
+    def get_context(
+        self, data: Any, accepted_media_type: str | None, renderer_context: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context(data, accepted_media_type, renderer_context)
+        context["form_page"] = renderer_context["form_page"]
+        return context
 
     def get_rendered_html_form(
         self, data: Any, view: APIView, method: str, request: Request

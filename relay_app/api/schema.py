@@ -88,7 +88,8 @@ PREFER_PARAMETER = OpenApiParameter(
     description=(
         "`respond-async`: answer 202 at once with the pending transaction, its `Location`"
         " to poll and its `events` stream, instead of waiting for the whole chain (RFC 7240;"
-        " other preferences are ignored)."
+        " other preferences are ignored). Needs a token or a session: an anonymous client"
+        " could not follow the transaction (401)."
     ),
 )
 

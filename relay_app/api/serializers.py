@@ -1,5 +1,6 @@
 """Output shapes of the relay API (transactions, hops, errors) and the relay's input."""
 
+import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -36,21 +37,37 @@ WHITESPACE = [chr(code) for code in range(0x10000) if chr(code).isspace()]
 
 
 class ClosedSerializer(serializers.Serializer):
-    """A body with these fields only: any other is refused, and the schema says so.
+    """A body with these fields only: any other is refused by name, and the schema says so.
 
-    A typo in a field name then fails loudly instead of passing silently
-    (``relay_app.api.schema`` adds ``additionalProperties: false``).
+    A typo in a field name then fails loudly instead of passing silently, named beside the
+    field it was meant to be (``{"mesage": ...}``: ``mesage`` is unknown, ``message``
+    required). ``relay_app.api.schema`` adds ``additionalProperties: false``.
     """
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(self.initial_data) - set(self.fields))
+    def to_internal_value(self, data: Any) -> Any:
+        unknown = self._unknown_fields(data)
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown}) from exc
+            raise
         if unknown:
-            known = ", ".join(repr(name) for name in self.fields)
-            verb = "is" if len(self.fields) == 1 else "are"
-            raise serializers.ValidationError(
-                dict.fromkeys(unknown, f"Unknown field: only {known} {verb} accepted.")
-            )
-        return attrs
+            raise serializers.ValidationError(unknown)
+        return value
+
+    def _unknown_fields(self, data: Any) -> dict[str, list[str]]:
+        """Each field of ``data`` this serializer does not have, with the reason."""
+        if not isinstance(data, Mapping):
+            return {}  # not an object at all: DRF's own error says so
+        known = ", ".join(repr(name) for name in self.fields)
+        verb = "is" if len(self.fields) == 1 else "are"
+        reasons = {}
+        for name in sorted(set(data) - set(self.fields)):
+            close = difflib.get_close_matches(str(name), self.fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            reasons[name] = [f"Unknown field{hint}: only {known} {verb} accepted."]
+        return reasons
 
 
 class MessageField(serializers.CharField):
@@ -91,15 +108,17 @@ class RelayInputSerializer(ClosedSerializer):
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-#: 1 to 255 visible ASCII characters (``!`` to ``~``).
-KEY_PATTERN = "^[!-~]{1,255}$"
+#: Up to 255 visible ASCII characters (``!`` to ``~``); empty is as none.
+KEY_PATTERN = "^[!-~]{0,255}$"
 _KEY_CHARACTERS = re.compile(KEY_PATTERN)
 
 
 def idempotency_key(headers: Mapping[str, str]) -> str | None:
-    """The request's Idempotency-Key, if it sent one (1-255 visible ASCII characters)."""
+    """The request's Idempotency-Key, if it sent one (1-255 visible ASCII characters). An
+    empty one is as none, as the proxy in front takes it (it gives a request with no key, or
+    an empty one, a key of its own: ops/nginx.conf.template)."""
     key = headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
+    if not key:
         return None
     if not _KEY_CHARACTERS.fullmatch(key):
         raise serializers.ValidationError(

@@ -1,7 +1,7 @@
 """Routes of the relay API, its schema and docs, and the seed's compatibility endpoint."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from . import views
 
@@ -19,7 +19,7 @@ urlpatterns = [
         views.TransactionEventsView.as_view(),
         name="transaction-events",
     ),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", views.SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("communication/restKafkaGRPC/", views.SeedRelayView.as_view(), name="seed-relay"),
     path("healthz", views.HealthView.as_view(), name="healthz"),

@@ -12,10 +12,11 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import generics, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -30,7 +31,12 @@ from .admission import DEADLINE_ATTRIBUTE
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
 from .errors import unlogged
 from .events import event_stream, last_event_id
-from .permissions import CanReadApiDocs, CanReadMetrics, CanRelay
+from .permissions import (
+    AsyncRelayNeedsCredentials,
+    CanReadApiDocs,
+    CanReadMetrics,
+    CanRelay,
+)
 from .renderers import JSONFormBrowsableAPIRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER, LAST_EVENT_ID_PARAMETER, PREFER_PARAMETER
 from .serializers import (
@@ -116,14 +122,15 @@ class RelayView(generics.GenericAPIView):
     """Carry a message through the relay and answer with the final uppercase text.
 
     Type a message in the form below and press POST: the answer shows the transaction, its
-    eight hops and the final text. Clients send a JSON object: {"message": "hello world"}.
+    eight hops and the final text. Clients send a JSON object: `{"message": "hello world"}`.
     With `Prefer: respond-async` the answer is 202 at once, with the pending transaction:
-    poll its `url` (also `Location`) or follow its `events` stream.
+    poll its `url` (also `Location`) or follow its `events` stream; that needs a token or a
+    session, since only its owner can read them.
     """
 
     serializer_class = RelayInputSerializer
     renderer_classes = [JSONRenderer, JSONFormBrowsableAPIRenderer]
-    permission_classes = [CanRelay]
+    permission_classes = [CanRelay, AsyncRelayNeedsCredentials]
     throttle_classes = [RelayThrottle]
 
     @extend_schema(
@@ -145,7 +152,12 @@ class RelayView(generics.GenericAPIView):
                 " the preference: 200, 503 or 504.",
             ),
             400: INVALID,
-            401: UNAUTHENTICATED,
+            401: OpenApiResponse(
+                ErrorSerializer,
+                f"{UNAUTHENTICATED.description} An asynchronous relay (`Prefer: respond-async`)"
+                " always needs one, even where anonymous relays are allowed: only its owner"
+                " can follow it.",
+            ),
             413: TOO_LARGE,
             415: OpenApiResponse(ErrorSerializer, "The body is not `application/json`."),
             422: OpenApiResponse(
@@ -251,7 +263,7 @@ class SeedRelayView(APIView):
 class TransactionListView(generics.ListAPIView):
     """Your transactions (staff: everyone's), newest first, 50 to a page.
 
-    Add ?status=succeeded (or pending, failed, timed_out) to see only those.
+    Add `?status=succeeded` (or `pending`, `failed`, `timed_out`) to see only those.
     """
 
     serializer_class = TransactionListSerializer
@@ -293,7 +305,9 @@ class TransactionEventsView(APIView):
     the transaction's page), then `event: settled` with the whole transaction as
     `GET /api/transactions/<id>/` shows it; then the stream ends. A settled transaction's
     hops come at once. `: heartbeat` comments keep a quiet stream open; a transaction still
-    pending shortly after its deadline is timed out, and the stream ends with that.
+    pending shortly after its deadline is timed out, and the stream ends with that. A web
+    server process holds a few streams of one user at once, and a few more in all: beyond,
+    429 (wait as `Retry-After` says, or close one).
     """
 
     @extend_schema(
@@ -307,6 +321,11 @@ class TransactionEventsView(APIView):
             ),
             401: UNAUTHENTICATED,
             404: NOT_FOUND,
+            429: OpenApiResponse(
+                ErrorSerializer,
+                "Too many event streams open, yours or in all: wait as many seconds as"
+                " `Retry-After` says, or close one.",
+            ),
             503: DATABASE_DOWN,
         },
     )
@@ -317,6 +336,7 @@ class TransactionEventsView(APIView):
             raise Http404(f"no transaction {transaction_id}") from exc
         return event_stream(
             str(transaction_id),
+            user_id=request.user.pk,
             after=last_event_id(request.headers),
             heartbeat_seconds=settings.RELAY_EVENTS_HEARTBEAT_SECONDS,
         )
@@ -347,6 +367,24 @@ class MetricsView(APIView):
     def get(self, request: Request) -> HttpResponse:
         body, content_type = exposition()
         return HttpResponse(body, content_type=content_type)
+
+
+class SchemaView(SpectacularAPIView):
+    """This API's OpenAPI 3 schema, in YAML; in JSON with `?format=json` or
+    `Accept: application/json`. The interactive docs are at `/api/docs/`."""
+
+    # A browser asks for HTML first: it gets the browsable API's page with the schema on it
+    # (the schema's own media types are files a browser would download). Any other Accept
+    # gets one of those types; */* gets YAML.
+    renderer_classes = [*SpectacularAPIView.renderer_classes, BrowsableAPIRenderer]
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(request.accepted_renderer, BrowsableAPIRenderer):
+            del response["Content-Disposition"]  # a page to read, not a file to save
+        return response
 
 
 class HealthView(APIView):

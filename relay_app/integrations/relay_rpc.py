@@ -1,10 +1,13 @@
-"""The gRPC client of hop 4: one channel per process, a deadline on every call."""
+"""The gRPC client of hop 4: one channel per process, a deadline and a capability on every
+call; and the capability's check, which the gRPC server makes before anything else."""
 
 import ipaddress
 import json
+import math
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -16,6 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
+from .. import signing
 from ..errors import DependencyUnavailable
 from ..hops import Stage, max_text_length
 
@@ -113,6 +117,52 @@ def open_channel(address: str, *, options: Sequence[tuple[str, Any]] = ()) -> gr
     return grpc.secure_channel(address, credentials, options=options)
 
 
+# The call metadata of the capability: the seal, and the deadline (Unix time) it holds until.
+CAPABILITY_HEADER = "relay-capability"
+CAPABILITY_DEADLINE_HEADER = "relay-capability-deadline"
+_CAPABILITY_KEY = "RELAY_GRPC_CAPABILITY_KEY"
+
+
+def _capability_fields(transaction_id: str, text: str, deadline: str) -> list[object]:
+    return ["relay.grpc", int(Stage.GRPC_SERVER), transaction_id, deadline, text]
+
+
+def capability(*, transaction_id: str, text: str, deadline: float) -> tuple[tuple[str, str], ...]:
+    """The call metadata that proves a worker issued this call: hop 5 of this transaction, on
+    this text, until ``deadline``. Only a holder of ``RELAY_GRPC_CAPABILITY_KEY`` can make it,
+    so whoever else reaches the gRPC port cannot have the server write a line."""
+    until = repr(float(deadline))
+    proof = signing.seal(_CAPABILITY_KEY, _capability_fields(transaction_id, text, until))
+    return ((CAPABILITY_DEADLINE_HEADER, until), (CAPABILITY_HEADER, proof))
+
+
+def capability_refusal(
+    metadata: Iterable[tuple[str, str | bytes]], *, transaction_id: str, text: str
+) -> tuple[grpc.StatusCode, str] | None:
+    """Why a call's capability does not hold, with the status to answer; ``None`` if it does.
+
+    Missing or not matching: ``PERMISSION_DENIED``. Past its deadline: ``DEADLINE_EXCEEDED``,
+    which the worker takes for the transaction's deadline, as it is; only a matching
+    capability gets that far, so a caller without the key learns nothing else.
+    """
+    given = dict(metadata)
+    until = given.get(CAPABILITY_DEADLINE_HEADER)
+    if not isinstance(until, str):
+        return grpc.StatusCode.PERMISSION_DENIED, "the call carries no relay capability"
+    try:
+        signing.check(
+            _CAPABILITY_KEY,
+            _capability_fields(transaction_id, text, until),
+            given.get(CAPABILITY_HEADER),
+        )
+    except signing.Refused as refused:
+        return grpc.StatusCode.PERMISSION_DENIED, f"the relay capability is refused: {refused}"
+    expires = float(until)  # sealed by a worker: a number, as it wrote it
+    if not math.isfinite(expires) or time.time() > expires:
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the relay capability has expired"
+    return None
+
+
 class GrpcDeadlineExceeded(Exception):
     """The call's deadline passed before the server answered."""
 
@@ -168,9 +218,10 @@ def connect() -> None:
 
 
 def process(
-    *, transaction_id: str, text: str, timeout: float, connect_timeout: float
+    *, transaction_id: str, text: str, timeout: float, connect_timeout: float, deadline: float
 ) -> ProcessResult:
-    """Call ``relay.v1.Relay/Process``; raise if the server is unreachable or too slow.
+    """Call ``relay.v1.Relay/Process`` with a capability until ``deadline`` (the transaction's);
+    raise if the server is unreachable or too slow.
 
     The channel must be usable within ``connect_timeout`` (a server that is down answers
     503 promptly; one that just came back is found, whatever the channel's reconnect
@@ -188,6 +239,7 @@ def process(
         response = stub.Process(
             relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text),
             timeout=max(timeout, 0.001),
+            metadata=capability(transaction_id=transaction_id, text=text, deadline=deadline),
         )
     except grpc.RpcError as exc:
         # Errors raised by a call are also grpc.Call objects, with a status code and details.

@@ -1,9 +1,13 @@
 """Hops 2-7, each performed by one Celery task of the relay chain, and hop 8.
 
 Hop 8 (``rest_respond``) is the web server's while a client waits for the answer; for an
-asynchronous request (``Prefer: respond-async``) nobody waits, so a last task does it.
+asynchronous request (``Prefer: respond-async``) nobody waits, so a last task does it. It
+reads the transaction's own records, never what a message says: a transaction succeeds only
+once hops 1-7 are recorded, with hop 7's recorded text.
 
-Every hop takes the ``ChainPayload`` the previous one returned and returns the next. A hop that
+Every hop takes the ``ChainPayload`` the previous one returned and returns the next. Between
+tasks a payload crosses Redis sealed for the one task it is addressed to (``payload_seal``,
+``payload_open``), so a message that anyone else wrote there is refused unopened. A hop that
 fails settles the transaction (failed, or timed out at that stage) before raising, so the
 record says why even when no client is waiting any more.
 
@@ -14,14 +18,14 @@ the first time, without a second Kafka record, gRPC call or log line.
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from django.conf import settings
 from django.utils import timezone
 
-from .. import tracing
+from .. import signing, tracing
 from ..errors import DeadlineExceeded, DependencyUnavailable, RecordMismatch, RelayError
 from ..hops import Stage, final_message
 from ..integrations import relay_rpc
@@ -29,8 +33,14 @@ from ..integrations.kafka_records import RecordCoordinates, describe, get_kafka
 from ..metrics import count_dependency_error
 from ..models import Hop
 from ..seed_log import log_end, log_hop
-from ..selectors import hop_find
-from .transactions import HopRecord, hops_record, transaction_fail, transaction_succeed
+from ..selectors import hop_chain_end, hop_find
+from .transactions import (
+    HopRecord,
+    hops_record,
+    transaction_abandon,
+    transaction_fail,
+    transaction_succeed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +52,68 @@ class ChainPayload(TypedDict):
     text: str
     deadline: float  # Unix time by which the whole transaction must be done
     record: NotRequired[RecordCoordinates]  # set by a publish hop for the consume hop after it
+
+
+class SealedPayload(ChainPayload):
+    """A ``ChainPayload`` as it crosses Redis: sealed for the one task it is addressed to."""
+
+    seal: str
+
+
+_KEY = "RELAY_CHAIN_SIGNING_KEY"
+
+
+def _sealed_fields(payload: Mapping[str, Any], task: str) -> list[object]:
+    return [
+        "relay.chain",
+        task,
+        payload.get("transaction_id"),
+        payload.get("text"),
+        payload.get("deadline"),
+        payload.get("record"),
+    ]
+
+
+def payload_seal(payload: ChainPayload, *, to: str) -> SealedPayload:
+    """``payload`` sealed for the task named ``to``: that task alone opens it."""
+    return {**payload, "seal": signing.seal(_KEY, _sealed_fields(payload, to))}
+
+
+def payload_open(message: object, *, at: str) -> ChainPayload:
+    """The payload of ``message``, a ``SealedPayload`` addressed to the task named ``at``.
+
+    Raises ``signing.Refused`` if it is not one the relay sealed for that task: no seal, a
+    field changed, addressed to another task, or sealed with another key.
+    """
+    if not isinstance(message, dict) or not _well_formed(message):
+        raise signing.Refused("it is not a chain payload")
+    signing.check(_KEY, _sealed_fields(message, at), message.get("seal"))
+    payload: ChainPayload = {
+        "transaction_id": message["transaction_id"],
+        "text": message["text"],
+        "deadline": message["deadline"],
+    }
+    if message.get("record") is not None:
+        payload["record"] = message["record"]
+    return payload
+
+
+def _well_formed(message: dict[Any, Any]) -> bool:
+    """Whether the fields have the payload's types (and the record is flat), so sealing them
+    again cannot fail, whatever was written to Redis."""
+    record = message.get("record")
+    return (
+        isinstance(message.get("transaction_id"), str)
+        and isinstance(message.get("text"), str)
+        and type(message.get("deadline")) in (int, float)
+        and (
+            record is None
+            or (
+                isinstance(record, dict)
+                and all(type(value) in (str, int) for value in record.values())
+            )
+        )
+    )
 
 
 def time_left(payload: ChainPayload, stage: Stage) -> float:
@@ -80,6 +152,31 @@ def _performing(payload: ChainPayload, stage: Stage) -> Iterator[None]:
                 count_dependency_error("Kafka", exc)
             _fail(payload, stage, exc)
             raise
+
+
+@contextmanager
+def settled_if_broken(payload: ChainPayload) -> Iterator[None]:
+    """A hop that breaks in a way it did not foresee still settles its transaction (failed at
+    the hop it was waiting on) before the error goes on: whoever waits learns the outcome
+    from the record, never from the chain's result. A ``RelayError`` is the hop's own, which
+    it settled with its reason. The client reads the kind of error; the log has the rest."""
+    try:
+        yield
+    except RelayError:
+        raise
+    except Exception as exc:
+        transaction_id = payload["transaction_id"]
+        reason = f"the relay failed inside a hop ({type(exc).__name__})"
+        if transaction_abandon(
+            transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
+        ):
+            logger.error(
+                "transaction %s: a hop broke: %r",
+                transaction_id,
+                exc,
+                extra={"transaction_id": transaction_id},
+            )
+        raise
 
 
 def _fail(payload: ChainPayload, stage: Stage, exc: RelayError) -> None:
@@ -179,6 +276,7 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
                 text=text,
                 timeout=time_left(payload, Stage.GRPC_SERVER),
                 connect_timeout=settings.GRPC_CONNECT_TIMEOUT_SECONDS,
+                deadline=payload["deadline"],
             )
         except relay_rpc.GrpcDeadlineExceeded as exc:
             raise DeadlineExceeded(Stage.GRPC_SERVER) from exc
@@ -189,20 +287,23 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
     return {**payload, "text": result.text}
 
 
-def rest_respond(payload: ChainPayload) -> ChainPayload:
-    """Hop 8: the REST response, then the seed's closing banner; the transaction succeeds.
+def rest_respond(*, transaction_id: str) -> bool:
+    """Hop 8 from the transaction's records: the REST response on hop 7's recorded text, then
+    the seed's closing banner; the transaction succeeds.
 
-    Idempotent, and harmless after the transaction ended otherwise: whoever settles first
-    wins (the waiting view, a repeated request, the chain's last task, a deadline).
+    ``False`` (and nothing done) unless hops 1-7 are all recorded. ``True``: the transaction
+    has ended, now or before. Whoever settles first wins (the waiting view, a repeated
+    request, the chain's last task, a deadline); hop 8 is recorded with the success only.
     """
-    transaction_id = payload["transaction_id"]
+    last_text = hop_chain_end(transaction_id=transaction_id)
+    if last_text is None:
+        return False
     with tracing.hop_span(Stage.REST_RESPONSE, transaction_id):
         started_at = timezone.now()
-        text = Stage.REST_RESPONSE.spec.apply(payload["text"])
+        text = Stage.REST_RESPONSE.spec.apply(last_text)
         final = final_message(text)
         hop = HopRecord(Stage.REST_RESPONSE, text, started_at, timezone.now())
-        hops_record(transaction_id=transaction_id, hops=[hop], notify=False)
-        if transaction_succeed(transaction_id=transaction_id, final_message=final):
+        if transaction_succeed(transaction_id=transaction_id, final_message=final, last_hop=hop):
             log_hop(Stage.REST_RESPONSE, text, transaction_id=transaction_id, duration_ms=hop.ms)
             log_end(final, transaction_id=transaction_id)
-    return {**payload, "text": text}
+    return True

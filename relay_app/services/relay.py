@@ -1,15 +1,17 @@
 """Run one transaction end to end: hop 1, the Celery chain for hops 2-7, then hop 8; or
-start it and return at once (``relay_message_async``), the chain then doing hop 8 too."""
+start it and return at once (``relay_message_async``), the chain then doing hop 8 too.
+
+Whoever waits for a transaction (the request that started it, or one repeating its
+Idempotency-Key) is woken by its chain's stored result, then reads the transaction's records
+(``_await_outcome``): the result itself is never taken for the outcome, since anyone who can
+write to Redis can write one.
+"""
 
 import logging
 import time
-from contextlib import suppress
 from datetime import UTC, datetime
-from typing import cast
 
-from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from celery.result import AsyncResult
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
@@ -33,11 +35,12 @@ from .transactions import transaction_abandon, transaction_start, transaction_ti
 
 logger = logging.getLogger(__name__)
 
-# How often a repeated request polls for the first one's outcome, and how long past the
-# deadline it leaves the first request to settle it before it times the transaction out:
-# short, since its client too must have an answer soon after the deadline (the first
-# request's process may have died before it started the chain, and nobody else settles it).
-_REPLAY_POLL_SECONDS = 0.05
+# How often a waiter reads the records once its wake-up was not the chain's end.
+_POLL_SECONDS = 0.05
+# How long past the deadline a repeated request leaves the first request to settle the
+# transaction before it times it out: short, since its client too must have an answer soon
+# after the deadline (the first request's process may have died before it started the
+# chain, and nobody else settles it).
 _REPLAY_GRACE_SECONDS = 0.2
 
 
@@ -64,15 +67,11 @@ def relay_message(
     transaction_id = payload["transaction_id"]
     with tracing.transaction_traced(transaction_id):
         try:
-            result = relay_chain(payload).apply_async()
-            with tracing.span("wait for the chain"):
-                result.get(timeout=max(payload["deadline"] - time.time(), 0.001), propagate=False)
-        except CeleryTimeoutError:
-            transaction_time_out(transaction_id=transaction_id)
+            relay_chain(payload).apply_async()
         except (BrokerError, RedisError) as exc:
             _redis_unavailable(transaction_id, exc)
         else:
-            _settle_from_chain(transaction_id, result)
+            _await_outcome(transaction_id, deadline=payload["deadline"])
     settled = transaction_get(transaction_id=transaction_id, viewer=None)
     _count(settled, deadline=payload["deadline"])
     return settled
@@ -100,6 +99,9 @@ def relay_message_async(
     if payload is None:
         return transaction_get(transaction_id=str(transaction.id), viewer=None)
     transaction_id = payload["transaction_id"]
+    # Read before the chain is sent: the answer shows the transaction as it starts, not
+    # whatever hops a fast worker managed before it was read.
+    started = transaction_get(transaction_id=transaction_id, viewer=None)
     try:
         with tracing.transaction_traced(transaction_id):
             relay_chain(payload, respond_async=True).apply_async()
@@ -108,7 +110,7 @@ def relay_message_async(
         failed = transaction_get(transaction_id=transaction_id, viewer=None)
         _count(failed, deadline=payload["deadline"])
         return failed
-    return transaction_get(transaction_id=transaction_id, viewer=None)
+    return started
 
 
 def _start(
@@ -181,47 +183,69 @@ def _count(transaction: Transaction, *, deadline: float) -> None:
         DEADLINE_MISSES.labels(Stage(transaction.failed_stage).slug).inc()
 
 
-def _settle_from_chain(transaction_id: str, result: AsyncResult) -> None:
-    """Settle the transaction from its chain's finished ``result``: hop 8 if it succeeded.
+def _await_outcome(transaction_id: str, *, deadline: float, grace: float = 0.0) -> None:
+    """Return once the transaction has ended: settled by a hop that failed, by hop 8 done from
+    its records (here or by anyone else), or timed out here ``grace`` seconds past
+    ``deadline``.
 
     Idempotent: the request that started the transaction and a repeated one (same
-    Idempotency-Key, on another web server after the first died) may both get here.
+    Idempotency-Key, on another web server after the first died) may both wait here.
     """
-    if result.successful():
-        rest_respond(cast(ChainPayload, result.result))
+    woken_by = _wake_up(transaction_id, deadline=deadline)
+    if _ended(transaction_id):
         return
-    if isinstance(result.result, TaskRevokedError):
-        # A task reached a worker after the transaction's deadline (its expiry) and was dropped.
-        transaction_time_out(transaction_id=transaction_id)
-        return
-    # The failing hop has usually settled the transaction with its reason already. If not,
-    # the chain broke in a way no hop expected: the client reads that much, the log the details.
-    reason = f"the relay failed inside a hop ({type(result.result).__name__})"
-    if transaction_abandon(
-        transaction_id=transaction_id, timed_out=False, describe=lambda _: reason
-    ):
-        logger.error("transaction %s: the chain failed: %r", transaction_id, result.result)
+    if woken_by is not None:
+        # Every hop's failure settles the transaction before its chain stores the result,
+        # and hop 7 is recorded before its own is: this result was not the chain's end.
+        logger.warning(
+            "transaction %s: woken by %s before it ended; waiting on its records",
+            transaction_id,
+            woken_by,
+            extra={"transaction_id": transaction_id},
+        )
+    while time.time() < deadline + grace:
+        time.sleep(_POLL_SECONDS)
+        if _ended(transaction_id):
+            return
+    transaction_time_out(transaction_id=transaction_id)
+
+
+def _wake_up(transaction_id: str, *, deadline: float) -> str | None:
+    """Wait until the chain's result is stored, or the deadline; say what ended the wait
+    before the deadline (``None``: the deadline did)."""
+    try:
+        with tracing.span("wait for the chain"):
+            chain_result(transaction_id).get(
+                timeout=max(deadline - time.time(), 0.001), propagate=False
+            )
+    except CeleryTimeoutError:
+        return None
+    except (BrokerError, RedisError) as exc:
+        count_dependency_error("Redis", exc)
+        return f"losing Redis ({type(exc).__name__})"
+    except Exception as exc:  # noqa: BLE001 - what anyone wrote to Redis may fail to load
+        return f"a stored result that could not be read ({type(exc).__name__})"
+    return "a stored result" if time.time() < deadline else None
+
+
+def _ended(transaction_id: str) -> bool:
+    """Whether the transaction has ended; hop 8 is done here if its records say hops 1-7 are."""
+    return rest_respond(transaction_id=transaction_id) or (
+        transaction_status(transaction_id=transaction_id) != Transaction.Status.PENDING
+    )
 
 
 def _replay(earlier: Transaction) -> Transaction:
     """The outcome of an earlier request with the same Idempotency-Key, once it has one.
 
-    While the first request runs, this one watches its chain too, and settles the transaction
-    itself if the chain finishes and the first request's process does not (it died): so a
-    proxy may send a request again to another web server, and the client still gets the one
+    While the first request runs, this one waits for the transaction too, and settles it
+    itself if the chain gets through and the first request's process does not (it died): so
+    a proxy may send a request again to another web server, and the client still gets the one
     transaction's outcome.
     """
     transaction_id = str(earlier.id)
-    result = chain_result(transaction_id)
-    # Poll the status and the chain's result alone; load the transaction once, at the end.
-    deadline = earlier.deadline_at.timestamp()
-    while transaction_status(transaction_id=transaction_id) == Transaction.Status.PENDING:
-        if time.time() > deadline + _REPLAY_GRACE_SECONDS:
-            transaction_time_out(transaction_id=transaction_id)
-            break
-        with suppress(BrokerError, RedisError):  # Redis away: the status still tells
-            if result.ready():
-                _settle_from_chain(transaction_id, result)
-                break
-        time.sleep(_REPLAY_POLL_SECONDS)
+    if transaction_status(transaction_id=transaction_id) == Transaction.Status.PENDING:
+        _await_outcome(
+            transaction_id, deadline=earlier.deadline_at.timestamp(), grace=_REPLAY_GRACE_SECONDS
+        )
     return transaction_get(transaction_id=transaction_id, viewer=None)

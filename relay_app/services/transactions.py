@@ -147,9 +147,17 @@ def _hop_insert_sql() -> str:
     ).rstrip()
 
 
-def transaction_succeed(*, transaction_id: str, final_message: str) -> bool:
-    """Mark the transaction succeeded; ``False`` if it had already ended otherwise."""
-    return _settle(transaction_id, status=Transaction.Status.SUCCEEDED, final_message=final_message)
+def transaction_succeed(*, transaction_id: str, final_message: str, last_hop: HopRecord) -> bool:
+    """Mark the transaction succeeded and record its last hop (8), together; ``False`` if it had
+    already ended otherwise, and then the hop is not recorded: a transaction that timed out
+    or failed never shows a REST response."""
+    with db_transaction.atomic():
+        succeeded = _settle(
+            transaction_id, status=Transaction.Status.SUCCEEDED, final_message=final_message
+        )
+        if succeeded:
+            hops_record(transaction_id=transaction_id, hops=[last_hop], notify=False)
+    return succeeded
 
 
 def transaction_fail(

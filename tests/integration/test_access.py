@@ -195,7 +195,7 @@ class OwnershipTests(TransactionTestCase):
 @tag("postgres")
 class AnonymousRelayTests(TransactionTestCase):
     @override_settings(RELAY_ALLOW_ANONYMOUS_RELAY=True)
-    def test_where_allowed_anonymous_relays_are_owned_by_nobody_and_seen_by_staff_only(
+    def test_where_allowed_anonymous_blocking_relays_are_owned_by_nobody_seen_by_staff_only(
         self,
     ) -> None:
         client = APIClient()
@@ -204,6 +204,12 @@ class AnonymousRelayTests(TransactionTestCase):
         self.assertEqual(answer.json()["message"], expected_final_message("anonymous"))
         self.assertIsNone(answer.json()["owner"])
         self.assertEqual(client.get("/communication/restKafkaGRPC/").status_code, 200)
+        # An asynchronous relay is not: its links would answer this client 401.
+        refused = client.post(
+            "/api/relay/", {"message": "later"}, format="json", headers={"Prefer": "respond-async"}
+        )
+        self.assertEqual(refused.status_code, 401)
+        self.assertIn("A token is needed to follow an asynchronous relay", refused.json()["detail"])
         self.assertEqual(Transaction.objects.filter(owner=None).count(), 2)
         # Reading still needs a login; a user does not see them; staff do.
         self.assertEqual(client.get("/api/transactions/").status_code, 401)

@@ -297,7 +297,10 @@ class EventStreamTests(TransactionTestCase):
 
 
 class ManyStreamsTests(TransactionTestCase):
-    STREAMS = 100
+    # As many open streams as one web server process holds, of as many users as that takes
+    # (beyond, 429: tests/integration/test_connections.py).
+    STREAMS = settings.RELAY_EVENT_STREAMS_PER_PROCESS
+    WATCHERS = -(-STREAMS // settings.RELAY_EVENT_STREAMS_PER_USER)
     RELAYS = 30
 
     def relay_latencies(self, token: str) -> list[float]:
@@ -308,14 +311,17 @@ class ManyStreamsTests(TransactionTestCase):
             latencies.append(answer.seconds)
         return latencies
 
-    def test_a_hundred_open_streams_do_not_starve_relays(self) -> None:
-        user, token = user_with_token("many-streams")
+    def test_open_streams_up_to_the_caps_do_not_starve_relays(self) -> None:
+        _, token = user_with_token("many-streams")
+        watchers = [user_with_token(f"watcher-{n}") for n in range(self.WATCHERS)]
         before = self.relay_latencies(token)
         deadline = timezone.now() + timedelta(seconds=60)
-        # Streams that stay open: transactions in flight (hop 1 done, nothing after it yet).
+        # Streams that stay open: transactions in flight (hop 1 done, nothing after it yet),
+        # each watcher following as many as one user may.
+        owners = [watchers[n % self.WATCHERS] for n in range(self.STREAMS)]
         transactions = [
             str(transaction_start(message=f"open {n}", owner=user, deadline_at=deadline).id)
-            for n in range(self.STREAMS)
+            for n, (user, _) in enumerate(owners)
         ]
         opened = threading.Barrier(self.STREAMS + 1, timeout=60)
         connections: list[http.client.HTTPConnection] = []
@@ -329,7 +335,7 @@ class ManyStreamsTests(TransactionTestCase):
             response = relay_api.open_events(
                 connection,
                 f"/api/transactions/{transactions[index]}/events/",
-                headers=bearer(token),
+                headers=bearer(owners[index][1]),
             )
             events = relay_api.read_events(response)
             next(events)  # hop 1
@@ -341,7 +347,9 @@ class ManyStreamsTests(TransactionTestCase):
             except (OSError, ValueError, AttributeError, http.client.HTTPException):
                 pass  # closed by the test under the reader's feet
 
-        threads = [threading.Thread(target=watch, args=(n,), daemon=True) for n in range(100)]
+        threads = [
+            threading.Thread(target=watch, args=(n,), daemon=True) for n in range(self.STREAMS)
+        ]
         for thread in threads:
             thread.start()
         opened.wait()

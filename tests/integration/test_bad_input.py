@@ -30,6 +30,7 @@ BAD_REQUESTS: list[tuple[str, bytes, str, int, str | None]] = [
     ("a number", b'{"message": 42}', JSON, 400, "message"),
     ("too long", json.dumps({"message": TOO_LONG}).encode(), JSON, 400, "message"),
     ("an unknown field", b'{"message": "hello", "priority": 1}', JSON, 400, "priority"),
+    ("a misspelt field", b'{"mesage": "hello"}', JSON, 400, "mesage"),
     ("a JSON list body", b'["hello world"]', JSON, 400, "non_field_errors"),
     ("a body that is not JSON", b"message=hello", JSON, 400, None),
     ("invalid UTF-8", b'{"message": "caf\xe9"}', JSON, 400, None),

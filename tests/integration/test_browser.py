@@ -1,5 +1,6 @@
-"""A person in a real browser: the admin's search, transaction page and waterfall, the
-browsable API's message form, and the API docs, against the web server the runner started.
+"""A person in a real browser: the landing page, the admin's list, search, transaction page
+and waterfall, the browsable API's message form, the API docs and schema, and the live page,
+against the web server the runner started.
 
 Headless Chromium from the system's packages (``ops/bootstrap.sh --tests`` installs it),
 driven by Playwright. Screenshots go to ``var/screenshots/``.
@@ -36,6 +37,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+# How far the page, and the admin's list of results, could scroll sideways: {element:
+# [scrollWidth, clientWidth]}.
+NO_SIDEWAYS_SCROLL = """() => Object.fromEntries(
+  [["page", document.documentElement], ["list", document.querySelector("#changelist .results")]]
+    .map(([name, element]) => [name, [element.scrollWidth, element.clientWidth]]))"""
+TO_THE_SECOND = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
 BASE = f"http://{settings.RELAY_HTTP_ADDRESS}"
 TIMEOUT_MS = 15_000
 
@@ -105,6 +112,8 @@ class AdminInBrowserTests(TransactionTestCase):
         answer = relay_over_http(message, token=token)
         self.assertEqual(answer.status, 200, answer.body)
         relay_over_http("another message, not the one searched for", token=token)
+        # Long, and with words too long to wrap: the list must still fit the screen.
+        relay_over_http(" ".join(["supercalifragilistic" * 3] * 10), token=token)
         transaction_id = answer.body["transaction_id"]
 
         with browser_page(self) as page:
@@ -114,6 +123,15 @@ class AdminInBrowserTests(TransactionTestCase):
             page.fill("#id_password", password)
             page.click("input[type=submit]")
             page.get_by_role("link", name="Transactions", exact=True).first.click()
+            page.wait_for_selector("#result_list")
+            # Readable at 1280 px: nothing to scroll sideways, the page or the list.
+            screenshot(page, "admin-list")
+            widths = page.evaluate(NO_SIDEWAYS_SCROLL)
+            for element, (scroll, client) in widths.items():
+                self.assertLessEqual(scroll, client, f"{element} scrolls sideways")
+            self.assertRegex(
+                page.locator("#result_list td.field-created_at").first.inner_text(), TO_THE_SECOND
+            )
 
             page.fill("#searchbar", message)
             page.press("#searchbar", "Enter")
@@ -121,14 +139,21 @@ class AdminInBrowserTests(TransactionTestCase):
             rows = page.locator("#result_list tbody tr")
             self.assertEqual(rows.count(), 1)
             row = rows.first.inner_text()
-            self.assertIn(transaction_id, row)
+            self.assertIn(transaction_id[:8], row)  # the id, short; all of it on hover
+            self.assertEqual(
+                rows.first.locator(f"span[title='{transaction_id}']").inner_text(),
+                transaction_id[:8],
+            )
             self.assertIn(message, row)
             self.assertIn("Succeeded", row)
             self.assertRegex(row, r"\t\d+(\.\d+)? m?s\t")  # the total duration
             screenshot(page, "admin-search")
 
-            page.click(f"#result_list a:has-text('{transaction_id}')")
+            page.click(f"#result_list a[href*='{transaction_id}']")
             page.wait_for_selector(".relay-waterfall")
+            for field in ("created_at", "finished_at"):
+                shown = page.locator(f".field-{field} .readonly").inner_text()
+                self.assertRegex(shown, TO_THE_SECOND)
 
             hop_rows = page.locator("#hops-group tbody tr.has_original")
             self.assertEqual(hop_rows.count(), len(Stage))
@@ -182,6 +207,14 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             log_in(page, "browser-user", password, then="/api/")
             page.click(f"a[href='{BASE}/api/relay/']")  # the API root links the relay
             page.wait_for_url("**/api/relay/")
+            # The page is the description and the form: no 405 for opening it.
+            self.assertTrue(page.locator(".response-info").is_hidden())
+            self.assertNotIn("405", page.inner_text("body"))
+            description = page.locator(".content-main .pull-left")
+            self.assertEqual(
+                description.locator("code").first.inner_text(), '{"message": "hello world"}'
+            )
+            screenshot(page, "browsable-api-relay-form")
             page.fill("textarea[name=message]", message)
             page.click("#post-object-form button:has-text('POST')")
             page.wait_for_selector("text=HTTP 200 OK")
@@ -215,6 +248,24 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             ).first
             self.assertIn(expected_final_message("hello world"), body.inner_text())
             screenshot(relay, "api-docs-relay")
+            # The schema itself, shown on a page rather than downloaded.
+            page.goto(f"{BASE}/api/schema/")
+            self.assertIn("openapi: 3.0.3", page.inner_text(".response-info"))
+            screenshot(page, "api-schema")
+
+
+class LandingPageInBrowserTests(TransactionTestCase):
+    def test_a_visitor_finds_each_part_and_learns_who_can_log_in(self) -> None:
+        with browser_page(self) as page:
+            page.goto(f"{BASE}/")
+            self.assertIn(expected_final_message("hello world"), page.inner_text("main"))
+            screenshot(page, "landing")
+            page.click("text=Live page")
+            page.wait_for_url("**/api-auth/login/?next=/live/")
+            hint = page.inner_text(".relay-login-hint")
+            screenshot(page, "login")
+        self.assertIn("Log in as a user with a password", hint)
+        self.assertIn("changepassword USERNAME", hint)
 
 
 # Records when each hop's row of the live page is filled, to see them arrive one by one.

@@ -1,7 +1,8 @@
-"""A task delivered twice (late acks after a worker died) has one effect."""
+"""A task delivered twice (late acks after a worker died) has one effect: the very message
+again, sealed as the relay sealed it."""
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.test import TransactionTestCase, tag
@@ -9,6 +10,7 @@ from django.test import TransactionTestCase, tag
 from relay_app import tasks
 from relay_app.hops import Stage
 from relay_app.models import Hop
+from relay_app.services.chain import ChainPayload, payload_seal
 
 from ..support import records_for, signed_in_client, transaction_log_lines, user_with_token
 
@@ -55,7 +57,8 @@ class RedeliveryTests(TransactionTestCase):
         ]
         for task, task_carry, stage in redeliveries:
             with self.subTest(task=task.name):
-                result = task.apply_async(args=(task_carry,), ignore_result=False).get(timeout=10)
+                sealed = payload_seal(cast(ChainPayload, task_carry), to=task.name)
+                result = task.apply_async(args=(sealed,), ignore_result=False).get(timeout=10)
                 self.assertEqual(result["text"], hops[stage].text)
                 if "record" in result:
                     self.assertEqual(result["record"], record(stage))

@@ -127,3 +127,5 @@ class RelayCommandTests(TransactionTestCase):
             with self.subTest(name):
                 self.assertEqual(run.returncode, code, run.stdout + run.stderr)
                 self.assertIn("CommandError", run.stderr)
+        # The reasons, in the API's words, one line for each.
+        self.assertIn("\n  message: May not be empty or only whitespace.\n", cases[0][1].stderr)

@@ -6,6 +6,8 @@ The stack is started and stopped as a user does, with ``python -m ops.stack`` un
 directly, once as the relay does (which must work) and once as an intruder would.
 """
 
+import http.client
+import json
 import os
 import shutil
 import socket
@@ -194,6 +196,12 @@ class SecureProfileTests(SimpleTestCase):
         ):
             secure.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             self.assertTrue(secure.recv(100).startswith(b"HTTP/1.1 200"))
+        # nginx terminates TLS and tells the web server so: the links it builds are https.
+        connection = http.client.HTTPSConnection(host, port, timeout=5, context=context)
+        connection.request("GET", "/api/", headers={"Accept": "application/json"})
+        links = json.loads(connection.getresponse().read())
+        connection.close()
+        self.assertEqual(links["relay"], f"https://{WEB}/api/relay/")
         with socket.create_connection((host, port), timeout=5) as plain:
             plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             try:

@@ -5,22 +5,36 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.test import SimpleTestCase
 
-from ops import tls
+from ops import processes, tls
 from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
 
 # What production requires before anything else: its secrets.
 SECRETS_ONLY = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+    "RELAY_CHAIN_SIGNING_KEY": secrets.token_urlsafe(32),
+    "RELAY_GRPC_CAPABILITY_KEY": secrets.token_urlsafe(32),
+}
+# Those, for a network trusted on purpose (as the benchmark and chaos stacks run on loopback).
+PLAINTEXT_ON_PURPOSE = {
+    **SECRETS_ONLY,
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+    "RELAY_ALLOW_PLAINTEXT": "true",
+    # Where nothing answers: a process that starts must not join another stack's.
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
 }
 # The minimal production environment the README documents: those, and TLS with credentials
 # on every hop (the local CA of ops/tls.py standing in for a real one).
@@ -32,19 +46,24 @@ MINIMAL_PRODUCTION = {
 }
 
 
-def run(
-    args: list[str], env: dict[str, str], *, settings_module: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Python in a clean environment: nothing from the test settings, ``env`` on top."""
-    ours = ("DJANGO_", "RELAY_", "OTEL_")
+def clean_env(env: dict[str, str], *, settings_module: str | None = None) -> dict[str, str]:
+    """A clean environment: nothing from the test settings, ``env`` on top."""
+    ours = ("DJANGO_", "RELAY_", "OTEL_", "KAFKA_", "REDIS_", "GRPC_")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     if settings_module:
         clean["DJANGO_SETTINGS_MODULE"] = settings_module
     clean["RELAY_VAR_DIR"] = str(settings.RELAY_VAR_DIR / "fail-closed")
+    return {**clean, **env}
+
+
+def run(
+    args: list[str], env: dict[str, str], *, settings_module: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Python in a clean environment (``clean_env``)."""
     return subprocess.run(
         [sys.executable, *args],
         cwd=settings.BASE_DIR,
-        env={**clean, **env},
+        env=clean_env(env, settings_module=settings_module),
         capture_output=True,
         text=True,
         timeout=120,
@@ -75,6 +94,7 @@ PRODUCTION_LOGIN = textwrap.dedent(
 )
 
 SETTINGS_IN_FORCE = "from django.conf import settings; print(settings.RELAY_ENVIRONMENT)"
+PRODUCTION = "project.settings.production"
 
 
 class EntryPointTests(SimpleTestCase):
@@ -90,7 +110,7 @@ class EntryPointTests(SimpleTestCase):
                 bare = run(["-c", code], {})
                 self.assertNotEqual(bare.returncode, 0)
                 self.assertIn("DJANGO_SECRET_KEY", bare.stderr)
-                configured = run(["-c", code], SECRETS_ONLY)
+                configured = run(["-c", code], PLAINTEXT_ON_PURPOSE)
                 self.assertEqual(configured.returncode, 0, configured.stderr[-1500:])
                 self.assertEqual(configured.stdout.split()[-1], "production")
 
@@ -118,13 +138,24 @@ class ProductionSettingsTests(SimpleTestCase):
             },
             "no allowed hosts": {"DJANGO_SECRET_KEY": SECRETS_ONLY["DJANGO_SECRET_KEY"]},
             "empty allowed hosts": {**SECRETS_ONLY, "DJANGO_ALLOWED_HOSTS": ","},
+            "no chain signing key": {**SECRETS_ONLY, "RELAY_CHAIN_SIGNING_KEY": ""},
+            "a short chain signing key": {**SECRETS_ONLY, "RELAY_CHAIN_SIGNING_KEY": "k" * 31},
+            "the development capability key": {
+                **SECRETS_ONLY,
+                "RELAY_GRPC_CAPABILITY_KEY": (
+                    "insecure-development-grpc-capability-key-of-the-repository"
+                ),
+            },
         }
         for case, env in cases.items():
             with self.subTest(case):
                 started = run(["manage.py", "check"], env, settings_module=self.production)
                 self.assertNotEqual(started.returncode, 0)
                 self.assertIn("ImproperlyConfigured", started.stderr)
-                self.assertRegex(started.stderr, r"DJANGO_(SECRET_KEY|ALLOWED_HOSTS)")
+                self.assertRegex(
+                    started.stderr,
+                    r"DJANGO_(SECRET_KEY|ALLOWED_HOSTS)|RELAY_(CHAIN_SIGNING|GRPC_CAPABILITY)_KEY",
+                )
 
     def test_check_deploy_passes_with_the_minimal_environment_and_warns_otherwise(self) -> None:
         command = ["manage.py", "check", "--deploy", "--fail-level", "WARNING"]
@@ -264,3 +295,84 @@ class DevelopmentSuperuserInProductionTests(SimpleTestCase):
             result = in_production(["-c", PRODUCTION_LOGIN], Path(scratch) / "db.sqlite3")
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertEqual(result.stdout.strip(), "refused")
+
+
+def free_address() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+def entry_points() -> dict[str, list[str]]:
+    """Each process that serves, as the process table starts it, on a port of its own."""
+    commands = {
+        "web": processes.web_command(free_address()),
+        "worker": processes.worker_command(hostname="fail-closed@%h", pool="solo", concurrency=1),
+        "grpc": processes.grpc_command(free_address()),
+    }
+    return {
+        name: [sys.executable if part == processes.PYTHON else part for part in command]
+        for name, command in commands.items()
+    }
+
+
+class StartUnderProductionSettingsTests(SimpleTestCase):
+    """Each process that serves runs the system checks as it starts under production
+    settings, and refuses to start on any error, whoever skipped ``manage.py check``."""
+
+    def test_each_refuses_to_start_with_a_weak_key_any_host_or_plaintext(self) -> None:
+        cases = {
+            "a weak secret key": (
+                {**PLAINTEXT_ON_PURPOSE, "DJANGO_SECRET_KEY": "weak-and-short"},
+                "relay.E007",
+            ),
+            "any host": ({**PLAINTEXT_ON_PURPOSE, "DJANGO_ALLOWED_HOSTS": "*"}, "relay.E008"),
+            "plaintext without the opt-out": (
+                {**PLAINTEXT_ON_PURPOSE, "RELAY_ALLOW_PLAINTEXT": "false"},
+                "relay.E001",
+            ),
+        }
+        for name, command in entry_points().items():
+            for case, (env, error) in cases.items():
+                with self.subTest(process=name, case=case):
+                    started = run(command[1:], env, settings_module=PRODUCTION)
+                    output = started.stdout + started.stderr
+                    self.assertNotEqual(started.returncode, 0, output[-2000:])
+                    self.assertIn(f"{name} refuses to start under production settings", output)
+                    self.assertIn(error, output)
+
+    def test_each_starts_with_plaintext_allowed_on_purpose_saying_so(self) -> None:
+        for name, command in entry_points().items():
+            with self.subTest(process=name):
+                output = self.start_briefly(command, PLAINTEXT_ON_PURPOSE)
+                self.assertIn(f"{name}: ?: (relay.W003) Plaintext allowed on purpose", output)
+                self.assertNotIn("refuses to start", output)
+
+    def start_briefly(self, command: list[str], env: dict[str, str]) -> str:
+        """Start ``command`` in a clean environment; once it has said its warnings, and still
+        runs a few seconds later, stop it: its output."""
+        with tempfile.TemporaryFile("w+") as output:
+            process = subprocess.Popen(
+                command,
+                cwd=settings.BASE_DIR,
+                env=clean_env(env, settings_module=PRODUCTION),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            try:
+                give_up = time.monotonic() + 60
+                while "relay.W003" not in read(output) and time.monotonic() < give_up:
+                    self.assertIsNone(process.poll(), read(output)[-2000:])
+                    time.sleep(0.2)
+                time.sleep(3)
+                self.assertIsNone(process.poll(), read(output)[-2000:])  # serving, not refused
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            return read(output)
+
+
+def read(file: IO[str]) -> str:
+    file.seek(0)
+    return file.read()

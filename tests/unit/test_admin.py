@@ -1,4 +1,5 @@
-"""The admin: staff only, read-only, the list's columns, search and filters, the waterfall."""
+"""The admin: staff only, read-only, the list's columns and times, search and filters, the
+waterfall."""
 
 import re
 from datetime import timedelta
@@ -8,6 +9,7 @@ from django.http import HttpRequest
 from django.test import TestCase
 from django.utils import timezone
 
+from relay_app.admin import TransactionAdmin
 from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Hop, Transaction
 
@@ -67,17 +69,46 @@ class AdminTests(TestCase):
         older = recorded("older message", age=timedelta(hours=1))
         newer = recorded("x" * 200)
         page = self.client.get(LIST).content.decode()
-        for header in ("Id", "Status", "Message", "Final text", "Duration", "Created at"):
+        for header in ("Id", "Status", "Owner", "Message", "Duration", "Created at"):
             self.assert_shows(page, f">{header}</")
+        self.assert_shows(page, ">Final text</", shown=False)  # on the transaction's page
         self.assertLess(page.index(str(newer.id)), page.index(str(older.id)))
-        self.assert_shows(page, "x" * 59 + "…")  # the message, cut to an excerpt
-        self.assert_shows(page, "x" * 61, shown=False)
-        self.assert_shows(page, expected_final_message("older message")[:59] + "…")
+        self.assert_shows(page, "x" * 39 + "…")  # the message, cut to an excerpt
+        self.assert_shows(page, "x" * 41, shown=False)
         self.assert_shows(page, "42.0 ms")
         quick = recorded("quick")
         Transaction.objects.filter(id=quick.id).update(finished_at=quick.created_at)
-        by_duration = self.client.get(LIST, {"o": "4"}).content.decode()  # the duration column
-        self.assertLess(by_duration.index(str(quick.id)), by_duration.index(str(older.id)))
+        # Longest first: the older one, though the quick one is newer.
+        duration = TransactionAdmin.list_display.index("total_duration")
+        by_duration = self.client.get(LIST, {"o": f"-{duration}"}).content.decode()
+        self.assertLess(by_duration.index(str(older.id)), by_duration.index(str(quick.id)))
+
+    def test_the_list_shows_a_short_id_and_times_to_the_second(self) -> None:
+        transaction = recorded("hello")
+        page = self.client.get(LIST).content.decode()
+        short = str(transaction.id)[:8]
+        self.assert_shows(page, f'<span title="{transaction.id}">{short}</span>')
+        created = timezone.localtime(transaction.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        self.assert_shows(page, f'<td class="field-created_at nowrap">{created}</td>')
+
+    def test_the_transaction_page_shows_times_to_the_second(self) -> None:
+        transaction = recorded("hello")
+        page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        assert transaction.finished_at is not None
+        for field, at in (
+            ("created_at", transaction.created_at),
+            ("finished_at", transaction.finished_at),
+        ):
+            with self.subTest(field):
+                shown = re.search(
+                    rf'field-{field}.*?<div class="readonly">([^<]*)</div>', page, re.DOTALL
+                )
+                assert shown is not None
+                self.assertEqual(shown[1], timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S"))
+
+    def test_view_site_opens_the_landing_page(self) -> None:
+        page = self.client.get("/admin/").content.decode()
+        self.assert_shows(page, '<a href="/">View site</a>')
 
     def test_search_finds_a_transaction_by_its_message_or_its_id(self) -> None:
         wanted = recorded("find the needle here")
@@ -103,7 +134,7 @@ class AdminTests(TestCase):
             Transaction(message=f"m{i}", deadline_at=timezone.now()) for i in range(60)
         )
         page = self.client.get(LIST).content.decode()
-        self.assertEqual(len(re.findall(r'<tr>\s*<th class="field-id"', page)), 50)
+        self.assertEqual(len(re.findall(r'<tr>\s*<th class="field-short_id"', page)), 50)
         self.assert_shows(page, "62 transactions")
 
     def test_transactions_and_hops_cannot_be_added_changed_or_deleted(self) -> None:

@@ -11,7 +11,7 @@ from unittest import mock
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.test import SimpleTestCase, TestCase, override_settings, tag
 from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -54,6 +54,41 @@ class WhoMayReadTheApiTests(TestCase):
         page = session.get("/api/transactions/", headers=BROWSER)
         self.assertEqual(page.status_code, 200)
         self.assertTrue(page["Content-Type"].startswith("text/html"))
+
+    @override_settings(RELAY_ALLOW_ANONYMOUS_RELAY=True)
+    def test_anonymous_clients_may_not_relay_asynchronously_even_where_allowed(self) -> None:
+        with mock.patch("relay_app.api.views.relay_message_async") as relay:
+            refused = APIClient().post(
+                "/api/relay/",
+                {"message": "hi"},
+                format="json",
+                headers={"Prefer": "respond-async"},
+            )
+        self.assertEqual(refused.status_code, 401)
+        self.assertIn("A token is needed to follow an asynchronous relay", refused.json()["detail"])
+        self.assertEqual(refused["WWW-Authenticate"], 'Bearer realm="relay"')
+        relay.assert_not_called()
+        self.assertFalse(Transaction.objects.exists())
+        # Anonymous blocking relays still go through (the whole relay: test_access.py).
+        with mock.patch("relay_app.api.views.relay_message") as relay:
+            relay.side_effect = RuntimeError("stop here")
+            with self.assertRaises(RuntimeError), self.assertLogs("django.request", "ERROR"):
+                APIClient().post("/api/relay/", {"message": "hi"}, format="json")
+        relay.assert_called_once()
+
+    def test_unknown_fields_are_named_in_the_400(self) -> None:
+        _, token = user_with_token("typist")
+        answer = signed_in_client(token).post("/api/relay/", {"mesage": "y"}, format="json")
+        self.assertEqual(answer.status_code, 400)
+        self.assertEqual(answer.json()["detail"], "Invalid request: see errors.")
+        self.assertEqual(
+            answer.json()["errors"],
+            {
+                "message": ["This field is required."],
+                "mesage": ["Unknown field (did you mean 'message'?): only 'message' is accepted."],
+            },
+        )
+        self.assertFalse(Transaction.objects.exists())
 
     def test_anonymous_clients_relay_nothing_unless_allowed(self) -> None:
         client = APIClient()
@@ -123,6 +158,36 @@ class ErrorMappingTests(SimpleTestCase):
                 "errors": {"message": ["Must be a string, not int."]},
             },
         )
+
+
+@override_settings(DEBUG=True)
+class JsonErrorsTests(SimpleTestCase):
+    """Under /api/, the errors Django answers itself are JSON too, even with DEBUG's pages."""
+
+    def assert_json(self, response: HttpResponseBase, status: int, detail: str) -> None:
+        self.assertEqual(response.status_code, status)
+        self.assertEqual(response["Content-Type"], "application/json")
+        self.assertEqual(response.json()["detail"], detail)  # type: ignore[attr-defined]
+
+    def test_a_url_that_matches_no_route_or_a_host_not_allowed_answers_json(self) -> None:
+        for path in ("/api/nope/", "/api/transactions/not-a-uuid/"):
+            with self.subTest(path):
+                self.assert_json(self.client.get(path), 404, f"Not found: {path}")
+        with self.assertLogs("django.security", "ERROR"):
+            response = self.client.get("/api/transactions/", HTTP_HOST="evil.example")
+        self.assert_json(response, 400, "Bad Request.")
+
+    def test_pages_outside_the_api_are_left_alone(self) -> None:
+        response = self.client.get("/nope/")
+        self.assertEqual(response.status_code, 404)
+        self.assertTrue(response["Content-Type"].startswith("text/html"))
+
+    def test_a_chunked_body_is_refused_rather_than_read_as_empty(self) -> None:
+        response = self.client.post(
+            "/api/relay/", b"{}", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked"
+        )
+        self.assertEqual(response.status_code, 411)
+        self.assertIn("Content-Length", response.json()["detail"])
 
 
 @tag("postgres")

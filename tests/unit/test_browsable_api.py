@@ -1,15 +1,33 @@
-"""The browsable API: a root linking everything, a message form, strict lists and errors."""
+"""The browsable API: a root linking everything, a message form, descriptions in Markdown,
+strict lists and errors."""
 
+from collections.abc import Iterator
 from unittest import mock
 
 from django.contrib.auth.models import User
 from django.test import TestCase
+from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
+from rest_framework.views import APIView
 
 from relay_app.models import Transaction
 
 HTML = "text/html"
+
+
+def api_views(
+    patterns: list[URLPattern | URLResolver], prefix: str = ""
+) -> Iterator[tuple[str, type[APIView]]]:
+    """Each DRF view of the URL map, with its route."""
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from api_views(pattern.url_patterns, route)
+            continue
+        view = getattr(pattern.callback, "cls", None)
+        if isinstance(view, type) and issubclass(view, APIView):
+            yield route, view
 
 
 class BrowsableApiTests(TestCase):
@@ -50,6 +68,37 @@ class BrowsableApiTests(TestCase):
         self.assertIn('data-override="content-type" value="application/json"', page)
         self.assertIn("/static/relay_app/json-form.js", page)
         self.assertIn("Type a message in the form below and press POST", page)
+
+    def test_opening_the_relay_page_shows_the_form_not_a_405(self) -> None:
+        response = self.client.get("/api/relay/", HTTP_ACCEPT=HTML)
+        self.assertEqual(response.status_code, 200)
+        page = response.content.decode()
+        # The request and response boxes, which only show the GET's 405, are hidden.
+        self.assertIn('<body class="relay-form-page">', page)
+        self.assertIn("/static/relay_app/json-form.css", page)
+        self.assertNotIn("not allowed", page)
+        self.assertIn("With <code>Prefer: respond-async</code> the answer is 202", page)
+        # A program's GET is still refused, and a refused POST still shows its reasons.
+        program = self.client.get("/api/relay/", HTTP_ACCEPT="application/json")
+        self.assertEqual(program.status_code, 405)
+        self.assertEqual(program.json(), {"detail": 'Method "GET" not allowed.'})
+        self.assertEqual(program["Allow"], "POST, OPTIONS")
+        refused = self.client.post(
+            "/api/relay/", b'{"message": ""}', content_type="application/json", HTTP_ACCEPT=HTML
+        )
+        self.assertNotIn('<body class="relay-form-page">', refused.content.decode())
+
+    def test_every_views_description_is_rendered_from_markdown(self) -> None:
+        views = list(api_views(get_resolver().url_patterns))
+        self.assertGreaterEqual(len(views), 10)
+        for path, view in views:
+            with self.subTest(path):
+                description = view().get_view_description(html=True)
+                self.assertNotIn("`", description)
+                if view.__doc__:
+                    self.assertTrue(description.startswith("<p>"), description)
+        page = self.client.get("/api/transactions/", HTTP_ACCEPT=HTML).content.decode()
+        self.assertIn("Add <code>?status=succeeded</code>", page)
 
     def test_a_refused_message_comes_back_in_the_form_with_its_reason(self) -> None:
         response = self.client.post(

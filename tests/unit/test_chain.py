@@ -1,5 +1,6 @@
 """The chain's arithmetic and its Kafka hop against in-process fakes: one budget shared by
-every hop, Kafka's own limit within it, and what a failing hop records."""
+every hop, Kafka's own limit within it, and what a failing hop records; hop 8 and a broken
+hop, settled from the records."""
 
 import time
 from datetime import timedelta
@@ -11,11 +12,23 @@ from django.utils import timezone
 from kafka.errors import KafkaTimeoutError
 
 from relay_app.errors import DeadlineExceeded, DependencyUnavailable
-from relay_app.hops import Stage
+from relay_app.hops import Stage, expected_final_message
 from relay_app.integrations.kafka_records import KafkaGateway, RecordCoordinates
-from relay_app.models import Transaction
-from relay_app.services.chain import ChainPayload, kafka_publish, kafka_wait, time_left
-from relay_app.services.transactions import transaction_start
+from relay_app.models import Hop, Transaction
+from relay_app.services.chain import (
+    ChainPayload,
+    kafka_publish,
+    kafka_wait,
+    rest_respond,
+    settled_if_broken,
+    time_left,
+)
+from relay_app.services.transactions import (
+    HopRecord,
+    hops_record,
+    transaction_start,
+    transaction_time_out,
+)
 
 
 def payload(seconds_left: float, transaction_id: str = "t") -> ChainPayload:
@@ -97,3 +110,65 @@ class KafkaHopTests(TestCase):
             "Kafka is unavailable: publishing to requests failed (KafkaTimeoutError)",
         )
         self.assertIn("10.1.2.3:9092", logged.output[0])  # the operator's log has the details
+
+
+@tag("postgres")
+class SettlementTests(TestCase):
+    """Hop 8 and a broken hop settle the transaction from its records alone."""
+
+    def start(self, *, through: Stage) -> str:
+        transaction = transaction_start(
+            message="m", owner=None, deadline_at=timezone.now() + timedelta(seconds=5)
+        )
+        text, now = "m from rest", timezone.now()
+        hops = []
+        for stage in Stage:
+            if Stage.REST_REQUEST < stage <= through:
+                text = stage.spec.apply(text)
+                hops.append(HopRecord(stage, text, now, now))
+        hops_record(transaction_id=str(transaction.id), hops=hops)
+        return str(transaction.id)
+
+    def test_hop_8_answers_hop_7s_recorded_text(self) -> None:
+        transaction_id = self.start(through=Stage.KAFKA_CONSUME_REPLY)
+        self.assertTrue(rest_respond(transaction_id=transaction_id))
+        transaction = Transaction.objects.get(id=transaction_id)
+        self.assertEqual(transaction.status, Transaction.Status.SUCCEEDED)
+        self.assertEqual(transaction.final_message, expected_final_message("m"))
+        self.assertEqual(transaction.hops.count(), len(Stage))
+        self.assertTrue(rest_respond(transaction_id=transaction_id))  # idempotent
+        self.assertEqual(transaction.hops.count(), len(Stage))
+
+    def test_without_every_hop_before_it_there_is_no_hop_8(self) -> None:
+        transaction_id = self.start(through=Stage.KAFKA_PUBLISH_REPLY)
+        self.assertFalse(rest_respond(transaction_id=transaction_id))
+        Hop.objects.filter(transaction_id=transaction_id, stage=Stage.GRPC_CLIENT).delete()
+        now = timezone.now()
+        hop_7 = HopRecord(Stage.KAFKA_CONSUME_REPLY, "forged", now, now)
+        hops_record(transaction_id=transaction_id, hops=[hop_7])  # hop 7, but no hop 4
+        self.assertFalse(rest_respond(transaction_id=transaction_id))
+        transaction = Transaction.objects.get(id=transaction_id)
+        self.assertEqual(transaction.status, Transaction.Status.PENDING)
+        self.assertFalse(transaction.hops.filter(stage=Stage.REST_RESPONSE).exists())
+
+    def test_a_transaction_that_ended_otherwise_gets_no_hop_8(self) -> None:
+        transaction_id = self.start(through=Stage.KAFKA_CONSUME_REPLY)
+        transaction_time_out(transaction_id=transaction_id)
+        self.assertTrue(rest_respond(transaction_id=transaction_id))
+        transaction = Transaction.objects.get(id=transaction_id)
+        self.assertEqual(transaction.status, Transaction.Status.TIMED_OUT)
+        self.assertFalse(transaction.hops.filter(stage=Stage.REST_RESPONSE).exists())
+
+    def test_a_hop_that_breaks_unforeseen_fails_its_transaction_with_a_safe_reason(self) -> None:
+        transaction_id = self.start(through=Stage.KAFKA_CONSUME_REQUEST)
+        with (
+            self.assertLogs("relay_app.services.chain", "ERROR") as logged,
+            self.assertRaises(KeyError),
+            settled_if_broken(payload(5, transaction_id)),
+        ):
+            raise KeyError("secret detail")
+        transaction = Transaction.objects.get(id=transaction_id)
+        self.assertEqual(transaction.status, Transaction.Status.FAILED)
+        self.assertEqual(transaction.failed_stage, Stage.GRPC_CLIENT)
+        self.assertEqual(transaction.error, "the relay failed inside a hop (KeyError)")
+        self.assertIn("secret detail", logged.output[0])

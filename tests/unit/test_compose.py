@@ -17,6 +17,7 @@ from django.conf import settings
 from django.test import SimpleTestCase
 
 from ops import processes
+from relay_app.api.parsers import max_body_bytes
 
 ROOT = Path(settings.BASE_DIR)
 # The relay's own processes, built from the image; each scales but the scheduler.
@@ -49,6 +50,8 @@ def resolved(env_file: str | None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [compose_cli(), "--project-directory", folder, "config", "--format", "json"],
             cwd=folder,
+            # Not the test settings' keys: compose takes a variable from the shell before .env.
+            env={name: value for name, value in os.environ.items() if name not in SECRETS},
             capture_output=True,
             text=True,
             timeout=120,
@@ -56,13 +59,26 @@ def resolved(env_file: str | None) -> subprocess.CompletedProcess[str]:
         )
 
 
-def an_env_file() -> str:
-    """.env.example with its secrets filled in, as the file's header tells the user to do."""
+# The secrets .env.example leaves for the user to fill in, as a test fills them.
+SECRETS = {
+    "DJANGO_SECRET_KEY": "test-only-" + "k" * 40,
+    "POSTGRES_PASSWORD": "test-only-password",
+    "REDIS_PASSWORD": "test-only-redis-password",
+    "RELAY_CHAIN_SIGNING_KEY": "test-only-chain-" + "c" * 32,
+    "RELAY_GRPC_CAPABILITY_KEY": "test-only-grpc-" + "g" * 32,
+}
+
+
+def an_env_file(**left_out: bool) -> str:
+    """.env.example with its secrets filled in, as the file's header tells the user to do
+    (but those named in ``left_out``)."""
     example = (ROOT / ".env.example").read_text()
-    example = re.sub(
-        r"(?m)^DJANGO_SECRET_KEY=$", "DJANGO_SECRET_KEY=test-only-" + "k" * 40, example
-    )
-    return re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "POSTGRES_PASSWORD=test-only-password", example)
+    for name, value in SECRETS.items():
+        filled = "" if left_out.get(name) else f"{name}={value}"
+        example, count = re.subn(rf"(?m)^{name}=$", filled, example)
+        if count != 1:
+            raise AssertionError(f".env.example has no empty {name}= line to fill in")
+    return example
 
 
 class ComposeTests(SimpleTestCase):
@@ -118,7 +134,11 @@ class ComposeTests(SimpleTestCase):
                 self.assertEqual(
                     environment["DJANGO_SETTINGS_MODULE"], "project.settings.production"
                 )
-                self.assertEqual(environment["DJANGO_SECRET_KEY"], "test-only-" + "k" * 40)
+                for secret in ("DJANGO_SECRET_KEY", "RELAY_CHAIN_SIGNING_KEY", "REDIS_PASSWORD"):
+                    self.assertEqual(environment[secret], SECRETS[secret])
+                self.assertEqual(
+                    environment["RELAY_GRPC_CAPABILITY_KEY"], SECRETS["RELAY_GRPC_CAPABILITY_KEY"]
+                )
                 self.assertIn("test-only-password", environment["DATABASE_URL"])
                 self.assertEqual(environment["KAFKA_BOOTSTRAP_SERVERS"], BROKER_ADDRESSES)
                 self.assertEqual(environment["RELAY_KAFKA_BROKERS"], "3")
@@ -131,10 +151,29 @@ class ComposeTests(SimpleTestCase):
         self.assertIn(".env", run.stderr)
 
     def test_a_missing_secret_is_named(self) -> None:
-        env_file = re.sub(r"(?m)^POSTGRES_PASSWORD=.*$", "", an_env_file())
-        run = resolved(env_file)
-        self.assertNotEqual(run.returncode, 0)
-        self.assertIn("set POSTGRES_PASSWORD in .env", run.stderr)
+        for name in (
+            "POSTGRES_PASSWORD",
+            "REDIS_PASSWORD",
+            "RELAY_CHAIN_SIGNING_KEY",
+            "RELAY_GRPC_CAPABILITY_KEY",
+        ):
+            with self.subTest(name):
+                run = resolved(an_env_file(**{name: True}))
+                self.assertNotEqual(run.returncode, 0)
+                self.assertIn(f"set {name} in .env", run.stderr)
+
+    def test_redis_requires_the_password_without_it_on_a_command_line(self) -> None:
+        redis = self.services["redis"]
+        password = SECRETS["REDIS_PASSWORD"]
+        self.assertEqual(redis["environment"]["REDIS_PASSWORD"], password)
+        command = " ".join(redis["command"])
+        self.assertIn("requirepass", command)
+        self.assertNotIn(password, command)
+        self.assertIn("exec docker-entrypoint.sh redis-server", command)
+        # The health check authenticates, through the environment too.
+        check = " ".join(redis["healthcheck"]["test"])
+        self.assertIn("REDISCLI_AUTH=", check)
+        self.assertNotIn(password, check)
 
     def test_only_the_proxy_is_published_and_on_loopback(self) -> None:
         published = {
@@ -218,3 +257,7 @@ class ComposeTests(SimpleTestCase):
         command = " ".join(proxy["command"])
         for placeholder in placeholders:
             self.assertIn(placeholder, command)
+        # As the local stack fills them in (ops/processes.py, proxy_config): the relay's own
+        # body limit, and plain HTTP (TLS is the proxy's in front of it).
+        self.assertEqual(proxy["environment"]["RELAY_PROXY_MAX_BODY"], str(max_body_bytes()))
+        self.assertEqual(proxy["environment"]["RELAY_PROXY_TLS"], "")

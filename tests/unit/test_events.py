@@ -3,12 +3,15 @@
 and the live page's login."""
 
 from datetime import timedelta
+from unittest import mock
 
 from django.contrib.auth.models import User
-from django.test import TestCase
+from django.test import SimpleTestCase, TestCase, override_settings
 from django.utils import timezone
+from rest_framework.exceptions import Throttled
 
-from relay_app.api.events import event, last_event_id
+from relay_app.api.errors import exception_handler
+from relay_app.api.events import StreamPlaces, event, event_stream, last_event_id
 from relay_app.api.serializers import prefers_async
 from relay_app.hops import Stage
 from relay_app.models import Hop, Transaction
@@ -48,6 +51,42 @@ class WireFormatTests(TestCase):
         raw = event({"text": "a\nb"}, name="hop", event_id=2).decode()
         self.assertEqual(raw, 'id: 2\nevent: hop\ndata: {"text":"a\\nb"}\n\n')
         self.assertEqual(event({}, name="settled").decode(), "event: settled\ndata: {}\n\n")
+
+
+@override_settings(RELAY_EVENT_STREAMS_PER_USER=2, RELAY_EVENT_STREAMS_PER_PROCESS=3)
+class StreamPlacesTests(SimpleTestCase):
+    def test_a_user_and_the_process_hold_at_most_their_share_then_429(self) -> None:
+        places = StreamPlaces()
+        first = [places.take(1), places.take(1)]
+        with self.assertRaises(Throttled) as mine:
+            places.take(1)
+        self.assertIn("one user", str(mine.exception.detail))
+        places.take(2)
+        with self.assertRaises(Throttled) as everyone:
+            places.take(3)
+        self.assertIn("this server", str(everyone.exception.detail))
+        # Try again after a stream's longest life: its transaction's deadline and a grace.
+        answer = exception_handler(everyone.exception, {})
+        assert answer is not None
+        self.assertEqual((answer.status_code, answer["Retry-After"]), (429, "6"))
+        for give_back in (first[0], first[0]):  # twice, given back once
+            give_back()
+        places.take(3)
+        with self.assertRaises(Throttled):
+            places.take(1)
+
+    def test_a_stream_gives_its_place_back_when_closed_even_if_it_never_ran(self) -> None:
+        with mock.patch("relay_app.api.events.STREAM_PLACES", StreamPlaces()):
+            responses = [
+                event_stream("t", user_id=1, after=0, heartbeat_seconds=1) for _ in range(2)
+            ]
+            with self.assertRaises(Throttled):
+                event_stream("t", user_id=1, after=0, heartbeat_seconds=1)
+            responses[0].close()
+            responses[0].close()  # given back once
+            event_stream("t", user_id=1, after=0, heartbeat_seconds=1)
+            with self.assertRaises(Throttled):
+                event_stream("t", user_id=1, after=0, heartbeat_seconds=1)
 
 
 class FollowTests(TestCase):

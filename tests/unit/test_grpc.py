@@ -1,11 +1,13 @@
 """gRPC in this process, a real server on a free port: the server's hop, health, reflection
-and what it refuses; the relay's client (relay_app/integrations/relay_rpc.py) against it."""
+and what it refuses (a call without a worker's capability first); the relay's client
+(relay_app/integrations/relay_rpc.py) against it."""
 
 import socket
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import grpc
 from django.conf import settings
@@ -59,15 +61,33 @@ class GrpcServerTests(SimpleTestCase):
         self.channel = grpc.insecure_channel(self.enterContext(serving()))
         self.addCleanup(self.channel.close)
 
-    def process(self, transaction_id: str, text: str) -> relay_pb2.ProcessResponse:
+    def process(
+        self,
+        transaction_id: str,
+        text: str,
+        *,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> relay_pb2.ProcessResponse:
+        """Call the server, by default with the capability a worker would send."""
+        if metadata is None:
+            metadata = relay_rpc.capability(
+                transaction_id=transaction_id, text=text, deadline=time.time() + 5
+            )
         stub = relay_pb2_grpc.RelayStub(self.channel)
         request = relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text)
-        reply: relay_pb2.ProcessResponse = stub.Process(request, timeout=5)
+        reply: relay_pb2.ProcessResponse = stub.Process(request, timeout=5, metadata=metadata)
         return reply
 
-    def assert_refused(self, transaction_id: str, text: str, code: grpc.StatusCode) -> str:
+    def assert_refused(
+        self,
+        transaction_id: str,
+        text: str,
+        code: grpc.StatusCode,
+        *,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> str:
         with self.assertRaises(grpc.RpcError) as raised:
-            self.process(transaction_id, text)
+            self.process(transaction_id, text, metadata=metadata)
         error = raised.exception
         self.assertEqual(error.code(), code, error.details())
         return str(error.details())
@@ -106,6 +126,45 @@ class GrpcServerTests(SimpleTestCase):
                 if transaction_id:
                     self.assertEqual(transaction_log_lines(transaction_id, wait=0.3), [])
 
+    def test_a_call_without_the_workers_capability_is_refused_and_logs_nothing(self) -> None:
+        transaction_id, text = str(uuid.uuid4()), "ping and gRPC client"
+        soon = time.time() + 5
+
+        def proof(**changed: object) -> tuple[tuple[str, str], ...]:
+            fields: dict[str, Any] = {"transaction_id": transaction_id, "text": text}
+            return relay_rpc.capability(**{**fields, "deadline": soon, **changed})
+
+        with override_settings(RELAY_GRPC_CAPABILITY_KEY="another-key-" + "k" * 32):
+            another_key = proof()
+        denied = grpc.StatusCode.PERMISSION_DENIED
+        cases = [
+            ("none", (), denied, "no relay capability"),
+            ("a seal without its deadline", proof()[1:], denied, "no relay capability"),
+            ("made with another key", another_key, denied, "does not match"),
+            ("for another transaction", proof(transaction_id=str(uuid.uuid4())), denied, "match"),
+            ("for another text", proof(text="forged and gRPC client"), denied, "match"),
+            (
+                "its deadline moved",
+                ((relay_rpc.CAPABILITY_DEADLINE_HEADER, repr(soon + 60)), proof()[1]),
+                denied,
+                "match",
+            ),
+            (
+                "expired",
+                proof(deadline=time.time() - 1),
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "expired",
+            ),
+        ]
+        for case, metadata, code, reason in cases:
+            with self.subTest(case):
+                details = self.assert_refused(transaction_id, text, code, metadata=metadata)
+                self.assertIn(reason, details)
+        # Checked first: without the capability, a bad request learns nothing more.
+        self.assert_refused("t-1", "", denied, metadata=())
+        self.assertEqual(transaction_log_lines(transaction_id, wait=0.3), [])
+        self.assertEqual(self.process(transaction_id, text).text, text + " and gRPC server")
+
     def test_health_reports_serving_for_the_relay_service(self) -> None:
         stub = health_pb2_grpc.HealthStub(self.channel)
         for service in ("", SERVICE_NAME):
@@ -136,6 +195,7 @@ class RelayClientTests(SimpleTestCase):
             text="ping and gRPC client",
             timeout=timeout,
             connect_timeout=0.5,
+            deadline=time.time() + timeout,
         )
 
     def test_a_call_returns_the_servers_text_and_timing(self) -> None:

@@ -1,20 +1,22 @@
-"""What the API takes: the message's rules and the JSON parser's limits, without a request
-(through the live API: tests/integration/test_bad_input.py)."""
+"""What the API takes: the message's rules, the JSON parser and the body's size limit, without
+a running service (through the live API: tests/integration/test_bad_input.py)."""
 
 import io
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.wsgi import WSGIRequest
 from django.test import SimpleTestCase
 from rest_framework.exceptions import ParseError, ValidationError
 
-from relay_app.api.parsers import JSONParser, RequestTooLarge, max_body_bytes
+from relay_app.api.errors import exception_handler
+from relay_app.api.parsers import JSONParser, max_body_bytes
 from relay_app.api.serializers import RelayInputSerializer, idempotency_key
 
 
 def parse(body: bytes) -> Any:
-    request = type("Request", (), {"META": {"CONTENT_LENGTH": str(len(body))}})()
-    return JSONParser().parse(io.BytesIO(body), "application/json", {"request": request})
+    return JSONParser().parse(io.BytesIO(body), "application/json", {})
 
 
 def errors(data: Any) -> dict[str, list[str]]:
@@ -53,10 +55,22 @@ class MessageRulesTests(SimpleTestCase):
         )
         self.assertIn("non_field_errors", errors(["hello"]))
 
+    def test_a_misspelt_field_is_named_beside_the_missing_one(self) -> None:
+        self.assertEqual(
+            errors({"mesage": "y"}),
+            {
+                "message": ["This field is required."],
+                "mesage": ["Unknown field (did you mean 'message'?): only 'message' is accepted."],
+            },
+        )
+        both = errors({"message": " ", "Message": "y", "extra": 1})
+        self.assertEqual(list(both), ["message", "Message", "extra"])
+
     def test_an_idempotency_key_is_1_to_255_visible_ascii_characters(self) -> None:
         self.assertIsNone(idempotency_key({}))
+        self.assertIsNone(idempotency_key({"Idempotency-Key": ""}))
         self.assertEqual(idempotency_key({"Idempotency-Key": "order-1"}), "order-1")
-        for key in ("", "x" * 256, "with space", "clé"):
+        for key in ("x" * 256, "with space", "clé"):
             with self.subTest(key=key), self.assertRaises(ValidationError):
                 idempotency_key({"Idempotency-Key": key})
 
@@ -79,6 +93,25 @@ class JsonParserTests(SimpleTestCase):
     def test_a_body_larger_than_any_message_is_refused_unread(self) -> None:
         limit = max_body_bytes()
         self.assertEqual(limit, settings.RELAY_MESSAGE_MAX_LENGTH * 12 + 4096)
-        with self.assertRaises(RequestTooLarge) as raised:
-            parse(b" " * (limit + 1))
-        self.assertEqual(raised.exception.status_code, 413)
+        request = WSGIRequest(
+            {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/api/relay/",
+                "CONTENT_TYPE": "application/json",
+                "CONTENT_LENGTH": str(limit + 1),
+                "wsgi.input": Unreadable(),
+            }
+        )
+        with self.assertRaises(RequestDataTooBig) as raised:
+            request.body  # noqa: B018 - what DRF reads first
+        answer = exception_handler(raised.exception, {"request": request})
+        assert answer is not None
+        self.assertEqual(answer.status_code, 413)
+        self.assertIn(f"at most {limit}", answer.data["detail"])
+
+
+class Unreadable(io.RawIOBase):
+    """A request body that must not be read."""
+
+    def readinto(self, buffer: Any) -> int:
+        raise AssertionError("the body was read")

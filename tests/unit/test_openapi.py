@@ -1,5 +1,5 @@
-"""The OpenAPI schema: valid, true to the input rules, its docs served from local files (the
-live API against it: tests/integration/test_openapi.py)."""
+"""The OpenAPI schema: valid, true to the input rules, readable in a browser, its docs served
+from local files (the live API against it: tests/integration/test_openapi.py)."""
 
 import json
 import re
@@ -11,6 +11,12 @@ from django.test import SimpleTestCase, override_settings
 from rest_framework.exceptions import ValidationError
 
 from relay_app.api.serializers import WHITESPACE, MessageField, RelayInputSerializer
+
+# What Chromium asks for when it opens a page.
+CHROME = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"
+)
 
 
 class SchemaTests(SimpleTestCase):
@@ -50,6 +56,9 @@ class SchemaTests(SimpleTestCase):
         self.assertNotIn("basicAuth", schema["components"]["securitySchemes"])
         self.assertIn({"bearerAuth": []}, relay["security"])
         self.assertNotIn({}, relay["security"])  # no anonymous relaying under these settings
+        # Anonymous relays, where allowed, are blocking ones: the schema says so.
+        self.assertIn("`Prefer: respond-async`", relay["responses"]["401"]["description"])
+        self.assertIn("401", relay["parameters"][1]["description"])
         error = schema["components"]["schemas"]["Error"]
         self.assertEqual(sorted(error["properties"]), ["detail", "errors"])
         self.assertEqual(error["required"], ["detail"])
@@ -76,3 +85,29 @@ class SchemaTests(SimpleTestCase):
             with self.subTest(asset=asset):
                 self.assertTrue(asset.startswith("/static/"), asset)
         self.assertNotRegex(page, r"https?://")  # no CDN, no online validator
+
+
+@override_settings(RELAY_PUBLIC_API_DOCS=True)
+class SchemaInABrowserTests(SimpleTestCase):
+    def test_a_browser_sees_the_schema_on_a_page(self) -> None:
+        for accept in (CHROME, "text/html"):
+            with self.subTest(accept=accept):
+                page = self.client.get("/api/schema/", headers={"Accept": accept})
+                self.assertEqual(page.status_code, 200)
+                self.assertTrue(page["Content-Type"].startswith("text/html"))
+                self.assertNotIn("Content-Disposition", page)  # shown, not downloaded
+                self.assertIn("openapi: 3.0.3", page.content.decode())
+
+    def test_programs_get_the_schema_as_before(self) -> None:
+        for accept, query, content_type in (
+            ("*/*", "", "application/vnd.oai.openapi"),
+            ("application/vnd.oai.openapi", "", "application/vnd.oai.openapi"),
+            ("application/json", "", "application/json"),
+            ("*/*", "?format=json", "application/vnd.oai.openapi+json"),
+            (CHROME, "?format=json", "application/vnd.oai.openapi+json"),
+        ):
+            with self.subTest(accept=accept, query=query):
+                answer = self.client.get(f"/api/schema/{query}", headers={"Accept": accept})
+                self.assertEqual(answer.status_code, 200)
+                self.assertEqual(answer["Content-Type"].split(";")[0], content_type)
+                self.assertTrue(answer["Content-Disposition"].startswith("inline;"))

@@ -1,8 +1,10 @@
 """Settings guards, the system checks, and what error reports show, without starting anything
 (production settings in processes of their own: tests/integration/test_settings_fail_closed.py)."""
 
+import io
 import os
 from collections.abc import Callable
+from contextlib import redirect_stderr
 from typing import Any
 from unittest import mock
 
@@ -12,6 +14,7 @@ from django.test import SimpleTestCase, override_settings
 from django.views.debug import get_default_exception_reporter_filter
 
 from project.settings import environment
+from relay_app.checks import StartRefused, check_at_start
 
 
 class ErrorReportTests(SimpleTestCase):
@@ -73,6 +76,17 @@ class EnvironmentTests(SimpleTestCase):
         self.assertEqual(header, ("HTTP_X_FORWARDED_PROTO", "https"))
         self.assert_refused(environment.header_and_value, "X-Forwarded-Proto: https")
 
+    def test_signing_keys_are_long_and_the_deployments_own(self) -> None:
+        key = "k" * environment.SIGNING_KEY_MIN_LENGTH
+        self.assertEqual(self.read(environment.signing_key, key), key)
+        repository_keys = [
+            os.environ["RELAY_CHAIN_SIGNING_KEY"],  # the test settings'
+            "insecure-development-chain-signing-key-of-the-repository",
+        ]
+        for value in ("", " " * 40, key[1:], *repository_keys):
+            with self.subTest(key=value):
+                self.assert_refused(environment.signing_key, value)
+
     def test_a_password_joins_a_url_that_has_none(self) -> None:
         self.assertEqual(
             environment.url_with_password("rediss://h:6379/0", "p@ss"), "rediss://:p%40ss@h:6379/0"
@@ -82,6 +96,7 @@ class EnvironmentTests(SimpleTestCase):
 
 
 SECURE_TRANSPORT = {
+    "SECRET_KEY": "a-secret-of-the-deployments-own-" + "0123456789abcdefghij",
     "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
     "KAFKA_SASL_USERNAME": "relay",
     "KAFKA_SASL_PASSWORD": "secret",
@@ -128,6 +143,49 @@ class SystemCheckTests(SimpleTestCase):
             self.assertEqual(relay_checks(), ["relay.W003"])
         with override_settings(RELAY_ALLOW_ANONYMOUS_RELAY=True, RELAY_PUBLIC_API_DOCS=True):
             self.assertEqual(relay_checks(), ["relay.W001", "relay.W002"])
+
+    def test_a_weak_secret_key_or_any_host_is_an_error(self) -> None:
+        for key in ("short", "django-insecure-" + "k" * 50, "ab" * 30):
+            with self.subTest(key=key), override_settings(SECRET_KEY=key):
+                self.assertEqual(relay_checks(), ["relay.E007"])
+        with override_settings(SECRET_KEY_FALLBACKS=["old"]):
+            self.assertEqual(relay_checks(), ["relay.E007"])
+        with override_settings(ALLOWED_HOSTS=["relay.example.com", "*"]):
+            self.assertEqual(relay_checks(), ["relay.E008"])
+        with override_settings(RELAY_ENVIRONMENT="development", SECRET_KEY="short"):
+            self.assertEqual(relay_checks(), [])
+
+
+@override_settings(RELAY_ENVIRONMENT="production", **SECURE_TRANSPORT)
+class CheckAtStartTests(SimpleTestCase):
+    """What each process that serves runs as it starts (their starts under production
+    settings: tests/integration/test_settings_fail_closed.py)."""
+
+    def start(self) -> str:
+        """``check_at_start``'s warnings; ``StartRefused`` on an error."""
+        with redirect_stderr(io.StringIO()) as printed:
+            check_at_start("web")
+        return printed.getvalue()
+
+    def test_errors_refuse_the_start_naming_each(self) -> None:
+        with (
+            override_settings(SECRET_KEY="short", ALLOWED_HOSTS=["*"]),
+            self.assertRaises(StartRefused) as refused,
+        ):
+            self.start()
+        message = str(refused.exception.code)
+        self.assertTrue(message.startswith("web refuses to start"), message)
+        for error in ("relay.E007", "relay.E008"):
+            self.assertIn(error, message)
+
+    def test_warnings_are_printed_and_allowed(self) -> None:
+        with override_settings(KAFKA_SECURITY_PROTOCOL="PLAINTEXT", RELAY_ALLOW_PLAINTEXT=True):
+            printed = self.start()
+        self.assertIn("web: ?: (relay.W003) Plaintext allowed on purpose", printed)
+
+    def test_other_settings_start_unchecked(self) -> None:
+        with override_settings(RELAY_ENVIRONMENT="development", SECRET_KEY="short"):
+            self.assertEqual(self.start(), "")
         with override_settings(
             RELAY_ENVIRONMENT="development", KAFKA_SECURITY_PROTOCOL="PLAINTEXT"
         ):

@@ -6,7 +6,11 @@ import socket
 from django.conf import settings
 from django.test import SimpleTestCase, override_settings
 
+from ops.processes import proxy_config
 from ops.stack import Stack, StackError
+from relay_app.api.parsers import max_body_bytes
+
+FILES = {"pid": "nginx.pid", "access_log": "access.log"}
 
 
 class StackTests(SimpleTestCase):
@@ -23,7 +27,7 @@ class StackTests(SimpleTestCase):
             with self.assertRaises(StackError) as raised:
                 stack.up()
         message = str(raised.exception)
-        self.assertIn(f"127.0.0.1:{web_port} (web; move it with RELAY_HTTP_ADDRESS)", message)
+        self.assertIn(f"127.0.0.1:{web_port} (proxy; move it with RELAY_HTTP_ADDRESS)", message)
         self.assertIn(f"127.0.0.1:{grpc_port} (grpc; move it with GRPC_ADDRESS)", message)
         self.assertEqual(stack.status(), dict.fromkeys(stack.processes))  # nothing started
 
@@ -58,9 +62,33 @@ class StackTests(SimpleTestCase):
         self.assertLess(max(map(order.index, controllers)), min(map(order.index, brokers)))
         self.assertEqual(processes["kafka-controller-2"].ports, [("127.0.0.1", 9095)])
         self.assertEqual(processes["kafka-2"].ports, [("127.0.0.1", 9094)])
-        # One scheduler among the workers; the proxy on the front port, the web servers after it.
+        # One scheduler among the workers; the proxy on the front port, the web servers after
+        # it, on loopback only.
         self.assertIn("--beat", processes["worker-1"].command)
         self.assertNotIn("--beat", processes["worker-2"].command)
         self.assertEqual(processes["proxy"].ports, [("127.0.0.1", 8000)])
         self.assertEqual(processes["web-2"].ports, [("127.0.0.1", 8002)])
         self.assertLess(order.index("web-2"), order.index("proxy"))
+
+    def test_every_profile_has_nginx_in_front_of_gunicorn_on_loopback(self) -> None:
+        with override_settings(RELAY_HTTP_ADDRESS="0.0.0.0:8000"):
+            stack = Stack(var_dir=settings.RELAY_VAR_DIR / "stack-test")
+        processes = stack.processes
+        self.assertEqual(processes["proxy"].ports, [("0.0.0.0", 8000)])
+        self.assertEqual(processes["web"].ports, [("127.0.0.1", 8001)])
+        self.assertEqual(processes["proxy"].after, ("web",))
+        self.assertEqual(processes["web"].env["RELAY_TRUSTED_PROXY_ADDRESSES"], "127.0.0.1")
+
+    def test_the_proxy_serves_https_where_the_settings_name_a_certificate(self) -> None:
+        plain = proxy_config(listen="127.0.0.1:8000", servers=["127.0.0.1:8001"], tls=None, **FILES)
+        self.assertIn("listen 127.0.0.1:8000 sndbuf=256k;", plain)
+        self.assertNotIn("ssl_certificate", plain)
+        secure = proxy_config(
+            listen="127.0.0.1:8000", servers=["127.0.0.1:8001"], tls=("c.pem", "k.pem"), **FILES
+        )
+        self.assertIn("listen 127.0.0.1:8000 ssl sndbuf=256k;", secure)
+        self.assertIn("ssl_certificate c.pem; ssl_certificate_key k.pem;", secure)
+        # Both refuse a body larger than the relay reads, before reading it.
+        for config in (plain, secure):
+            self.assertIn(f"client_max_body_size {max_body_bytes()};", config)
+            self.assertNotRegex(config, r"\$\{RELAY_PROXY_\w+\}")

@@ -157,11 +157,12 @@ class Command(BaseCommand):
         return self.refused(answer.status, body)
 
     def refused(self, status: int, body: dict[str, Any]) -> int:
-        """An answer without a transaction: say why, in the API's words."""
-        detail = body.get("detail", f"HTTP {status}")
-        errors = body.get("errors") or {}
-        reasons = "; ".join(f"{field}: {' '.join(why)}" for field, why in errors.items())
-        self.failure = f"{detail}{f' ({reasons})' if reasons else ''}"
+        """An answer without a transaction: say why, in the API's words, each field's
+        reasons on a line of their own."""
+        lines = [str(body.get("detail") or f"HTTP {status}")]
+        for field, reasons in (body.get("errors") or {}).items():
+            lines += (f"  {field}: {reason}" for reason in reasons)
+        self.failure = "\n".join(lines)
         if self.options["json"] and body:
             self.stdout.write(json.dumps(body, indent=2))
         return _BY_HTTP_STATUS.get(status, 1)
