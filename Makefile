@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' ops/kafka/pom.xml)
 KAFKA_STAMP := var/kafka/libs/.kafka-$(KAFKA_VERSION)
+# Zipkin, the local stacks' trace viewer: its server, one jar from Maven Central.
+ZIPKIN_VERSION := 3.5.1
+ZIPKIN_JAR := var/zipkin/zipkin-server-exec.jar
 
 # The local stack runs development settings, named here rather than left to a default:
 # every entry point that serves (wsgi, celery, grpcserver) defaults to production's.
@@ -19,12 +22,12 @@ CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status trace test test-fast test-postgres lint check-deploy check-compose audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
+.PHONY: help setup system python kafka zipkin run run-cluster up up-secure up-cluster down demo status trace test test-fast test-postgres lint check-deploy check-compose audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: system python kafka ## Install everything the stack needs (idempotent)
+setup: system python kafka zipkin ## Install everything the stack needs (idempotent)
 
 system:
 	@bash ops/bootstrap.sh
@@ -51,6 +54,15 @@ $(KAFKA_STAMP): ops/kafka/pom.xml | system
 	@ls var/kafka/libs/kafka_2.13-$(KAFKA_VERSION).jar >/dev/null 2>&1 \
 		|| { echo "[setup] Maven could not fetch Kafka $(KAFKA_VERSION): see the lines above" >&2; exit 1; }
 	@touch $@
+
+zipkin: $(ZIPKIN_JAR)
+
+$(ZIPKIN_JAR): | system
+	@echo "[setup] Zipkin $(ZIPKIN_VERSION), the trace viewer, through Maven (first time: about 130 MB)"
+	@mvn -B -q -Dstyle.color=never dependency:copy -DoutputDirectory=$(CURDIR)/var/zipkin \
+		-Dartifact=io.zipkin:zipkin-server:$(ZIPKIN_VERSION):jar:exec \
+		|| { echo "[setup] Maven could not fetch Zipkin $(ZIPKIN_VERSION): see the lines above" >&2; exit 1; }
+	@mv var/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar $@
 
 run: setup ## Start the whole stack in the foreground, send "hello world", follow the log
 	@$(DEV) $(PY) -m ops.stack run
@@ -114,7 +126,7 @@ chaos-cluster: setup ## Kill one of each process of the cluster profile under lo
 	@$(PY) -m ops.chaos --cluster
 
 trace: ## Print the last transaction's trace as a tree (make trace ID=<transaction id> for another)
-	@$(PROFILE) $(PY) -m ops.traces show $(ID)
+	@$(PROFILE) $(PY) -m ops.traces $(ID)
 
 sweep: ## Time out transactions left pending past their deadline (the worker also does it)
 	@$(DEV) $(PY) manage.py settle_stale_transactions

@@ -36,18 +36,18 @@ def web_url(path: str) -> str:
     """The URL of ``path`` on the stack's web server: https:// where it serves HTTPS."""
     from django.conf import settings
 
-    scheme = "https" if settings.RELAY_HTTPS_CERT_FILE else "http"
-    return f"{scheme}://{settings.RELAY_HTTP_ADDRESS}{path}"
+    scheme = "https" if settings.HTTP_TLS_CERT_FILE else "http"
+    return f"{scheme}://{settings.HTTP_ADDRESS}{path}"
 
 
 def web_connection(*, timeout: float) -> http.client.HTTPConnection:
     """A connection to the stack's web server; over HTTPS it verifies the server's
-    certificate against RELAY_HTTPS_CA_FILE (the secure profile's CA)."""
+    certificate against HTTP_TLS_CA_FILE (the secure profile's CA)."""
     from django.conf import settings
 
     from relay_app.integrations.relay_api import connect
 
-    return connect(web_url(""), timeout=timeout, cafile=settings.RELAY_HTTPS_CA_FILE)
+    return connect(web_url(""), timeout=timeout, cafile=settings.HTTP_TLS_CA_FILE)
 
 
 def issue_token(

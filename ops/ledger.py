@@ -10,35 +10,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ops.client import Credentials, send_message
-
-
-def stack_env(var_dir: Path, *, kafka: int, redis: int, grpc: int, web: int, metrics: int) -> Any:
-    """The environment of a stack a tool loads: production settings, its data in ``var_dir``,
-    on ports of its own (the metrics' at ``metrics`` and 10 above), so that it never meets a
-    running ``make up`` stack or a test run."""
-    return {
-        "DJANGO_SETTINGS_MODULE": "project.settings.production",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "RELAY_VAR_DIR": str(var_dir),
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
-        "REDIS_URL": f"redis://127.0.0.1:{redis}/0",
-        "GRPC_ADDRESS": f"127.0.0.1:{grpc}",
-        "RELAY_HTTP_ADDRESS": f"127.0.0.1:{web}",
-        "RELAY_WORKER_METRICS_ADDRESS": f"127.0.0.1:{metrics}",
-        "RELAY_GRPC_METRICS_ADDRESS": f"127.0.0.1:{metrics + 10}",
-        "RELAY_TRANSACTION_LOG_CONSOLE": "false",
-        # As behind a TLS-terminating proxy: the clients send X-Forwarded-Proto: https.
-        "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
-        # One user drives the whole load: the throttle runs (a Redis round trip per request),
-        # at a rate the load never reaches.
-        "RELAY_THROTTLE_RATE": "100000/second",
-        # Every hop on loopback, in plaintext on purpose: the tools measure the relay's own cost.
-        "RELAY_ALLOW_PLAINTEXT": "true",
-    }
 
 
 @dataclass

@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LIBS = ROOT / "var" / "kafka" / "libs"
 KAFKA_CONFIG = ROOT / "ops" / "kafka"
+ZIPKIN_JAR = ROOT / "var" / "zipkin" / "zipkin-server-exec.jar"
 # The table's name for the Python that runs the relay: the stack runs it with its own
 # interpreter (this one), the image with its ``python``.
 PYTHON = "python"
@@ -112,22 +113,6 @@ def grpc_command(address: str) -> list[str]:
     return [PYTHON, "-m", "project.grpcserver", "--address", address]
 
 
-def traces_command(address: str, file: Path, *, certfile: str = "", keyfile: str = "") -> list[str]:
-    """The stack's own trace collector (ops/traces.py); over HTTPS with a certificate."""
-    https = ["--certfile", certfile, "--keyfile", keyfile] if certfile else []
-    return [
-        PYTHON,
-        "-m",
-        "ops.traces",
-        "collect",
-        "--address",
-        address,
-        "--file",
-        str(file),
-        *https,
-    ]
-
-
 # --- the table ---------------------------------------------------------------------------------
 
 
@@ -165,25 +150,9 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
             prepare=lambda: _write_redis_config(s, var_dir / "redis", *redis),
         )
     ]
-    if s.RELAY_TRACE_COLLECTOR_ADDRESS:
-        collector = s.RELAY_TRACE_COLLECTOR_ADDRESS
-        # HTTPS when the processes export over it (the secure profile), with the web's certificate.
-        https = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").startswith("https:")
-        processes.append(
-            Process(
-                name="traces",
-                command=traces_command(
-                    collector,
-                    s.RELAY_TRACES_FILE,
-                    certfile=s.RELAY_HTTPS_CERT_FILE if https else "",
-                    keyfile=s.RELAY_HTTPS_KEY_FILE if https else "",
-                ),
-                ports=[split_address(collector)],
-                setting="RELAY_TRACE_COLLECTOR_ADDRESS",
-                ready=partial(_listening, collector),
-            )
-        )
-    brokers = [split_address(address) for address in s.KAFKA_BOOTSTRAP_SERVERS.split(",")]
+    if s.ZIPKIN_ADDRESS:
+        processes.append(_zipkin(s.ZIPKIN_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS))
+    brokers = [split_address(address) for address in s.KAFKA_ADDRESS.split(",")]
     kafka = _kafka_processes(s, var_dir, brokers)
     processes += kafka
     grpc_servers = s.GRPC_ADDRESS.split(",")
@@ -231,8 +200,8 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
         )
     # nginx on the front address, the web servers behind it on the ports after it, on
     # loopback only: every request reaches them through the proxy (ops/nginx.conf.template).
-    front = s.RELAY_HTTP_ADDRESS
-    scheme = "https" if s.RELAY_HTTPS_CERT_FILE else "http"
+    front = s.HTTP_ADDRESS
+    scheme = "https" if s.HTTP_TLS_CERT_FILE else "http"
     webs = _names("web", s.RELAY_WEB_SERVERS)
     binds = web_binds(front, len(webs))
     for number, (name, bind) in enumerate(zip(webs, binds, strict=True), start=1):
@@ -241,7 +210,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 name=name,
                 command=web_command(bind),
                 ports=[split_address(bind)],
-                setting="RELAY_HTTP_ADDRESS",
+                setting="HTTP_ADDRESS",
                 ready=partial(_web_answers, f"http://{bind}"),
                 after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
                 prepare=partial(_prepare_web, s, var_dir / "metrics" / name, static=number == 1),
@@ -265,13 +234,37 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 *(("-g", "user root;") if os.geteuid() == 0 else ()),
             ],
             ports=[split_address(front)],
-            setting="RELAY_HTTP_ADDRESS",
+            setting="HTTP_ADDRESS",
             ready=partial(_web_answers, f"{scheme}://{front}"),
             after=tuple(webs),
             prepare=lambda: _write_nginx_config(s, var_dir, binds),
         )
     )
     return processes
+
+
+def _zipkin(address: str, *, max_spans: int) -> Process:
+    """Zipkin, the stack's trace viewer and store (in memory, at most ``max_spans`` spans),
+    on ``address`` alone; its UI at /zipkin/."""
+    host, port = split_address(address)
+
+    def require_jar() -> None:
+        if not ZIPKIN_JAR.exists():
+            raise StackError(f"Zipkin's server is missing ({ZIPKIN_JAR}): run `make setup`.")
+
+    return Process(
+        name="zipkin",
+        command=[
+            *("java", "-Xms64m", "-Xmx384m", "-Djava.awt.headless=true", "-jar", str(ZIPKIN_JAR)),
+            *(f"--armeria.ports[0].ip={host}", f"--armeria.ports[0].port={port}"),
+            "--armeria.ports[0].protocols=http",
+        ],
+        ports=[(host, port)],
+        setting="ZIPKIN_ADDRESS",
+        ready=partial(_zipkin_answers, address),
+        prepare=require_jar,
+        env={"STORAGE_TYPE": "mem", "MEM_MAX_SPANS": str(max_spans)},
+    )
 
 
 def _kafka_processes(s: Any, var_dir: Path, brokers: list[tuple[str, int]]) -> list[Process]:
@@ -314,7 +307,7 @@ def _kafka_processes(s: Any, var_dir: Path, brokers: list[tuple[str, int]]) -> l
                     *("-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(folder / "server.properties")),
                 ],
                 ports=config.ports,
-                setting="KAFKA_BOOTSTRAP_SERVERS",
+                setting="KAFKA_ADDRESS",
                 # A controller cannot start alone: the quorum needs most of them; nor can a
                 # broker without the quorum. So all start, and the last is ready once the
                 # cluster answers and the relay's topics exist.
@@ -359,7 +352,7 @@ def _kafka_topics_ready() -> None:
 
     from relay_app.integrations.kafka_records import ensure_relay_topics, kafka_admin
 
-    expected = len(settings.KAFKA_BOOTSTRAP_SERVERS.split(","))
+    expected = len(settings.KAFKA_ADDRESS.split(","))
     if expected > 1:
         with kafka_admin() as admin:
             registered = len(admin.describe_cluster()["brokers"])
@@ -369,9 +362,13 @@ def _kafka_topics_ready() -> None:
         print(f"[stack] created Kafka topics {', '.join(created)}", flush=True)
 
 
-def _listening(address: str) -> None:
-    """Something accepts connections at ``address``."""
-    socket.create_connection(split_address(address), timeout=1).close()
+def _zipkin_answers(address: str) -> None:
+    """Zipkin at ``address`` says it is up."""
+    import requests
+
+    answer = requests.get(f"http://{address}/health", timeout=2)
+    if answer.status_code != 200 or answer.json().get("status") != "UP":
+        raise StackError(f"Zipkin's /health answered {answer.status_code}")
 
 
 def _worker_answers(node: str) -> None:
@@ -383,12 +380,12 @@ def _worker_answers(node: str) -> None:
 
 def _web_answers(base_url: str) -> None:
     """``/healthz`` at ``base_url`` answers 200 (over HTTPS, the certificate verified against
-    RELAY_HTTPS_CA_FILE)."""
+    HTTP_TLS_CA_FILE)."""
     from django.conf import settings
 
     from relay_app.integrations.relay_api import connect
 
-    connection = connect(base_url, timeout=2, cafile=settings.RELAY_HTTPS_CA_FILE)
+    connection = connect(base_url, timeout=2, cafile=settings.HTTP_TLS_CA_FILE)
     try:
         connection.request("GET", "/healthz")
         response = connection.getresponse()
@@ -412,8 +409,10 @@ def private_file(path: Path, text: str) -> None:
 
 def _stack_secret(name: str, needed_by: str) -> str:
     """A value only the stack needs (a server's key, a broker's own password), from the
-    environment that the secure profile sets from ops/tls.py's transport.env."""
-    if value := os.environ.get(name, ""):
+    environment or the profile (the secure profile's come from ops/tls.py's transport.env)."""
+    from project.settings.environment import env
+
+    if value := str(env.str(name, default="")):
         return value
     raise StackError(f"{name} is not set: {needed_by} needs it (`python -m ops.tls` makes it)")
 
@@ -456,7 +455,7 @@ def _kafka_security(s: Any) -> dict[str, Any]:
         "scram_users": [],
         "keystore": secret("RELAY_KAFKA_KEYSTORE"),
         "keystore_password": secret("RELAY_KAFKA_KEYSTORE_PASSWORD"),
-        "truststore": s.KAFKA_SSL_CAFILE,
+        "truststore": s.KAFKA_TLS_CA_FILE,
     }
     if protocol == "SASL_SSL":
         broker = (secret("RELAY_KAFKA_BROKER_USER"), secret("RELAY_KAFKA_BROKER_PASSWORD"))
@@ -522,7 +521,7 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
         if "broker" in node.roles
         else ""
     )
-    replicas = min(3, len(s.KAFKA_BOOTSTRAP_SERVERS.split(",")))
+    replicas = min(3, len(s.KAFKA_ADDRESS.split(",")))
     values = {
         "node_id": node.node_id,
         "roles": node.roles,
@@ -608,9 +607,9 @@ def proxy_config(
 def _write_nginx_config(s: Any, var_dir: Path, backends: list[str]) -> None:
     """The reverse proxy in front of the web servers; it serves HTTPS with the web's
     certificate where the settings name one (the secure profile)."""
-    cert, key = s.RELAY_HTTPS_CERT_FILE, s.RELAY_HTTPS_KEY_FILE
+    cert, key = s.HTTP_TLS_CERT_FILE, s.HTTP_TLS_KEY_FILE
     text = proxy_config(
-        listen=s.RELAY_HTTP_ADDRESS,
+        listen=s.HTTP_ADDRESS,
         servers=backends,
         pid=str(var_dir / "run" / "nginx.pid"),
         access_log=str(var_dir / "log" / "nginx-access.log"),

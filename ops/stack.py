@@ -236,14 +236,17 @@ class Stack:
         say(f"{name}: stopped")
 
 
-def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack, Credentials]:
-    """A stack of its own for a tool (bench, chaos): ``env`` in force, empty data, migrated,
-    and an API token for ``user`` (made by ``manage.py create_api_token``, as users do).
+def fresh_stack(
+    settings_module: str, *, user: str, env: dict[str, str] | None = None
+) -> tuple[Stack, Credentials]:
+    """A stack of its own for a tool (bench, chaos): its profile's settings (``env`` over
+    them), empty data, migrated, and an API token for ``user`` (made by ``manage.py
+    create_api_token``, as users do).
 
     Production settings need a secret key and the keys of message authentication; random
-    ones are made for the run.
+    ones are made for the run, in the tool's environment, which every process it starts has.
     """
-    os.environ.update(env)
+    os.environ.update({"DJANGO_SETTINGS_MODULE": settings_module, **(env or {})})
     os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
     for key in ("RELAY_CHAIN_SIGNING_KEY", "RELAY_GRPC_CAPABILITY_KEY"):
         os.environ[key] = secrets.token_urlsafe(32)
@@ -253,6 +256,7 @@ def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack
     django.setup()
     from django.conf import settings
 
+    var_dir = Path(settings.RELAY_VAR_DIR)
     stack = Stack(var_dir=var_dir)
     stack.down()  # what an interrupted run may have left running
     kafka = var_dir / "kafka"  # every node's data and the cluster's id, not Kafka's jars
@@ -345,9 +349,9 @@ def _banner(stack: Stack) -> None:
     from relay_app.error_reports import hide_url_passwords
 
     s = stack.settings
-    grpc_tls = "mutual TLS" if s.GRPC_TLS_SERVER_CERT_FILE else "plaintext"
-    https = s.RELAY_HTTPS_CERT_FILE
-    tls = f"  TLS        clients verify against {s.RELAY_HTTPS_CA_FILE}\n" if https else ""
+    grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE else "plaintext"
+    https = s.HTTP_TLS_CERT_FILE
+    tls = f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n" if https else ""
     say(
         f"""relay is up:
   API        {web_url("/api/relay/")}      (POST {{"message": "..."}})
@@ -357,7 +361,7 @@ def _banner(stack: Stack) -> None:
   seed       {web_url("/communication/restKafkaGRPC/")}
   health     {web_url("/healthz")}
   token      python manage.py create_api_token USERNAME   (then: Authorization: Bearer <token>)
-  Kafka      {s.KAFKA_BOOTSTRAP_SERVERS} ({s.KAFKA_SECURITY_PROTOCOL})
+  Kafka      {s.KAFKA_ADDRESS} ({s.KAFKA_SECURITY_PROTOCOL})
   Redis      {hide_url_passwords(s.REDIS_URL, "***")}{" (TLS)" if s.REDIS_TLS else ""}
   gRPC       {s.GRPC_ADDRESS} ({grpc_tls})
 {tls}  logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -93,7 +94,7 @@ def exposition() -> tuple[bytes, str]:
 
 def serve_metrics() -> None:
     """Serve this service's metrics on ``RELAY_METRICS_ADDRESS`` (host:port), if it has one."""
-    address = os.environ.get("RELAY_METRICS_ADDRESS", "")
+    address: str = settings.RELAY_METRICS_ADDRESS
     if not address:
         return
     host, _, port = address.rpartition(":")

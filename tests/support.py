@@ -112,7 +112,7 @@ def http_request(
 ) -> HttpAnswer:
     """One request to the web server the runner started, over real HTTP."""
     request = urllib.request.Request(
-        f"http://{settings.RELAY_HTTP_ADDRESS}{path}",
+        f"http://{settings.HTTP_ADDRESS}{path}",
         data=body,
         headers=headers or {},
         method=method,

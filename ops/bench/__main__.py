@@ -7,7 +7,8 @@ import json
 import sys
 
 from ops.bench import client
-from ops.bench.run import BENCH_ENV, bench
+from ops.bench.run import bench
+from project.settings.profiles import BENCH
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     amount.add_argument("--duration", type=float, help="seconds of an overload level")
     args = parser.parse_args(argv)
     if args.command == "load":
-        address = BENCH_ENV["RELAY_HTTP_ADDRESS"]
+        address = BENCH["HTTP_ADDRESS"]
         outcomes = client.run(address, args.concurrency, count=args.count, duration=args.duration)
         print(json.dumps(outcomes))
         return 0

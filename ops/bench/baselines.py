@@ -5,12 +5,11 @@
       and acknowledgement settings, nothing else: no Django, no Kafka, no database, a queue of
       its own), on a worker with the relay's pool and concurrency.
 
-Import it once the bench stack's environment is in force: its Celery app reads REDIS_URL.
+Its Celery app uses the bench stack's Redis (profiles.BENCH).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -26,9 +25,10 @@ from celery import Celery, chain
 from ops.bench.figures import cpu_per, latencies
 from ops.bench.usage import cpu_seconds
 from ops.processes import ROOT
+from project.settings.profiles import BENCH
 
 QUEUE = "bench-noop"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = BENCH["REDIS_URL"]
 app = Celery("bench_noop", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
     accept_content=["json"],

@@ -7,22 +7,18 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from ops.bench import figures
 from ops.bench.client import KINDS, TOKEN_VARIABLE
 from ops.bench.usage import Usage
-from ops.ledger import stack_env
 from ops.processes import ROOT
+from project.settings.profiles import BENCH, traced_to_zipkin
 
-BENCH_DIR = ROOT / "var" / "bench"
-BENCH_ENV = stack_env(BENCH_DIR, kafka=39092, redis=36379, grpc=35051, web=38000, metrics=39464)
-# With --tracing: every process traced, its spans sent to the bench stack's own collector.
-TRACING_ENV = {
-    "OTEL_TRACES_EXPORTER": "otlp",
-    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:39318",
-    "RELAY_TRACE_COLLECTOR_ADDRESS": "127.0.0.1:39318",
-}
+BENCH_DIR = Path(BENCH["RELAY_VAR_DIR"])
+# With --tracing: every process traced, its spans sent to the bench stack's own Zipkin.
+TRACING_ENV = traced_to_zipkin(22411)
 
 
 class Mode(NamedTuple):
@@ -180,8 +176,8 @@ def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
     mode = "quick" if quick else "full"
     traced = ", every process traced" if tracing else ""
     say(f"{mode} run{traced}; starting the stack with production settings in {BENCH_DIR}")
-    env = BENCH_ENV | (TRACING_ENV if tracing else {"OTEL_TRACES_EXPORTER": "none"})
-    stack, credentials = fresh_stack(BENCH_DIR, env, user="bench")
+    env = TRACING_ENV if tracing else {}
+    stack, credentials = fresh_stack("project.settings.bench", user="bench", env=env)
     os.environ[TOKEN_VARIABLE] = credentials.token  # for the load client's process
     from django.conf import settings
 

@@ -19,31 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from ops.chaos.report import say
 from ops.chaos.scenarios import Profile, Scenario, crash
-from ops.ledger import stack_env
-from ops.processes import ROOT, kafka_process_name
+from ops.processes import kafka_process_name
 
 if TYPE_CHECKING:
     from ops.stack import Stack
     from relay_app.integrations.kafka_records import Leadership
 
-CLUSTER_DIR = ROOT / "var" / "chaos-cluster"
-# The first port of each; the others follow (settings.environment.addresses). Below 32768, out
-# of the range Linux takes client ports from, so no client connection holds one of them.
-CLUSTER_PORTS = {"kafka": 31092, "redis": 31379, "grpc": 31051, "web": 31080, "metrics": 31464}
-CLUSTER_ENV = stack_env(CLUSTER_DIR, **CLUSTER_PORTS) | {
-    "RELAY_KAFKA_BROKERS": "3",
-    "RELAY_WORKERS": "2",
-    "RELAY_GRPC_SERVERS": "2",
-    "RELAY_WEB_SERVERS": "2",
-    # Untraced: what it measures is the cluster's, not tracing's.
-    "OTEL_TRACES_EXPORTER": "none",
-    "RELAY_TRACE_COLLECTOR_ADDRESS": "",
-    # As the cluster profile: one Kafka operation may outlast a node's fencing (2 s) and a retry.
-    "KAFKA_TIMEOUT_SECONDS": "3.5",
-    # A transaction whose waiter died with its web server is timed out within seconds.
-    "RELAY_STALE_GRACE_SECONDS": "1",
-    "RELAY_SWEEP_INTERVAL_SECONDS": "2",
-}
 # The promise: an error reaches the client within the deadline plus half a second.
 ANSWER_MARGIN_SECONDS = 0.5
 # How long the cluster may take to move leadership, or to bring a restarted node back in sync.
@@ -162,8 +143,7 @@ def scenarios(clients: int, ratios: bool) -> list[Scenario]:
 
 
 PROFILE = Profile(
-    CLUSTER_DIR,
-    CLUSTER_ENV,
+    "project.settings.chaos_cluster",
     scenarios,
     quick=(2.0, 3.0),
     full=(4.0, 8.0),

@@ -34,9 +34,7 @@ def run_scenario(
     from django.conf import settings
 
     deadline = float(settings.RELAY_DEADLINE_SECONDS)
-    load = Load(
-        settings.RELAY_HTTP_ADDRESS, credentials, timeout=deadline + 30, reconnect_pause=0.05
-    )
+    load = Load(settings.HTTP_ADDRESS, credentials, timeout=deadline + 30, reconnect_pause=0.05)
     started_at = time.time()
     load.start(clients, lambda n: (f"chaos c{n} #{i} ü" for i in range(10_000)))
     time.sleep(before_seconds)
@@ -76,7 +74,7 @@ def healed_after(entries: list[Entry], since: float, credentials: Credentials) -
         ),
         None,
     )
-    probe = Load(settings.RELAY_HTTP_ADDRESS, credentials, timeout=15)
+    probe = Load(settings.HTTP_ADDRESS, credentials, timeout=15)
     probe.start(1, lambda n: (f"after the fault #{i}" for i in range(5)))
     if not all(right(entry) for entry in probe.join()):
         return None
@@ -111,7 +109,7 @@ def chaos(profile: Profile, *, quick: bool, only: list[str] | None = None) -> di
     stack of its own; the run's summary, also written with each report to results.json."""
     from ops.stack import fresh_stack
 
-    stack, credentials = fresh_stack(profile.var_dir, profile.env, user="chaos")
+    stack, credentials = fresh_stack(profile.settings_module, user="chaos")
     clients, (before, after) = (4, profile.quick) if quick else (8, profile.full)
     chosen = [
         scenario
@@ -136,4 +134,4 @@ def chaos(profile: Profile, *, quick: bool, only: list[str] | None = None) -> di
             stack.up()  # every process back, whatever the scenario did
     finally:
         stack.down()
-    return write(profile.var_dir / "results.json", reports)
+    return write(stack.var_dir / "results.json", reports)

@@ -7,19 +7,13 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-from ops.ledger import stack_env
-from ops.processes import ROOT
 
 if TYPE_CHECKING:
     from ops.stack import Stack
 
 # How much later than the deadline a client may get its answer.
 ANSWER_MARGIN_SECONDS = 2.0
-CHAOS_DIR = ROOT / "var" / "chaos"
-CHAOS_ENV = stack_env(CHAOS_DIR, kafka=49092, redis=46379, grpc=45051, web=48000, metrics=49464)
 
 
 @dataclass(frozen=True)
@@ -27,8 +21,7 @@ class Profile:
     """A stack for the scenarios, and the phases of each: seconds of load before the fault and
     after it (quick, full); a client's answer is due by the deadline plus ``margin``."""
 
-    var_dir: Path
-    env: dict[str, str]
+    settings_module: str  # its profile's (project/settings/profiles.py)
     scenarios: Callable[[int, bool], list[Scenario]]  # (clients, whether shares of 200s bind)
     quick: tuple[float, float]
     full: tuple[float, float]
@@ -121,5 +114,5 @@ SCENARIOS = [
 
 # The same, whatever the load: none of them binds a share of successes.
 PROFILE = Profile(
-    CHAOS_DIR, CHAOS_ENV, lambda clients, ratios: SCENARIOS, quick=(1.5, 2.0), full=(3.0, 5.0)
+    "project.settings.chaos", lambda clients, ratios: SCENARIOS, quick=(1.5, 2.0), full=(3.0, 5.0)
 )

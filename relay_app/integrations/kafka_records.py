@@ -35,15 +35,15 @@ def client_options() -> dict[str, Any]:
     over SASL_SSL, or a client certificate over SSL). Tests and tools use it too."""
     s = settings
     options: dict[str, Any] = {
-        "bootstrap_servers": s.KAFKA_BOOTSTRAP_SERVERS,
+        "bootstrap_servers": s.KAFKA_ADDRESS,
         "security_protocol": s.KAFKA_SECURITY_PROTOCOL,
     }
     if s.KAFKA_SECURITY_PROTOCOL != "PLAINTEXT":
         options |= {
             "ssl_check_hostname": True,
-            "ssl_cafile": s.KAFKA_SSL_CAFILE or None,
-            "ssl_certfile": s.KAFKA_SSL_CERTFILE or None,
-            "ssl_keyfile": s.KAFKA_SSL_KEYFILE or None,
+            "ssl_cafile": s.KAFKA_TLS_CA_FILE or None,
+            "ssl_certfile": s.KAFKA_TLS_CERT_FILE or None,
+            "ssl_keyfile": s.KAFKA_TLS_KEY_FILE or None,
         }
     if s.KAFKA_SECURITY_PROTOCOL == "SASL_SSL":
         options |= {
@@ -244,9 +244,7 @@ class KafkaGateway:
 
 @cache
 def _gateway_for(pid: int) -> KafkaGateway:
-    return KafkaGateway(
-        settings.KAFKA_BOOTSTRAP_SERVERS, connect_timeout=settings.KAFKA_TIMEOUT_SECONDS
-    )
+    return KafkaGateway(settings.KAFKA_ADDRESS, connect_timeout=settings.KAFKA_TIMEOUT_SECONDS)
 
 
 def get_kafka() -> KafkaGateway:

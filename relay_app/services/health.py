@@ -38,7 +38,7 @@ def _redis() -> None:
 def _kafka() -> None:
     """One broker that accepts a connection is enough: the client finds the others from it."""
     errors = []
-    for address in settings.KAFKA_BOOTSTRAP_SERVERS.split(","):
+    for address in settings.KAFKA_ADDRESS.split(","):
         host, _, port = address.strip().rpartition(":")
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=_TIMEOUT).close()

@@ -35,7 +35,7 @@ from ..support import (
 )
 
 ASYNC = {"Prefer": "respond-async"}
-BASE = f"http://{settings.RELAY_HTTP_ADDRESS}"
+BASE = f"http://{settings.HTTP_ADDRESS}"
 SHORT_BUDGET = 2.0
 
 

@@ -43,7 +43,7 @@ NO_SIDEWAYS_SCROLL = """() => Object.fromEntries(
   [["page", document.documentElement], ["list", document.querySelector("#changelist .results")]]
     .map(([name, element]) => [name, [element.scrollWidth, element.clientWidth]]))"""
 TO_THE_SECOND = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
-BASE = f"http://{settings.RELAY_HTTP_ADDRESS}"
+BASE = f"http://{settings.HTTP_ADDRESS}"
 TIMEOUT_MS = 15_000
 
 
@@ -72,7 +72,7 @@ def browser_page(test: TransactionTestCase) -> Iterator[Page]:
             yield page
         finally:
             browser.close()
-    test.assertEqual(hosts, {settings.RELAY_HTTP_ADDRESS})
+    test.assertEqual(hosts, {settings.HTTP_ADDRESS})
 
 
 def person(username: str) -> str:

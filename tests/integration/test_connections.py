@@ -32,9 +32,9 @@ from relay_app.services.transactions import HopRecord, hops_record, transaction_
 from ..support import bearer, http_request, relay_over_http, user_with_token
 from .test_metrics import samples, scrape_web
 
-PROXY = split_address(settings.RELAY_HTTP_ADDRESS)
+PROXY = split_address(settings.HTTP_ADDRESS)
 # The first web server behind the proxy, for a client that bypasses it.
-WEB = split_address(web_binds(settings.RELAY_HTTP_ADDRESS, settings.RELAY_WEB_SERVERS)[0])
+WEB = split_address(web_binds(settings.HTTP_ADDRESS, settings.RELAY_WEB_SERVERS)[0])
 TEMPLATE = (Path(settings.BASE_DIR) / "ops" / "nginx.conf.template").read_text()
 # A client that reads (next to) nothing: the server's writes to it soon block.
 TINY_WINDOW = 4096

@@ -31,7 +31,7 @@ def scrape_port(address: str) -> str:
 def scrape_web(headers: dict[str, str] | None = None) -> tuple[int, str, str]:
     """``GET /metrics`` of the web server: its status, body and content type."""
     request = urllib.request.Request(
-        f"http://{settings.RELAY_HTTP_ADDRESS}/metrics", headers=headers or {}
+        f"http://{settings.HTTP_ADDRESS}/metrics", headers=headers or {}
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback

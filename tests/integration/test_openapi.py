@@ -34,7 +34,7 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
     """
 
     def test_no_5xx_and_every_response_matches_the_schema(self) -> None:
-        base = f"http://{settings.RELAY_HTTP_ADDRESS}"
+        base = f"http://{settings.HTTP_ADDRESS}"
         # An API client's token, as any client of the API sends it; a staff user's, so that
         # every operation answers it (/metrics is for staff).
         _, token = user_with_token("schemathesis", staff=True)

@@ -140,7 +140,7 @@ class ComposeTests(SimpleTestCase):
                     environment["RELAY_GRPC_CAPABILITY_KEY"], SECRETS["RELAY_GRPC_CAPABILITY_KEY"]
                 )
                 self.assertIn("test-only-password", environment["DATABASE_URL"])
-                self.assertEqual(environment["KAFKA_BOOTSTRAP_SERVERS"], BROKER_ADDRESSES)
+                self.assertEqual(environment["KAFKA_ADDRESS"], BROKER_ADDRESSES)
                 self.assertEqual(environment["RELAY_KAFKA_BROKERS"], "3")
                 # One name, which DNS resolves to every replica of the grpc service.
                 self.assertEqual(environment["GRPC_ADDRESS"], "grpc:50051")

@@ -72,12 +72,12 @@ class Command(BaseCommand):
         return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
-        scheme = "https" if settings.RELAY_HTTPS_CERT_FILE else "http"
+        scheme = "https" if settings.HTTP_TLS_CERT_FILE else "http"
         parser.add_argument("message", help="the text to relay")
         parser.add_argument(
             "--url",
-            default=f"{scheme}://{settings.RELAY_HTTP_ADDRESS}",
-            help="the relay's web server (default: RELAY_HTTP_ADDRESS, %(default)s)",
+            default=f"{scheme}://{settings.HTTP_ADDRESS}",
+            help="the relay's web server (default: HTTP_ADDRESS, %(default)s)",
         )
         parser.add_argument(
             "--token",
@@ -123,7 +123,7 @@ class Command(BaseCommand):
         return relay_api.connect(
             self.options["url"],
             timeout=self.options["timeout"],
-            cafile=settings.RELAY_HTTPS_CA_FILE,
+            cafile=settings.HTTP_TLS_CA_FILE,
         )
 
     def headers(self) -> dict[str, str]:
