@@ -30,7 +30,7 @@ from typing import Any
 
 from ops.client import Credentials, issue_token
 from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, table
-from ops.supervisor import RUNNING, Supervisor
+from ops.supervisor import RUNNING, STOPPED, Supervisor
 
 __all__ = ["Stack", "StackError", "fresh_stack"]
 
@@ -100,6 +100,10 @@ class Stack:
         for name in names if names is not None else self.processes:
             visit(name)
         return ordered
+
+    def _state(self, name: str) -> str:
+        state = self.supervisor.state(name)
+        return str(state["statename"]) if state else "STOPPED"
 
     def pid(self, name: str) -> int | None:
         """The pid of ``name`` while it runs."""
@@ -231,7 +235,7 @@ class Stack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         give_up = time.monotonic() + self.processes[name].stop_seconds + 5
-        while self.pid(name) is not None and time.monotonic() < give_up:
+        while self._state(name) not in STOPPED and time.monotonic() < give_up:
             time.sleep(0.1)
         say(f"{name}: stopped")
 

@@ -31,6 +31,7 @@ LOG_BYTES = "10MB"
 LOG_BACKUPS = 3
 # What supervisord calls a process that runs, or is being started again after it died.
 RUNNING = {"STARTING", "RUNNING", "BACKOFF"}
+STOPPED = {"STOPPED", "EXITED", "FATAL"}
 
 
 def _quoted(value: str) -> str:

@@ -13,6 +13,7 @@ from django.utils.text import Truncator
 from .hops import Stage
 from .models import ApiToken, Hop, Transaction
 from .services.tokens import api_tokens_revoke
+from .tracing import trace_url
 from .waterfall import format_duration, waterfall
 
 admin.site.site_header = "relay administration"
@@ -110,7 +111,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "error",
         "failed_stage",
         "idempotency_key",
-        "trace_id",
+        "trace",
         "created_at",
         "deadline_at",
         "finished_at",
@@ -123,6 +124,15 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def short_id(self, transaction: Transaction) -> str:
         """The id's first eight digits (the search takes them too); all of it on hover."""
         return format_html('<span title="{}">{}</span>', transaction.id, str(transaction.id)[:8])
+
+    @admin.display(description="trace")
+    def trace(self, transaction: Transaction) -> str:
+        """Its trace id, a link to the trace in the viewer (RELAY_TRACE_URL) where there is one."""
+        if not transaction.trace_id:
+            return "-"
+        if url := trace_url(transaction.trace_id):
+            return format_html('<a href="{}" target="_blank">{}</a>', url, transaction.trace_id)
+        return transaction.trace_id
 
     @admin.display(description="message")
     def message_excerpt(self, transaction: Transaction) -> str:

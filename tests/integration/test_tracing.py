@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+import requests
 from django.conf import settings
 from django.test import TransactionTestCase
 from opentelemetry.propagate import inject
@@ -122,6 +123,12 @@ class TracingTests(TransactionTestCase):
         self.assertEqual(answer.body["trace_id"], trace_id)
         self.assertRegex(answer.headers["traceparent"], rf"^00-{trace_id}-[0-9a-f]{{16}}-0[13]$")
         self.assertEqual(Transaction.objects.get(id=transaction_id).trace_id, trace_id)
+        # ... and a link to it in the stack's Zipkin, whose UI opens it.
+        link = answer.body["trace_url"]
+        self.assertEqual(link, f"http://{settings.ZIPKIN_ADDRESS}/zipkin/traces/{trace_id}")
+        page = requests.get(link, timeout=5)
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("text/html", page.headers["Content-Type"])
 
         spans = self.spans(trace_id, lambda found: len(self.hops(found)) == 8)
         root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
-from django.test import TestCase
+from django.test import TestCase, override_settings
 from django.utils import timezone
 
 from relay_app.admin import TransactionAdmin
@@ -105,6 +105,17 @@ class AdminTests(TestCase):
                 )
                 assert shown is not None
                 self.assertEqual(shown[1], timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S"))
+
+    def test_the_transaction_page_links_to_its_trace_in_the_viewer(self) -> None:
+        transaction = recorded("hello")
+        Transaction.objects.filter(id=transaction.id).update(trace_id="ab" * 16)
+        with override_settings(RELAY_TRACE_URL="https://traces.example/t/{trace_id}"):
+            page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        self.assertIn(f'<a href="https://traces.example/t/{"ab" * 16}"', page)
+        with override_settings(RELAY_TRACE_URL=""):
+            page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        self.assertNotIn("traces.example", page)
+        self.assertIn("ab" * 16, page)
 
     def test_view_site_opens_the_landing_page(self) -> None:
         page = self.client.get("/admin/").content.decode()
