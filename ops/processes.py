@@ -350,7 +350,8 @@ def _kafka_topics_ready() -> None:
     missing, on as many brokers as they need)."""
     from django.conf import settings
 
-    from relay_app.integrations.kafka_records import ensure_relay_topics, kafka_admin
+    from ops.kafka_tools import kafka_admin
+    from relay_app.integrations.kafka_records import ensure_relay_topics
 
     expected = len(settings.KAFKA_ADDRESS.split(","))
     if expected > 1:

@@ -279,6 +279,24 @@ def fresh_stack(
 # --- the demo and the transaction log ---------------------------------------------------------
 
 
+def lines_of(
+    transaction_id: str, *, path: Path, expected: int = 12, wait: float = 2.0
+) -> list[str]:
+    """The lines one transaction wrote to the log at ``path`` (timestamp and text, without the
+    id), waiting up to ``wait`` seconds for ``expected`` of them: for the demo and the tests."""
+    marker = f"\ttransaction_id={transaction_id}"
+    give_up = time.monotonic() + wait
+    while True:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        mine = [line.removesuffix(marker) for line in lines if line.endswith(marker)]
+        if len(mine) >= expected or time.monotonic() > give_up:
+            return mine
+        time.sleep(0.05)
+
+
 def demo(message: str = "hello world") -> int:
     """Send one message to the running web server as a user's program would, with an API
     token of its own (made, used, then revoked); print the answer and the transaction's log."""
@@ -286,7 +304,6 @@ def demo(message: str = "hello world") -> int:
 
     from ops.client import post_message, revoke_token, web_connection, web_url
     from relay_app.hops import expected_final_message
-    from relay_app.seed_log import lines_of
 
     try:
         token = issue_token("demo", name="make demo")

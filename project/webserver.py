@@ -26,9 +26,9 @@ from typing import Any
 from gunicorn.errors import AppImportError
 from gunicorn.workers.gthread import ThreadWorker
 
+from relay_app.api.arrival import ARRIVED_AT
 from relay_app.checks import StartRefused
 
-ARRIVED_AT = "relay.arrived_at"
 # How long one send or receive on a client's socket may take (sendall: the whole of it).
 SOCKET_TIMEOUT_SECONDS = 5.0
 

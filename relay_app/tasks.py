@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from celery import chain, shared_task
+from celery import Celery, chain, shared_task
 from celery.canvas import Signature
 from celery.exceptions import Ignore
 from celery.result import AsyncResult
@@ -205,6 +205,11 @@ def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signat
         consume_reply.s().set(**{**options, "ignore_result": True}),
         respond.s().set(**last),
     )
+
+
+def chain_app() -> Celery:
+    """The Celery app the relay's tasks are bound to (the project's, ``project/celery.py``)."""
+    return consume_reply.app
 
 
 def chain_result(transaction_id: str) -> AsyncResult:

@@ -17,9 +17,10 @@ from django.contrib.auth.models import User
 from kafka import KafkaConsumer, TopicPartition
 from rest_framework.test import APIClient
 
+from ops.kafka_tools import read_all
+from ops.stack import lines_of
 from relay_app.hops import HOPS, Stage
-from relay_app.integrations.kafka_records import Record, client_options, read_all
-from relay_app.seed_log import lines_of
+from relay_app.integrations.kafka_records import Record, client_options
 from relay_app.services.tokens import api_token_create
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from ops.chaos.scenarios import Profile, Scenario, crash
 from ops.processes import kafka_process_name
 
 if TYPE_CHECKING:
+    from ops.kafka_tools import Leadership
     from ops.stack import Stack
-    from relay_app.integrations.kafka_records import Leadership
 
 # The issue's promise: an error reaches the client within the deadline plus half a second.
 ANSWER_MARGIN_SECONDS = 0.5
@@ -43,7 +43,7 @@ def _leadership(admin: Any) -> Leadership | None:
     one, or the cluster is still electing)."""
     from kafka.errors import KafkaError
 
-    from relay_app.integrations.kafka_records import leadership
+    from ops.kafka_tools import leadership
 
     try:
         return leadership(admin, _relay_topics())
@@ -69,7 +69,7 @@ class KafkaNodeFault:
         )
 
     def inject(self, stack: Stack) -> float | None:
-        from relay_app.integrations.kafka_records import kafka_admin, leadership
+        from ops.kafka_tools import kafka_admin, leadership
 
         with kafka_admin() as admin:
             self.node = self.choose(leadership(admin, _relay_topics()))
@@ -92,7 +92,7 @@ class KafkaNodeFault:
         return None
 
     def recover(self, stack: Stack) -> None:
-        from relay_app.integrations.kafka_records import kafka_admin
+        from ops.kafka_tools import kafka_admin
 
         stack.start(kafka_process_name(self.node))
         give_up = time.monotonic() + IN_SYNC_GIVE_UP_SECONDS

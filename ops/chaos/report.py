@@ -137,7 +137,7 @@ def kafka(transactions: QuerySet[Transaction]) -> tuple[int, int]:
     recorded as acknowledged that are no longer readable with their key."""
     from django.conf import settings
 
-    from relay_app.integrations.kafka_records import read_all
+    from ops.kafka_tools import read_all
     from relay_app.models import Hop
 
     records = {  # (topic, partition, offset) -> its key

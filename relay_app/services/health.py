@@ -68,7 +68,9 @@ def _worker() -> None:
     """At least one Celery worker answers a ping (the first answer is enough)."""
     from kombu.exceptions import OperationalError
 
-    from project.celery import app
+    from ..tasks import chain_app
+
+    app = chain_app()
 
     # A broker connection the pool kept across a Redis restart fails once ("Connection
     # closed by server"); the second try gets a new one. Redis really down fails both.
