@@ -58,6 +58,17 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def interrupt_on_termination() -> None:
+    """SIGTERM and SIGHUP end this tool as Ctrl-C does (KeyboardInterrupt), so that whatever it
+    started is stopped on the way out (each tool stops its stack in a ``finally``)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def _private_dir(path: Path) -> None:
     """``path``, made if missing, readable by its owner only: it holds the database, the logs
     (every client's message) and the services' data."""
@@ -404,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.conf import settings
 
     stack = Stack(var_dir=settings.RELAY_VAR_DIR)
+    interrupt_on_termination()
     try:
         if args.command == "status":
             if not stack.supervisor.running():
@@ -438,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackError as exc:
         say(f"error: {exc}")
         return 1
+    except KeyboardInterrupt:
+        say("interrupted: what it started is stopped")
+        return 130
 
 
 def _run(stack: Stack, message: str) -> int:

@@ -8,6 +8,7 @@ import sys
 
 from ops.bench import client
 from ops.bench.run import bench
+from ops.stack import interrupt_on_termination
 from project.settings.profiles import BENCH
 
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = client.run(address, args.concurrency, count=args.count, duration=args.duration)
         print(json.dumps(outcomes))
         return 0
+    interrupt_on_termination()
     headline = bench(quick=getattr(args, "quick", False), tracing=getattr(args, "tracing", False))
     print(json.dumps(headline), flush=True)
     return 0

@@ -9,6 +9,7 @@ import sys
 
 from ops.chaos import cluster, scenarios
 from ops.chaos.run import chaos
+from ops.stack import interrupt_on_termination
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", help="run the scenarios whose name holds this (repeatable)"
     )
     args = parser.parse_args(argv)
+    interrupt_on_termination()
     profile = cluster.PROFILE if args.cluster else scenarios.PROFILE
     summary = chaos(profile, quick=args.quick, only=args.only)
     print(json.dumps(summary), flush=True)
