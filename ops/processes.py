@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -72,6 +71,8 @@ def web_command(bind: str) -> list[str]:
     """gunicorn serving the relay on ``bind``, in plain HTTP behind the proxy."""
     return [
         *(PYTHON, "-m", "gunicorn", "project.wsgi:application", "--bind", bind),
+        # Its hooks: the metrics of its processes start afresh with it (project/webserver.py).
+        *("--config", "python:project.webserver"),
         # Threads: a relay mostly waits on its transaction, and one thread each for as many as
         # admission takes on leaves a refusal nothing to queue behind (README, "Performance").
         # The worker class is gthread's, noting each request's arrival and bounding each
@@ -191,7 +192,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 setting="RELAY_WORKERS",
                 ready=partial(_worker_answers, node),
                 after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
-                prepare=partial(_empty_dir, var_dir / "metrics" / name),
+                prepare=partial(_private_folder, var_dir / "metrics" / name),
                 env={
                     "RELAY_METRICS_ADDRESS": metrics,
                     "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
@@ -619,16 +620,13 @@ def _write_nginx_config(s: Any, var_dir: Path, backends: list[str]) -> None:
     private_file(var_dir / "nginx" / "nginx.conf", text)
 
 
-def _empty_dir(path: Path) -> None:
-    """``path``, made empty: a forking server's metrics files (prometheus_client's
-    multi-process mode) must start afresh with the server."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    path.mkdir(parents=True, mode=0o700)
+def _private_folder(path: Path) -> None:
+    """A forking server's metrics folder (the server empties it as it starts)."""
+    path.mkdir(parents=True, mode=0o700, exist_ok=True)
 
 
 def _prepare_web(s: Any, metrics: Path, *, static: bool) -> None:
-    _empty_dir(metrics)
+    _private_folder(metrics)
     if static:  # one web server collects the static files for all
         _collect_static(s)
 

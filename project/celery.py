@@ -33,8 +33,10 @@ def set_up_worker(**_: Any) -> None:
     process (Django is set up by then): its pool processes inherit them."""
     from relay_app import tracing, worker
     from relay_app.checks import check_at_start
+    from relay_app.metrics import start_afresh
 
     check_at_start("worker")
+    start_afresh()
     worker.connect_signals()
     tracing.setup("worker")
 

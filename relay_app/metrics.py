@@ -3,8 +3,8 @@
 Each is defined once here and counted where its event happens: the web server's admission
 and answer, every hop's record, each Celery task. The web server and the Celery worker fork,
 so their processes write to files under ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
-multi-process mode; the table of processes sets one directory per process and empties it
-before each start) and an exposition adds them up. The gRPC server is one process.
+multi-process mode; one directory per server, emptied as the server starts, ``start_afresh``)
+and an exposition adds them up. The gRPC server is one process.
 
 The web server shows its own at ``/metrics`` (staff, or a scraper with
 ``RELAY_METRICS_TOKEN``); each worker and gRPC server on ``RELAY_METRICS_ADDRESS``, which the
@@ -71,6 +71,21 @@ REFUSED = Counter(
     "Relay requests refused before any work: throttled (429) or at capacity (503).",
     ["reason"],
 )
+
+
+def start_afresh() -> None:
+    """Empty the multi-process directory, as a forking server (re)starts: the files of
+    processes before this start would otherwise still be added up."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder and os.path.isdir(folder):
+        for name in os.listdir(folder):
+            os.unlink(os.path.join(folder, name))
+
+
+def process_gone(pid: int) -> None:
+    """A forking server's process ``pid`` exited: its live gauges no longer count."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def count_dependency_error(dependency: str, exc: BaseException) -> None:
