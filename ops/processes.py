@@ -224,6 +224,8 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 },
             )
         )
+    flower_socket = var_dir / "run" / "flower.sock"
+    processes.append(_flower(flower_socket))
     processes.append(
         Process(
             name="proxy",
@@ -234,14 +236,44 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 # stack's private folder (its temporary files are there): as the stack's user.
                 *(("-g", "user root;") if os.geteuid() == 0 else ()),
             ],
-            ports=[split_address(front)],
+            ports=[split_address(front), split_address(s.FLOWER_ADDRESS)],
             setting="HTTP_ADDRESS",
             ready=partial(_web_answers, f"{scheme}://{front}"),
-            after=tuple(webs),
-            prepare=lambda: _write_nginx_config(s, var_dir, binds),
+            after=(*webs, "flower"),
+            prepare=lambda: _write_nginx_config(s, var_dir, binds, flower=f"unix:{flower_socket}"),
         )
     )
     return processes
+
+
+def flower_command(*, address: str = "", unix_socket: str = "") -> list[str]:
+    """Flower, Celery's monitor, on ``address`` (host:port) or a unix socket; it is reached
+    through the proxy, which lets staff alone through."""
+    if unix_socket:
+        where = [f"--unix_socket={unix_socket}"]
+    else:
+        host, port = split_address(address)
+        where = [f"--address={host}", f"--port={port}"]
+    return [
+        *(PYTHON, "-m", "celery", "-A", "project", "flower", *where),
+        # Workers gone for a minute leave its list; at most this many tasks are kept.
+        *("--purge_offline_workers=60", "--max_tasks=10000"),
+    ]
+
+
+def _flower(unix_socket: Path) -> Process:
+    """Flower on a unix socket of the stack's own: nobody reaches it but through the proxy."""
+    return Process(
+        name="flower",
+        command=flower_command(unix_socket=str(unix_socket)),
+        ports=[],
+        setting="FLOWER_ADDRESS",
+        ready=partial(_socket_answers, unix_socket),
+        after=("redis",),
+        prepare=lambda: unix_socket.unlink(missing_ok=True),
+        # Its API needs no credential of its own: the proxy checks the person's (staff only).
+        env={"FLOWER_UNAUTHENTICATED_API": "true"},
+    )
 
 
 def _zipkin(address: str, *, max_spans: int) -> Process:
@@ -362,6 +394,13 @@ def _kafka_topics_ready() -> None:
             raise StackError(f"{registered} of {expected} Kafka brokers registered so far")
     if created := ensure_relay_topics():
         print(f"[stack] created Kafka topics {', '.join(created)}", flush=True)
+
+
+def _socket_answers(path: Path) -> None:
+    """Something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        probe.connect(str(path))
 
 
 def _zipkin_answers(address: str) -> None:
@@ -586,15 +625,26 @@ def _cluster_id(folder: Path) -> str:
 
 
 def proxy_config(
-    *, listen: str, servers: list[str], pid: str, access_log: str, tls: tuple[str, str] | None
+    *,
+    listen: str,
+    servers: list[str],
+    flower: tuple[str, str],
+    pid: str,
+    access_log: str,
+    tls: tuple[str, str] | None,
 ) -> str:
-    """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy;
-    with ``tls`` (a certificate and its key), over HTTPS."""
+    """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy:
+    the relay on ``listen``, Flower (``flower``: where the proxy listens, and where Flower is)
+    for staff; with ``tls`` (a certificate and its key), over HTTPS."""
     from relay_app.api.parsers import max_body_bytes
 
     cert, key = tls or ("", "")
+    scheme = "https" if tls else "http"
     values = {
         "RELAY_PROXY_LISTEN": f"{listen} ssl" if tls else listen,
+        "RELAY_PROXY_FLOWER_LISTEN": f"{flower[0]} ssl" if tls else flower[0],
+        "RELAY_PROXY_FLOWER_SERVER": f"server {flower[1]};",
+        "RELAY_PROXY_LOGIN_URL": f"{scheme}://{listen}/admin/login/",
         "RELAY_PROXY_TLS": f"ssl_certificate {cert}; ssl_certificate_key {key};" if tls else "",
         "RELAY_PROXY_MAX_BODY": str(max_body_bytes()),
         # nginx marks no server down for a failure: a killed one is retried at once.
@@ -606,13 +656,14 @@ def proxy_config(
     return re.sub(r"\$\{(RELAY_PROXY_\w+)\}", lambda match: values[match[1]], template)
 
 
-def _write_nginx_config(s: Any, var_dir: Path, backends: list[str]) -> None:
-    """The reverse proxy in front of the web servers; it serves HTTPS with the web's
-    certificate where the settings name one (the secure profile)."""
+def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: str) -> None:
+    """The reverse proxy in front of the web servers and Flower; it serves HTTPS with the
+    web's certificate where the settings name one (the secure profile)."""
     cert, key = s.HTTP_TLS_CERT_FILE, s.HTTP_TLS_KEY_FILE
     text = proxy_config(
         listen=s.HTTP_ADDRESS,
         servers=backends,
+        flower=(s.FLOWER_ADDRESS, flower),
         pid=str(var_dir / "run" / "nginx.pid"),
         access_log=str(var_dir / "log" / "nginx-access.log"),
         tls=(cert, key) if cert else None,

@@ -78,6 +78,10 @@ CELERY_WORKER_PROC_ALIVE_TIMEOUT = 15.0
 # No hop takes more than the deadline; these only stop a task stuck beyond all reason.
 CELERY_TASK_SOFT_TIME_LIMIT = 15
 CELERY_TASK_TIME_LIMIT = 20
+# Task events, for Flower's view of each task (each a small message on Redis): on, as
+# deployed; the benchmark measures what they cost.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=True)
+CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=True)
 # The worker reconnects to Redis every half second, not after up to 30 s (relay_app/worker.py).
 CELERY_WORKER_CONSUMER = "relay_app.worker:Consumer"
 # Our own logging configuration stays in force inside the worker.

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+from .api import HTTP_TLS_CERT_FILE
 from .core import RELAY_VAR_DIR
 from .environment import addresses, choice, env
 from .relay import RELAY_GRPC_SERVERS, RELAY_WORKERS
@@ -64,6 +65,16 @@ ZIPKIN_MAX_SPANS = env.int("ZIPKIN_MAX_SPANS", default=100_000)
 RELAY_TRACE_URL = env.str(
     "RELAY_TRACE_URL",
     default=f"http://{ZIPKIN_ADDRESS}/zipkin/traces/{{trace_id}}" if ZIPKIN_ADDRESS else "",
+)
+# Flower, Celery's own monitor of the workers, their queues and tasks (ops/processes.py starts
+# it behind the proxy, which lets staff alone through): where people open it; empty: none.
+FLOWER_ADDRESS = env.str("FLOWER_ADDRESS", default="")
+# Where each hop's task is shown (the admin's links): Flower's pages; empty: no link.
+RELAY_FLOWER_URL = env.str(
+    "RELAY_FLOWER_URL",
+    default=f"{'https' if HTTP_TLS_CERT_FILE else 'http'}://{FLOWER_ADDRESS}"
+    if FLOWER_ADDRESS
+    else "",
 )
 # Each worker's and gRPC server's own metrics address, set for each by the table of processes.
 RELAY_METRICS_ADDRESS = env.str("RELAY_METRICS_ADDRESS", default="")

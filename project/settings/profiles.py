@@ -20,11 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def local_stack(
-    folder: str, *, kafka: int, redis: int, grpc: int, http: int, metrics: int
+    folder: str, *, kafka: int, redis: int, grpc: int, http: int, metrics: int, flower: int
 ) -> dict[str, str]:
     """Where a local stack keeps its files (``var/<folder>``) and listens (loopback): Kafka's
     controller on the port after its broker's, the web servers on the ports after
-    ``http`` (nginx's), the gRPC servers' metrics ten above the workers'."""
+    ``http`` (nginx's, which serves Flower on ``flower`` too), the gRPC servers' metrics ten
+    above the workers'."""
     return {
         "RELAY_VAR_DIR": str(ROOT / "var" / folder),
         "KAFKA_ADDRESS": f"127.0.0.1:{kafka}",
@@ -33,6 +34,7 @@ def local_stack(
         "HTTP_ADDRESS": f"127.0.0.1:{http}",
         "RELAY_WORKER_METRICS_ADDRESS": f"127.0.0.1:{metrics}",
         "RELAY_GRPC_METRICS_ADDRESS": f"127.0.0.1:{metrics + 10}",
+        "FLOWER_ADDRESS": f"127.0.0.1:{flower}",
     }
 
 
@@ -60,7 +62,7 @@ _CLUSTER = {
 # make run / make up: a local key, DEBUG, a local superuser, anonymous relaying, public API
 # docs and gRPC reflection, so the demo needs no setup; traced to the stack's own collector.
 DEVELOPMENT = {
-    **local_stack("", kafka=9092, redis=6379, grpc=50051, http=8000, metrics=9464),
+    **local_stack("", kafka=9092, redis=6379, grpc=50051, http=8000, metrics=9464, flower=5555),
     # "django-insecure-" and "insecure-": production refuses such keys.
     "DJANGO_SECRET_KEY": "django-insecure-development-only",
     "RELAY_CHAIN_SIGNING_KEY": "insecure-development-chain-signing-key-of-the-repository",
@@ -89,7 +91,9 @@ CLUSTER = {**DEVELOPMENT, "RELAY_VAR_DIR": str(ROOT / "var" / "cluster"), **_CLU
 
 # The test suite (make test): its own ports and folder, so it never meets a running stack.
 TEST = {
-    **local_stack("test", kafka=19092, redis=16379, grpc=15051, http=18000, metrics=19464),
+    **local_stack(
+        "test", kafka=19092, redis=16379, grpc=15051, http=18000, metrics=19464, flower=15555
+    ),
     "DJANGO_SECRET_KEY": "django-insecure-test-only",
     "RELAY_CHAIN_SIGNING_KEY": "insecure-test-chain-signing-key-of-the-repository",
     "RELAY_GRPC_CAPABILITY_KEY": "insecure-test-grpc-capability-key-of-the-repository",
@@ -125,15 +129,27 @@ _TOOL = {
 }
 BENCH = {
     **_TOOL,
-    **local_stack("bench", kafka=22092, redis=22379, grpc=22051, http=22000, metrics=22464),
+    **local_stack(
+        "bench", kafka=22092, redis=22379, grpc=22051, http=22000, metrics=22464, flower=22555
+    ),
 }
 CHAOS = {
     **_TOOL,
-    **local_stack("chaos", kafka=23092, redis=23379, grpc=23051, http=23000, metrics=23464),
+    **local_stack(
+        "chaos", kafka=23092, redis=23379, grpc=23051, http=23000, metrics=23464, flower=23555
+    ),
 }
 CHAOS_CLUSTER = {
     **_TOOL,
-    **local_stack("chaos-cluster", kafka=24092, redis=24379, grpc=24051, http=24000, metrics=24464),
+    **local_stack(
+        "chaos-cluster",
+        kafka=24092,
+        redis=24379,
+        grpc=24051,
+        http=24000,
+        metrics=24464,
+        flower=24555,
+    ),
     **_CLUSTER,
     # A transaction whose waiter died with its web server is timed out within seconds.
     "RELAY_STALE_GRACE_SECONDS": "1",

@@ -15,7 +15,7 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import generics, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -385,6 +385,25 @@ class SchemaView(SpectacularAPIView):
         if isinstance(request.accepted_renderer, BrowsableAPIRenderer):
             del response["Content-Disposition"]  # a page to read, not a file to save
         return response
+
+
+class StaffCheckView(APIView):
+    """Whether the request's session or token is a staff user's: 204 if so, else 401 (signed
+    out) or 403. The proxy asks it before it lets anyone into Flower, Celery's monitor."""
+
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        tags=["service"],
+        responses={
+            204: OpenApiResponse(description="A staff user."),
+            401: UNAUTHENTICATED,
+            403: OpenApiResponse(ErrorSerializer, "Signed in, but not staff."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class HealthView(APIView):

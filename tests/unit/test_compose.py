@@ -22,7 +22,7 @@ from relay_app.api.parsers import max_body_bytes
 ROOT = Path(settings.BASE_DIR)
 # The relay's own processes, built from the image; each scales but the scheduler.
 SCALED = {"web", "worker", "grpc"}
-RELAY = {"migrate", "topics", "beat"} | SCALED
+RELAY = {"migrate", "topics", "beat", "flower"} | SCALED
 CONTROLLERS = {f"kafka-controller-{n}" for n in (1, 2, 3)}
 BROKERS = {f"kafka-{n}" for n in (1, 2, 3)}
 BROKER_ADDRESSES = ",".join(f"{broker}:9092" for broker in sorted(BROKERS))
@@ -100,7 +100,7 @@ class ComposeTests(SimpleTestCase):
     def test_the_services_mirror_the_cluster_profile(self) -> None:
         self.assertEqual(
             set(self.services),
-            RELAY | CONTROLLERS | BROKERS | {"postgres", "redis", "proxy"},
+            RELAY | CONTROLLERS | BROKERS | {"postgres", "redis", "proxy", "zipkin"},
         )
         for name in SCALED:
             with self.subTest(name):
@@ -121,6 +121,7 @@ class ComposeTests(SimpleTestCase):
                 concurrency=settings.RELAY_WORKER_CONCURRENCY,
             ),
             "beat": processes.beat_command(schedule="/app/var/run/celerybeat-schedule"),
+            "flower": processes.flower_command(address="0.0.0.0:5555"),
         }
         for name, command in expected.items():
             with self.subTest(name):
@@ -181,11 +182,17 @@ class ComposeTests(SimpleTestCase):
             for name, service in self.services.items()
             if service.get("ports")
         }
-        self.assertEqual(published, {"proxy": [("127.0.0.1", "8000")]})
+        self.assertEqual(
+            published,
+            {
+                "proxy": [("127.0.0.1", "8000"), ("127.0.0.1", "5555")],
+                "zipkin": [("127.0.0.1", "9411")],
+            },
+        )
 
     def test_every_long_running_service_has_a_health_check_and_starts_on_health(self) -> None:
         for name, service in self.services.items():
-            if name in {"migrate", "topics", "beat"}:
+            if name in {"migrate", "topics", "beat", "flower"}:
                 continue
             with self.subTest(name):
                 self.assertTrue(service["healthcheck"]["test"])

@@ -2,6 +2,7 @@
 reported with the setting that moves its process."""
 
 import socket
+from typing import Any
 
 from django.conf import settings
 from django.test import SimpleTestCase, override_settings
@@ -10,7 +11,11 @@ from ops.processes import proxy_config
 from ops.stack import Stack, StackError
 from relay_app.api.parsers import max_body_bytes
 
-FILES = {"pid": "nginx.pid", "access_log": "access.log"}
+FILES: dict[str, Any] = {
+    "pid": "nginx.pid",
+    "access_log": "access.log",
+    "flower": ("127.0.0.1:5555", "unix:/tmp/flower.sock"),
+}
 
 
 class StackTests(SimpleTestCase):
@@ -56,7 +61,7 @@ class StackTests(SimpleTestCase):
         self.assertEqual(
             set(processes),
             {"redis", *controllers, *brokers, "grpc-1", "grpc-2", "worker-1", "worker-2"}
-            | {"web-1", "web-2", "proxy", "zipkin"},
+            | {"web-1", "web-2", "proxy", "zipkin", "flower"},
         )
         # The controllers form the quorum first; each listens on the port after its broker's.
         self.assertLess(max(map(order.index, controllers)), min(map(order.index, brokers)))
@@ -66,7 +71,7 @@ class StackTests(SimpleTestCase):
         # it, on loopback only.
         self.assertIn("--beat", processes["worker-1"].command)
         self.assertNotIn("--beat", processes["worker-2"].command)
-        self.assertEqual(processes["proxy"].ports, [("127.0.0.1", 8000)])
+        self.assertEqual(processes["proxy"].ports[0], ("127.0.0.1", 8000))
         self.assertEqual(processes["web-2"].ports, [("127.0.0.1", 8002)])
         self.assertLess(order.index("web-2"), order.index("proxy"))
 
@@ -74,9 +79,9 @@ class StackTests(SimpleTestCase):
         with override_settings(HTTP_ADDRESS="0.0.0.0:8000"):
             stack = Stack(var_dir=settings.RELAY_VAR_DIR / "stack-test")
         processes = stack.processes
-        self.assertEqual(processes["proxy"].ports, [("0.0.0.0", 8000)])
+        self.assertEqual(processes["proxy"].ports[0], ("0.0.0.0", 8000))
         self.assertEqual(processes["web"].ports, [("127.0.0.1", 8001)])
-        self.assertEqual(processes["proxy"].after, ("web",))
+        self.assertEqual(processes["proxy"].after, ("web", "flower"))
         self.assertEqual(processes["web"].env["RELAY_TRUSTED_PROXY_ADDRESSES"], "127.0.0.1")
 
     def test_the_proxy_serves_https_where_the_settings_name_a_certificate(self) -> None:
@@ -88,6 +93,10 @@ class StackTests(SimpleTestCase):
         )
         self.assertIn("listen 127.0.0.1:8000 ssl sndbuf=256k;", secure)
         self.assertIn("ssl_certificate c.pem; ssl_certificate_key k.pem;", secure)
+        # Flower behind the same proxy, staff alone let through, over TLS where the relay is.
+        self.assertIn("listen 127.0.0.1:5555;", plain)
+        self.assertIn("listen 127.0.0.1:5555 ssl;", secure)
+        self.assertIn("auth_request /.relay-proxy/staff;", plain)
         # Both refuse a body larger than the relay reads, before reading it.
         for config in (plain, secure):
             self.assertIn(f"client_max_body_size {max_body_bytes()};", config)
