@@ -102,8 +102,12 @@ def registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics as Prometheus reads them, and their content type."""
+def exposition(*, openmetrics: bool = False) -> tuple[bytes, str]:
+    """The metrics and their content type: Prometheus's text format, or OpenMetrics."""
+    if openmetrics:
+        from prometheus_client.openmetrics import exposition as om
+
+        return om.generate_latest(registry()), om.CONTENT_TYPE_LATEST  # type: ignore[no-untyped-call]
     return generate_latest(registry()), CONTENT_TYPE_LATEST
 
 

@@ -37,7 +37,7 @@ from .permissions import (
     CanReadMetrics,
     CanRelay,
 )
-from .renderers import JSONFormBrowsableAPIRenderer
+from .renderers import JSONFormBrowsableAPIRenderer, PlainTextRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER, LAST_EVENT_ID_PARAMETER, PREFER_PARAMETER
 from .serializers import (
     RESPOND_ASYNC,
@@ -346,8 +346,16 @@ class TransactionEventsView(APIView):
         return super().perform_content_negotiation(request, force=True)
 
 
+def accepts_openmetrics_only(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for OpenMetrics and not for the text format (which
+    every scraper and person reading ``text/plain``, ``*/*`` or nothing gets)."""
+    kinds = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+    return "application/openmetrics-text" in kinds and not kinds & {"text/plain", "text/*", "*/*"}
+
+
 class MetricsView(APIView):
-    """The web server's metrics in Prometheus's text format (staff, or the scraper's token)."""
+    """The web server's metrics (staff, or the scraper's token): Prometheus's text format, or
+    OpenMetrics to a client that asks for that alone."""
 
     authentication_classes = [
         ScraperTokenAuthentication,
@@ -359,14 +367,24 @@ class MetricsView(APIView):
     @extend_schema(
         tags=["service"],
         responses={
-            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "Prometheus text format."),
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR, "Prometheus's text format (to text/plain, */* or no Accept)."
+            ),
+            (200, "application/openmetrics-text"): OpenApiResponse(
+                OpenApiTypes.STR, "OpenMetrics, to a client that asks for it alone."
+            ),
             401: UNAUTHENTICATED,
             403: OpenApiResponse(ErrorSerializer, "Signed in, but not staff."),
         },
     )
     def get(self, request: Request) -> HttpResponse:
-        body, content_type = exposition()
+        openmetrics = accepts_openmetrics_only(request.headers.get("Accept", ""))
+        body, content_type = exposition(openmetrics=openmetrics)
         return HttpResponse(body, content_type=content_type)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The body's format is chosen above; errors (401, 403) still answer JSON.
+        return super().perform_content_negotiation(request, force=True)
 
 
 class SchemaView(SpectacularAPIView):
@@ -412,8 +430,15 @@ class HealthView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    renderer_classes = [JSONRenderer, PlainTextRenderer]
 
-    @extend_schema(tags=["service"], responses={200: LivenessSerializer})
+    @extend_schema(
+        tags=["service"],
+        responses={
+            (200, "application/json"): LivenessSerializer,
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "`status: ok`"),
+        },
+    )
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
 
@@ -423,8 +448,17 @@ class ReadinessView(APIView):
     least one Celery worker), else 503; staff also see which one, why, and how fast."""
 
     permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer, PlainTextRenderer]
 
-    @extend_schema(tags=["service"], responses={200: HealthSerializer, 503: HealthSerializer})
+    @extend_schema(
+        tags=["service"],
+        responses={
+            (200, "application/json"): HealthSerializer,
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "`status: ok`"),
+            (503, "application/json"): HealthSerializer,
+            (503, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "`status: unavailable`"),
+        },
+    )
     def get(self, request: Request) -> Response:
         checks = readiness()
         ready = all(check["status"] == "ok" for check in checks.values())
