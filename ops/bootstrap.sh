@@ -12,6 +12,8 @@ if [ "${1:-}" = "--tests" ]; then
   # The browser tests drive the system's Chromium (tests/test_browser.py).
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   compgen -G "/usr/share/fonts/truetype/liberation*" >/dev/null || missing+=(fonts-liberation)
+  # The Kafka client people bring (docs/operations.md shows it; the tests read a record with it).
+  command -v kcat >/dev/null 2>&1 || missing+=(kcat)
   # The database-facing tests run on PostgreSQL too (make test-postgres).
   { [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ] || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; } \
     || missing+=(postgresql)

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import grpc
 import redis
 import requests
+from confluent_kafka import Consumer
 from django.conf import settings
 from django.test import SimpleTestCase
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -117,6 +118,26 @@ class SecureProfileTests(SimpleTestCase):
         return KafkaAdminClient(
             bootstrap_servers=KAFKA, request_timeout_ms=3000, bootstrap_timeout_ms=3000, **options
         )
+
+    def test_confluent_kafka_authenticates_with_scram_as_docs_show(self) -> None:
+        # librdkafka >= 2.6.1 (confluent-kafka bundles one): Kafka 4 accepts its SCRAM, where
+        # Debian's kcat (librdkafka 2.0.2) is refused (docs/operations.md, "Kafka clients").
+        consumer = Consumer(
+            {
+                "bootstrap.servers": KAFKA,
+                "group.id": "docs",
+                "security.protocol": "SASL_SSL",
+                "ssl.ca.location": str(TLS / "ca.pem"),
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": self.secrets["KAFKA_SASL_USERNAME"],
+                "sasl.password": self.secrets["KAFKA_SASL_PASSWORD"],
+            }
+        )
+        try:
+            topics = consumer.list_topics(timeout=15).topics
+        finally:
+            consumer.close()
+        self.assertIn(settings.KAFKA_REQUEST_TOPIC, topics)
 
     def test_kafka_takes_the_relays_credentials_over_tls_and_refuses_the_rest(self) -> None:
         secure = {
