@@ -22,7 +22,7 @@ CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka zipkin run run-cluster up up-secure up-cluster down demo status trace test test-fast test-postgres lint check-deploy check-compose audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
+.PHONY: help setup system python kafka zipkin run run-cluster up up-secure up-cluster down demo status token superuser trace test test-fast test-postgres lint check-deploy check-compose audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -124,6 +124,13 @@ chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases 
 chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost (~4 min)
 	@bash ops/bootstrap.sh --cluster
 	@$(PY) -m ops.chaos --cluster
+
+token: ## A new API token for NAME (the user is made if missing): make token NAME=alice
+	@test -n "$(NAME)" || { echo "make token NAME=<user name>" >&2; exit 2; }
+	@$(PROFILE) $(PY) manage.py create_api_token $(NAME)
+
+superuser: ## A staff user who may log into the admin, the live page and Flower (asks for a password)
+	@$(PROFILE) $(PY) manage.py createsuperuser
 
 trace: ## Print the last transaction's trace as a tree (make trace ID=<transaction id> for another)
 	@$(PROFILE) $(PY) -m ops.traces $(ID)

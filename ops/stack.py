@@ -365,15 +365,15 @@ def follow_transaction_log(stop: Callable[[], bool]) -> None:
 
 
 def admin_login(settings: Any) -> str:
-    """How to log into the admin under ``settings``."""
+    """How to log into the admin and the live page under ``settings``."""
     from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
 
     if settings.RELAY_DEVELOPMENT_SUPERUSER:
         return (
             f"log in as {DEVELOPMENT_USERNAME} / {DEVELOPMENT_PASSWORD}"
-            " (LOCAL DEVELOPMENT CREDENTIAL, see above)"
+            " (a local development credential: never for production)"
         )
-    return "log in as a staff user: `python manage.py createsuperuser` makes one"
+    return "log in as a staff user: `make superuser` makes one"
 
 
 def _banner(stack: Stack) -> None:
@@ -382,21 +382,31 @@ def _banner(stack: Stack) -> None:
 
     s = stack.settings
     grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE else "plaintext"
-    https = s.HTTP_TLS_CERT_FILE
-    tls = f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n" if https else ""
+    tls = (
+        f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n"
+        if s.HTTP_TLS_CERT_FILE
+        else ""
+    )
+    viewers = "".join(
+        f"  {name:<10} {url}\n"
+        for name, url in (
+            ("traces", f"http://{s.ZIPKIN_ADDRESS}/zipkin/" if s.ZIPKIN_ADDRESS else ""),
+            ("Celery", f"{s.RELAY_FLOWER_URL}/  (Flower: staff, signed in at the admin)"),
+        )
+        if url and not url.startswith("/")
+    )
     say(
-        f"""relay is up:
-  API        {web_url("/api/relay/")}      (POST {{"message": "..."}})
-  browse     {web_url("/api/")}            (the API, browsable: a form to relay a message)
-  docs       {web_url("/api/docs/")}       (OpenAPI schema: /api/schema/)
-  admin      {web_url("/admin/")}          ({admin_login(s)})
-  seed       {web_url("/communication/restKafkaGRPC/")}
-  health     {web_url("/healthz")}
-  token      python manage.py create_api_token USERNAME   (then: Authorization: Bearer <token>)
+        f"""relay is up: {web_url("/live/")}  ({admin_login(s)})
+  API        {web_url("/api/relay/")}      (POST {{"message": "..."}} with a token)
+  token      make token NAME=alice         (the token is the last line it prints)
+  browse     {web_url("/api/")}            (the API in a browser; docs: /api/docs/)
+  admin      {web_url("/admin/")}
+{viewers}  health     {web_url("/healthz")}    (readiness: /readyz)
   Kafka      {s.KAFKA_ADDRESS} ({s.KAFKA_SECURITY_PROTOCOL})
   Redis      {hide_url_passwords(s.REDIS_URL, "***")}{" (TLS)" if s.REDIS_TLS else ""}
   gRPC       {s.GRPC_ADDRESS} ({grpc_tls})
-{tls}  logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)
+{tls}  logs       {stack.log_dir}/  (transactions.log: every transaction's log lines)
+  stop       make down   (make status: every process)
 """
     )
 
