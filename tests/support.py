@@ -21,6 +21,7 @@ from ops.kafka_tools import read_all
 from ops.stack import lines_of
 from relay_app.hops import HOPS, Stage
 from relay_app.integrations.kafka_records import Record, client_options
+from relay_app.integrations.relay_api import RelayClient
 from relay_app.services.tokens import api_token_create
 
 if TYPE_CHECKING:
@@ -93,6 +94,12 @@ def signed_in_client(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
+
+
+def web(token: str | None = None, *, timeout: float = 30.0) -> RelayClient:
+    """A client of the web server the runner started, over real HTTP, signed with ``token``
+    (None: anonymous). One per thread: a client is not shared between threads."""
+    return RelayClient(f"http://{settings.HTTP_ADDRESS}", token=token, timeout=timeout)
 
 
 @dataclass(frozen=True)

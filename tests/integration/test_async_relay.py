@@ -1,12 +1,9 @@
 """Asynchronous relays (``Prefer: respond-async``) and the event stream of a transaction,
 through the real web server, worker, Kafka, gRPC server and Redis."""
 
-import http.client
 import re
-import socket
 import threading
 import time
-import urllib.request
 import uuid
 from datetime import timedelta
 from statistics import median
@@ -18,8 +15,8 @@ from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
 from relay_app.hops import Stage, expected_final_message
-from relay_app.integrations import relay_api
 from relay_app.integrations.notices import channel
+from relay_app.integrations.relay_api import COMMENT, EventStream, ServerEvent
 from relay_app.models import Transaction
 from relay_app.services.transactions import transaction_start
 
@@ -32,6 +29,7 @@ from ..support import (
     signed_in_client,
     transaction_log_lines,
     user_with_token,
+    web,
 )
 
 ASYNC = {"Prefer": "respond-async"}
@@ -53,29 +51,19 @@ def settled(transaction_id: str, token: str, *, wait: float = 10.0) -> dict[str,
 
 def stream(
     transaction_id: str, token: str, *, last_event_id: int = 0, timeout: float = 15.0
-) -> tuple[int, list[relay_api.ServerEvent]]:
+) -> tuple[int, list[ServerEvent]]:
     """The status of the event stream and every event of it, to its end."""
-    connection = relay_api.connect(BASE, timeout=timeout)
-    try:
-        response = relay_api.open_events(
-            connection,
-            f"/api/transactions/{transaction_id}/events/",
-            headers=bearer(token),
-            last_event_id=last_event_id,
-        )
-        if response.status != 200:
-            response.read()
-            return response.status, []
-        return 200, list(relay_api.read_events(response))
-    finally:
-        connection.close()
+    path = f"/api/transactions/{transaction_id}/events/"
+    with (
+        web(token, timeout=timeout) as client,
+        client.events(path, last_event_id=last_event_id) as events,
+    ):
+        return events.status, list(events) if events.status == 200 else []
 
 
 def open_streams(staff_token: str) -> float:
     """The web server's count of event streams open now (its /metrics)."""
-    request = urllib.request.Request(f"{BASE}/metrics", headers=bearer(staff_token))  # noqa: S310
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
-        body = answer.read()
+    body = web(staff_token, timeout=10).get("/metrics").raw
     match = re.search(rb"^relay_event_streams_open (\S+)$", body, re.MULTILINE)
     assert match is not None, body[-2000:]
     return float(match[1])
@@ -189,9 +177,9 @@ class EventStreamTests(TransactionTestCase):
         self.user, self.token = user_with_token("stream-watcher")
 
     def assert_hops_then_settled(
-        self, events: list[relay_api.ServerEvent], transaction_id: str, *, first: int = 1
+        self, events: list[ServerEvent], transaction_id: str, *, first: int = 1
     ) -> dict[str, Any]:
-        named = [event for event in events if event is not relay_api.COMMENT]
+        named = [event for event in events if event is not COMMENT]
         self.assertEqual([event.name for event in named], ["hop"] * (9 - first) + ["settled"])
         self.assertEqual([event.id for event in named[:-1]], [str(n) for n in range(first, 9)])
         for event in named[:-1]:
@@ -274,19 +262,16 @@ class EventStreamTests(TransactionTestCase):
         deadline = timezone.now() + timedelta(seconds=30)
         transaction = transaction_start(message="ping", owner=self.user, deadline_at=deadline)
         transaction_id = str(transaction.id)
-        connection = relay_api.connect(BASE, timeout=10)
-        response = relay_api.open_events(
-            connection, f"/api/transactions/{transaction_id}/events/", headers=bearer(self.token)
-        )
-        self.assertEqual(response.status, 200)
-        first = next(relay_api.read_events(response))
+        client = web(self.token, timeout=10)
+        events = client.events(f"/api/transactions/{transaction_id}/events/")
+        self.assertEqual(events.status, 200)
+        first = next(iter(events))
         self.assertEqual((first.name, first.id), ("hop", "1"))
         self.assertEqual(subscribers(transaction_id), 1)
         _, staff = user_with_token("metrics-reader", staff=True)
         self.assertEqual(open_streams(staff), 1)
-        assert connection.sock is not None
-        connection.sock.shutdown(socket.SHUT_RDWR)
-        connection.close()
+        events.close()
+        client.close()
         # The next heartbeats meet the closed connection: the stream ends, unsubscribed.
         give_up = time.monotonic() + 10
         while subscribers(transaction_id) and time.monotonic() < give_up:
@@ -324,27 +309,24 @@ class ManyStreamsTests(TransactionTestCase):
             for n, (user, _) in enumerate(owners)
         ]
         opened = threading.Barrier(self.STREAMS + 1, timeout=60)
-        connections: list[http.client.HTTPConnection] = []
+        streams: list[EventStream] = []
         lock = threading.Lock()
         heartbeats = [0] * self.STREAMS
 
         def watch(index: int) -> None:
-            connection = relay_api.connect(BASE, timeout=60)
-            with lock:
-                connections.append(connection)
-            response = relay_api.open_events(
-                connection,
-                f"/api/transactions/{transactions[index]}/events/",
-                headers=bearer(owners[index][1]),
+            events = web(owners[index][1], timeout=60).events(
+                f"/api/transactions/{transactions[index]}/events/"
             )
-            events = relay_api.read_events(response)
-            next(events)  # hop 1
+            with lock:
+                streams.append(events)
+            arriving = iter(events)
+            next(arriving)  # hop 1
             opened.wait()
             try:
-                for event in events:
-                    if event is relay_api.COMMENT:
+                for event in arriving:
+                    if event is COMMENT:
                         heartbeats[index] += 1
-            except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            except (OSError, ValueError, AttributeError):
                 pass  # closed by the test under the reader's feet
 
         threads = [
@@ -358,10 +340,8 @@ class ManyStreamsTests(TransactionTestCase):
             time.sleep(1)
             self.assertTrue(all(heartbeats), "every stream is still alive and beating")
         finally:
-            for connection in connections:
-                if connection.sock is not None:
-                    connection.sock.shutdown(socket.SHUT_RDWR)
-                connection.close()
+            for events in streams:
+                events.close()
         for thread in threads:
             thread.join(timeout=10)
         print(
