@@ -23,8 +23,6 @@ from relay_app.services.transactions import transaction_start
 from ..support import (
     bearer,
     expected_log_lines,
-    http_request,
-    relay_over_http,
     service_stopped,
     signed_in_client,
     transaction_log_lines,
@@ -41,9 +39,7 @@ def settled(transaction_id: str, token: str, *, wait: float = 10.0) -> dict[str,
     """The transaction once it is no longer pending, polled as a client would."""
     give_up = time.monotonic() + wait
     while True:
-        answer = http_request(
-            f"/api/transactions/{transaction_id}/", method="GET", headers=bearer(token)
-        )
+        answer = web(token).get(f"/api/transactions/{transaction_id}/")
         if answer.body["status"] != "pending" or time.monotonic() > give_up:
             return dict(answer.body)
         time.sleep(0.05)
@@ -86,7 +82,7 @@ class AsyncRelayTests(TransactionTestCase):
     def test_202_at_once_with_where_to_poll_then_the_chain_finishes_with_the_seed_log(
         self,
     ) -> None:
-        answer = relay_over_http("hello world", token=self.token, headers=ASYNC)
+        answer = web(self.token).relay("hello world", respond_async=True)
         self.assertEqual(answer.status, 202, answer.body)
         body = answer.body
         transaction_id = body["transaction_id"]
@@ -107,35 +103,33 @@ class AsyncRelayTests(TransactionTestCase):
     def test_the_blocking_call_is_unchanged_without_the_preference(self) -> None:
         for headers in ({}, {"Prefer": "return=minimal"}):
             with self.subTest(headers=headers):
-                answer = relay_over_http("ping", token=self.token, headers=headers)
+                answer = web(self.token).relay("ping", headers=headers)
                 self.assertEqual(answer.status, 200, answer.body)
                 self.assertEqual(answer.body["status"], "succeeded")
                 self.assertNotIn("Preference-Applied", answer.headers)
 
     def test_a_repeated_idempotency_key_answers_the_first_transaction_at_once(self) -> None:
         key = {"Idempotency-Key": f"async-{uuid.uuid4()}"}
-        first = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
-        second = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
+        first = web(self.token).relay("ping", headers={**ASYNC, **key})
+        second = web(self.token).relay("ping", headers={**ASYNC, **key})
         self.assertEqual(first.status, 202, first.body)
         self.assertIn(second.status, (200, 202), second.body)  # pending still, or done
         self.assertEqual(second.body["transaction_id"], first.body["transaction_id"])
         self.assertLess(second.seconds, 2.0)
         settled(first.body["transaction_id"], self.token)
-        third = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
+        third = web(self.token).relay("ping", headers={**ASYNC, **key})
         self.assertEqual(third.status, 200, third.body)  # settled: answered as it ended
         self.assertEqual(third.body["message"], expected_final_message("ping"))
-        conflict = relay_over_http("pong", token=self.token, headers={**ASYNC, **key})
+        conflict = web(self.token).relay("pong", headers={**ASYNC, **key})
         self.assertEqual(conflict.status, 422, conflict.body)
         self.assertEqual(Transaction.objects.count(), 1)
 
     def test_bad_input_and_missing_credentials_are_refused_with_nothing_created(self) -> None:
         for message, token, status in [("", self.token, 400), ("ping", None, 401)]:
             with self.subTest(status=status):
-                answer = relay_over_http(message, token=token, headers=ASYNC)
+                answer = web(token).relay(message, respond_async=True)
                 self.assertEqual(answer.status, status, answer.body)
-        bad_key = relay_over_http(
-            "ping", token=self.token, headers={**ASYNC, "Idempotency-Key": "a b"}
-        )
+        bad_key = web(self.token).relay("ping", headers={**ASYNC, "Idempotency-Key": "a b"})
         self.assertEqual(bad_key.status, 400, bad_key.body)
         self.assertEqual(Transaction.objects.count(), 0)
 
@@ -151,7 +145,7 @@ class AsyncRelayTests(TransactionTestCase):
         self.assertIn("Redis is unavailable", body["detail"])
         transaction = Transaction.objects.get(id=body["transaction_id"])
         self.assertEqual(transaction.status, Transaction.Status.FAILED)
-        after = relay_over_http("after the outage", token=self.token, headers=ASYNC)
+        after = web(self.token).relay("after the outage", respond_async=True)
         self.assertEqual(after.status, 202, after.body)
         self.assertEqual(settled(after.body["transaction_id"], self.token)["status"], "succeeded")
 
@@ -190,14 +184,12 @@ class EventStreamTests(TransactionTestCase):
             self.assertGreaterEqual(hop["duration_ms"], 0)
         final: dict[str, Any] = named[-1].json()
         # The same representation as the transaction's own page.
-        page = http_request(
-            f"/api/transactions/{transaction_id}/", method="GET", headers=bearer(self.token)
-        )
+        page = web(self.token).get(f"/api/transactions/{transaction_id}/")
         self.assertEqual(final, page.body)
         return final
 
     def test_a_transaction_in_flight_streams_each_hop_then_its_final_state(self) -> None:
-        answer = relay_over_http("hello world", token=self.token, headers=ASYNC)
+        answer = web(self.token).relay("hello world", respond_async=True)
         self.assertEqual(answer.status, 202, answer.body)
         transaction_id = answer.body["transaction_id"]
         status, events = stream(transaction_id, self.token)
@@ -207,7 +199,7 @@ class EventStreamTests(TransactionTestCase):
         self.assertEqual(final["message"], expected_final_message("hello world"))
 
     def test_a_settled_transaction_replays_its_hops_and_honours_last_event_id(self) -> None:
-        answer = relay_over_http("ping", token=self.token)
+        answer = web(self.token).relay("ping")
         self.assertEqual(answer.status, 200, answer.body)
         transaction_id = answer.body["transaction_id"]
         started = time.monotonic()
@@ -240,7 +232,7 @@ class EventStreamTests(TransactionTestCase):
         self.assertLess(seconds, 6.0)
 
     def test_an_unknown_or_foreign_transaction_is_404_and_staff_see_any(self) -> None:
-        answer = relay_over_http("mine", token=self.token)
+        answer = web(self.token).relay("mine")
         transaction_id = answer.body["transaction_id"]
         _, stranger = user_with_token("stranger")
         _, staff = user_with_token("staff-watcher", staff=True)
@@ -248,14 +240,13 @@ class EventStreamTests(TransactionTestCase):
             with self.subTest(expected=expected):
                 self.assertEqual(stream(transaction_id, token)[0], expected)
         self.assertEqual(stream(str(uuid.uuid4()), self.token)[0], 404)
-        unknown = http_request(
+        unknown = web().get(
             f"/api/transactions/{uuid.uuid4()}/events/",
-            method="GET",
             headers={**bearer(self.token), "Accept": "text/event-stream"},
         )
         self.assertEqual(unknown.status, 404)
         self.assertIn("detail", unknown.body)  # JSON, like the transaction's page
-        anonymous = http_request(f"/api/transactions/{transaction_id}/events/", method="GET")
+        anonymous = web().get(f"/api/transactions/{transaction_id}/events/")
         self.assertEqual(anonymous.status, 401)
 
     def test_a_client_that_leaves_mid_stream_frees_its_stream(self) -> None:
@@ -278,7 +269,7 @@ class EventStreamTests(TransactionTestCase):
             time.sleep(0.1)
         self.assertEqual(subscribers(transaction_id), 0)
         self.assertEqual(open_streams(staff), 0)  # its thread is free again
-        self.assertEqual(relay_over_http("still relaying", token=self.token).status, 200)
+        self.assertEqual(web(self.token).relay("still relaying").status, 200)
 
 
 class ManyStreamsTests(TransactionTestCase):
@@ -291,7 +282,7 @@ class ManyStreamsTests(TransactionTestCase):
     def relay_latencies(self, token: str) -> list[float]:
         latencies = []
         for n in range(self.RELAYS):
-            answer = relay_over_http(f"latency {n}", token=token)
+            answer = web(token).relay(f"latency {n}")
             self.assertEqual(answer.status, 200, answer.body)
             latencies.append(answer.seconds)
         return latencies
