@@ -114,8 +114,8 @@ class RelayClient:
     def post(
         self, path: str, body: bytes = b"", *, headers: Mapping[str, str] | None = None
     ) -> Answer:
-        """``POST path`` with ``body`` sent as it is, with exactly the ``headers`` given
-        (a content type among them, or none): for bodies no well-behaved client sends."""
+        """``POST path`` with ``body`` sent byte for byte, and no content type but one in
+        ``headers``: for bodies no well-behaved client sends (the tests' bad input)."""
         return self.request("POST", path, body=body, headers=headers)
 
     def request(
