@@ -5,14 +5,14 @@ it needs one) to the whole answer read."""
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops.client import Credentials, send_message
+from ops.client import Credentials
+from relay_app.integrations.relay_api import RelayClient
 
 
 @dataclass
@@ -37,28 +37,28 @@ class Entry:
         return seconds if 0 <= seconds < float("inf") else None
 
 
-def send(connection: http.client.HTTPConnection, message: str, credentials: Credentials) -> Entry:
-    """``message`` relayed on ``connection``: what came back, and how long it took."""
+def send(client: RelayClient, message: str) -> Entry:
+    """``message`` relayed by ``client``: what came back, and how long it took."""
     entry = Entry(message=message, sent_at=time.time())
     started = time.perf_counter()
     try:
-        reply = send_message(connection, message, credentials)
-    except (OSError, http.client.HTTPException) as exc:
+        answer = client.relay(message)
+    except OSError as exc:  # requests' errors among them
         entry.error = f"{type(exc).__name__}: {exc}"
     else:
-        entry.status, entry.retry_after = reply.status, reply.headers.get("Retry-After")
-        try:
-            entry.body = reply.json()
-        except ValueError:  # a proxy's page, say: the caller decides what it counts as
-            entry.body = reply.body.decode(errors="replace")
+        entry.status, entry.retry_after = answer.status, answer.headers.get("Retry-After")
+        # A body that is not JSON (a proxy's page, say): its text, for the caller to judge.
+        not_json = answer.body is None and answer.raw
+        entry.body = answer.raw.decode(errors="replace") if not_json else answer.body
     entry.seconds = time.perf_counter() - started
     return entry
 
 
 @dataclass
 class Load:
-    """Client threads, each on a connection of its own, each sending its messages one after
-    the other until they run out or ``stop`` is set; every request in ``entries``, the ledger.
+    """Client threads, each with a client (a connection) of its own, each sending its messages
+    one after the other until they run out or ``stop`` is set; every request in ``entries``,
+    the ledger.
 
     After a request that got no answer a client waits ``reconnect_pause`` (a refused connection
     fails at once: many clients retrying in a tight loop would take the machine's CPU from the
@@ -88,20 +88,24 @@ class Load:
         return self.entries
 
     def _client(self, messages: Iterable[str]) -> None:
-        host, port = self.address.rsplit(":", 1)
-        connection: http.client.HTTPConnection | None = None
+        client: RelayClient | None = None
         for message in messages:
             if self.stop.is_set():
                 break
-            if connection is None:
-                connection = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
-            self.entries.append(entry := send(connection, message, self.credentials))
+            if client is None:
+                client = RelayClient(
+                    f"http://{self.address}",
+                    token=self.credentials.token,
+                    timeout=self.timeout,
+                    behind_tls_proxy=self.credentials.behind_tls_proxy,
+                )
+            self.entries.append(entry := send(client, message))
             pause = self.reconnect_pause if entry.status == 0 else 0.0
             if self.obey_retry_after and entry.status == 503:
                 pause = entry.pause or 0.0
             if entry.status == 0 or pause:
-                connection.close()
-                connection = None
+                client.close()
+                client = None
                 self.stop.wait(pause)
-        if connection is not None:
-            connection.close()
+        if client is not None:
+            client.close()

@@ -424,17 +424,12 @@ def _web_answers(base_url: str) -> None:
     HTTP_TLS_CA_FILE)."""
     from django.conf import settings
 
-    from relay_app.integrations.relay_api import connect
+    from relay_app.integrations.relay_api import RelayClient
 
-    connection = connect(base_url, timeout=2, cafile=settings.HTTP_TLS_CA_FILE)
-    try:
-        connection.request("GET", "/healthz")
-        response = connection.getresponse()
-        response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise StackError(f"/healthz answered {response.status}")
+    with RelayClient(base_url, ca_file=settings.HTTP_TLS_CA_FILE, timeout=2) as client:
+        answer = client.get("/healthz")
+    if answer.status != 200:
+        raise StackError(f"/healthz answered {answer.status}")
 
 
 # --- the files each needs ----------------------------------------------------------------------

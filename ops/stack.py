@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import http.client
 import json
 import logging
 import os
@@ -313,8 +312,9 @@ def demo(message: str = "hello world") -> int:
     token of its own (made, used, then revoked); print the answer and the transaction's log."""
     from django.conf import settings
 
-    from ops.client import post_message, revoke_token, web_connection, web_url
+    from ops.client import revoke_token, web_url
     from relay_app.hops import expected_final_message
+    from relay_app.integrations.relay_api import RelayClient
 
     try:
         token = issue_token("demo", name="make demo")
@@ -325,16 +325,24 @@ def demo(message: str = "hello world") -> int:
         f"POST {web_url('/api/relay/')} {{'message': {message!r}}}"
         " as user 'demo' (Authorization: Bearer <a token from manage.py create_api_token>)"
     )
-    connection = web_connection(timeout=settings.RELAY_DEADLINE_SECONDS + 5)
+    client = RelayClient(
+        web_url(""),
+        token=token,
+        ca_file=settings.HTTP_TLS_CA_FILE,
+        timeout=settings.RELAY_DEADLINE_SECONDS + 5,
+    )
     try:
-        status, body = post_message(connection, message, Credentials(token))
-    except (OSError, http.client.HTTPException, ValueError) as exc:
+        answer = client.relay(message)
+    except OSError as exc:  # requests' errors among them
         say(f"the web server does not answer ({exc}): is the stack up (`make up`)?")
         return 1
     finally:
-        connection.close()
+        client.close()
         revoke_token(token)
-    transaction_id = body.get("transaction_id") if isinstance(body, dict) else None
+    status, body = answer.status, answer.body
+    if not isinstance(body, dict):  # not the API's answer: a proxy's page, say
+        body = {"detail": answer.raw.decode(errors="replace")[:500]}
+    transaction_id = body.get("transaction_id")
     lines = lines_of(transaction_id, path=settings.RELAY_TRANSACTION_LOG) if transaction_id else []
     print("\n" + ("\n".join(lines) or "(no transaction recorded)") + "\n")
     say(f"HTTP {status}: {json.dumps(body.get('message') if status == 200 else body)}")

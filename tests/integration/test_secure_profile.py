@@ -6,8 +6,6 @@ The stack is started and stopped as a user does, with ``python -m ops.stack`` un
 directly, once as the relay does (which must work) and once as an intruder would.
 """
 
-import http.client
-import json
 import os
 import shutil
 import socket
@@ -30,6 +28,7 @@ from kafka.errors import KafkaError
 
 from ops import tls
 from project.settings.environment import read_env_file
+from relay_app.integrations.relay_api import RelayClient
 from relay_app.integrations.relay_rpc import SERVICE_NAME
 
 from ..support import expected_log_lines
@@ -225,10 +224,8 @@ class SecureProfileTests(SimpleTestCase):
             secure.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             self.assertTrue(secure.recv(100).startswith(b"HTTP/1.1 200"))
         # nginx terminates TLS and tells the web server so: the links it builds are https.
-        connection = http.client.HTTPSConnection(host, port, timeout=5, context=context)
-        connection.request("GET", "/api/", headers={"Accept": "application/json"})
-        links = json.loads(connection.getresponse().read())
-        connection.close()
+        with RelayClient(f"https://{WEB}", ca_file=str(TLS / "ca.pem"), timeout=5) as client:
+            links = client.get("/api/", headers={"Accept": "application/json"}).body
         self.assertEqual(links["relay"], f"https://{WEB}/api/relay/")
         with socket.create_connection((host, port), timeout=5) as plain:
             plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")

@@ -22,9 +22,10 @@ from relay.v1 import relay_pb2
 from ops.traces import spans_of, tree
 from relay_app.grpc_server import RelayServicer, build_server
 from relay_app.hops import Stage
+from relay_app.integrations.relay_api import Answer
 from relay_app.models import Transaction
 
-from ..support import HttpAnswer, relay_over_http, service_stopped, user_with_token
+from ..support import service_stopped, user_with_token, web
 
 Span = dict[str, Any]
 TRANSACTION = "relay.transaction_id"
@@ -60,13 +61,13 @@ class TracingTests(TransactionTestCase):
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = provider.get_tracer("tests")
 
-    def relay(self, message: str, **extra: str) -> tuple[HttpAnswer, str, str]:
+    def relay(self, message: str, **extra: str) -> tuple[Answer, str, str]:
         """Relay ``message`` inside a client span whose context the request carries (with
         ``extra`` headers); the answer, the trace id and the client span's id."""
         with self.tracer.start_as_current_span("client relays", kind=SpanKind.CLIENT) as span:
             headers: dict[str, str] = dict(extra)
             inject(headers)
-            answer = relay_over_http(message, token=self.token, headers=headers)
+            answer = web(self.token).relay(message, headers=headers)
         context = span.get_span_context()
         self.assertEqual([s.name for s in self.exporter.get_finished_spans()], ["client relays"])
         return answer, format_trace_id(context.trace_id), format_span_id(context.span_id)
