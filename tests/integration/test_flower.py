@@ -10,7 +10,7 @@ from django.test import TransactionTestCase
 
 from relay_app.tasks import chain_task_id
 
-from ..support import bearer, relay_over_http, user_with_token
+from ..support import bearer, user_with_token, web
 
 FIVE_TASKS = {
     "relay.publish_request",
@@ -32,7 +32,7 @@ class FlowerTests(TransactionTestCase):
 
     def test_staff_see_the_workers_and_a_relays_five_tasks_by_transaction_id(self) -> None:
         _, staff = user_with_token("flower-staff", staff=True)
-        answer = relay_over_http("watched by Flower", token=staff)
+        answer = web(staff).relay("watched by Flower")
         self.assertEqual(answer.status, 200, answer.body)
         transaction_id = answer.body["transaction_id"]
 

@@ -9,13 +9,13 @@ from confluent_kafka import Consumer, TopicPartition
 from django.conf import settings
 from django.test import TransactionTestCase
 
-from ..support import relay_over_http, user_with_token
+from ..support import user_with_token, web
 
 
 class KafkaClientTests(TransactionTestCase):
     def setUp(self) -> None:
         _, token = user_with_token("kafka-reader")
-        answer = relay_over_http("read me with your own client", token=token)
+        answer = web(token).relay("read me with your own client")
         self.assertEqual(answer.status, 200, answer.body)
         self.transaction_id = answer.body["transaction_id"]
         self.hop = answer.body["hops"][1]  # hop 2: the request record

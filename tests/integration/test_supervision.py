@@ -13,7 +13,7 @@ from django.test import TransactionTestCase
 from relay_app.hops import expected_final_message
 from relay_app.services.health import grpc_serving
 
-from ..support import relay_over_http, running_stack, user_with_token
+from ..support import running_stack, user_with_token, web
 
 
 class SupervisionTests(TransactionTestCase):
@@ -47,7 +47,7 @@ class SupervisionTests(TransactionTestCase):
                         self.assertLess(time.monotonic() - started, 30, f"{name} not ready")
                         time.sleep(0.2)
         grpc_serving(settings.GRPC_ADDRESS)
-        answer = relay_over_http("after the crashes", token=token)
+        answer = web(token).relay("after the crashes")
         self.assertEqual(answer.status, 200, answer.body)
         self.assertEqual(answer.body["message"], expected_final_message("after the crashes"))
 
