@@ -31,6 +31,7 @@ from .admission import DEADLINE_ATTRIBUTE
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
 from .errors import unlogged
 from .events import event_stream, last_event_id
+from .negotiation import AcceptHeaderOnly
 from .permissions import (
     AsyncRelayNeedsCredentials,
     CanReadApiDocs,
@@ -66,6 +67,8 @@ HTTP_STATUS = {
 }
 SEED_MESSAGE = "hello world"
 
+# Views whose representation the Accept header alone chooses have no ?format=.
+NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
 # The error bodies, as the schema describes them.
 INVALID = OpenApiResponse(ErrorSerializer, "Invalid input: `errors` names each field at fault.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, "No such transaction or page.")
@@ -431,9 +434,11 @@ class HealthView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
     renderer_classes = [JSONRenderer, PlainTextRenderer]
+    content_negotiation_class = AcceptHeaderOnly
 
     @extend_schema(
         tags=["service"],
+        parameters=[NO_FORMAT_PARAMETER],
         responses={
             (200, "application/json"): LivenessSerializer,
             (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "`status: ok`"),
@@ -449,9 +454,11 @@ class ReadinessView(APIView):
 
     permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer, PlainTextRenderer]
+    content_negotiation_class = AcceptHeaderOnly
 
     @extend_schema(
         tags=["service"],
+        parameters=[NO_FORMAT_PARAMETER],
         responses={
             (200, "application/json"): HealthSerializer,
             (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "`status: ok`"),

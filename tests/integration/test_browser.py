@@ -235,7 +235,7 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             operations.first.wait_for()
             # Every operation of the schema: relay, seed, transactions (3, with the event
             # stream), health, readiness, metrics, the API root.
-            self.assertEqual(operations.count(), 9)
+            self.assertEqual(operations.count(), 10)
             relay = page.locator(".opblock-post:has-text('/api/relay/')")
             relay.locator(".opblock-summary").click()
             relay.locator("button:has-text('Try it out')").click()
