@@ -100,14 +100,13 @@ test: setup ## The whole suite (unit, then through the real stack), then the pos
 	@$(PY) manage.py test --noinput --verbosity 2
 	@$(MAKE) --no-print-directory test-postgres
 
-# The tests tagged "postgres" (database-facing) again, on PostgreSQL instead of SQLite.
-PG_PORT := 15432
-
+# The tests tagged "postgres" (database-facing) again, on PostgreSQL instead of SQLite: a
+# server made for the run and dropped after it (pg_virtualenv, PostgreSQL's own tool).
 test-postgres: setup ## The tests tagged postgres, on a throw-away PostgreSQL server
 	@bash ops/bootstrap.sh --tests
-	@bash ops/postgres.sh start $(PG_PORT)
-	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 --tag postgres; \
-		status=$$?; bash ops/postgres.sh stop $(PG_PORT); exit $$status
+	@pg_virtualenv -o fsync=off -o full_page_writes=off sh -c \
+		'DATABASE_URL="postgres://$$PGUSER:$$PGPASSWORD@127.0.0.1:$$PGPORT/relay" \
+		$(PY) manage.py test --noinput --verbosity 2 --tag postgres'
 
 bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~7.5 min)
 	@$(PY) -m ops.bench run
