@@ -24,18 +24,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Logins (the admin, the browsable API) through django-axes: this many failures from one
-# address, or for one user, lock that address or user out for this many minutes.
+# Logins (the admin, the browsable API) through django-axes: this many failures for one user
+# name from one address lock that pair out for this many minutes. Counted per pair: a guesser
+# at one address cannot lock a user out everywhere, nor everyone behind that address.
 RELAY_LOGIN_FAILURE_LIMIT = env.int("RELAY_LOGIN_FAILURE_LIMIT", default=5)
 RELAY_LOGIN_LOCKOUT_MINUTES = env.float("RELAY_LOGIN_LOCKOUT_MINUTES", default=15)
 AXES_FAILURE_LIMIT = RELAY_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=RELAY_LOGIN_LOCKOUT_MINUTES)
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The same client address as the throttles, trusting X-Forwarded-For only from our proxies.
 AXES_CLIENT_IP_CALLABLE = "relay_app.api.client_address.client_address"
 AXES_COOLOFF_MESSAGE = (
-    "Too many failed logins from this address or for this user: try again in"
+    "Too many failed logins for this user from this address: try again in"
     f" {RELAY_LOGIN_LOCKOUT_MINUTES:g} minutes."
 )
 # Axes logs every login at INFO; failures and lockouts are still WARNINGs.
