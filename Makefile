@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' ops/kafka/pom.xml)
 KAFKA_STAMP := var/kafka/libs/.kafka-$(KAFKA_VERSION)
+# Zipkin, the local stacks' trace viewer: its server, one jar from Maven Central.
+ZIPKIN_VERSION := 3.5.1
+ZIPKIN_JAR := var/zipkin/zipkin-server-exec.jar
 
 # The local stack runs development settings, named here rather than left to a default:
 # every entry point that serves (wsgi, celery, grpcserver) defaults to production's.
@@ -19,12 +22,12 @@ CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka run run-cluster up up-secure up-cluster down demo status trace test test-fast test-postgres lint check-deploy audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
+.PHONY: help setup system python kafka zipkin run run-cluster up up-secure up-cluster down demo status token superuser trace test test-fast test-postgres lint check-deploy check-compose audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: system python kafka ## Install everything the stack needs (idempotent)
+setup: system python kafka zipkin ## Install everything the stack needs (idempotent)
 
 system:
 	@bash ops/bootstrap.sh
@@ -51,6 +54,15 @@ $(KAFKA_STAMP): ops/kafka/pom.xml | system
 	@ls var/kafka/libs/kafka_2.13-$(KAFKA_VERSION).jar >/dev/null 2>&1 \
 		|| { echo "[setup] Maven could not fetch Kafka $(KAFKA_VERSION): see the lines above" >&2; exit 1; }
 	@touch $@
+
+zipkin: $(ZIPKIN_JAR)
+
+$(ZIPKIN_JAR): | system
+	@echo "[setup] Zipkin $(ZIPKIN_VERSION), the trace viewer, through Maven (first time: about 130 MB)"
+	@mvn -B -q -Dstyle.color=never dependency:copy -DoutputDirectory=$(CURDIR)/var/zipkin \
+		-Dartifact=io.zipkin:zipkin-server:$(ZIPKIN_VERSION):jar:exec \
+		|| { echo "[setup] Maven could not fetch Zipkin $(ZIPKIN_VERSION): see the lines above" >&2; exit 1; }
+	@mv var/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar $@
 
 run: setup ## Start the whole stack in the foreground, send "hello world", follow the log
 	@$(DEV) $(PY) -m ops.stack run
@@ -85,37 +97,42 @@ test-fast: python ## The tests that need no running service (seconds): tests/uni
 
 test: setup ## The whole suite (unit, then through the real stack), then the postgres-tagged tests on PostgreSQL
 	@bash ops/bootstrap.sh --tests
-	@bash ops/compose.sh >/dev/null  # the Compose CLI that checks docker-compose.yml, built once
 	@$(PY) manage.py test --noinput --verbosity 2
 	@$(MAKE) --no-print-directory test-postgres
 
-# The tests tagged "postgres" (database-facing) again, on PostgreSQL instead of SQLite.
-PG_PORT := 15432
-
+# The tests tagged "postgres" (database-facing) again, on PostgreSQL instead of SQLite: a
+# server made for the run and dropped after it (pg_virtualenv, PostgreSQL's own tool).
 test-postgres: setup ## The tests tagged postgres, on a throw-away PostgreSQL server
 	@bash ops/bootstrap.sh --tests
-	@bash ops/postgres.sh start $(PG_PORT)
-	@DATABASE_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/relay $(PY) manage.py test --noinput --verbosity 2 --tag postgres; \
-		status=$$?; bash ops/postgres.sh stop $(PG_PORT); exit $$status
+	@pg_virtualenv -o fsync=off -o full_page_writes=off sh -c \
+		'DATABASE_URL="postgres://$$PGUSER:$$PGPASSWORD@127.0.0.1:$$PGPORT/relay" \
+		$(PY) manage.py test --noinput --verbosity 2 --tag postgres'
 
-bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~6 min)
+bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~7.5 min)
 	@$(PY) -m ops.bench run
 
 bench-quick: setup ## The benchmark with fewer transactions and no soak (~1 min)
 	@$(PY) -m ops.bench run --quick
 
-chaos: setup ## Kill, restart and starve each service under load; check nothing is lost
+chaos: setup ## Kill, restart and starve each service under load; check nothing is lost (~3 min)
 	@$(PY) -m ops.chaos
 
-chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases
+chaos-quick: setup ## The chaos scenarios with fewer clients and shorter phases (~3 min)
 	@$(PY) -m ops.chaos --quick
 
-chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost
+chaos-cluster: setup ## Kill one of each process of the cluster profile under load; check nothing is lost (~4 min)
 	@bash ops/bootstrap.sh --cluster
-	@$(PY) -m ops.chaos_cluster
+	@$(PY) -m ops.chaos --cluster
+
+token: ## A new API token for NAME (the user is made if missing): make token NAME=alice
+	@test -n "$(NAME)" || { echo "make token NAME=<user name>" >&2; exit 2; }
+	@$(PROFILE) $(PY) manage.py create_api_token $(NAME)
+
+superuser: ## A staff user who may log into the admin, the live page and Flower (asks for a password)
+	@$(PROFILE) $(PY) manage.py createsuperuser
 
 trace: ## Print the last transaction's trace as a tree (make trace ID=<transaction id> for another)
-	@$(PROFILE) $(PY) -m ops.traces show $(ID)
+	@$(PROFILE) $(PY) -m ops.traces $(ID)
 
 sweep: ## Time out transactions left pending past their deadline (the worker also does it)
 	@$(DEV) $(PY) manage.py settle_stale_transactions
@@ -131,6 +148,9 @@ check-deploy: python ## manage.py check --deploy under production settings; fail
 		DJANGO_ALLOWED_HOSTS=relay.example.com \
 		REDIS_URL=rediss://redis.example.com:6379/0 \
 		$(PY) manage.py check --deploy --fail-level WARNING
+
+check-compose: python ## docker-compose.yml as the real Compose CLI reads it (builds the CLI from Go once: minutes)
+	@RELAY_COMPOSE_CLI="$$(bash ops/compose.sh)" $(PY) manage.py test --noinput tests.unit.test_compose
 
 audit: python ## Known vulnerabilities in the pinned requirements (pip-audit; says so if it cannot tell)
 	@$(PY) -m ops.audit

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LIBS = ROOT / "var" / "kafka" / "libs"
 KAFKA_CONFIG = ROOT / "ops" / "kafka"
+ZIPKIN_JAR = ROOT / "var" / "zipkin" / "zipkin-server-exec.jar"
 # The table's name for the Python that runs the relay: the stack runs it with its own
 # interpreter (this one), the image with its ``python``.
 PYTHON = "python"
@@ -71,6 +71,8 @@ def web_command(bind: str) -> list[str]:
     """gunicorn serving the relay on ``bind``, in plain HTTP behind the proxy."""
     return [
         *(PYTHON, "-m", "gunicorn", "project.wsgi:application", "--bind", bind),
+        # Its hooks: the metrics of its processes start afresh with it (project/webserver.py).
+        *("--config", "python:project.webserver"),
         # Threads: a relay mostly waits on its transaction, and one thread each for as many as
         # admission takes on leaves a refusal nothing to queue behind (README, "Performance").
         # The worker class is gthread's, noting each request's arrival and bounding each
@@ -112,22 +114,6 @@ def grpc_command(address: str) -> list[str]:
     return [PYTHON, "-m", "project.grpcserver", "--address", address]
 
 
-def traces_command(address: str, file: Path, *, certfile: str = "", keyfile: str = "") -> list[str]:
-    """The stack's own trace collector (ops/traces.py); over HTTPS with a certificate."""
-    https = ["--certfile", certfile, "--keyfile", keyfile] if certfile else []
-    return [
-        PYTHON,
-        "-m",
-        "ops.traces",
-        "collect",
-        "--address",
-        address,
-        "--file",
-        str(file),
-        *https,
-    ]
-
-
 # --- the table ---------------------------------------------------------------------------------
 
 
@@ -165,25 +151,9 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
             prepare=lambda: _write_redis_config(s, var_dir / "redis", *redis),
         )
     ]
-    if s.RELAY_TRACE_COLLECTOR_ADDRESS:
-        collector = s.RELAY_TRACE_COLLECTOR_ADDRESS
-        # HTTPS when the processes export over it (the secure profile), with the web's certificate.
-        https = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").startswith("https:")
-        processes.append(
-            Process(
-                name="traces",
-                command=traces_command(
-                    collector,
-                    s.RELAY_TRACES_FILE,
-                    certfile=s.RELAY_HTTPS_CERT_FILE if https else "",
-                    keyfile=s.RELAY_HTTPS_KEY_FILE if https else "",
-                ),
-                ports=[split_address(collector)],
-                setting="RELAY_TRACE_COLLECTOR_ADDRESS",
-                ready=partial(_listening, collector),
-            )
-        )
-    brokers = [split_address(address) for address in s.KAFKA_BOOTSTRAP_SERVERS.split(",")]
+    if s.ZIPKIN_ADDRESS:
+        processes.append(_zipkin(s.ZIPKIN_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS))
+    brokers = [split_address(address) for address in s.KAFKA_ADDRESS.split(",")]
     kafka = _kafka_processes(s, var_dir, brokers)
     processes += kafka
     grpc_servers = s.GRPC_ADDRESS.split(",")
@@ -222,7 +192,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 setting="RELAY_WORKERS",
                 ready=partial(_worker_answers, node),
                 after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
-                prepare=partial(_empty_dir, var_dir / "metrics" / name),
+                prepare=partial(_private_folder, var_dir / "metrics" / name),
                 env={
                     "RELAY_METRICS_ADDRESS": metrics,
                     "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
@@ -231,8 +201,8 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
         )
     # nginx on the front address, the web servers behind it on the ports after it, on
     # loopback only: every request reaches them through the proxy (ops/nginx.conf.template).
-    front = s.RELAY_HTTP_ADDRESS
-    scheme = "https" if s.RELAY_HTTPS_CERT_FILE else "http"
+    front = s.HTTP_ADDRESS
+    scheme = "https" if s.HTTP_TLS_CERT_FILE else "http"
     webs = _names("web", s.RELAY_WEB_SERVERS)
     binds = web_binds(front, len(webs))
     for number, (name, bind) in enumerate(zip(webs, binds, strict=True), start=1):
@@ -241,7 +211,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 name=name,
                 command=web_command(bind),
                 ports=[split_address(bind)],
-                setting="RELAY_HTTP_ADDRESS",
+                setting="HTTP_ADDRESS",
                 ready=partial(_web_answers, f"http://{bind}"),
                 after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
                 prepare=partial(_prepare_web, s, var_dir / "metrics" / name, static=number == 1),
@@ -254,6 +224,8 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 },
             )
         )
+    flower_socket = var_dir / "run" / "flower.sock"
+    processes.append(_flower(flower_socket))
     processes.append(
         Process(
             name="proxy",
@@ -264,14 +236,68 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 # stack's private folder (its temporary files are there): as the stack's user.
                 *(("-g", "user root;") if os.geteuid() == 0 else ()),
             ],
-            ports=[split_address(front)],
-            setting="RELAY_HTTP_ADDRESS",
+            ports=[split_address(front), split_address(s.FLOWER_ADDRESS)],
+            setting="HTTP_ADDRESS",
             ready=partial(_web_answers, f"{scheme}://{front}"),
-            after=tuple(webs),
-            prepare=lambda: _write_nginx_config(s, var_dir, binds),
+            after=(*webs, "flower"),
+            prepare=lambda: _write_nginx_config(s, var_dir, binds, flower=f"unix:{flower_socket}"),
         )
     )
     return processes
+
+
+def flower_command(*, address: str = "", unix_socket: str = "") -> list[str]:
+    """Flower, Celery's monitor, on ``address`` (host:port) or a unix socket; it is reached
+    through the proxy, which lets staff alone through."""
+    if unix_socket:
+        where = [f"--unix_socket={unix_socket}"]
+    else:
+        host, port = split_address(address)
+        where = [f"--address={host}", f"--port={port}"]
+    return [
+        *(PYTHON, "-m", "celery", "-A", "project", "flower", *where),
+        # Workers gone for a minute leave its list; at most this many tasks are kept.
+        *("--purge_offline_workers=60", "--max_tasks=10000"),
+    ]
+
+
+def _flower(unix_socket: Path) -> Process:
+    """Flower on a unix socket of the stack's own: nobody reaches it but through the proxy."""
+    return Process(
+        name="flower",
+        command=flower_command(unix_socket=str(unix_socket)),
+        ports=[],
+        setting="FLOWER_ADDRESS",
+        ready=partial(_socket_answers, unix_socket),
+        after=("redis",),
+        prepare=lambda: unix_socket.unlink(missing_ok=True),
+        # Its API needs no credential of its own: the proxy checks the person's (staff only).
+        env={"FLOWER_UNAUTHENTICATED_API": "true"},
+    )
+
+
+def _zipkin(address: str, *, max_spans: int) -> Process:
+    """Zipkin, the stack's trace viewer and store (in memory, at most ``max_spans`` spans),
+    on ``address`` alone; its UI at /zipkin/."""
+    host, port = split_address(address)
+
+    def require_jar() -> None:
+        if not ZIPKIN_JAR.exists():
+            raise StackError(f"Zipkin's server is missing ({ZIPKIN_JAR}): run `make setup`.")
+
+    return Process(
+        name="zipkin",
+        command=[
+            *("java", "-Xms64m", "-Xmx384m", "-Djava.awt.headless=true", "-jar", str(ZIPKIN_JAR)),
+            *(f"--armeria.ports[0].ip={host}", f"--armeria.ports[0].port={port}"),
+            "--armeria.ports[0].protocols=http",
+        ],
+        ports=[(host, port)],
+        setting="ZIPKIN_ADDRESS",
+        ready=partial(_zipkin_answers, address),
+        prepare=require_jar,
+        env={"STORAGE_TYPE": "mem", "MEM_MAX_SPANS": str(max_spans)},
+    )
 
 
 def _kafka_processes(s: Any, var_dir: Path, brokers: list[tuple[str, int]]) -> list[Process]:
@@ -314,7 +340,7 @@ def _kafka_processes(s: Any, var_dir: Path, brokers: list[tuple[str, int]]) -> l
                     *("-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(folder / "server.properties")),
                 ],
                 ports=config.ports,
-                setting="KAFKA_BOOTSTRAP_SERVERS",
+                setting="KAFKA_ADDRESS",
                 # A controller cannot start alone: the quorum needs most of them; nor can a
                 # broker without the quorum. So all start, and the last is ready once the
                 # cluster answers and the relay's topics exist.
@@ -357,9 +383,10 @@ def _kafka_topics_ready() -> None:
     missing, on as many brokers as they need)."""
     from django.conf import settings
 
-    from relay_app.integrations.kafka_records import ensure_relay_topics, kafka_admin
+    from ops.kafka_tools import kafka_admin
+    from relay_app.integrations.kafka_records import ensure_relay_topics
 
-    expected = len(settings.KAFKA_BOOTSTRAP_SERVERS.split(","))
+    expected = len(settings.KAFKA_ADDRESS.split(","))
     if expected > 1:
         with kafka_admin() as admin:
             registered = len(admin.describe_cluster()["brokers"])
@@ -369,9 +396,20 @@ def _kafka_topics_ready() -> None:
         print(f"[stack] created Kafka topics {', '.join(created)}", flush=True)
 
 
-def _listening(address: str) -> None:
-    """Something accepts connections at ``address``."""
-    socket.create_connection(split_address(address), timeout=1).close()
+def _socket_answers(path: Path) -> None:
+    """Something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        probe.connect(str(path))
+
+
+def _zipkin_answers(address: str) -> None:
+    """Zipkin at ``address`` says it is up."""
+    import requests
+
+    answer = requests.get(f"http://{address}/health", timeout=2)
+    if answer.status_code != 200 or answer.json().get("status") != "UP":
+        raise StackError(f"Zipkin's /health answered {answer.status_code}")
 
 
 def _worker_answers(node: str) -> None:
@@ -383,20 +421,15 @@ def _worker_answers(node: str) -> None:
 
 def _web_answers(base_url: str) -> None:
     """``/healthz`` at ``base_url`` answers 200 (over HTTPS, the certificate verified against
-    RELAY_HTTPS_CA_FILE)."""
+    HTTP_TLS_CA_FILE)."""
     from django.conf import settings
 
-    from relay_app.integrations.relay_api import connect
+    from relay_app.integrations.relay_api import RelayClient
 
-    connection = connect(base_url, timeout=2, cafile=settings.RELAY_HTTPS_CA_FILE)
-    try:
-        connection.request("GET", "/healthz")
-        response = connection.getresponse()
-        response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise StackError(f"/healthz answered {response.status}")
+    with RelayClient(base_url, ca_file=settings.HTTP_TLS_CA_FILE, timeout=2) as client:
+        answer = client.get("/healthz")
+    if answer.status != 200:
+        raise StackError(f"/healthz answered {answer.status}")
 
 
 # --- the files each needs ----------------------------------------------------------------------
@@ -412,8 +445,10 @@ def private_file(path: Path, text: str) -> None:
 
 def _stack_secret(name: str, needed_by: str) -> str:
     """A value only the stack needs (a server's key, a broker's own password), from the
-    environment that the secure profile sets from ops/tls.py's transport.env."""
-    if value := os.environ.get(name, ""):
+    environment or the profile (the secure profile's come from ops/tls.py's transport.env)."""
+    from project.settings.environment import env
+
+    if value := str(env.str(name, default="")):
         return value
     raise StackError(f"{name} is not set: {needed_by} needs it (`python -m ops.tls` makes it)")
 
@@ -456,7 +491,7 @@ def _kafka_security(s: Any) -> dict[str, Any]:
         "scram_users": [],
         "keystore": secret("RELAY_KAFKA_KEYSTORE"),
         "keystore_password": secret("RELAY_KAFKA_KEYSTORE_PASSWORD"),
-        "truststore": s.KAFKA_SSL_CAFILE,
+        "truststore": s.KAFKA_TLS_CA_FILE,
     }
     if protocol == "SASL_SSL":
         broker = (secret("RELAY_KAFKA_BROKER_USER"), secret("RELAY_KAFKA_BROKER_PASSWORD"))
@@ -522,7 +557,7 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
         if "broker" in node.roles
         else ""
     )
-    replicas = min(3, len(s.KAFKA_BOOTSTRAP_SERVERS.split(",")))
+    replicas = min(3, len(s.KAFKA_ADDRESS.split(",")))
     values = {
         "node_id": node.node_id,
         "roles": node.roles,
@@ -585,15 +620,26 @@ def _cluster_id(folder: Path) -> str:
 
 
 def proxy_config(
-    *, listen: str, servers: list[str], pid: str, access_log: str, tls: tuple[str, str] | None
+    *,
+    listen: str,
+    servers: list[str],
+    flower: tuple[str, str],
+    pid: str,
+    access_log: str,
+    tls: tuple[str, str] | None,
 ) -> str:
-    """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy;
-    with ``tls`` (a certificate and its key), over HTTPS."""
+    """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy:
+    the relay on ``listen``, Flower (``flower``: where the proxy listens, and where Flower is)
+    for staff; with ``tls`` (a certificate and its key), over HTTPS."""
     from relay_app.api.parsers import max_body_bytes
 
     cert, key = tls or ("", "")
+    scheme = "https" if tls else "http"
     values = {
         "RELAY_PROXY_LISTEN": f"{listen} ssl" if tls else listen,
+        "RELAY_PROXY_FLOWER_LISTEN": f"{flower[0]} ssl" if tls else flower[0],
+        "RELAY_PROXY_FLOWER_SERVER": f"server {flower[1]};",
+        "RELAY_PROXY_LOGIN_URL": f"{scheme}://{listen}/admin/login/",
         "RELAY_PROXY_TLS": f"ssl_certificate {cert}; ssl_certificate_key {key};" if tls else "",
         "RELAY_PROXY_MAX_BODY": str(max_body_bytes()),
         # nginx marks no server down for a failure: a killed one is retried at once.
@@ -605,13 +651,14 @@ def proxy_config(
     return re.sub(r"\$\{(RELAY_PROXY_\w+)\}", lambda match: values[match[1]], template)
 
 
-def _write_nginx_config(s: Any, var_dir: Path, backends: list[str]) -> None:
-    """The reverse proxy in front of the web servers; it serves HTTPS with the web's
-    certificate where the settings name one (the secure profile)."""
-    cert, key = s.RELAY_HTTPS_CERT_FILE, s.RELAY_HTTPS_KEY_FILE
+def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: str) -> None:
+    """The reverse proxy in front of the web servers and Flower; it serves HTTPS with the
+    web's certificate where the settings name one (the secure profile)."""
+    cert, key = s.HTTP_TLS_CERT_FILE, s.HTTP_TLS_KEY_FILE
     text = proxy_config(
-        listen=s.RELAY_HTTP_ADDRESS,
+        listen=s.HTTP_ADDRESS,
         servers=backends,
+        flower=(s.FLOWER_ADDRESS, flower),
         pid=str(var_dir / "run" / "nginx.pid"),
         access_log=str(var_dir / "log" / "nginx-access.log"),
         tls=(cert, key) if cert else None,
@@ -619,16 +666,13 @@ def _write_nginx_config(s: Any, var_dir: Path, backends: list[str]) -> None:
     private_file(var_dir / "nginx" / "nginx.conf", text)
 
 
-def _empty_dir(path: Path) -> None:
-    """``path``, made empty: a forking server's metrics files (prometheus_client's
-    multi-process mode) must start afresh with the server."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    path.mkdir(parents=True, mode=0o700)
+def _private_folder(path: Path) -> None:
+    """A forking server's metrics folder (the server empties it as it starts)."""
+    path.mkdir(parents=True, mode=0o700, exist_ok=True)
 
 
 def _prepare_web(s: Any, metrics: Path, *, static: bool) -> None:
-    _empty_dir(metrics)
+    _private_folder(metrics)
     if static:  # one web server collects the static files for all
         _collect_static(s)
 

@@ -1,10 +1,10 @@
-"""Start, check and stop the relay's stack: the processes ``ops/processes.py`` declares, run as
-real local processes with their logs and pid files under the stack's var folder.
+"""Start, check and stop the relay's stack: the processes ``ops/processes.py`` declares, run
+by a supervisord of the stack's own, with their logs under the stack's var folder.
 
 ``python -m ops.stack up|down|run|demo|status`` is what ``make up``, ``down``, ``run``,
 ``demo`` and ``status`` call; the test runner, the bench and chaos use ``Stack`` directly.
 Processes outlive the command that started them (``make up`` returns, ``make down`` stops
-them later from another shell), which is why they are tracked by pid files.
+them later from another shell): supervisord keeps them, and restarts one that dies.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import http.client
 import json
 import logging
 import os
@@ -23,12 +22,14 @@ import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ops.client import Credentials, issue_token
-from ops.processes import KAFKA_LIBS, PYTHON, ROOT, Process, StackError, table
+from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, table
+from ops.supervisor import RUNNING, STOPPED, Supervisor
 
 __all__ = ["Stack", "StackError", "fresh_stack"]
 
@@ -56,17 +57,15 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not alive.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    return True
+def interrupt_on_termination() -> None:
+    """SIGTERM and SIGHUP end this tool as Ctrl-C does (KeyboardInterrupt), so that whatever it
+    started is stopped on the way out (each tool stops its stack in a ``finally``)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
 
 
 def _private_dir(path: Path) -> None:
@@ -84,8 +83,9 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 class Stack:
-    """The processes of one settings module, under ``var_dir`` (logs in ``log/``, pids in
-    ``run/``), started in the order of what each waits for."""
+    """The processes of one settings module, under ``var_dir`` (logs in ``log/``), run by a
+    supervisord of their own (``ops/supervisor.py``) and started in the order of what each
+    waits for."""
 
     def __init__(self, *, var_dir: Path, env: dict[str, str] | None = None) -> None:
         from django.conf import settings
@@ -93,9 +93,9 @@ class Stack:
         self.settings = settings
         self.var_dir = var_dir
         self.log_dir = var_dir / "log"
-        self.run_dir = var_dir / "run"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes = {process.name: process for process in table(settings, var_dir)}
+        self.supervisor = Supervisor(var_dir / "run", self.log_dir)
 
     def start_order(self, names: Iterable[str] | None = None) -> list[str]:
         """``names`` (all by default) and what they wait for, each after what it waits for."""
@@ -111,16 +111,16 @@ class Stack:
             visit(name)
         return ordered
 
-    def _pidfile(self, name: str) -> Path:
-        return self.run_dir / f"{name}.pid"
+    def _state(self, name: str) -> str:
+        state = self.supervisor.state(name)
+        return str(state["statename"]) if state else "STOPPED"
 
     def pid(self, name: str) -> int | None:
-        """The pid of ``name`` if this stack started it and it still runs."""
-        try:
-            pid = int(self._pidfile(name).read_text())
-        except (FileNotFoundError, ValueError):
+        """The pid of ``name`` while it runs."""
+        state = self.supervisor.state(name)
+        if state is None or state["statename"] not in RUNNING or not state["pid"]:
             return None
-        return pid if _alive(pid) else None
+        return int(state["pid"])
 
     def status(self) -> dict[str, int | None]:
         return {name: self.pid(name) for name in self.processes}
@@ -159,8 +159,9 @@ class Stack:
         order = self.start_order(names)
         self.check_ports(order)
         _private_dir(self.var_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor.ensure_running(
+            [self.processes[name] for name in self.start_order()], self.env
+        )
         for name in order:
             self.start(name, timeout=timeout)
 
@@ -172,40 +173,27 @@ class Stack:
         self.check_ports([name])
         if process.prepare:
             process.prepare()
-        log_path = self.log_dir / f"{name}.log"
-        command = [sys.executable if part == PYTHON else part for part in process.command]
-        with log_path.open("ab") as log:
-            child = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**self.env, **process.env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stopped as a whole, and
-                # out of the terminal's, so Ctrl-C reaches the stack, which stops it in order
-            )
-        self._pidfile(name).write_text(str(child.pid))
+        self.supervisor.rpc.startProcess(name, False)
         try:
-            self._wait_ready(process, child, log_path, timeout)
+            self._wait_ready(process, timeout)
         except BaseException:
             self.stop(name)
             raise
 
-    def _wait_ready(
-        self, process: Process, child: subprocess.Popen[bytes], log_path: Path, timeout: float
-    ) -> None:
+    def _wait_ready(self, process: Process, timeout: float) -> None:
         """Poll ``process.ready`` until it passes, saying every few seconds why it does not."""
         # kafka-python logs every refused connection while the broker starts; progress is ours.
         quiet = logging.getLogger("kafka")
         level, quiet.level = quiet.level, logging.CRITICAL
         started = time.monotonic()
         last_error, shown = "no answer yet", 0
+        log_path = self.log_dir / f"{process.name}.log"
         try:
             while time.monotonic() - started < timeout:
-                if child.poll() is not None:
+                state = self.supervisor.state(process.name) or {"statename": "supervisord gone"}
+                if state["statename"] not in RUNNING:
                     raise StackError(
-                        f"{process.name} exited with code {child.returncode} while starting."
+                        f"{process.name} is {state['statename']} while starting."
                         f" Last lines of {log_path}:\n{_tail(log_path)}"
                     )
                 try:
@@ -216,7 +204,7 @@ class Stack:
                         last_error += f" ({internal})"
                 else:
                     seconds = time.monotonic() - started
-                    say(f"{process.name}: ready in {seconds:.1f} s (pid {child.pid})")
+                    say(f"{process.name}: ready in {seconds:.1f} s (pid {self.pid(process.name)})")
                     return
                 if (waited := int(time.monotonic() - started)) >= shown + 5:
                     shown = waited
@@ -230,44 +218,49 @@ class Stack:
         )
 
     def down(self, names: Iterable[str] | None = None) -> None:
-        """Stop ``names`` (all by default), each before what it waits for."""
+        """Stop ``names`` (all by default), each before what it waits for; all of them: the
+        supervisor too."""
+        if names is None:
+            grace = max((p.stop_seconds for p in self.processes.values()), default=15.0)
+            self.supervisor.shutdown(timeout=grace * 2 + 10)
+            return
         for name in reversed(self.start_order(names)):
             self.stop(name)
 
     def stop(self, name: str, *, sig: signal.Signals = signal.SIGTERM) -> None:
-        """Signal the process's group (SIGTERM: then SIGKILL after its grace period)."""
+        """Stop ``name`` and leave it stopped: supervisord restarts a process that dies, not
+        one stopped on purpose. SIGTERM first (SIGKILL after its grace period); or, with
+        ``sig=SIGKILL``, at once, as a crash would, with nothing left to it to clean up."""
         pid = self.pid(name)
-        pidfile = self._pidfile(name)
         if pid is None:
-            pidfile.unlink(missing_ok=True)
             return
-        grace = self.processes[name].stop_seconds
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + grace
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            say(f"{name}: did not stop within {grace:.0f} s, killing it")
+        if sig == signal.SIGKILL:
+            # Frozen first, so that the stop supervisord is asked for cannot run any of the
+            # process's own handlers before it is killed.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGSTOP)
+        with contextlib.suppress(xmlrpc.client.Fault):
+            self.supervisor.rpc.stopProcess(name, False)
+        if sig == signal.SIGKILL:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
-        # Reap our own child if it is one, so it does not linger as a zombie.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        pidfile.unlink(missing_ok=True)
+        give_up = time.monotonic() + self.processes[name].stop_seconds + 5
+        while self._state(name) not in STOPPED and time.monotonic() < give_up:
+            time.sleep(0.1)
         say(f"{name}: stopped")
 
 
-def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack, Credentials]:
-    """A stack of its own for a tool (bench, chaos): ``env`` in force, empty data, migrated,
-    and an API token for ``user`` (made by ``manage.py create_api_token``, as users do).
+def fresh_stack(
+    settings_module: str, *, user: str, env: dict[str, str] | None = None
+) -> tuple[Stack, Credentials]:
+    """A stack of its own for a tool (bench, chaos): its profile's settings (``env`` over
+    them), empty data, migrated, and an API token for ``user`` (made by ``manage.py
+    create_api_token``, as users do).
 
     Production settings need a secret key and the keys of message authentication; random
-    ones are made for the run.
+    ones are made for the run, in the tool's environment, which every process it starts has.
     """
-    os.environ.update(env)
+    os.environ.update({"DJANGO_SETTINGS_MODULE": settings_module, **(env or {})})
     os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
     for key in ("RELAY_CHAIN_SIGNING_KEY", "RELAY_GRPC_CAPABILITY_KEY"):
         os.environ[key] = secrets.token_urlsafe(32)
@@ -277,6 +270,7 @@ def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack
     django.setup()
     from django.conf import settings
 
+    var_dir = Path(settings.RELAY_VAR_DIR)
     stack = Stack(var_dir=var_dir)
     stack.down()  # what an interrupted run may have left running
     kafka = var_dir / "kafka"  # every node's data and the cluster's id, not Kafka's jars
@@ -295,14 +289,32 @@ def fresh_stack(var_dir: Path, env: dict[str, str], *, user: str) -> tuple[Stack
 # --- the demo and the transaction log ---------------------------------------------------------
 
 
+def lines_of(
+    transaction_id: str, *, path: Path, expected: int = 12, wait: float = 2.0
+) -> list[str]:
+    """The lines one transaction wrote to the log at ``path`` (timestamp and text, without the
+    id), waiting up to ``wait`` seconds for ``expected`` of them: for the demo and the tests."""
+    marker = f"\ttransaction_id={transaction_id}"
+    give_up = time.monotonic() + wait
+    while True:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        mine = [line.removesuffix(marker) for line in lines if line.endswith(marker)]
+        if len(mine) >= expected or time.monotonic() > give_up:
+            return mine
+        time.sleep(0.05)
+
+
 def demo(message: str = "hello world") -> int:
     """Send one message to the running web server as a user's program would, with an API
     token of its own (made, used, then revoked); print the answer and the transaction's log."""
     from django.conf import settings
 
-    from ops.client import post_message, revoke_token, web_connection, web_url
+    from ops.client import revoke_token, web_url
     from relay_app.hops import expected_final_message
-    from relay_app.seed_log import lines_of
+    from relay_app.integrations.relay_api import RelayClient
 
     try:
         token = issue_token("demo", name="make demo")
@@ -313,16 +325,24 @@ def demo(message: str = "hello world") -> int:
         f"POST {web_url('/api/relay/')} {{'message': {message!r}}}"
         " as user 'demo' (Authorization: Bearer <a token from manage.py create_api_token>)"
     )
-    connection = web_connection(timeout=settings.RELAY_DEADLINE_SECONDS + 5)
+    client = RelayClient(
+        web_url(""),
+        token=token,
+        ca_file=settings.HTTP_TLS_CA_FILE,
+        timeout=settings.RELAY_DEADLINE_SECONDS + 5,
+    )
     try:
-        status, body = post_message(connection, message, Credentials(token))
-    except (OSError, http.client.HTTPException, ValueError) as exc:
+        answer = client.relay(message)
+    except OSError as exc:  # requests' errors among them
         say(f"the web server does not answer ({exc}): is the stack up (`make up`)?")
         return 1
     finally:
-        connection.close()
+        client.close()
         revoke_token(token)
-    transaction_id = body.get("transaction_id") if isinstance(body, dict) else None
+    status, body = answer.status, answer.body
+    if not isinstance(body, dict):  # not the API's answer: a proxy's page, say
+        body = {"detail": answer.raw.decode(errors="replace")[:500]}
+    transaction_id = body.get("transaction_id")
     lines = lines_of(transaction_id, path=settings.RELAY_TRANSACTION_LOG) if transaction_id else []
     print("\n" + ("\n".join(lines) or "(no transaction recorded)") + "\n")
     say(f"HTTP {status}: {json.dumps(body.get('message') if status == 200 else body)}")
@@ -353,15 +373,15 @@ def follow_transaction_log(stop: Callable[[], bool]) -> None:
 
 
 def admin_login(settings: Any) -> str:
-    """How to log into the admin under ``settings``."""
+    """How to log into the admin and the live page under ``settings``."""
     from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
 
     if settings.RELAY_DEVELOPMENT_SUPERUSER:
         return (
             f"log in as {DEVELOPMENT_USERNAME} / {DEVELOPMENT_PASSWORD}"
-            " (LOCAL DEVELOPMENT CREDENTIAL, see above)"
+            " (a local development credential: never for production)"
         )
-    return "log in as a staff user: `python manage.py createsuperuser` makes one"
+    return "log in as a staff user: `make superuser` makes one"
 
 
 def _banner(stack: Stack) -> None:
@@ -369,22 +389,32 @@ def _banner(stack: Stack) -> None:
     from relay_app.error_reports import hide_url_passwords
 
     s = stack.settings
-    grpc_tls = "mutual TLS" if s.GRPC_TLS_SERVER_CERT_FILE else "plaintext"
-    https = s.RELAY_HTTPS_CERT_FILE
-    tls = f"  TLS        clients verify against {s.RELAY_HTTPS_CA_FILE}\n" if https else ""
+    grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE else "plaintext"
+    tls = (
+        f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n"
+        if s.HTTP_TLS_CERT_FILE
+        else ""
+    )
+    viewers = "".join(
+        f"  {name:<10} {url}\n"
+        for name, url in (
+            ("traces", f"http://{s.ZIPKIN_ADDRESS}/zipkin/" if s.ZIPKIN_ADDRESS else ""),
+            ("Celery", f"{s.RELAY_FLOWER_URL}/  (Flower: staff, signed in at the admin)"),
+        )
+        if url and not url.startswith("/")
+    )
     say(
-        f"""relay is up:
-  API        {web_url("/api/relay/")}      (POST {{"message": "..."}})
-  browse     {web_url("/api/")}            (the API, browsable: a form to relay a message)
-  docs       {web_url("/api/docs/")}       (OpenAPI schema: /api/schema/)
-  admin      {web_url("/admin/")}          ({admin_login(s)})
-  seed       {web_url("/communication/restKafkaGRPC/")}
-  health     {web_url("/healthz")}
-  token      python manage.py create_api_token USERNAME   (then: Authorization: Bearer <token>)
-  Kafka      {s.KAFKA_BOOTSTRAP_SERVERS} ({s.KAFKA_SECURITY_PROTOCOL})
+        f"""relay is up: {web_url("/live/")}  ({admin_login(s)})
+  API        {web_url("/api/relay/")}      (POST {{"message": "..."}} with a token)
+  token      make token NAME=alice         (the token is the last line it prints)
+  browse     {web_url("/api/")}            (the API in a browser; docs: /api/docs/)
+  admin      {web_url("/admin/")}
+{viewers}  health     {web_url("/healthz")}    (readiness: /readyz)
+  Kafka      {s.KAFKA_ADDRESS} ({s.KAFKA_SECURITY_PROTOCOL})
   Redis      {hide_url_passwords(s.REDIS_URL, "***")}{" (TLS)" if s.REDIS_TLS else ""}
   gRPC       {s.GRPC_ADDRESS} ({grpc_tls})
-{tls}  logs       {stack.log_dir}/  (transactions.log holds every transaction's seed lines)
+{tls}  logs       {stack.log_dir}/  (transactions.log: every transaction's log lines)
+  stop       make down   (make status: every process)
 """
     )
 
@@ -403,11 +433,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.conf import settings
 
     stack = Stack(var_dir=settings.RELAY_VAR_DIR)
+    interrupt_on_termination()
     try:
         if args.command == "status":
-            for name, pid in stack.status().items():
-                print(f"{name:7} {'running, pid ' + str(pid) if pid else 'stopped'}")
-            return 0
+            if not stack.supervisor.running():
+                say(f"not running ({stack.supervisor.conf} has no supervisord)")
+                return 3
+            ctl = [
+                sys.executable,
+                "-m",
+                "supervisor.supervisorctl",
+                "-c",
+                str(stack.supervisor.conf),
+            ]
+            return subprocess.run([*ctl, "status"], check=False).returncode
         if args.command == "down":
             stack.down()
             return 0
@@ -429,6 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackError as exc:
         say(f"error: {exc}")
         return 1
+    except KeyboardInterrupt:
+        say("interrupted: what it started is stopped")
+        return 130
 
 
 def _run(stack: Stack, message: str) -> int:

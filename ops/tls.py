@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from project.settings.environment import read_env_file
+
 # Local certificates live long enough for a machine, not for ever.
 CA_DAYS = 3650
 LEAF_DAYS = 825
@@ -143,14 +145,6 @@ def _load(path: Path, key_path: Path) -> Identity:
     return Identity(x509.load_pem_x509_certificate(path.read_bytes()), key)
 
 
-def read_env(path: Path) -> dict[str, str]:
-    """The settings in ``transport.env`` (none if it is not there yet)."""
-    if not path.exists():
-        return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {name.strip(): value.strip() for name, value in pairs if not name.startswith("#")}
-
-
 def ensure(folder: Path, *, renew: bool = False) -> Path:
     """Make the CA, certificates, keystore and credentials that are missing in ``folder``
     (with ``renew``, new leaf certificates from the same CA); return ``transport.env``."""
@@ -164,7 +158,7 @@ def ensure(folder: Path, *, renew: bool = False) -> Path:
         _write(folder / "ca-key.pem", ca.key_pem())
         renew = True
     env_file = folder / "transport.env"
-    previous = read_env(env_file)
+    previous = read_env_file(env_file)
 
     def secret(name: str) -> str:
         return previous.get(name) or secrets.token_urlsafe(24)
@@ -198,17 +192,17 @@ def ensure(folder: Path, *, renew: bool = False) -> Path:
             ),
         )
     files = {
-        "KAFKA_SSL_CAFILE": "ca.pem",
+        "KAFKA_TLS_CA_FILE": "ca.pem",
         "REDIS_TLS_CA_FILE": "ca.pem",
         "GRPC_TLS_CA_FILE": "ca.pem",
-        "GRPC_TLS_CLIENT_CERT_FILE": "client.pem",
-        "GRPC_TLS_CLIENT_KEY_FILE": "client-key.pem",
-        "GRPC_TLS_SERVER_CERT_FILE": "server.pem",
-        "GRPC_TLS_SERVER_KEY_FILE": "server-key.pem",
-        "GRPC_TLS_CLIENT_CA_FILE": "ca.pem",
-        "RELAY_HTTPS_CERT_FILE": "server.pem",
-        "RELAY_HTTPS_KEY_FILE": "server-key.pem",
-        "RELAY_HTTPS_CA_FILE": "ca.pem",
+        "GRPC_TLS_CERT_FILE": "client.pem",
+        "GRPC_TLS_KEY_FILE": "client-key.pem",
+        "GRPC_SERVER_TLS_CERT_FILE": "server.pem",
+        "GRPC_SERVER_TLS_KEY_FILE": "server-key.pem",
+        "GRPC_SERVER_TLS_CA_FILE": "ca.pem",
+        "HTTP_TLS_CERT_FILE": "server.pem",
+        "HTTP_TLS_KEY_FILE": "server-key.pem",
+        "HTTP_TLS_CA_FILE": "ca.pem",
         "RELAY_KAFKA_KEYSTORE": "kafka-keystore.p12",
         # What the stack gives the servers it starts (Redis; Kafka has its keystore).
         "RELAY_STACK_CERT_FILE": "server.pem",

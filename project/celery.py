@@ -28,13 +28,16 @@ keep_redis_clients()
 
 
 @worker_init.connect
-def check_and_trace_worker(**_: Any) -> None:
-    """The start-up checks, then tracing, in the worker's main process: its pool processes
-    inherit it."""
-    from relay_app import tracing
+def set_up_worker(**_: Any) -> None:
+    """The start-up checks, then the worker's own signal handlers and tracing, in its main
+    process (Django is set up by then): its pool processes inherit them."""
+    from relay_app import tracing, worker
     from relay_app.checks import check_at_start
+    from relay_app.metrics import start_afresh
 
     check_at_start("worker")
+    start_afresh()
+    worker.connect_signals()
     tracing.setup("worker")
 
 

@@ -26,9 +26,9 @@ from typing import Any
 from gunicorn.errors import AppImportError
 from gunicorn.workers.gthread import ThreadWorker
 
+from relay_app.api.arrival import ARRIVED_AT
 from relay_app.checks import StartRefused
 
-ARRIVED_AT = "relay.arrived_at"
 # How long one send or receive on a client's socket may take (sendall: the whole of it).
 SOCKET_TIMEOUT_SECONDS = 5.0
 
@@ -86,3 +86,20 @@ def stamp_arrival(application: Callable[..., Iterable[bytes]]) -> Callable[..., 
         return application(environ, start_response)
 
     return stamped
+
+
+# gunicorn's server hooks (this module is also its configuration: --config python:...).
+
+
+def on_starting(server: Any) -> None:
+    """The metrics of the web server's processes start afresh with it."""
+    from relay_app.metrics import start_afresh
+
+    start_afresh()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker process exited: its in-flight gauges no longer count."""
+    from relay_app.metrics import process_gone
+
+    process_gone(worker.pid)

@@ -3,6 +3,7 @@ tokens, to see and revoke (``manage.py create_api_token`` makes them)."""
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +14,8 @@ from django.utils.text import Truncator
 from .hops import Stage
 from .models import ApiToken, Hop, Transaction
 from .services.tokens import api_tokens_revoke
+from .tasks import HOP_TASKS, chain_task_id
+from .tracing import trace_url
 from .waterfall import format_duration, waterfall
 
 admin.site.site_header = "relay administration"
@@ -62,9 +65,25 @@ class HopInline(ReadOnlyAdminMixin, admin.TabularInline):
         "kafka_topic",
         "kafka_partition",
         "kafka_offset",
+        "task",
     )
     readonly_fields = fields
     ordering = ("stage",)
+
+    @admin.display(description="Celery task")
+    def task(self, hop: Hop) -> str:
+        """The task that performed the hop, a link to its page in Flower (RELAY_FLOWER_URL);
+        hops 1 and 8 are the web server's own."""
+        name = HOP_TASKS.get(Stage(hop.stage))
+        if name is None or hop.stage == Stage.REST_RESPONSE or not settings.RELAY_FLOWER_URL:
+            return "-"
+        task_id = chain_task_id(str(hop.transaction_id), name)
+        return format_html(
+            '<a href="{}/task/{}" target="_blank">{}</a>',
+            settings.RELAY_FLOWER_URL.rstrip("/"),
+            task_id,
+            name,
+        )
 
     @admin.display(description="#")
     def position(self, hop: Hop) -> int:
@@ -110,7 +129,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "error",
         "failed_stage",
         "idempotency_key",
-        "trace_id",
+        "trace",
         "created_at",
         "deadline_at",
         "finished_at",
@@ -123,6 +142,15 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def short_id(self, transaction: Transaction) -> str:
         """The id's first eight digits (the search takes them too); all of it on hover."""
         return format_html('<span title="{}">{}</span>', transaction.id, str(transaction.id)[:8])
+
+    @admin.display(description="trace")
+    def trace(self, transaction: Transaction) -> str:
+        """Its trace id, a link to the trace in the viewer (RELAY_TRACE_URL) where there is one."""
+        if not transaction.trace_id:
+            return "-"
+        if url := trace_url(transaction.trace_id):
+            return format_html('<a href="{}" target="_blank">{}</a>', url, transaction.trace_id)
+        return transaction.trace_id
 
     @admin.display(description="message")
     def message_excerpt(self, transaction: Transaction) -> str:

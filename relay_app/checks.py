@@ -85,21 +85,21 @@ def weak_secret_or_any_host_in_production(**_: Any) -> list[CheckMessage]:
 
 # Every setting that names a certificate or key file.
 TLS_FILES = [
-    "KAFKA_SSL_CAFILE",
-    "KAFKA_SSL_CERTFILE",
-    "KAFKA_SSL_KEYFILE",
+    "KAFKA_TLS_CA_FILE",
+    "KAFKA_TLS_CERT_FILE",
+    "KAFKA_TLS_KEY_FILE",
     "REDIS_TLS_CA_FILE",
     "REDIS_TLS_CERT_FILE",
     "REDIS_TLS_KEY_FILE",
     "GRPC_TLS_CA_FILE",
-    "GRPC_TLS_CLIENT_CERT_FILE",
-    "GRPC_TLS_CLIENT_KEY_FILE",
-    "GRPC_TLS_SERVER_CERT_FILE",
-    "GRPC_TLS_SERVER_KEY_FILE",
-    "GRPC_TLS_CLIENT_CA_FILE",
-    "RELAY_HTTPS_CERT_FILE",
-    "RELAY_HTTPS_KEY_FILE",
-    "RELAY_HTTPS_CA_FILE",
+    "GRPC_TLS_CERT_FILE",
+    "GRPC_TLS_KEY_FILE",
+    "GRPC_SERVER_TLS_CERT_FILE",
+    "GRPC_SERVER_TLS_KEY_FILE",
+    "GRPC_SERVER_TLS_CA_FILE",
+    "HTTP_TLS_CERT_FILE",
+    "HTTP_TLS_KEY_FILE",
+    "HTTP_TLS_CA_FILE",
 ]
 
 
@@ -111,8 +111,8 @@ def _kafka_problems() -> list[str]:
         s.KAFKA_SASL_USERNAME and s.KAFKA_SASL_PASSWORD
     ):
         return ["Kafka has no credentials (KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD)"]
-    if s.KAFKA_SECURITY_PROTOCOL == "SSL" and not (s.KAFKA_SSL_CERTFILE and s.KAFKA_SSL_KEYFILE):
-        return ["Kafka has no credentials (KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE)"]
+    if s.KAFKA_SECURITY_PROTOCOL == "SSL" and not (s.KAFKA_TLS_CERT_FILE and s.KAFKA_TLS_KEY_FILE):
+        return ["Kafka has no credentials (KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE)"]
     return []
 
 
@@ -130,13 +130,13 @@ def _grpc_problems() -> list[str]:
     problems = []
     if not s.GRPC_TLS_CA_FILE:
         problems.append("the gRPC client is in plaintext (GRPC_TLS_CA_FILE)")
-    elif not (s.GRPC_TLS_CLIENT_CERT_FILE and s.GRPC_TLS_CLIENT_KEY_FILE):
-        problems.append("the gRPC client has no certificate (GRPC_TLS_CLIENT_CERT_FILE, _KEY_FILE)")
-    if not (s.GRPC_TLS_SERVER_CERT_FILE and s.GRPC_TLS_SERVER_KEY_FILE):
-        problems.append("the gRPC server is in plaintext (GRPC_TLS_SERVER_CERT_FILE, _KEY_FILE)")
-    elif not s.GRPC_TLS_CLIENT_CA_FILE:
+    elif not (s.GRPC_TLS_CERT_FILE and s.GRPC_TLS_KEY_FILE):
+        problems.append("the gRPC client has no certificate (GRPC_TLS_CERT_FILE, _KEY_FILE)")
+    if not (s.GRPC_SERVER_TLS_CERT_FILE and s.GRPC_SERVER_TLS_KEY_FILE):
+        problems.append("the gRPC server is in plaintext (GRPC_SERVER_TLS_CERT_FILE, _KEY_FILE)")
+    elif not s.GRPC_SERVER_TLS_CA_FILE:
         problems.append(
-            "the gRPC server takes clients without certificates (GRPC_TLS_CLIENT_CA_FILE)"
+            "the gRPC server takes clients without certificates (GRPC_SERVER_TLS_CA_FILE)"
         )
     return problems
 
@@ -147,12 +147,15 @@ def _tracing_problems() -> list[str]:
         exporter = tracing.exporter_name()
     except ImproperlyConfigured:
         return []  # tracing_is_configured says why
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"
-    )
-    url = urlsplit(endpoint)
-    if exporter == "otlp" and url.scheme == "http" and url.hostname not in LOOPBACK:
-        return [f"spans go to {url.hostname} in plaintext (OTEL_EXPORTER_OTLP_ENDPOINT is http://)"]
+    setting = {
+        "otlp": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "zipkin_json": "OTEL_EXPORTER_ZIPKIN_ENDPOINT",
+    }.get(exporter or "")
+    if setting is None:
+        return []
+    url = urlsplit(getattr(settings, setting))
+    if url.scheme == "http" and url.hostname not in LOOPBACK:
+        return [f"spans go to {url.hostname} in plaintext ({setting} is http://)"]
     return []
 
 
@@ -200,6 +203,19 @@ def tls_files_are_readable(**_: Any) -> list[CheckMessage]:
         Error(f"{name}: cannot read {getattr(settings, name)}.", id="relay.E004")
         for name in TLS_FILES
         if getattr(settings, name) and not os.access(getattr(settings, name), os.R_OK)
+    ]
+
+
+@register()
+def renamed_variables(**_: Any) -> list[CheckMessage]:
+    """A variable set under its old name still works, for one release: say which to rename."""
+    return [
+        Warning(
+            f"{old} is read as {new}, its new name, for this release only.",
+            hint=f"Rename {old} to {new} in the environment.",
+            id="relay.W004",
+        )
+        for old, new in settings.RELAY_RENAMED_VARIABLES.items()
     ]
 
 

@@ -85,11 +85,11 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
 def server_credentials() -> grpc.ServerCredentials | None:
     """The server's TLS from settings: its certificate and key, and the CA its clients'
     certificates must come from (mutual TLS). ``None``: plaintext."""
-    certificate = read_pem("GRPC_TLS_SERVER_CERT_FILE")
-    key = read_pem("GRPC_TLS_SERVER_KEY_FILE")
+    certificate = read_pem("GRPC_SERVER_TLS_CERT_FILE")
+    key = read_pem("GRPC_SERVER_TLS_KEY_FILE")
     if certificate is None or key is None:
         return None
-    client_ca = read_pem("GRPC_TLS_CLIENT_CA_FILE")
+    client_ca = read_pem("GRPC_SERVER_TLS_CA_FILE")
     return grpc.ssl_server_credentials(
         [(key, certificate)], root_certificates=client_ca, require_client_auth=client_ca is not None
     )

@@ -3,8 +3,8 @@
 Each is defined once here and counted where its event happens: the web server's admission
 and answer, every hop's record, each Celery task. The web server and the Celery worker fork,
 so their processes write to files under ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
-multi-process mode; the table of processes sets one directory per process and empties it
-before each start) and an exposition adds them up. The gRPC server is one process.
+multi-process mode; one directory per server, emptied as the server starts, ``start_afresh``)
+and an exposition adds them up. The gRPC server is one process.
 
 The web server shows its own at ``/metrics`` (staff, or a scraper with
 ``RELAY_METRICS_TOKEN``); each worker and gRPC server on ``RELAY_METRICS_ADDRESS``, which the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -72,6 +73,21 @@ REFUSED = Counter(
 )
 
 
+def start_afresh() -> None:
+    """Empty the multi-process directory, as a forking server (re)starts: the files of
+    processes before this start would otherwise still be added up."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder and os.path.isdir(folder):
+        for name in os.listdir(folder):
+            os.unlink(os.path.join(folder, name))
+
+
+def process_gone(pid: int) -> None:
+    """A forking server's process ``pid`` exited: its live gauges no longer count."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def count_dependency_error(dependency: str, exc: BaseException) -> None:
     """One error of ``dependency``, by the library's own kind of error where there was one."""
     DEPENDENCY_ERRORS.labels(dependency, type(exc.__cause__ or exc).__name__).inc()
@@ -86,14 +102,18 @@ def registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics as Prometheus reads them, and their content type."""
+def exposition(*, openmetrics: bool = False) -> tuple[bytes, str]:
+    """The metrics and their content type: Prometheus's text format, or OpenMetrics."""
+    if openmetrics:
+        from prometheus_client.openmetrics import exposition as om
+
+        return om.generate_latest(registry()), om.CONTENT_TYPE_LATEST  # type: ignore[no-untyped-call]
     return generate_latest(registry()), CONTENT_TYPE_LATEST
 
 
 def serve_metrics() -> None:
     """Serve this service's metrics on ``RELAY_METRICS_ADDRESS`` (host:port), if it has one."""
-    address = os.environ.get("RELAY_METRICS_ADDRESS", "")
+    address: str = settings.RELAY_METRICS_ADDRESS
     if not address:
         return
     host, _, port = address.rpartition(":")

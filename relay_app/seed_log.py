@@ -5,7 +5,6 @@ line or reach a terminal as a command; those are escaped, so every event is one 
 """
 
 import logging
-import time
 from pathlib import Path
 from uuid import UUID
 
@@ -79,24 +78,6 @@ def log_end(final: str, *, transaction_id: UUID | str) -> None:
     extra = {"transaction_id": str(transaction_id)}
     for line in (BANNER, "End of transaction with Message:", final, BANNER):
         transaction_log.info("%s", line, extra=extra)
-
-
-def lines_of(
-    transaction_id: str, *, path: Path, expected: int = 12, wait: float = 2.0
-) -> list[str]:
-    """The lines one transaction wrote to the log at ``path`` (timestamp and text, without the
-    id), waiting up to ``wait`` seconds for ``expected`` of them: for the demo and the tests."""
-    marker = f"\ttransaction_id={transaction_id}"
-    give_up = time.monotonic() + wait
-    while True:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            lines = []
-        mine = [line.removesuffix(marker) for line in lines if line.endswith(marker)]
-        if len(mine) >= expected or time.monotonic() > give_up:
-            return mine
-        time.sleep(0.05)
 
 
 class TransactionFileHandler(ConcurrentRotatingFileHandler):

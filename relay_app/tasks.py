@@ -4,8 +4,8 @@ chain is built.
 Tasks are an interface, like views: they take and return a JSON ``SealedPayload`` and call one
 service each. Each opens its argument before any work: a message that is not sealed for it
 by the relay (``payload_open``) is refused with one WARNING line, counted
-(``relay_celery_tasks`` with outcome ``refused``), and stops there, storing nothing. Only the
-last task's result is stored: it wakes whoever waits for the transaction, who then reads the
+(``relay_celery_tasks`` with outcome ``refused``), and stops there, storing nothing. Only hop 7's
+result is stored: it wakes whoever waits for the transaction, who then reads the
 transaction's records (a failure anywhere in the chain is stored on it too,
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED).
 
@@ -14,11 +14,12 @@ which settle or delete by the records' own dates.
 """
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from celery import chain, shared_task
+from celery import Celery, chain, shared_task
 from celery.canvas import Signature
 from celery.exceptions import Ignore
 from celery.result import AsyncResult
@@ -130,7 +131,7 @@ def consume_reply(message: SealedPayload) -> SealedPayload:
     )
 
 
-@shared_task(name="relay.respond")
+@shared_task(name="relay.respond", ignore_result=True)
 def respond(message: SealedPayload) -> bool:
     """Hop 8 of an asynchronous request, from the records: the REST response nobody waits
     for. Only the transaction's id is taken from the message."""
@@ -176,10 +177,10 @@ def purge_transactions() -> int:
 def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signature:
     """Hops 2-7 as one chain, starting from ``payload`` (sealed here for its first task); its
     result is stored under the transaction's id (``chain_result``), so that any web server
-    can be woken when it ends.
+    can be woken when hop 7 is done.
 
-    ``respond_async``: no view waits, so hop 8 (``respond``) ends the chain and its result
-    is the one stored under the transaction's id; a repeated request may still wait for it.
+    ``respond_async``: no view waits, so hop 8 (``respond``) ends the chain; hop 7's result
+    still wakes a repeated request, which may then do hop 8 itself (whoever is first).
 
     Each task expires at the transaction's deadline: a worker that comes back after an
     outage discards what nobody waits for any more instead of working through it.
@@ -191,20 +192,47 @@ def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signat
         "argsrepr": f"(transaction {payload['transaction_id']})",
         "kwargsrepr": "{}",
     }
-    last: dict[str, Any] = {**options, "task_id": payload["transaction_id"]}
+    transaction_id = payload["transaction_id"]
+
+    def step(task: Any, *args: Any) -> Signature:
+        signature: Signature = task.s(*args)
+        return signature.set(**options, task_id=chain_task_id(transaction_id, task.name))
+
     hops = [
-        publish_request.s(payload_seal(payload, to=publish_request.name)).set(**options),
-        consume_request.s().set(**options),
-        call_grpc.s().set(**options),
-        publish_reply.s().set(**options),
+        step(publish_request, payload_seal(payload, to=publish_request.name)),
+        step(consume_request),
+        step(call_grpc),
+        step(publish_reply),
+        step(consume_reply),
     ]
-    if not respond_async:
-        return chain(*hops, consume_reply.s().set(**last))
-    return chain(
-        *hops,
-        consume_reply.s().set(**{**options, "ignore_result": True}),
-        respond.s().set(**last),
-    )
+    return chain(*hops, step(respond)) if respond_async else chain(*hops)
+
+
+#: The task that performs each hop of a chain (hop 5 is the gRPC server's, in call_grpc's).
+HOP_TASKS = {
+    Stage.KAFKA_PUBLISH_REQUEST: publish_request.name,
+    Stage.KAFKA_CONSUME_REQUEST: consume_request.name,
+    Stage.GRPC_CLIENT: call_grpc.name,
+    Stage.GRPC_SERVER: call_grpc.name,
+    Stage.KAFKA_PUBLISH_REPLY: publish_reply.name,
+    Stage.KAFKA_CONSUME_REPLY: consume_reply.name,
+    Stage.REST_RESPONSE: respond.name,
+}
+
+
+def chain_task_id(transaction_id: str, task: str) -> str:
+    """The id the task named ``task`` runs under in the transaction's chain: hop 7's is the
+    transaction's own (its result is the chain's end, which waiters are woken by); every
+    other one's is derived from it, the same each time, so a monitor's page of each task
+    (Flower's) can be found from the transaction."""
+    if task == consume_reply.name:
+        return transaction_id
+    return str(uuid.uuid5(uuid.UUID(transaction_id), task))
+
+
+def chain_app() -> Celery:
+    """The Celery app the relay's tasks are bound to (the project's, ``project/celery.py``)."""
+    return consume_reply.app
 
 
 def chain_result(transaction_id: str) -> AsyncResult:

@@ -1,10 +1,11 @@
 """Tracing (OpenTelemetry): one trace per transaction, across the web server, the Celery
 worker and the gRPC server.
 
-Off unless ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, over HTTP/protobuf, or
-``console``); the rest is the standard ``OTEL_*`` variables (endpoint, headers, certificate,
-service name, batch delays). Each entry point calls ``setup`` once per process: off, nothing
-is instrumented and the helpers below do nothing.
+Off unless ``OTEL_TRACES_EXPORTER`` names an exporter: ``zipkin_json`` (the local stacks'
+own Zipkin, or yours), ``otlp`` (HTTP/protobuf, to a collector of yours) or ``console``. The
+settings read the standard ``OTEL_*`` variables (``project/settings/observability.py``). Each
+entry point calls ``setup`` once per process: off, nothing is instrumented and the helpers
+below do nothing.
 
 The maintained instrumentations trace the HTTP request (Django), each Celery task's publish
 and run, the gRPC call on both sides, each Redis command and each Kafka produce (its context
@@ -17,7 +18,6 @@ The transaction's id goes along as W3C baggage, and every span started under it 
 as the ``relay.transaction_id`` attribute.
 """
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Literal
@@ -43,10 +43,8 @@ from .hops import Stage
 
 TRANSACTION_ATTRIBUTE = "relay.transaction_id"
 STAGE_ATTRIBUTE = "relay.stage"
-# Requests that only probe or scrape the process start no trace.
-_UNTRACED_URLS = "healthz,readyz,metrics,static/"
 JSON_ERRORS_MIDDLEWARE = "relay_app.api.errors.JsonErrorsMiddleware"
-_EXPORTERS = ("otlp", "console")
+_EXPORTERS = ("zipkin_json", "otlp", "console")
 
 _tracer = trace.get_tracer("relay")
 _enabled = False
@@ -57,10 +55,10 @@ def enabled() -> bool:
 
 
 def exporter_name() -> str | None:
-    """The exporter the environment configures; ``None``: tracing is off."""
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    """The exporter the settings name; ``None``: tracing is off."""
+    if settings.OTEL_SDK_DISABLED:
         return None
-    name = os.environ.get("OTEL_TRACES_EXPORTER", "none").strip().lower()
+    name: str = settings.OTEL_TRACES_EXPORTER
     if name in ("", "none"):
         return None
     if name not in _EXPORTERS:
@@ -68,11 +66,7 @@ def exporter_name() -> str | None:
             f"OTEL_TRACES_EXPORTER={name!r}: the relay exports with one of"
             f" {', '.join(_EXPORTERS)}, or none (off)"
         )
-    protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    )
+    protocol = settings.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
     if name == "otlp" and protocol != "http/protobuf":
         raise ImproperlyConfigured(
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: the relay's OTLP exporter speaks"
@@ -87,7 +81,6 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
     environment configures an exporter; instrument what it uses. Call before Django's
     middleware is loaded (web) and before the gRPC server or channels are made."""
     global _enabled
-    settings.RELAY_ENVIRONMENT  # noqa: B018 - loads the settings, which may set OTEL_* defaults
     name = exporter_name()
     if name is None or _enabled:
         return _enabled
@@ -99,14 +92,15 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    exporter = _otlp_exporter() if name == "otlp" else ConsoleSpanExporter()
-    named = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"relay-{role}"}
+    exporter = ConsoleSpanExporter() if name == "console" else _exporter(name)
     provider = TracerProvider(
-        resource=Resource.create(named),
+        resource=Resource.create({SERVICE_NAME: settings.OTEL_SERVICE_NAME or f"relay-{role}"}),
         sampler=ParentBased(root=_RequestsStartTraces(_sampled_ratio())),
     )
     provider.add_span_processor(_TransactionAttribute())
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, schedule_delay_millis=settings.OTEL_BSP_SCHEDULE_DELAY)
+    )
     trace.set_tracer_provider(provider)
 
     untraced_grpc = filters.negate(filters.health_check())
@@ -114,7 +108,7 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
         from opentelemetry.instrumentation.django import DjangoInstrumentor
 
         DjangoInstrumentor().instrument(
-            excluded_urls=os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", _UNTRACED_URLS),
+            excluded_urls=settings.OTEL_PYTHON_DJANGO_EXCLUDED_URLS,
             response_hook=_traceparent_header,
         )
         # Its middleware goes first; the API's JSON errors must stay outside it, to answer
@@ -136,10 +130,9 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
 def _sampled_ratio() -> float:
     """What share of requests start a trace: ``OTEL_TRACES_SAMPLER=parentbased_traceidratio``
     (or ``traceidratio``) with ``OTEL_TRACES_SAMPLER_ARG``; all of them by default."""
-    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
-    if sampler not in ("parentbased_traceidratio", "traceidratio"):
+    if settings.OTEL_TRACES_SAMPLER not in ("parentbased_traceidratio", "traceidratio"):
         return 1.0
-    given = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0")
+    given = settings.OTEL_TRACES_SAMPLER_ARG
     try:
         ratio = float(given)
     except ValueError:
@@ -149,22 +142,36 @@ def _sampled_ratio() -> float:
     return ratio
 
 
-def _otlp_exporter() -> Any:
-    """OTLP over HTTP, configured by ``OTEL_EXPORTER_OTLP_*``.
+def _exporter(name: str) -> Any:
+    """Zipkin's JSON exporter, or OTLP over HTTP, at the endpoint the settings name.
 
-    With a CA of its own (``OTEL_EXPORTER_OTLP_CERTIFICATE``) the exporter's session ignores
-    the environment: requests would otherwise verify against ``REQUESTS_CA_BUNDLE`` (or
-    ``CURL_CA_BUNDLE``) where one is set, and refuse the collector's certificate.
+    With a CA of its own (``OTEL_EXPORTER_OTLP_CERTIFICATE``) the exporter's session verifies
+    against that CA and ignores the environment: requests would otherwise verify against
+    ``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``) where one is set, and refuse the certificate.
     """
     import requests
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     session = requests.Session()
-    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_CERTIFICATE"
-    ):
+    if certificate := settings.OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE:
         session.trust_env = False
-    return OTLPSpanExporter(session=session)
+        session.verify = certificate
+    if name == "zipkin_json":
+        from opentelemetry.exporter.zipkin.json import ZipkinExporter
+
+        return ZipkinExporter(endpoint=settings.OTEL_EXPORTER_ZIPKIN_ENDPOINT, session=session)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(
+        endpoint=settings.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        certificate_file=certificate or None,
+        session=session,
+    )
+
+
+def trace_url(trace_id: str) -> str:
+    """Where a person opens the trace ``trace_id`` (``RELAY_TRACE_URL``); ``""``: nowhere."""
+    template: str = settings.RELAY_TRACE_URL
+    return template.format(trace_id=trace_id) if template and trace_id else ""
 
 
 class _RequestsStartTraces(Sampler):

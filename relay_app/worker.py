@@ -1,5 +1,6 @@
-"""The Celery worker: its consumer, back on Redis within a second of its return, and the
-connections each pool process opens as it starts."""
+"""The Celery worker: its consumer, back on Redis within a second of its return, the
+connections each pool process opens as it starts, and what it does on Celery's signals
+(``connect_signals``, called by the Celery app's own ``worker_init``, project/celery.py)."""
 
 import logging
 from typing import Any
@@ -24,7 +25,6 @@ from .tasks import CHAIN_TASKS, opened, respond, time_out_transaction
 logger = logging.getLogger(__name__)
 
 
-@worker_process_init.connect
 def connect_dependencies(**_: Any) -> None:
     """Connect to Kafka and the gRPC server as each prefork process starts.
 
@@ -40,7 +40,6 @@ def connect_dependencies(**_: Any) -> None:
         logger.warning("not connected ahead of the first hop: %s (%s)", exc, exc.internal)
 
 
-@worker_ready.connect
 def expose_metrics(**_: Any) -> None:
     """Serve the worker's metrics (all its pool processes') from its main process."""
     serve_metrics()
@@ -53,18 +52,6 @@ def _count_task(outcome: str) -> Any:
     return count
 
 
-# Each task's outcome as Celery reports it. A revoked task (it reached the worker after its
-# deadline) is reported by the main process; the others by the pool process that ran it.
-for _signal, _outcome in (
-    (task_success, "succeeded"),
-    (task_failure, "failed"),
-    (task_retry, "retried"),
-    (task_revoked, "revoked"),
-):
-    _signal.connect(_count_task(_outcome), weak=False)
-
-
-@task_revoked.connect
 def time_out_expired_chain(
     sender: Any = None, request: Any = None, expired: bool = False, **_: Any
 ) -> None:
@@ -97,6 +84,23 @@ def _ends_with_respond(sender: Any, request: Any) -> bool:
         return False
     steps = getattr(request, "chain", None) or []
     return any(isinstance(step, dict) and step.get("task") == respond.name for step in steps)
+
+
+def connect_signals() -> None:
+    """Connect the worker's handlers (in its main process, before the pool forks, so every
+    pool process has them too). Each task's outcome is counted as Celery reports it: a
+    revoked task (it reached the worker after its deadline) by the main process, the others
+    by the pool process that ran it."""
+    worker_process_init.connect(connect_dependencies, weak=False)
+    worker_ready.connect(expose_metrics, weak=False)
+    task_revoked.connect(time_out_expired_chain, weak=False)
+    for signal, outcome in (
+        (task_success, "succeeded"),
+        (task_failure, "failed"),
+        (task_retry, "retried"),
+        (task_revoked, "revoked"),
+    ):
+        signal.connect(_count_task(outcome), weak=False)
 
 
 class Consumer(CeleryConsumer):

@@ -1,15 +1,10 @@
 """Helpers for tests that go through the real services."""
 
-import json
 import re
-import time
 import unittest
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
@@ -17,9 +12,11 @@ from django.contrib.auth.models import User
 from kafka import KafkaConsumer, TopicPartition
 from rest_framework.test import APIClient
 
+from ops.kafka_tools import read_all
+from ops.stack import lines_of
 from relay_app.hops import HOPS, Stage
-from relay_app.integrations.kafka_records import Record, client_options, read_all
-from relay_app.seed_log import lines_of
+from relay_app.integrations.kafka_records import Record, client_options
+from relay_app.integrations.relay_api import RelayClient
 from relay_app.services.tokens import api_token_create
 
 if TYPE_CHECKING:
@@ -94,53 +91,10 @@ def signed_in_client(token: str) -> APIClient:
     return client
 
 
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    body: Any
-    seconds: float
-    headers: dict[str, str]
-
-
-def http_request(
-    path: str,
-    *,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    method: str = "POST",
-    timeout: float = 30.0,
-) -> HttpAnswer:
-    """One request to the web server the runner started, over real HTTP."""
-    request = urllib.request.Request(
-        f"http://{settings.RELAY_HTTP_ADDRESS}{path}",
-        data=body,
-        headers=headers or {},
-        method=method,
-    )
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - loopback
-            status, raw, received = answer.status, answer.read(), dict(answer.headers)
-    except urllib.error.HTTPError as error:
-        status, raw, received = error.code, error.read(), dict(error.headers)
-    return HttpAnswer(
-        status, json.loads(raw) if raw else None, time.monotonic() - started, received
-    )
-
-
-def relay_over_http(
-    message: str, *, token: str | None, headers: dict[str, str] | None = None
-) -> HttpAnswer:
-    """POST /api/relay/ with ``message`` as JSON, signed with ``token`` (None: anonymous)."""
-    return http_request(
-        "/api/relay/",
-        body=json.dumps({"message": message}).encode(),
-        headers={
-            "Content-Type": "application/json",
-            **(bearer(token) if token else {}),
-            **(headers or {}),
-        },
-    )
+def web(token: str | None = None, *, timeout: float = 30.0) -> RelayClient:
+    """A client of the web server the runner started, over real HTTP, signed with ``token``
+    (None: anonymous). One per thread: a client is not shared between threads."""
+    return RelayClient(f"http://{settings.HTTP_ADDRESS}", token=token, timeout=timeout)
 
 
 def task_results_stored() -> int:

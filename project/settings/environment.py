@@ -1,15 +1,67 @@
 """Settings from the environment: typed values whose errors name their variable.
 
 Every settings module reads the environment through these, so a wrong value stops the
-process at start with the variable's name and what it should be.
+process at start with the variable's name and what it should be. What the process's
+environment does not set comes from the profile in force (``profiles.py``), then from the
+setting's own default; nothing is written into the environment.
 """
 
+import os
+from collections import ChainMap
+from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import quote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+# Variables renamed to the one pattern (<SYSTEM>_ADDRESS, <SYSTEM>_TLS_{CA,CERT,KEY}_FILE), by
+# their old name: still read, for one release, where the new one is not set; a system check
+# warns of each (relay.W004).
+RENAMED = {
+    "KAFKA_BOOTSTRAP_SERVERS": "KAFKA_ADDRESS",
+    "KAFKA_SSL_CAFILE": "KAFKA_TLS_CA_FILE",
+    "KAFKA_SSL_CERTFILE": "KAFKA_TLS_CERT_FILE",
+    "KAFKA_SSL_KEYFILE": "KAFKA_TLS_KEY_FILE",
+    "GRPC_TLS_CLIENT_CERT_FILE": "GRPC_TLS_CERT_FILE",
+    "GRPC_TLS_CLIENT_KEY_FILE": "GRPC_TLS_KEY_FILE",
+    "GRPC_TLS_SERVER_CERT_FILE": "GRPC_SERVER_TLS_CERT_FILE",
+    "GRPC_TLS_SERVER_KEY_FILE": "GRPC_SERVER_TLS_KEY_FILE",
+    "GRPC_TLS_CLIENT_CA_FILE": "GRPC_SERVER_TLS_CA_FILE",
+    "RELAY_HTTP_ADDRESS": "HTTP_ADDRESS",
+    "RELAY_HTTPS_CERT_FILE": "HTTP_TLS_CERT_FILE",
+    "RELAY_HTTPS_KEY_FILE": "HTTP_TLS_KEY_FILE",
+    "RELAY_HTTPS_CA_FILE": "HTTP_TLS_CA_FILE",
+}
+#: The old names this process's environment sets, with their new ones.
+RENAMED_IN_USE = {
+    old: new for old, new in RENAMED.items() if old in os.environ and new not in os.environ
+}
+_profile: dict[str, str] = {}
+
 env = environ.Env()
+env.ENVIRON = ChainMap(
+    os.environ, {new: os.environ[old] for old, new in RENAMED_IN_USE.items()}, _profile
+)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of a file such as ``.env`` (none if it is missing)."""
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs if not name.startswith("#")}
+
+
+def use_profile(values: Mapping[str, str]) -> bool:
+    """Take ``values`` as the defaults of the environment's variables, unless a profile is in
+    force already: the first one wins, so that a profile's module may import the settings of
+    another (secure's, development's) without that one's values taking over."""
+    if _profile:
+        return False
+    _profile.update(values)
+    return True
+
 
 _PERIOD_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 

@@ -12,6 +12,7 @@ from .base import *  # noqa: F403
 from .environment import env, host_names, secret_key, signing_key
 
 RELAY_ENVIRONMENT = "production"
+RELAY_PROFILE = "production"
 DEBUG = False
 # Never the local development superuser: not created, and its password refused at login.
 RELAY_DEVELOPMENT_SUPERUSER = False

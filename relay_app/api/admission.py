@@ -13,10 +13,9 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
-from project.webserver import ARRIVED_AT
-
 from ..metrics import IN_FLIGHT, REFUSED
 from ..services.admission import Overloaded, gate
+from .arrival import ARRIVED_AT
 from .errors import unlogged
 
 # Where a request carries its deadline from here to the view.

@@ -1,6 +1,7 @@
 """Which representation a request gets: the browsable API (HTML) is for people signed in."""
 
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -27,3 +28,11 @@ class BrowsableForSignedInPeople(DefaultContentNegotiation):
         if not (signed_in or settings.RELAY_PUBLIC_API_DOCS):
             renderers = [r for r in renderers if not isinstance(r, BrowsableAPIRenderer)]
         return super().select_renderer(request, renderers, format_suffix)
+
+
+class AcceptHeaderOnly(DefaultContentNegotiation):
+    """The representation the ``Accept`` header asks for, whatever a ``?format=`` says: probes
+    and scrapers (``/healthz``, ``/readyz``) read the header alone, and an unknown format in
+    the URL is no reason to answer 404."""
+
+    settings = SimpleNamespace(URL_FORMAT_OVERRIDE=None)  # type: ignore[assignment]

@@ -7,7 +7,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 from rest_framework import status
 from rest_framework.exceptions import APIException
-from rest_framework.renderers import BrowsableAPIRenderer
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer
 from rest_framework.request import Request, override_method
 from rest_framework.views import APIView
 
@@ -79,3 +79,32 @@ class JSONFormBrowsableAPIRenderer(BrowsableAPIRenderer):
         except APIException:
             return {}
         return dict(posted) if isinstance(posted, dict) else {}
+
+
+class PlainTextRenderer(BaseRenderer):
+    """``text/plain`` for people and probes that ask for it: each field on a line of its own
+    (``status: ok``), a nested one indented under its name."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return "".join(_lines(data)).encode()
+
+
+def _lines(data: Any, indent: str = "") -> list[str]:
+    if not isinstance(data, Mapping):
+        return [f"{indent}{data}\n"]
+    lines: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            lines += [f"{indent}{key}:\n", *_lines(value, indent + "  ")]
+        else:
+            lines.append(f"{indent}{key}: {value}\n")
+    return lines

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from ..hops import Stage
 from ..models import Hop, Transaction
+from ..tracing import trace_url
 
 STAGE_SLUGS = [stage.slug for stage in Stage]
 HEALTH_STATUSES = ["ok", "unavailable"]
@@ -203,6 +204,7 @@ class TransactionSerializer(serializers.ModelSerializer):
     failed_stage = serializers.SerializerMethodField()
     duration_ms = serializers.SerializerMethodField()
     trace_id = serializers.SerializerMethodField()
+    trace_url = serializers.SerializerMethodField()
     hops = HopSerializer(many=True)
 
     class Meta:
@@ -219,6 +221,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_ms",
             "trace_id",
+            "trace_url",
             "hops",
         ]
         read_only_fields = fields
@@ -246,6 +249,16 @@ class TransactionSerializer(serializers.ModelSerializer):
     def get_trace_id(self, transaction: Transaction) -> str | None:
         return transaction.trace_id or None
 
+    @extend_schema_field(
+        serializers.URLField(
+            allow_null=True,
+            help_text="The trace in a viewer (RELAY_TRACE_URL: the stack's Zipkin by default);"
+            " null when untraced or no viewer is set.",
+        )
+    )
+    def get_trace_url(self, transaction: Transaction) -> str | None:
+        return trace_url(transaction.trace_id) or None
+
     def to_representation(self, instance: Transaction) -> dict[str, Any]:
         """Built at once, as the hops are (see ``HopSerializer.to_representation``)."""
         hop = HopSerializer()
@@ -263,6 +276,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             else None,
             "duration_ms": self.get_duration_ms(instance),
             "trace_id": instance.trace_id or None,
+            "trace_url": self.get_trace_url(instance),
             "hops": [hop.to_representation(each) for each in instance.hops.all()],
         }
 

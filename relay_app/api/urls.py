@@ -25,6 +25,7 @@ urlpatterns = [
     path("healthz", views.HealthView.as_view(), name="healthz"),
     path("readyz", views.ReadinessView.as_view(), name="readyz"),
     path("metrics", views.MetricsView.as_view(), name="metrics"),
+    path("api/auth/staff/", views.StaffCheckView.as_view(), name="staff-check"),
     # Log in and out of the browsable API with a session (the admin's login works too).
     path("api-auth/", include("rest_framework.urls")),
 ]

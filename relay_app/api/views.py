@@ -15,7 +15,7 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import generics, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,13 +31,14 @@ from .admission import DEADLINE_ATTRIBUTE
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
 from .errors import unlogged
 from .events import event_stream, last_event_id
+from .negotiation import AcceptHeaderOnly
 from .permissions import (
     AsyncRelayNeedsCredentials,
     CanReadApiDocs,
     CanReadMetrics,
     CanRelay,
 )
-from .renderers import JSONFormBrowsableAPIRenderer
+from .renderers import JSONFormBrowsableAPIRenderer, PlainTextRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER, LAST_EVENT_ID_PARAMETER, PREFER_PARAMETER
 from .serializers import (
     RESPOND_ASYNC,
@@ -66,6 +67,8 @@ HTTP_STATUS = {
 }
 SEED_MESSAGE = "hello world"
 
+# Views whose representation the Accept header alone chooses have no ?format=.
+NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
 # The error bodies, as the schema describes them.
 INVALID = OpenApiResponse(ErrorSerializer, "Invalid input: `errors` names each field at fault.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, "No such transaction or page.")
@@ -346,8 +349,16 @@ class TransactionEventsView(APIView):
         return super().perform_content_negotiation(request, force=True)
 
 
+def accepts_openmetrics_only(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for OpenMetrics and not for the text format (which
+    every scraper and person reading ``text/plain``, ``*/*`` or nothing gets)."""
+    kinds = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+    return "application/openmetrics-text" in kinds and not kinds & {"text/plain", "text/*", "*/*"}
+
+
 class MetricsView(APIView):
-    """The web server's metrics in Prometheus's text format (staff, or the scraper's token)."""
+    """The web server's metrics (staff, or the scraper's token): Prometheus's text format, or
+    OpenMetrics to a client that asks for that alone."""
 
     authentication_classes = [
         ScraperTokenAuthentication,
@@ -359,14 +370,24 @@ class MetricsView(APIView):
     @extend_schema(
         tags=["service"],
         responses={
-            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "Prometheus text format."),
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR, "Prometheus's text format (to text/plain, */* or no Accept)."
+            ),
+            (200, "application/openmetrics-text"): OpenApiResponse(
+                OpenApiTypes.STR, "OpenMetrics, to a client that asks for it alone."
+            ),
             401: UNAUTHENTICATED,
             403: OpenApiResponse(ErrorSerializer, "Signed in, but not staff."),
         },
     )
     def get(self, request: Request) -> HttpResponse:
-        body, content_type = exposition()
+        openmetrics = accepts_openmetrics_only(request.headers.get("Accept", ""))
+        body, content_type = exposition(openmetrics=openmetrics)
         return HttpResponse(body, content_type=content_type)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The body's format is chosen above; errors (401, 403) still answer JSON.
+        return super().perform_content_negotiation(request, force=True)
 
 
 class SchemaView(SpectacularAPIView):
@@ -387,14 +408,42 @@ class SchemaView(SpectacularAPIView):
         return response
 
 
+class StaffCheckView(APIView):
+    """Whether the request's session or token is a staff user's: 204 if so, else 401 (signed
+    out) or 403. The proxy asks it before it lets anyone into Flower, Celery's monitor."""
+
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        tags=["service"],
+        responses={
+            204: OpenApiResponse(description="A staff user."),
+            401: UNAUTHENTICATED,
+            403: OpenApiResponse(ErrorSerializer, "Signed in, but not staff."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class HealthView(APIView):
     """Liveness: 200 while this web process answers at all; it checks no dependency (see
     ``/readyz``), so a dependency's outage never makes a supervisor restart the web server."""
 
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    renderer_classes = [JSONRenderer, PlainTextRenderer]
+    content_negotiation_class = AcceptHeaderOnly
 
-    @extend_schema(tags=["service"], responses={200: LivenessSerializer})
+    @extend_schema(
+        tags=["service"],
+        parameters=[NO_FORMAT_PARAMETER],
+        responses={
+            (200, "application/json"): LivenessSerializer,
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "`status: ok`"),
+        },
+    )
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
 
@@ -404,8 +453,19 @@ class ReadinessView(APIView):
     least one Celery worker), else 503; staff also see which one, why, and how fast."""
 
     permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer, PlainTextRenderer]
+    content_negotiation_class = AcceptHeaderOnly
 
-    @extend_schema(tags=["service"], responses={200: HealthSerializer, 503: HealthSerializer})
+    @extend_schema(
+        tags=["service"],
+        parameters=[NO_FORMAT_PARAMETER],
+        responses={
+            (200, "application/json"): HealthSerializer,
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "`status: ok`"),
+            (503, "application/json"): HealthSerializer,
+            (503, "text/plain"): OpenApiResponse(OpenApiTypes.STR, "`status: unavailable`"),
+        },
+    )
     def get(self, request: Request) -> Response:
         checks = readiness()
         ready = all(check["status"] == "ok" for check in checks.values())

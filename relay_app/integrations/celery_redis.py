@@ -7,6 +7,11 @@ its retry policy and parser each time; redis-py issue 3624, PR 4124), several ti
 of a transaction's five tasks. A ``redis.Redis`` may be shared by threads (it takes a
 connection from its pool for each command), so each channel keeps the one it built, and
 builds another only when kombu has replaced the channel's pool (after a fork or an error).
+
+A channel whose connection is closed already (Redis went away while the worker held tasks,
+and kombu, closing the channel, tries to put them back) raises Redis's own connection error,
+which kombu's closing ignores, instead of kombu's AttributeError, which stopped the worker:
+the tasks go back when their visibility timeout passes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 _CLIENT = "_relay_client"
 
@@ -25,6 +31,8 @@ def _conn_or_acquire(self: Any, client: Any = None) -> Iterator[Any]:
     if client:
         yield client
         return
+    if getattr(self.connection, "client", None) is None:
+        raise RedisConnectionError("the channel's connection is closed")
     kept = self.__dict__.get(_CLIENT)
     if kept is None or kept.connection_pool is not self.pool:
         kept = self.__dict__[_CLIENT] = self._create_client()

@@ -9,9 +9,6 @@ inherited). Consumers never join a group: they ``assign`` the record's partition
 import logging
 import os
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypedDict
@@ -35,15 +32,15 @@ def client_options() -> dict[str, Any]:
     over SASL_SSL, or a client certificate over SSL). Tests and tools use it too."""
     s = settings
     options: dict[str, Any] = {
-        "bootstrap_servers": s.KAFKA_BOOTSTRAP_SERVERS,
+        "bootstrap_servers": s.KAFKA_ADDRESS,
         "security_protocol": s.KAFKA_SECURITY_PROTOCOL,
     }
     if s.KAFKA_SECURITY_PROTOCOL != "PLAINTEXT":
         options |= {
             "ssl_check_hostname": True,
-            "ssl_cafile": s.KAFKA_SSL_CAFILE or None,
-            "ssl_certfile": s.KAFKA_SSL_CERTFILE or None,
-            "ssl_keyfile": s.KAFKA_SSL_KEYFILE or None,
+            "ssl_cafile": s.KAFKA_TLS_CA_FILE or None,
+            "ssl_certfile": s.KAFKA_TLS_CERT_FILE or None,
+            "ssl_keyfile": s.KAFKA_TLS_KEY_FILE or None,
         }
     if s.KAFKA_SECURITY_PROTOCOL == "SASL_SSL":
         options |= {
@@ -244,9 +241,7 @@ class KafkaGateway:
 
 @cache
 def _gateway_for(pid: int) -> KafkaGateway:
-    return KafkaGateway(
-        settings.KAFKA_BOOTSTRAP_SERVERS, connect_timeout=settings.KAFKA_TIMEOUT_SECONDS
-    )
+    return KafkaGateway(settings.KAFKA_ADDRESS, connect_timeout=settings.KAFKA_TIMEOUT_SECONDS)
 
 
 def get_kafka() -> KafkaGateway:
@@ -271,83 +266,3 @@ def ensure_relay_topics() -> list[str]:
 def connect_relay_topics() -> None:
     """Connect this process's Kafka clients for the request and reply topics."""
     get_kafka().connect(_relay_topics())
-
-
-def read_all(topics: list[str], *, give_up_after: float = 60.0) -> list[Record]:
-    """Every record on ``topics``, read to their ends by a consumer of its own: for audits
-    of what Kafka holds (the chaos ledger, the tests), never on a transaction's path."""
-    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
-    try:
-        partitions = [
-            TopicPartition(topic, number)
-            for topic in topics
-            for number in consumer.partitions_for_topic(topic) or ()
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        found: list[Record] = []
-        give_up = time.monotonic() + give_up_after
-        while any(consumer.position(partition) < ends[partition] for partition in partitions):
-            if time.monotonic() > give_up:
-                raise TimeoutError(f"could not read {topics} to their ends in {give_up_after:g} s")
-            for batch in consumer.poll(timeout_ms=500).values():
-                found += [Record.of(message) for message in batch]
-        return found
-    finally:
-        consumer.close()
-
-
-@dataclass(frozen=True)
-class Leadership:
-    """Who leads what right now: the active KRaft controller, and each partition's leader and
-    in-sync replicas (node ids; -1 where there is none, or no broker said)."""
-
-    controller: int
-    leaders: dict[tuple[str, int], int]
-    in_sync: dict[tuple[str, int], list[int]]
-    replicas: dict[tuple[str, int], list[int]]
-
-    def led_by(self, node: int) -> list[tuple[str, int]]:
-        return [partition for partition, leader in self.leaders.items() if leader == node]
-
-    @property
-    def fully_in_sync(self) -> bool:
-        """Every partition has a leader and every replica in sync."""
-        return all(
-            self.leaders[partition] != -1 and set(self.in_sync[partition]) == set(replicas)
-            for partition, replicas in self.replicas.items()
-        )
-
-
-@contextmanager
-def kafka_admin(*, timeout: float = 2.0) -> Iterator[KafkaAdminClient]:
-    """An admin client for tools that watch the cluster (the chaos runs), with short timeouts:
-    a dead node must not stall the watcher."""
-    admin = KafkaAdminClient(
-        **client_options(),
-        request_timeout_ms=int(timeout * 1000),
-        bootstrap_timeout_ms=int(timeout * 1000),
-        reconnect_backoff_max_ms=500,
-    )
-    try:
-        yield admin
-    finally:
-        admin.close()
-
-
-def leadership(admin: KafkaAdminClient, topics: list[str]) -> Leadership:
-    """The cluster's leadership of ``topics``, as the brokers now describe it."""
-    try:
-        quorum = admin.describe_metadata_quorum()
-        controller = quorum["topics"][0]["partitions"][0]["leader_id"]
-    except (KafkaError, KeyError, IndexError):
-        controller = -1  # no controller answered: an election is on
-    leaders, in_sync, replicas = {}, {}, {}
-    for topic in admin.describe_topics(topics):
-        for partition in topic["partitions"]:
-            key = (topic["name"], partition["partition_index"])
-            leaders[key] = partition["leader_id"]
-            in_sync[key] = list(partition["isr_nodes"])
-            replicas[key] = list(partition["replica_nodes"])
-    return Leadership(controller, leaders, in_sync, replicas)

@@ -81,8 +81,8 @@ def channel_credentials() -> grpc.ChannelCredentials | None:
         return None
     return grpc.ssl_channel_credentials(
         root_certificates=root,
-        private_key=read_pem("GRPC_TLS_CLIENT_KEY_FILE"),
-        certificate_chain=read_pem("GRPC_TLS_CLIENT_CERT_FILE"),
+        private_key=read_pem("GRPC_TLS_KEY_FILE"),
+        certificate_chain=read_pem("GRPC_TLS_CERT_FILE"),
     )
 
 

@@ -38,7 +38,7 @@ def _redis() -> None:
 def _kafka() -> None:
     """One broker that accepts a connection is enough: the client finds the others from it."""
     errors = []
-    for address in settings.KAFKA_BOOTSTRAP_SERVERS.split(","):
+    for address in settings.KAFKA_ADDRESS.split(","):
         host, _, port = address.strip().rpartition(":")
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=_TIMEOUT).close()
@@ -68,7 +68,9 @@ def _worker() -> None:
     """At least one Celery worker answers a ping (the first answer is enough)."""
     from kombu.exceptions import OperationalError
 
-    from project.celery import app
+    from ..tasks import chain_app
+
+    app = chain_app()
 
     # A broker connection the pool kept across a Redis restart fails once ("Connection
     # closed by server"); the second try gets a new one. Redis really down fails both.

@@ -17,13 +17,7 @@ from rest_framework.test import APIClient
 from relay_app.hops import expected_final_message
 from relay_app.models import Transaction
 
-from ..support import (
-    bearer,
-    http_request,
-    relay_over_http,
-    signed_in_client,
-    user_with_token,
-)
+from ..support import bearer, signed_in_client, user_with_token, web
 
 UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -44,7 +38,7 @@ class ApiTokenTests(TransactionTestCase):
         self.assertFalse(alice.has_usable_password())
         self.assertRegex(token, r"^rly_[A-Za-z0-9_-]{40,}$")
         self.assertIn("not staff", output)
-        answer = relay_over_http("hello world", token=token)
+        answer = web(token).relay("hello world")
         self.assertEqual(answer.status, 200, answer.body)
         self.assertEqual(answer.body["owner"], "alice")
 
@@ -55,18 +49,18 @@ class ApiTokenTests(TransactionTestCase):
         self.assertTrue(admin.is_staff and admin.is_superuser)
         self.assertTrue(admin.check_password("an-admin-password-1"))
         _, other = user_with_token("someone")
-        theirs = relay_over_http("not the admin's", token=other).body["transaction_id"]
+        theirs = web(other).relay("not the admin's").body["transaction_id"]
         seen = signed_in_client(token).get(f"/api/transactions/{theirs}/")
         self.assertEqual(seen.status_code, 200)  # staff see every transaction
 
     def test_a_revoked_token_or_an_inactive_user_opens_nothing(self) -> None:
         _, token = user_with_token("carol")
-        self.assertEqual(relay_over_http("before", token=token).status, 200)
+        self.assertEqual(web(token).relay("before").status, 200)
         call_command("revoke_api_tokens", "--prefix", token[:12], stdout=StringIO())
-        self.assertEqual(relay_over_http("after", token=token).status, 401)
+        self.assertEqual(web(token).relay("after").status, 401)
         _, second = user_with_token("dave")
         User.objects.filter(username="dave").update(is_active=False)
-        self.assertEqual(relay_over_http("inactive", token=second).status, 401)
+        self.assertEqual(web(second).relay("inactive").status, 401)
         self.assertEqual(Transaction.objects.filter(message__in=["after", "inactive"]).count(), 0)
 
 
@@ -80,7 +74,7 @@ class AuthenticationTests(TransactionTestCase):
 
     def test_without_a_valid_token_nothing_is_read_or_relayed(self) -> None:
         _, token = user_with_token("erin")
-        relay_over_http("erin's secret", token=token)
+        web(token).relay("erin's secret")
         refused = {
             "no credentials": {},
             "an unknown token": bearer("rly_not-a-token-anyone-was-given"),
@@ -91,22 +85,18 @@ class AuthenticationTests(TransactionTestCase):
         for case, headers in refused.items():
             with self.subTest(case):
                 for path in ("/api/transactions/", f"/api/transactions/{UNKNOWN_ID}/"):
-                    answer = http_request(path, method="GET", headers=headers)
+                    answer = web().get(path, headers=headers)
                     self.assert_401(answer)
                     self.assertNotIn("erin's secret", json.dumps(answer.body))
-                self.assert_401(relay_over_http("hello", token=None, headers=headers))
-                self.assert_401(
-                    http_request("/communication/restKafkaGRPC/", method="GET", headers=headers)
-                )
+                self.assert_401(web().relay("hello", headers=headers))
+                self.assert_401(web().get("/communication/restKafkaGRPC/", headers=headers))
         self.assertEqual(Transaction.objects.count(), 1)
 
     def test_http_basic_is_refused_even_with_the_right_password(self) -> None:
         User.objects.create_user("frank", password="franks-password-1")
         basic = "Basic " + base64.b64encode(b"frank:franks-password-1").decode()
-        self.assert_401(
-            http_request("/api/transactions/", method="GET", headers={"Authorization": basic})
-        )
-        answer = relay_over_http("hi", token=None, headers={"Authorization": basic})
+        self.assert_401(web().get("/api/transactions/", headers={"Authorization": basic}))
+        answer = web().relay("hi", headers={"Authorization": basic})
         self.assert_401(answer)
         self.assertIn("Bearer", answer.body["detail"])
         self.assertEqual(Transaction.objects.count(), 0)
@@ -144,29 +134,23 @@ class OwnershipTests(TransactionTestCase):
         _, self.staff = user_with_token("staff", staff=True)
 
     def ids(self, token: str) -> set[str]:
-        body = http_request("/api/transactions/", method="GET", headers=bearer(token)).body
+        body = web(token).get("/api/transactions/").body
         return {row["transaction_id"] for row in body["results"]}
 
     def test_users_see_their_own_transactions_and_staff_see_all(self) -> None:
-        alices = relay_over_http("alice's message", token=self.alice).body["transaction_id"]
-        bobs = relay_over_http("bob's message", token=self.bob).body["transaction_id"]
+        alices = web(self.alice).relay("alice's message").body["transaction_id"]
+        bobs = web(self.bob).relay("bob's message").body["transaction_id"]
         self.assertEqual(self.ids(self.alice), {alices})
         self.assertEqual(self.ids(self.bob), {bobs})
         self.assertEqual(self.ids(self.staff), {alices, bobs})
-        mine = http_request(
-            f"/api/transactions/{alices}/", method="GET", headers=bearer(self.alice)
-        )
+        mine = web(self.alice).get(f"/api/transactions/{alices}/")
         self.assertEqual(mine.status, 200)
         self.assertEqual(mine.body["request_message"], "alice's message")
 
     def test_another_users_transaction_is_a_404_exactly_like_an_unknown_one(self) -> None:
-        alices = relay_over_http("alice's message", token=self.alice).body["transaction_id"]
-        foreign = http_request(
-            f"/api/transactions/{alices}/", method="GET", headers=bearer(self.bob)
-        )
-        unknown = http_request(
-            f"/api/transactions/{UNKNOWN_ID}/", method="GET", headers=bearer(self.bob)
-        )
+        alices = web(self.alice).relay("alice's message").body["transaction_id"]
+        foreign = web(self.bob).get(f"/api/transactions/{alices}/")
+        unknown = web(self.bob).get(f"/api/transactions/{UNKNOWN_ID}/")
         self.assertEqual((foreign.status, unknown.status), (404, 404))
         self.assertEqual(
             foreign.body["detail"].replace(alices, "ID"),
@@ -176,18 +160,16 @@ class OwnershipTests(TransactionTestCase):
 
     def test_an_idempotency_key_belongs_to_its_owner(self) -> None:
         key = {"Idempotency-Key": "order-1"}
-        alices = relay_over_http("alice pays", token=self.alice, headers=key)
-        bobs = relay_over_http("bob pays", token=self.bob, headers=key)  # no 422: not alice's key
+        alices = web(self.alice).relay("alice pays", headers=key)
+        bobs = web(self.bob).relay("bob pays", headers=key)  # no 422: not alice's key
         self.assertEqual((alices.status, bobs.status), (200, 200))
         self.assertNotEqual(alices.body["transaction_id"], bobs.body["transaction_id"])
         # Bob sending alice's key with alice's message gets a transaction of his own.
-        copy = relay_over_http("alice pays", token=self.bob, headers={"Idempotency-Key": "order-2"})
-        again = relay_over_http(
-            "alice pays", token=self.bob, headers={"Idempotency-Key": "order-2"}
-        )
+        copy = web(self.bob).relay("alice pays", idempotency_key="order-2")
+        again = web(self.bob).relay("alice pays", idempotency_key="order-2")
         self.assertEqual(copy.body["transaction_id"], again.body["transaction_id"])
         self.assertNotEqual(copy.body["transaction_id"], alices.body["transaction_id"])
-        replay = relay_over_http("alice pays", token=self.alice, headers=key)
+        replay = web(self.alice).relay("alice pays", headers=key)
         self.assertEqual(replay.body["transaction_id"], alices.body["transaction_id"])
         self.assertEqual(Transaction.objects.filter(idempotency_key="order-1").count(), 2)
 
@@ -224,18 +206,16 @@ class AnonymousRelayTests(TransactionTestCase):
 @tag("postgres")
 class HealthTests(TransactionTestCase):
     def test_liveness_is_the_web_server_answering(self) -> None:
-        alive = http_request("/healthz", method="GET")
+        alive = web().get("/healthz")
         self.assertEqual((alive.status, alive.body), (200, {"status": "ok"}))
 
     def test_readiness_tells_anonymous_callers_up_or_down_and_staff_why(self) -> None:
-        anonymous = http_request("/readyz", method="GET")
+        anonymous = web().get("/readyz")
         self.assertEqual((anonymous.status, anonymous.body), (200, {"status": "ok"}))
         _, user = user_with_token("user")
-        self.assertEqual(
-            http_request("/readyz", method="GET", headers=bearer(user)).body, {"status": "ok"}
-        )
+        self.assertEqual(web(user).get("/readyz").body, {"status": "ok"})
         _, staff = user_with_token("staff", staff=True)
-        checks = http_request("/readyz", method="GET", headers=bearer(staff)).body["checks"]
+        checks = web(staff).get("/readyz").body["checks"]
         self.assertEqual(
             {name: check["status"] for name, check in checks.items()},
             dict.fromkeys(("database", "redis", "kafka", "grpc", "worker"), "ok"),

@@ -1,12 +1,9 @@
 """Asynchronous relays (``Prefer: respond-async``) and the event stream of a transaction,
 through the real web server, worker, Kafka, gRPC server and Redis."""
 
-import http.client
 import re
-import socket
 import threading
 import time
-import urllib.request
 import uuid
 from datetime import timedelta
 from statistics import median
@@ -18,24 +15,23 @@ from django.test import TransactionTestCase, override_settings
 from django.utils import timezone
 
 from relay_app.hops import Stage, expected_final_message
-from relay_app.integrations import relay_api
 from relay_app.integrations.notices import channel
+from relay_app.integrations.relay_api import COMMENT, EventStream, ServerEvent
 from relay_app.models import Transaction
 from relay_app.services.transactions import transaction_start
 
 from ..support import (
     bearer,
     expected_log_lines,
-    http_request,
-    relay_over_http,
     service_stopped,
     signed_in_client,
     transaction_log_lines,
     user_with_token,
+    web,
 )
 
 ASYNC = {"Prefer": "respond-async"}
-BASE = f"http://{settings.RELAY_HTTP_ADDRESS}"
+BASE = f"http://{settings.HTTP_ADDRESS}"
 SHORT_BUDGET = 2.0
 
 
@@ -43,9 +39,7 @@ def settled(transaction_id: str, token: str, *, wait: float = 10.0) -> dict[str,
     """The transaction once it is no longer pending, polled as a client would."""
     give_up = time.monotonic() + wait
     while True:
-        answer = http_request(
-            f"/api/transactions/{transaction_id}/", method="GET", headers=bearer(token)
-        )
+        answer = web(token).get(f"/api/transactions/{transaction_id}/")
         if answer.body["status"] != "pending" or time.monotonic() > give_up:
             return dict(answer.body)
         time.sleep(0.05)
@@ -53,29 +47,19 @@ def settled(transaction_id: str, token: str, *, wait: float = 10.0) -> dict[str,
 
 def stream(
     transaction_id: str, token: str, *, last_event_id: int = 0, timeout: float = 15.0
-) -> tuple[int, list[relay_api.ServerEvent]]:
+) -> tuple[int, list[ServerEvent]]:
     """The status of the event stream and every event of it, to its end."""
-    connection = relay_api.connect(BASE, timeout=timeout)
-    try:
-        response = relay_api.open_events(
-            connection,
-            f"/api/transactions/{transaction_id}/events/",
-            headers=bearer(token),
-            last_event_id=last_event_id,
-        )
-        if response.status != 200:
-            response.read()
-            return response.status, []
-        return 200, list(relay_api.read_events(response))
-    finally:
-        connection.close()
+    path = f"/api/transactions/{transaction_id}/events/"
+    with (
+        web(token, timeout=timeout) as client,
+        client.events(path, last_event_id=last_event_id) as events,
+    ):
+        return events.status, list(events) if events.status == 200 else []
 
 
 def open_streams(staff_token: str) -> float:
     """The web server's count of event streams open now (its /metrics)."""
-    request = urllib.request.Request(f"{BASE}/metrics", headers=bearer(staff_token))  # noqa: S310
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
-        body = answer.read()
+    body = web(staff_token, timeout=10).get("/metrics").raw
     match = re.search(rb"^relay_event_streams_open (\S+)$", body, re.MULTILINE)
     assert match is not None, body[-2000:]
     return float(match[1])
@@ -98,7 +82,7 @@ class AsyncRelayTests(TransactionTestCase):
     def test_202_at_once_with_where_to_poll_then_the_chain_finishes_with_the_seed_log(
         self,
     ) -> None:
-        answer = relay_over_http("hello world", token=self.token, headers=ASYNC)
+        answer = web(self.token).relay("hello world", respond_async=True)
         self.assertEqual(answer.status, 202, answer.body)
         body = answer.body
         transaction_id = body["transaction_id"]
@@ -119,35 +103,33 @@ class AsyncRelayTests(TransactionTestCase):
     def test_the_blocking_call_is_unchanged_without_the_preference(self) -> None:
         for headers in ({}, {"Prefer": "return=minimal"}):
             with self.subTest(headers=headers):
-                answer = relay_over_http("ping", token=self.token, headers=headers)
+                answer = web(self.token).relay("ping", headers=headers)
                 self.assertEqual(answer.status, 200, answer.body)
                 self.assertEqual(answer.body["status"], "succeeded")
                 self.assertNotIn("Preference-Applied", answer.headers)
 
     def test_a_repeated_idempotency_key_answers_the_first_transaction_at_once(self) -> None:
         key = {"Idempotency-Key": f"async-{uuid.uuid4()}"}
-        first = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
-        second = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
+        first = web(self.token).relay("ping", headers={**ASYNC, **key})
+        second = web(self.token).relay("ping", headers={**ASYNC, **key})
         self.assertEqual(first.status, 202, first.body)
         self.assertIn(second.status, (200, 202), second.body)  # pending still, or done
         self.assertEqual(second.body["transaction_id"], first.body["transaction_id"])
         self.assertLess(second.seconds, 2.0)
         settled(first.body["transaction_id"], self.token)
-        third = relay_over_http("ping", token=self.token, headers={**ASYNC, **key})
+        third = web(self.token).relay("ping", headers={**ASYNC, **key})
         self.assertEqual(third.status, 200, third.body)  # settled: answered as it ended
         self.assertEqual(third.body["message"], expected_final_message("ping"))
-        conflict = relay_over_http("pong", token=self.token, headers={**ASYNC, **key})
+        conflict = web(self.token).relay("pong", headers={**ASYNC, **key})
         self.assertEqual(conflict.status, 422, conflict.body)
         self.assertEqual(Transaction.objects.count(), 1)
 
     def test_bad_input_and_missing_credentials_are_refused_with_nothing_created(self) -> None:
         for message, token, status in [("", self.token, 400), ("ping", None, 401)]:
             with self.subTest(status=status):
-                answer = relay_over_http(message, token=token, headers=ASYNC)
+                answer = web(token).relay(message, respond_async=True)
                 self.assertEqual(answer.status, status, answer.body)
-        bad_key = relay_over_http(
-            "ping", token=self.token, headers={**ASYNC, "Idempotency-Key": "a b"}
-        )
+        bad_key = web(self.token).relay("ping", headers={**ASYNC, "Idempotency-Key": "a b"})
         self.assertEqual(bad_key.status, 400, bad_key.body)
         self.assertEqual(Transaction.objects.count(), 0)
 
@@ -163,7 +145,7 @@ class AsyncRelayTests(TransactionTestCase):
         self.assertIn("Redis is unavailable", body["detail"])
         transaction = Transaction.objects.get(id=body["transaction_id"])
         self.assertEqual(transaction.status, Transaction.Status.FAILED)
-        after = relay_over_http("after the outage", token=self.token, headers=ASYNC)
+        after = web(self.token).relay("after the outage", respond_async=True)
         self.assertEqual(after.status, 202, after.body)
         self.assertEqual(settled(after.body["transaction_id"], self.token)["status"], "succeeded")
 
@@ -189,9 +171,9 @@ class EventStreamTests(TransactionTestCase):
         self.user, self.token = user_with_token("stream-watcher")
 
     def assert_hops_then_settled(
-        self, events: list[relay_api.ServerEvent], transaction_id: str, *, first: int = 1
+        self, events: list[ServerEvent], transaction_id: str, *, first: int = 1
     ) -> dict[str, Any]:
-        named = [event for event in events if event is not relay_api.COMMENT]
+        named = [event for event in events if event is not COMMENT]
         self.assertEqual([event.name for event in named], ["hop"] * (9 - first) + ["settled"])
         self.assertEqual([event.id for event in named[:-1]], [str(n) for n in range(first, 9)])
         for event in named[:-1]:
@@ -202,14 +184,12 @@ class EventStreamTests(TransactionTestCase):
             self.assertGreaterEqual(hop["duration_ms"], 0)
         final: dict[str, Any] = named[-1].json()
         # The same representation as the transaction's own page.
-        page = http_request(
-            f"/api/transactions/{transaction_id}/", method="GET", headers=bearer(self.token)
-        )
+        page = web(self.token).get(f"/api/transactions/{transaction_id}/")
         self.assertEqual(final, page.body)
         return final
 
     def test_a_transaction_in_flight_streams_each_hop_then_its_final_state(self) -> None:
-        answer = relay_over_http("hello world", token=self.token, headers=ASYNC)
+        answer = web(self.token).relay("hello world", respond_async=True)
         self.assertEqual(answer.status, 202, answer.body)
         transaction_id = answer.body["transaction_id"]
         status, events = stream(transaction_id, self.token)
@@ -219,7 +199,7 @@ class EventStreamTests(TransactionTestCase):
         self.assertEqual(final["message"], expected_final_message("hello world"))
 
     def test_a_settled_transaction_replays_its_hops_and_honours_last_event_id(self) -> None:
-        answer = relay_over_http("ping", token=self.token)
+        answer = web(self.token).relay("ping")
         self.assertEqual(answer.status, 200, answer.body)
         transaction_id = answer.body["transaction_id"]
         started = time.monotonic()
@@ -252,7 +232,7 @@ class EventStreamTests(TransactionTestCase):
         self.assertLess(seconds, 6.0)
 
     def test_an_unknown_or_foreign_transaction_is_404_and_staff_see_any(self) -> None:
-        answer = relay_over_http("mine", token=self.token)
+        answer = web(self.token).relay("mine")
         transaction_id = answer.body["transaction_id"]
         _, stranger = user_with_token("stranger")
         _, staff = user_with_token("staff-watcher", staff=True)
@@ -260,40 +240,36 @@ class EventStreamTests(TransactionTestCase):
             with self.subTest(expected=expected):
                 self.assertEqual(stream(transaction_id, token)[0], expected)
         self.assertEqual(stream(str(uuid.uuid4()), self.token)[0], 404)
-        unknown = http_request(
+        unknown = web().get(
             f"/api/transactions/{uuid.uuid4()}/events/",
-            method="GET",
             headers={**bearer(self.token), "Accept": "text/event-stream"},
         )
         self.assertEqual(unknown.status, 404)
         self.assertIn("detail", unknown.body)  # JSON, like the transaction's page
-        anonymous = http_request(f"/api/transactions/{transaction_id}/events/", method="GET")
+        anonymous = web().get(f"/api/transactions/{transaction_id}/events/")
         self.assertEqual(anonymous.status, 401)
 
     def test_a_client_that_leaves_mid_stream_frees_its_stream(self) -> None:
         deadline = timezone.now() + timedelta(seconds=30)
         transaction = transaction_start(message="ping", owner=self.user, deadline_at=deadline)
         transaction_id = str(transaction.id)
-        connection = relay_api.connect(BASE, timeout=10)
-        response = relay_api.open_events(
-            connection, f"/api/transactions/{transaction_id}/events/", headers=bearer(self.token)
-        )
-        self.assertEqual(response.status, 200)
-        first = next(relay_api.read_events(response))
+        client = web(self.token, timeout=10)
+        events = client.events(f"/api/transactions/{transaction_id}/events/")
+        self.assertEqual(events.status, 200)
+        first = next(iter(events))
         self.assertEqual((first.name, first.id), ("hop", "1"))
         self.assertEqual(subscribers(transaction_id), 1)
         _, staff = user_with_token("metrics-reader", staff=True)
         self.assertEqual(open_streams(staff), 1)
-        assert connection.sock is not None
-        connection.sock.shutdown(socket.SHUT_RDWR)
-        connection.close()
+        events.close()
+        client.close()
         # The next heartbeats meet the closed connection: the stream ends, unsubscribed.
         give_up = time.monotonic() + 10
         while subscribers(transaction_id) and time.monotonic() < give_up:
             time.sleep(0.1)
         self.assertEqual(subscribers(transaction_id), 0)
         self.assertEqual(open_streams(staff), 0)  # its thread is free again
-        self.assertEqual(relay_over_http("still relaying", token=self.token).status, 200)
+        self.assertEqual(web(self.token).relay("still relaying").status, 200)
 
 
 class ManyStreamsTests(TransactionTestCase):
@@ -306,7 +282,7 @@ class ManyStreamsTests(TransactionTestCase):
     def relay_latencies(self, token: str) -> list[float]:
         latencies = []
         for n in range(self.RELAYS):
-            answer = relay_over_http(f"latency {n}", token=token)
+            answer = web(token).relay(f"latency {n}")
             self.assertEqual(answer.status, 200, answer.body)
             latencies.append(answer.seconds)
         return latencies
@@ -324,27 +300,24 @@ class ManyStreamsTests(TransactionTestCase):
             for n, (user, _) in enumerate(owners)
         ]
         opened = threading.Barrier(self.STREAMS + 1, timeout=60)
-        connections: list[http.client.HTTPConnection] = []
+        streams: list[EventStream] = []
         lock = threading.Lock()
         heartbeats = [0] * self.STREAMS
 
         def watch(index: int) -> None:
-            connection = relay_api.connect(BASE, timeout=60)
-            with lock:
-                connections.append(connection)
-            response = relay_api.open_events(
-                connection,
-                f"/api/transactions/{transactions[index]}/events/",
-                headers=bearer(owners[index][1]),
+            events = web(owners[index][1], timeout=60).events(
+                f"/api/transactions/{transactions[index]}/events/"
             )
-            events = relay_api.read_events(response)
-            next(events)  # hop 1
+            with lock:
+                streams.append(events)
+            arriving = iter(events)
+            next(arriving)  # hop 1
             opened.wait()
             try:
-                for event in events:
-                    if event is relay_api.COMMENT:
+                for event in arriving:
+                    if event is COMMENT:
                         heartbeats[index] += 1
-            except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            except (OSError, ValueError, AttributeError):
                 pass  # closed by the test under the reader's feet
 
         threads = [
@@ -358,10 +331,8 @@ class ManyStreamsTests(TransactionTestCase):
             time.sleep(1)
             self.assertTrue(all(heartbeats), "every stream is still alive and beating")
         finally:
-            for connection in connections:
-                if connection.sock is not None:
-                    connection.sock.shutdown(socket.SHUT_RDWR)
-                connection.close()
+            for events in streams:
+                events.close()
         for thread in threads:
             thread.join(timeout=10)
         print(

@@ -11,11 +11,11 @@ from relay_app.hops import expected_final_message
 from relay_app.models import Hop, Transaction
 
 from ..support import (
-    http_request,
     kafka_end_offsets,
     signed_in_client,
     task_results_stored,
     user_with_token,
+    web,
 )
 
 JSON = "application/json"
@@ -75,7 +75,7 @@ class BadInputTests(TransactionTestCase):
         headers = {"Content-Type": JSON, "Authorization": f"Bearer {self.token}"}
         for body, status in ((DEEPLY_NESTED, 400), (LARGER_THAN_ANY_MESSAGE, 413)):
             with self.subTest(status=status):
-                answer = http_request("/api/relay/", body=body, headers=headers)
+                answer = web().post("/api/relay/", body, headers=headers)
                 self.assertEqual(answer.status, status, answer.body)
                 self.assertTrue(answer.body["detail"])
         self.assertEqual(Transaction.objects.count(), 0)

@@ -23,7 +23,7 @@ from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Transaction
 from relay_app.services.tokens import api_token_create
 
-from ..support import relay_over_http, service_stopped
+from ..support import service_stopped, web
 
 CHROMIUM = os.environ.get("RELAY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium offline: no background connections, which this closed network refuses anyway.
@@ -43,7 +43,7 @@ NO_SIDEWAYS_SCROLL = """() => Object.fromEntries(
   [["page", document.documentElement], ["list", document.querySelector("#changelist .results")]]
     .map(([name, element]) => [name, [element.scrollWidth, element.clientWidth]]))"""
 TO_THE_SECOND = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
-BASE = f"http://{settings.RELAY_HTTP_ADDRESS}"
+BASE = f"http://{settings.HTTP_ADDRESS}"
 TIMEOUT_MS = 15_000
 
 
@@ -72,7 +72,7 @@ def browser_page(test: TransactionTestCase) -> Iterator[Page]:
             yield page
         finally:
             browser.close()
-    test.assertEqual(hosts, {settings.RELAY_HTTP_ADDRESS})
+    test.assertEqual(hosts, {settings.HTTP_ADDRESS})
 
 
 def person(username: str) -> str:
@@ -109,11 +109,11 @@ class AdminInBrowserTests(TransactionTestCase):
         client = get_user_model().objects.create_user("api-client")
         token = api_token_create(user=client).token
         message = f"find me in the admin {secrets.token_hex(4)}"
-        answer = relay_over_http(message, token=token)
+        answer = web(token).relay(message)
         self.assertEqual(answer.status, 200, answer.body)
-        relay_over_http("another message, not the one searched for", token=token)
+        web(token).relay("another message, not the one searched for")
         # Long, and with words too long to wrap: the list must still fit the screen.
-        relay_over_http(" ".join(["supercalifragilistic" * 3] * 10), token=token)
+        web(token).relay(" ".join(["supercalifragilistic" * 3] * 10))
         transaction_id = answer.body["transaction_id"]
 
         with browser_page(self) as page:
@@ -235,7 +235,7 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             operations.first.wait_for()
             # Every operation of the schema: relay, seed, transactions (3, with the event
             # stream), health, readiness, metrics, the API root.
-            self.assertEqual(operations.count(), 9)
+            self.assertEqual(operations.count(), 10)
             relay = page.locator(".opblock-post:has-text('/api/relay/')")
             relay.locator(".opblock-summary").click()
             relay.locator("button:has-text('Try it out')").click()

@@ -2,7 +2,9 @@
 
 from django.test import TransactionTestCase
 
-from ops.chaos import SCENARIOS, Report, run_scenario
+from ops.chaos.report import Report
+from ops.chaos.run import run_scenario
+from ops.chaos.scenarios import SCENARIOS
 from ops.client import Credentials
 
 from ..support import running_stack, user_with_token

@@ -11,14 +11,14 @@ from django.test import SimpleTestCase
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # The suite's own settings live in this process's environment; the cluster has its own.
-OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_", "OTEL_", "DATABASE_")
+OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_", "HTTP_", "ZIPKIN_", "OTEL_", "DATABASE_")
 
 
 class ChaosClusterTests(SimpleTestCase):
     def test_one_of_each_killed_under_load_loses_and_duplicates_nothing(self) -> None:
         env = {name: value for name, value in os.environ.items() if not name.startswith(OURS)}
         run = subprocess.run(
-            [sys.executable, "-m", "ops.chaos_cluster", "--quick"],
+            [sys.executable, "-m", "ops.chaos", "--cluster", "--quick"],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.test import TransactionTestCase
 
 from relay_app.hops import expected_final_message
+from relay_app.integrations.relay_api import Answer
 from relay_app.models import Transaction
 
-from ..support import HttpAnswer, relay_over_http, user_with_token
+from ..support import user_with_token, web
 
 SAMPLES = [
     "hello world",
@@ -36,10 +37,10 @@ CLIENTS = 200
 ATTEMPTS = 10
 
 
-def relay_until_taken_on(message: str, token: str) -> tuple[HttpAnswer, int]:
+def relay_until_taken_on(message: str, token: str) -> tuple[Answer, int]:
     """The answer to ``message``, trying again as a refusal asks; and how often it was refused."""
     for refused in range(ATTEMPTS):
-        answer = relay_over_http(message, token=token)
+        answer = web(token).relay(message)
         if answer.status != 503 or "Retry-After" not in answer.headers:
             return answer, refused
         time.sleep(int(answer.headers["Retry-After"]))

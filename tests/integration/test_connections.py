@@ -29,12 +29,12 @@ from relay_app.api.parsers import max_body_bytes
 from relay_app.hops import Stage, expected_final_message
 from relay_app.services.transactions import HopRecord, hops_record, transaction_start
 
-from ..support import bearer, http_request, relay_over_http, user_with_token
+from ..support import bearer, user_with_token, web
 from .test_metrics import samples, scrape_web
 
-PROXY = split_address(settings.RELAY_HTTP_ADDRESS)
+PROXY = split_address(settings.HTTP_ADDRESS)
 # The first web server behind the proxy, for a client that bypasses it.
-WEB = split_address(web_binds(settings.RELAY_HTTP_ADDRESS, settings.RELAY_WEB_SERVERS)[0])
+WEB = split_address(web_binds(settings.HTTP_ADDRESS, settings.RELAY_WEB_SERVERS)[0])
 TEMPLATE = (Path(settings.BASE_DIR) / "ops" / "nginx.conf.template").read_text()
 # A client that reads (next to) nothing: the server's writes to it soon block.
 TINY_WINDOW = 4096
@@ -136,7 +136,7 @@ def ended(sock: socket.socket, *, within: float) -> bool:
 
 def open_streams() -> float:
     """The web server's open event streams, as its metrics say (the scraper's token)."""
-    status, body, _ = scrape_web(bearer(settings.RELAY_METRICS_TOKEN))
+    status, body, _ = scrape_web(settings.RELAY_METRICS_TOKEN)
     assert status == 200, body[:500]
     return samples(body)[("relay_event_streams_open", ())]
 
@@ -206,10 +206,10 @@ class SlowReaderTests(TransactionTestCase):
         detail = heads[refused].json(self.sockets[refused])
         self.assertIn("Too many event streams", detail["detail"])  # type: ignore[index]
         # With them held, the server answers everyone else at once.
-        health = http_request("/healthz", method="GET")
+        health = web().get("/healthz")
         self.assertEqual(health.status, 200)
         self.assertLess(health.seconds, 1.0)
-        relayed = relay_over_http("not starved", token=bystander)
+        relayed = web(bystander).relay("not starved")
         self.assertEqual(relayed.status, 200, relayed.body)
         self.assertEqual(relayed.body["message"], expected_final_message("not starved"))
 
@@ -273,10 +273,10 @@ class SlowRequestTests(TransactionTestCase):
         for thread in threads:
             thread.start()
         time.sleep(1)  # every slow request under way
-        health = http_request("/healthz", method="GET")
+        health = web().get("/healthz")
         self.assertEqual((health.status, health.seconds < 1.0), (200, True), health.seconds)
         for n in range(3):
-            relayed = relay_over_http(f"meanwhile {n}", token=bystander)
+            relayed = web(bystander).relay(f"meanwhile {n}")
             self.assertEqual(relayed.status, 200, relayed.body)
         for thread in threads:
             thread.join(timeout=90)

@@ -46,7 +46,7 @@ class SlowServicer(RelayServicer):
 def internal_addresses() -> list[str]:
     """What a client must never read in an error: every service's address, port and URL."""
     addresses = [
-        settings.KAFKA_BOOTSTRAP_SERVERS,
+        settings.KAFKA_ADDRESS,
         settings.GRPC_ADDRESS,
         settings.REDIS_URL,
         settings.CELERY_BROKER_URL,
@@ -145,7 +145,7 @@ class FailureTests(TransactionTestCase):
     def test_a_client_that_disconnects_leaves_no_transaction_pending(self) -> None:
         message = f"disconnecting client {time.time()}"
         body = f'{{"message": "{message}"}}'.encode()
-        host, port = settings.RELAY_HTTP_ADDRESS.rsplit(":", 1)
+        host, port = settings.HTTP_ADDRESS.rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=5) as connection:
             connection.sendall(
                 b"POST /api/relay/ HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"

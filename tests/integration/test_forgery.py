@@ -27,18 +27,18 @@ from relay.v1 import relay_pb2, relay_pb2_grpc
 from relay_app.grpc_server import RelayServicer, build_server
 from relay_app.hops import Stage, expected_final_message
 from relay_app.integrations import relay_rpc
+from relay_app.integrations.relay_api import Answer
 from relay_app.models import Hop, Transaction
 from relay_app.services.chain import ChainPayload, payload_seal
 from relay_app.services.transactions import transaction_start
 
 from ..support import (
-    HttpAnswer,
-    relay_over_http,
     running_stack,
     service_stopped,
     signed_in_client,
     transaction_log_lines,
     user_with_token,
+    web,
 )
 
 FORGED_TEXT = "FORGED BY WHOEVER WRITES TO REDIS"
@@ -126,11 +126,9 @@ class ForgedResultTests(TransactionTestCase):
 
     def test_a_forged_success_never_answers_the_waiting_client(self) -> None:
         message = f"forged result {uuid.uuid4()}"
-        answers: list[HttpAnswer] = []
+        answers: list[Answer] = []
         with gated_grpc() as grpc_hop:
-            client = threading.Thread(
-                target=lambda: answers.append(relay_over_http(message, token=self.token))
-            )
+            client = threading.Thread(target=lambda: answers.append(web(self.token).relay(message)))
             client.start()
             transaction_id = self.started(message)
             self.assertTrue(grpc_hop.called.wait(5), "the chain never reached the gRPC hop")

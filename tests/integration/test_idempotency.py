@@ -14,7 +14,7 @@ from relay_app.models import Transaction
 from relay_app.services.transactions import transaction_start
 from relay_app.tasks import relay_chain
 
-from ..support import records_for, relay_over_http, signed_in_client, user_with_token
+from ..support import records_for, signed_in_client, user_with_token, web
 
 
 @tag("postgres")
@@ -55,9 +55,7 @@ class IdempotencyTests(TransactionTestCase):
         with ThreadPoolExecutor(max_workers=6) as pool:
             answers = list(
                 pool.map(
-                    lambda _: relay_over_http(
-                        "ping", token=self.token, headers={"Idempotency-Key": "order-5"}
-                    ),
+                    lambda _: web(self.token).relay("ping", idempotency_key="order-5"),
                     range(6),
                 )
             )

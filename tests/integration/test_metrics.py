@@ -1,7 +1,6 @@
 """Metrics from the web server, the worker and the gRPC server, scraped after a few
 transactions and read with prometheus_client's own parser: counters moved by as many."""
 
-import urllib.error
 import urllib.request
 from collections.abc import Iterable
 
@@ -9,7 +8,7 @@ from django.conf import settings
 from django.test import TransactionTestCase
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..support import bearer, relay_over_http, user_with_token
+from ..support import user_with_token, web
 
 TRANSACTIONS = 3
 
@@ -28,16 +27,10 @@ def scrape_port(address: str) -> str:
         return str(answer.read().decode())
 
 
-def scrape_web(headers: dict[str, str] | None = None) -> tuple[int, str, str]:
+def scrape_web(token: str | None = None) -> tuple[int, str, str]:
     """``GET /metrics`` of the web server: its status, body and content type."""
-    request = urllib.request.Request(
-        f"http://{settings.RELAY_HTTP_ADDRESS}/metrics", headers=headers or {}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
-            return answer.status, answer.read().decode(), answer.headers["Content-Type"]
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(), error.headers["Content-Type"]
+    answer = web(token, timeout=10).get("/metrics")
+    return answer.status, answer.raw.decode(), answer.headers["Content-Type"]
 
 
 def moved(
@@ -54,9 +47,11 @@ class MetricsTests(TransactionTestCase):
     def setUp(self) -> None:
         _, self.staff = user_with_token("metrics-staff", staff=True)
         _, self.client_token = user_with_token("metrics-client")
+        self.relayer = web(self.client_token)
+        self.addCleanup(self.relayer.close)
 
     def web(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        status, body, content_type = scrape_web(bearer(self.staff))
+        status, body, content_type = scrape_web(self.staff)
         self.assertEqual(status, 200)
         self.assertTrue(content_type.startswith("text/plain"))
         return samples(body)
@@ -67,9 +62,7 @@ class MetricsTests(TransactionTestCase):
         web, worker = self.web(), samples(scrape_port(worker_address))
         grpc = samples(scrape_port(grpc_address))
         for number in range(TRANSACTIONS):
-            self.assertEqual(
-                relay_over_http(f"count me {number}", token=self.client_token).status, 200
-            )
+            self.assertEqual(self.relayer.relay(f"count me {number}").status, 200)
         web_after = self.web()
         worker_after = samples(scrape_port(worker_address))
         grpc_after = samples(scrape_port(grpc_address))
@@ -101,8 +94,8 @@ class MetricsTests(TransactionTestCase):
 
     def test_the_web_servers_metrics_are_for_staff_and_the_scraper(self) -> None:
         self.assertEqual(scrape_web()[0], 401)
-        self.assertEqual(scrape_web(bearer(self.client_token))[0], 403)
-        status, body, _ = scrape_web(bearer(settings.RELAY_METRICS_TOKEN))
+        self.assertEqual(scrape_web(self.client_token)[0], 403)
+        status, body, _ = scrape_web(settings.RELAY_METRICS_TOKEN)
         self.assertEqual(status, 200)
         self.assertIn("relay_transactions_in_flight", body)
-        self.assertEqual(scrape_web(bearer("not-the-token"))[0], 401)
+        self.assertEqual(scrape_web("not-the-token")[0], 401)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.test import SimpleTestCase
 
 from ops import processes, tls
+from project.settings.environment import read_env_file
 from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
 
 # What production requires before anything else: its secrets.
@@ -34,14 +35,14 @@ PLAINTEXT_ON_PURPOSE = {
     "RELAY_ALLOW_PLAINTEXT": "true",
     # Where nothing answers: a process that starts must not join another stack's.
     "REDIS_URL": "redis://127.0.0.1:1/0",
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    "KAFKA_ADDRESS": "127.0.0.1:1",
 }
 # The minimal production environment the README documents: those, and TLS with credentials
 # on every hop (the local CA of ops/tls.py standing in for a real one).
 TLS_DIR = Path(settings.RELAY_VAR_DIR) / "fail-closed" / "tls"
 MINIMAL_PRODUCTION = {
     **SECRETS_ONLY,
-    **tls.read_env(tls.ensure(TLS_DIR)),
+    **read_env_file(tls.ensure(TLS_DIR)),
     "REDIS_URL": "rediss://redis.example.com:6379/0",
 }
 
@@ -197,11 +198,11 @@ class ProductionSettingsTests(SimpleTestCase):
                 ["relay.E002"],
             ),
             "a gRPC client without a certificate": (
-                {**MINIMAL_PRODUCTION, "GRPC_TLS_CLIENT_CERT_FILE": ""},
+                {**MINIMAL_PRODUCTION, "GRPC_TLS_CERT_FILE": ""},
                 ["relay.E003"],
             ),
             "a gRPC server that admits anyone": (
-                {**MINIMAL_PRODUCTION, "GRPC_TLS_CLIENT_CA_FILE": ""},
+                {**MINIMAL_PRODUCTION, "GRPC_SERVER_TLS_CA_FILE": ""},
                 ["relay.E003"],
             ),
             "a certificate file that is not there": (

@@ -1,6 +1,6 @@
 """One trace per transaction, through the real stack: the client's span (an in-memory exporter,
 in this process), then the web server, the Celery worker and the gRPC server, whose spans
-reach the stack's own OTLP collector (ops/traces.py) and are read back from its file."""
+reach the stack's own Zipkin and are read back through its API (ops/traces.py)."""
 
 import json
 import time
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+import requests
 from django.conf import settings
 from django.test import TransactionTestCase
 from opentelemetry.propagate import inject
@@ -18,12 +19,13 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 from relay.v1 import relay_pb2
 
-from ops.traces import read_spans, trace_of, tree
+from ops.traces import spans_of, tree
 from relay_app.grpc_server import RelayServicer, build_server
 from relay_app.hops import Stage
+from relay_app.integrations.relay_api import Answer
 from relay_app.models import Transaction
 
-from ..support import HttpAnswer, relay_over_http, service_stopped, user_with_token
+from ..support import service_stopped, user_with_token, web
 
 Span = dict[str, Any]
 TRANSACTION = "relay.transaction_id"
@@ -59,22 +61,22 @@ class TracingTests(TransactionTestCase):
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.tracer = provider.get_tracer("tests")
 
-    def relay(self, message: str, **extra: str) -> tuple[HttpAnswer, str, str]:
+    def relay(self, message: str, **extra: str) -> tuple[Answer, str, str]:
         """Relay ``message`` inside a client span whose context the request carries (with
         ``extra`` headers); the answer, the trace id and the client span's id."""
         with self.tracer.start_as_current_span("client relays", kind=SpanKind.CLIENT) as span:
             headers: dict[str, str] = dict(extra)
             inject(headers)
-            answer = relay_over_http(message, token=self.token, headers=headers)
+            answer = web(self.token).relay(message, headers=headers)
         context = span.get_span_context()
         self.assertEqual([s.name for s in self.exporter.get_finished_spans()], ["client relays"])
         return answer, format_trace_id(context.trace_id), format_span_id(context.span_id)
 
     def spans(self, trace_id: str, done: Callable[[list[Span]], bool]) -> list[Span]:
-        """The trace's spans the collector has, once ``done`` says all expected arrived."""
+        """The trace's spans Zipkin has, once ``done`` says all expected arrived."""
         deadline = time.monotonic() + 15
         while True:
-            spans = [s for s in read_spans(settings.RELAY_TRACES_FILE) if s["trace_id"] == trace_id]
+            spans = spans_of(trace_id, zipkin=settings.ZIPKIN_ADDRESS)
             if done(spans) or time.monotonic() > deadline:
                 return spans
             time.sleep(0.2)
@@ -122,10 +124,16 @@ class TracingTests(TransactionTestCase):
         self.assertEqual(answer.body["trace_id"], trace_id)
         self.assertRegex(answer.headers["traceparent"], rf"^00-{trace_id}-[0-9a-f]{{16}}-0[13]$")
         self.assertEqual(Transaction.objects.get(id=transaction_id).trace_id, trace_id)
+        # ... and a link to it in the stack's Zipkin, whose UI opens it.
+        link = answer.body["trace_url"]
+        self.assertEqual(link, f"http://{settings.ZIPKIN_ADDRESS}/zipkin/traces/{trace_id}")
+        page = requests.get(link, timeout=5)
+        self.assertEqual(page.status_code, 200)
+        self.assertIn("text/html", page.headers["Content-Type"])
 
         spans = self.spans(trace_id, lambda found: len(self.hops(found)) == 8)
         root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
-        self.assertEqual(root["attributes"].get("http.status_code"), 200)
+        self.assertEqual(root["attributes"].get("http.status_code"), "200")
         hops = self.hops(spans)
         self.assertEqual(sorted(hops), list(Stage))
         for stage, span in hops.items():
@@ -150,7 +158,8 @@ class TracingTests(TransactionTestCase):
         call = self.parent(spans, server)
         self.assertEqual((call["service"], call["kind"]), ("relay-worker", "client"))
         self.assertIn(hops[Stage.GRPC_CLIENT], self.ancestors(spans, call))
-        # Each read-back by coordinates links to the produce whose context its record carried.
+        # Each produce, then the read-back of that very record by its coordinates.
+        recorded = {hop["position"]: hop["kafka"] for hop in answer.body["hops"]}
         for publish, consume in [
             (Stage.KAFKA_PUBLISH_REQUEST, Stage.KAFKA_CONSUME_REQUEST),
             (Stage.KAFKA_PUBLISH_REPLY, Stage.KAFKA_CONSUME_REPLY),
@@ -169,16 +178,19 @@ class TracingTests(TransactionTestCase):
             ]
             self.assertEqual(len(sends), 1, publish)
             self.assertEqual(len(receives), 1, consume)
-            self.assertEqual(
-                receives[0]["links"], [{"trace_id": trace_id, "span_id": sends[0]["span_id"]}]
-            )
+            tags = receives[0]["attributes"]
+            read = recorded[consume]
+            self.assertEqual(tags["messaging.destination.name"], read["topic"])
+            self.assertEqual(tags["messaging.destination.partition.id"], str(read["partition"]))
+            self.assertEqual(tags["messaging.kafka.offset"], str(read["offset"]))
+            self.assertLess(sends[0]["start_ns"], receives[0]["start_ns"])
         # The web waited for the chain under a span of its own, then did hop 8.
         wait = next(s for s in spans if s["name"] == "wait for the chain")
         self.assertEqual(self.parent(spans, hops[Stage.REST_RESPONSE]), root)
         self.assertLessEqual(wait["end_ns"], hops[Stage.REST_RESPONSE]["start_ns"])
 
         # make trace's tree shows it, hop by hop.
-        printed = "\n".join(tree(trace_of(read_spans(settings.RELAY_TRACES_FILE), transaction_id)))
+        printed = "\n".join(tree(spans))
         for stage in Stage:
             self.assertIn(f"hop {int(stage)} {stage.slug}", printed)
 
@@ -190,7 +202,7 @@ class TracingTests(TransactionTestCase):
 
         spans = self.spans(trace_id, lambda found: len(self.hops(found)) == 8)
         root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
-        self.assertEqual(root["attributes"].get("http.status_code"), 202)
+        self.assertEqual(root["attributes"].get("http.status_code"), "202")
         hops = self.hops(spans)
         self.assertEqual(sorted(hops), list(Stage))
         # Nobody waits in the web: the chain's last task does hop 8.
@@ -211,7 +223,7 @@ class TracingTests(TransactionTestCase):
 
         spans = self.spans(trace_id, lambda found: Stage.GRPC_CLIENT in self.hops(found))
         root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
-        self.assertEqual(root["attributes"].get("http.status_code"), 503)
+        self.assertEqual(root["attributes"].get("http.status_code"), "503")
         hops = self.hops(spans)
         self.assertEqual(sorted(hops), [Stage(n) for n in range(1, 5)])
         self.assertEqual(hops[Stage.GRPC_CLIENT]["status"], "error")
@@ -240,14 +252,14 @@ class TracingTests(TransactionTestCase):
 
         spans = self.spans(trace_id, waited)
         root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
-        self.assertEqual(root["attributes"].get("http.status_code"), 504)
+        self.assertEqual(root["attributes"].get("http.status_code"), "504")
         hops = self.hops(spans)
         self.assertEqual(hops[Stage.GRPC_CLIENT]["status"], "error")
         self.assertNotIn(Stage.REST_RESPONSE, hops)
         # The client's deadline, carried to the gRPC call: DEADLINE_EXCEEDED (4).
         calls = [s for s in spans if s["kind"] == "client" and s["service"] == "relay-worker"]
         self.assertTrue(
-            any(s["attributes"].get("rpc.grpc.status_code") == 4 for s in calls),
+            any(s["attributes"].get("rpc.grpc.status_code") == "4" for s in calls),
             json.dumps(calls, indent=1),
         )
         wait = next(s for s in spans if s["name"] == "wait for the chain")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
-from django.test import TestCase
+from django.test import TestCase, override_settings
 from django.utils import timezone
 
 from relay_app.admin import TransactionAdmin
@@ -106,6 +106,17 @@ class AdminTests(TestCase):
                 assert shown is not None
                 self.assertEqual(shown[1], timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S"))
 
+    def test_the_transaction_page_links_to_its_trace_in_the_viewer(self) -> None:
+        transaction = recorded("hello")
+        Transaction.objects.filter(id=transaction.id).update(trace_id="ab" * 16)
+        with override_settings(RELAY_TRACE_URL="https://traces.example/t/{trace_id}"):
+            page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        self.assertIn(f'<a href="https://traces.example/t/{"ab" * 16}"', page)
+        with override_settings(RELAY_TRACE_URL=""):
+            page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        self.assertNotIn("traces.example", page)
+        self.assertIn("ab" * 16, page)
+
     def test_view_site_opens_the_landing_page(self) -> None:
         page = self.client.get("/admin/").content.decode()
         self.assert_shows(page, '<a href="/">View site</a>')
@@ -175,4 +186,5 @@ class AdminTests(TestCase):
             self.assertAlmostEqual(float(left), 5 * (n - 1) / 42 * 100, places=2)
             self.assertAlmostEqual(float(width), 2 / 42 * 100, places=2)
         self.assert_shows(page, "/static/relay_app/transaction.css")
-        self.assertNotRegex(page, r'(src|href)="(https?:)?//')  # nothing from another host
+        # Nothing loaded from another host (links out, to Flower or a trace, are no load).
+        self.assertNotRegex(page, r'(src=|<link[^>]*href=)"(https?:)?//')

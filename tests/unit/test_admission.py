@@ -8,7 +8,8 @@ from unittest import mock
 from django.test import SimpleTestCase, TestCase, override_settings
 from rest_framework.test import APIClient
 
-from project.webserver import ARRIVED_AT, stamp_arrival
+from project.webserver import stamp_arrival
+from relay_app.api.arrival import ARRIVED_AT
 from relay_app.models import Transaction
 from relay_app.services.admission import COLD_IN_FLIGHT, AdmissionGate, Overloaded
 

@@ -275,3 +275,42 @@ class ReadinessTests(TestCase):
             detailed.json()["checks"]["kafka"]["status"], "unavailable: refused at 10.0.0.7:9092"
         )
         self.assertEqual((alive.status_code, alive.json()), (200, {"status": "ok"}))
+
+
+PROMETHEUS = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+class ContentNegotiationTests(TestCase):
+    """Scrapers, probes and people get the format they ask for, never a 406."""
+
+    def test_metrics_answer_the_text_format_to_scrapers_and_people_openmetrics_if_asked(
+        self,
+    ) -> None:
+        _, staff = user_with_token("scraper", staff=True)
+        client = signed_in_client(staff)
+        for accept in ("text/plain", PROMETHEUS, "*/*", None):
+            with self.subTest(accept=accept):
+                answer = client.get("/metrics", headers={"Accept": accept} if accept else {})
+                self.assertEqual(answer.status_code, 200)
+                self.assertTrue(answer["Content-Type"].startswith("text/plain"))
+                self.assertIn(b"# TYPE relay_transactions_total counter", answer.content)
+        answer = client.get("/metrics", HTTP_ACCEPT="application/openmetrics-text")
+        self.assertEqual(answer.status_code, 200)
+        self.assertTrue(answer["Content-Type"].startswith("application/openmetrics-text"))
+        self.assertTrue(answer.content.endswith(b"# EOF\n"))
+        # Without credentials: refused in JSON, whatever was asked.
+        refused = APIClient().get("/metrics", HTTP_ACCEPT="text/plain")
+        self.assertEqual((refused.status_code, refused["Content-Type"]), (401, "application/json"))
+
+    def test_health_and_readiness_answer_plain_text_when_asked(self) -> None:
+        with mock.patch.dict("relay_app.services.health.CHECKS", {}, clear=True):
+            for path in ("/healthz", "/readyz"):
+                with self.subTest(path):
+                    answer = APIClient().get(path, HTTP_ACCEPT="text/plain")
+                    self.assertEqual(answer.status_code, 200)
+                    self.assertTrue(answer["Content-Type"].startswith("text/plain"))
+                    self.assertEqual(answer.content, b"status: ok\n")
+                    self.assertEqual(APIClient().get(path).json(), {"status": "ok"})

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.test import SimpleTestCase
 from kombu.transport import redis as kombu_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import project.celery  # noqa: F401 - installs the patch, as every process of the relay does
 
@@ -15,6 +16,7 @@ class FakeChannel:
     def __init__(self) -> None:
         self.pool = object()
         self.built = 0
+        self.connection = SimpleNamespace(client=object())  # kombu's transport, connected
 
     def _create_client(self) -> Any:
         self.built += 1
@@ -46,3 +48,13 @@ class KeptClientTests(SimpleTestCase):
         given = object()
         with kombu_redis.Channel.conn_or_acquire(FakeChannel(), given) as client:  # type: ignore[arg-type]
             self.assertIs(client, given)
+
+    def test_a_closed_channel_raises_what_kombus_closing_ignores(self) -> None:
+        # Redis gone while the worker held tasks: kombu closes the channel and tries to put
+        # them back; its AttributeError there stopped the worker.
+        channel = FakeChannel()
+        channel.connection.client = None
+        with self.assertRaises(RedisConnectionError):  # noqa: SIM117 - the context is the call
+            with kombu_redis.Channel.conn_or_acquire(channel):  # type: ignore[arg-type]
+                pass
+        self.assertEqual(channel.built, 0)

@@ -56,14 +56,21 @@ class ComposeFileTests(SimpleTestCase):
 
 
 # How settings modules read a variable (project/settings/environment.py, and os.environ).
-READER = r"(?:env\.\w+|rate|days_or_off|choice|secret_key|host_names|header_and_value|environ\.get)"
+READER = (
+    r"(?:env\.\w+|rate|days_or_off|choice|secret_key|signing_key|host_names|header_and_value"
+    r"|addresses|environ\.get|_stack_secret)"
+)
 
 
 class EnvironmentExampleTests(SimpleTestCase):
     def test_every_variable_the_settings_read_is_listed_in_the_example(self) -> None:
         read = set()
-        for module in (ROOT / "project" / "settings").glob("*.py"):
-            read |= set(re.findall(READER + r'\(\s*"([A-Z][A-Z0-9_]+)"', module.read_text()))
+        for folder in ("project", "relay_app", "ops"):
+            for module in (ROOT / folder).rglob("*.py"):
+                text = module.read_text()
+                read |= set(re.findall(READER + r'\(\s*"([A-Z][A-Z0-9_]+)"', text))
+                read |= set(re.findall(r'environ\[\s*"([A-Z][A-Z0-9_]+)"\s*\]', text))
+                read |= set(re.findall(r'_VARIABLE = "([A-Z][A-Z0-9_]+)"', text))
         listed = set(
             re.findall(r"(?m)^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text())
         )

@@ -62,5 +62,5 @@ class DevelopmentSuperuserTests(TestCase):
         with override_settings(RELAY_DEVELOPMENT_SUPERUSER=True):
             login = admin_login(settings)
         self.assertIn(f"{DEVELOPMENT_USERNAME} / {DEVELOPMENT_PASSWORD}", login)
-        self.assertIn("LOCAL DEVELOPMENT CREDENTIAL", login)
-        self.assertIn("createsuperuser", admin_login(settings))
+        self.assertIn("never for production", login)
+        self.assertIn("make superuser", admin_login(settings))

@@ -1,7 +1,6 @@
 """``manage.py relay``'s words for a refusal, with the API's answer given (against the running
 stack: tests/integration/test_relay_command.py)."""
 
-import http.client
 from io import StringIO
 from typing import Any
 from unittest import mock
@@ -15,11 +14,8 @@ from relay_app.management.commands.relay import BAD_INPUT, UNREACHABLE
 
 def refusal(status: int, body: Any) -> CommandError:
     """What the command raises (and Django prints on stderr) when the relay answers this."""
-    answer = Answer(status, http.client.HTTPMessage(), body)
-    with (
-        mock.patch("relay_app.integrations.relay_api.connect"),
-        mock.patch("relay_app.integrations.relay_api.request", return_value=answer),
-    ):
+    answer = Answer(status, {}, body, b"", 0.0)
+    with mock.patch("relay_app.integrations.relay_api.RelayClient.relay", return_value=answer):
         try:
             call_command("relay", "hello", stdout=StringIO())
         except CommandError as refused:

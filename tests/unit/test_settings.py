@@ -2,18 +2,23 @@
 (production settings in processes of their own: tests/integration/test_settings_fail_closed.py)."""
 
 import io
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import redirect_stderr
 from typing import Any
 from unittest import mock
 
+from django.conf import settings
 from django.core.checks import Tags, run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase, override_settings
 from django.views.debug import get_default_exception_reporter_filter
 
 from project.settings import environment
+from project.settings.profiles import TEST
 from relay_app.checks import StartRefused, check_at_start
 
 
@@ -80,7 +85,7 @@ class EnvironmentTests(SimpleTestCase):
         key = "k" * environment.SIGNING_KEY_MIN_LENGTH
         self.assertEqual(self.read(environment.signing_key, key), key)
         repository_keys = [
-            os.environ["RELAY_CHAIN_SIGNING_KEY"],  # the test settings'
+            TEST["RELAY_CHAIN_SIGNING_KEY"],  # the test settings'
             "insecure-development-chain-signing-key-of-the-repository",
         ]
         for value in ("", " " * 40, key[1:], *repository_keys):
@@ -103,11 +108,11 @@ SECURE_TRANSPORT = {
     "REDIS_TLS": {"ssl_cert_reqs": "required"},
     "CELERY_BROKER_URL": "rediss://:secret@redis.example:6379/0",
     "GRPC_TLS_CA_FILE": __file__,
-    "GRPC_TLS_CLIENT_CERT_FILE": __file__,
-    "GRPC_TLS_CLIENT_KEY_FILE": __file__,
-    "GRPC_TLS_SERVER_CERT_FILE": __file__,
-    "GRPC_TLS_SERVER_KEY_FILE": __file__,
-    "GRPC_TLS_CLIENT_CA_FILE": __file__,
+    "GRPC_TLS_CERT_FILE": __file__,
+    "GRPC_TLS_KEY_FILE": __file__,
+    "GRPC_SERVER_TLS_CERT_FILE": __file__,
+    "GRPC_SERVER_TLS_KEY_FILE": __file__,
+    "GRPC_SERVER_TLS_CA_FILE": __file__,
 }
 
 
@@ -128,7 +133,7 @@ class SystemCheckTests(SimpleTestCase):
         cases: dict[str, list[dict[str, Any]]] = {
             "relay.E001": [{"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}, {"KAFKA_SASL_PASSWORD": ""}],
             "relay.E002": [{"REDIS_TLS": {}}, {"CELERY_BROKER_URL": "rediss://redis.example/0"}],
-            "relay.E003": [{"GRPC_TLS_CA_FILE": ""}, {"GRPC_TLS_CLIENT_CA_FILE": ""}],
+            "relay.E003": [{"GRPC_TLS_CA_FILE": ""}, {"GRPC_SERVER_TLS_CA_FILE": ""}],
             "relay.E004": [{"GRPC_TLS_CA_FILE": "/nonexistent/ca.pem"}],
         }
         for error, changes in cases.items():
@@ -190,3 +195,60 @@ class CheckAtStartTests(SimpleTestCase):
             RELAY_ENVIRONMENT="development", KAFKA_SECURITY_PROTOCOL="PLAINTEXT"
         ):
             self.assertEqual(relay_checks(), [])
+
+
+# In a fresh process: the profile's values, the environment's over them, and what is left of
+# the environment afterwards (a profile writes nothing into it).
+PROFILE_PROBE = """
+import json, os
+import django
+django.setup()
+from django.conf import settings
+print(json.dumps({
+    "kafka": settings.KAFKA_ADDRESS,
+    "http": settings.HTTP_ADDRESS,
+    "renamed": settings.RELAY_RENAMED_VARIABLES,
+    "written": sorted(set(os.environ) - set(json.loads(os.environ["BEFORE"]))),
+}))
+"""
+
+
+def probe_profile(module: str, **variables: str) -> dict[str, Any]:
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env = {**clean, "DJANGO_SETTINGS_MODULE": module, **variables}
+    env["BEFORE"] = json.dumps(sorted([*env, "BEFORE", "TZ"]))  # TZ: Django's own, from TIME_ZONE
+    run = subprocess.run(
+        [sys.executable, "-c", PROFILE_PROBE],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(run.stdout.splitlines()[-1])
+    return result
+
+
+class ProfileTests(SimpleTestCase):
+    def test_a_profile_gives_its_values_and_writes_nothing_into_the_environment(self) -> None:
+        found = probe_profile("project.settings.test")
+        self.assertEqual(found["kafka"], TEST["KAFKA_ADDRESS"])
+        self.assertEqual(found["written"], [])
+        # The environment still wins over the profile.
+        found = probe_profile("project.settings.test", KAFKA_ADDRESS="127.0.0.1:1")
+        self.assertEqual(found["kafka"], "127.0.0.1:1")
+
+    def test_an_old_name_is_still_read_and_named_for_renaming(self) -> None:
+        found = probe_profile("project.settings.development", RELAY_HTTP_ADDRESS="127.0.0.1:7")
+        self.assertEqual(found["http"], "127.0.0.1:7")
+        self.assertEqual(found["renamed"], {"RELAY_HTTP_ADDRESS": "HTTP_ADDRESS"})
+        # The new name wins where both are set.
+        found = probe_profile(
+            "project.settings.development",
+            RELAY_HTTP_ADDRESS="127.0.0.1:7",
+            HTTP_ADDRESS="127.0.0.1:8",
+        )
+        self.assertEqual((found["http"], found["renamed"]), ("127.0.0.1:8", {}))
+        with override_settings(RELAY_RENAMED_VARIABLES={"RELAY_HTTP_ADDRESS": "HTTP_ADDRESS"}):
+            self.assertIn("relay.W004", {message.id for message in run_checks()})

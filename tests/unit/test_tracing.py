@@ -1,9 +1,7 @@
 """Tracing's configuration, sampling and off state (relay_app/tracing.py), in this process."""
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from unittest import mock
 
 from django.core.checks import Tags, run_checks
 from django.core.exceptions import ImproperlyConfigured
@@ -20,27 +18,39 @@ from relay_app.hops import Stage
 
 from .test_settings import SECURE_TRANSPORT
 
+# The tracing settings as an environment without any OTEL_* variable gives them.
+UNSET = {
+    "OTEL_SDK_DISABLED": False,
+    "OTEL_TRACES_EXPORTER": "none",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://localhost:4318/v1/traces",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_ZIPKIN_ENDPOINT": "http://localhost:9411/api/v2/spans",
+    "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    "OTEL_TRACES_SAMPLER_ARG": "1.0",
+}
+
 
 @contextmanager
-def otel(**variables: str) -> Iterator[None]:
-    """The environment with these ``OTEL_*`` variables alone (the test settings set some)."""
-    with mock.patch.dict(os.environ):
-        for name in [name for name in os.environ if name.startswith("OTEL_")]:
-            del os.environ[name]
-        os.environ.update(variables)
+def otel(**values: object) -> Iterator[None]:
+    """The tracing settings with these values alone (the test settings set some)."""
+    with override_settings(**{**UNSET, **values}):
         yield
 
 
 class ConfigurationTests(SimpleTestCase):
     def test_off_unless_an_exporter_is_named(self) -> None:
-        for variables in ({}, {"OTEL_TRACES_EXPORTER": "none"}, {"OTEL_SDK_DISABLED": "true"}):
-            with self.subTest(variables), otel(**variables):
+        off: list[dict[str, object]] = [
+            {},
+            {"OTEL_TRACES_EXPORTER": "none"},
+            {"OTEL_SDK_DISABLED": True},
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": True},
+        ]
+        for values in off:
+            with self.subTest(values), otel(**values):
                 self.assertIsNone(tracing.exporter_name())
-        with otel(OTEL_TRACES_EXPORTER="otlp", OTEL_SDK_DISABLED="true"):
-            self.assertIsNone(tracing.exporter_name())
-        for name in ("otlp", "console", " OTLP "):
+        for name in ("zipkin_json", "otlp", "console"):
             with self.subTest(name), otel(OTEL_TRACES_EXPORTER=name):
-                self.assertEqual(tracing.exporter_name(), name.strip().lower())
+                self.assertEqual(tracing.exporter_name(), name)
 
     def test_what_it_cannot_honour_is_refused_with_the_reason(self) -> None:
         cases = {
@@ -54,7 +64,7 @@ class ConfigurationTests(SimpleTestCase):
                 "OTEL_TRACES_SAMPLER_ARG",
             ),
             "OTLP over gRPC": (
-                {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+                {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"},
                 "http/protobuf",
             ),
         }
@@ -69,12 +79,21 @@ class ConfigurationTests(SimpleTestCase):
 @override_settings(RELAY_ENVIRONMENT="production", **SECURE_TRANSPORT)
 class ProductionCheckTests(SimpleTestCase):
     def test_spans_to_another_host_in_plaintext_fail_the_check(self) -> None:
-        def fired(**variables: str) -> bool:
-            with otel(**variables):
+        def fired(**values: str) -> bool:
+            with otel(**values):
                 return "relay.E005" in {m.id for m in run_checks(tags=[Tags.security])}
 
         self.assertTrue(
-            fired(OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="http://otel:4318")
+            fired(
+                OTEL_TRACES_EXPORTER="otlp",
+                OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://otel:4318/v1/traces",
+            )
+        )
+        self.assertTrue(
+            fired(
+                OTEL_TRACES_EXPORTER="zipkin_json",
+                OTEL_EXPORTER_ZIPKIN_ENDPOINT="http://zipkin:9411/api/v2/spans",
+            )
         )
         self.assertTrue(
             fired(
@@ -83,12 +102,18 @@ class ProductionCheckTests(SimpleTestCase):
             )
         )
         self.assertFalse(
-            fired(OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="https://otel:4318")
+            fired(
+                OTEL_TRACES_EXPORTER="otlp",
+                OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="https://otel:4318/v1/traces",
+            )
         )
         self.assertFalse(
-            fired(OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318")
+            fired(
+                OTEL_TRACES_EXPORTER="zipkin_json",
+                OTEL_EXPORTER_ZIPKIN_ENDPOINT="http://127.0.0.1:9411/api/v2/spans",
+            )
         )
-        self.assertFalse(fired(OTEL_EXPORTER_OTLP_ENDPOINT="http://otel:4318"))  # tracing off
+        self.assertFalse(fired(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://otel:4318/v1/traces"))
 
 
 class SpanTests(SimpleTestCase):

@@ -35,7 +35,9 @@ def _grpc(address: str) -> None:
 
 def _worker(address: str) -> None:
     """The worker of this container (its node name, relay@<hostname>) answers a ping."""
-    from project.celery import app
+    from relay_app.tasks import chain_app
+
+    app = chain_app()
 
     node = address or f"relay@{socket.gethostname()}"
     if not app.control.ping(destination=[node], timeout=TIMEOUT_SECONDS):

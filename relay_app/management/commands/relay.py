@@ -7,7 +7,6 @@ how the transaction ended (``EXIT_CODES``), so scripts can tell the cases apart.
 """
 
 import argparse
-import http.client
 import json
 import os
 import time
@@ -18,7 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from relay_app.hops import Stage
-from relay_app.integrations import relay_api
+from relay_app.integrations.relay_api import RelayClient
 from relay_app.seed_log import BANNER, escape
 
 TOKEN_VARIABLE = "RELAY_API_TOKEN"  # noqa: S105 - the variable's name, not a token
@@ -72,12 +71,12 @@ class Command(BaseCommand):
         return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
-        scheme = "https" if settings.RELAY_HTTPS_CERT_FILE else "http"
+        scheme = "https" if settings.HTTP_TLS_CERT_FILE else "http"
         parser.add_argument("message", help="the text to relay")
         parser.add_argument(
             "--url",
-            default=f"{scheme}://{settings.RELAY_HTTP_ADDRESS}",
-            help="the relay's web server (default: RELAY_HTTP_ADDRESS, %(default)s)",
+            default=f"{scheme}://{settings.HTTP_ADDRESS}",
+            help="the relay's web server (default: HTTP_ADDRESS, %(default)s)",
         )
         parser.add_argument(
             "--token",
@@ -108,8 +107,9 @@ class Command(BaseCommand):
         self.hops_seen: set[int] = set()
         self.started = time.monotonic()
         try:
-            code = self.run(options["message"])
-        except (OSError, http.client.HTTPException) as exc:
+            with self.client() as client:
+                code = self.run(client, options["message"])
+        except OSError as exc:  # requests' errors among them: no answer
             raise CommandError(
                 f"cannot reach the relay at {options['url']}: {exc}", returncode=UNREACHABLE
             ) from exc
@@ -119,38 +119,24 @@ class Command(BaseCommand):
             # BaseCommand turns this into the exit code (and prints the message on stderr).
             raise CommandError(self.failure, returncode=code)
 
-    def connection(self) -> http.client.HTTPConnection:
-        return relay_api.connect(
+    def client(self) -> RelayClient:
+        return RelayClient(
             self.options["url"],
+            token=self.options["token"] or None,
+            ca_file=settings.HTTP_TLS_CA_FILE,
             timeout=self.options["timeout"],
-            cafile=settings.RELAY_HTTPS_CA_FILE,
         )
 
-    def headers(self) -> dict[str, str]:
-        token = self.options["token"]
-        return {"Authorization": f"Bearer {token}"} if token else {}
-
-    def run(self, message: str) -> int:
+    def run(self, client: RelayClient, message: str) -> int:
         """Relay, follow, print; the exit code."""
         streaming = bool(self.options["token"])  # reading a transaction needs a token
-        prefer = {"Prefer": "respond-async"} if streaming or self.options["respond_async"] else {}
-        connection = self.connection()
-        try:
-            answer = relay_api.request(
-                connection,
-                "POST",
-                "/api/relay/",
-                body={"message": message},
-                headers={**self.headers(), **prefer},
-            )
-        finally:
-            connection.close()
+        answer = client.relay(message, respond_async=streaming or self.options["respond_async"])
         body = answer.body if isinstance(answer.body, dict) else {}
         if answer.status == 202:
             if self.options["respond_async"]:
                 self.stdout.write(body["transaction_id"])
                 return SUCCEEDED
-            return self.follow(body["events"])
+            return self.follow(client, body["events"])
         if "transaction_id" in body and "status" in body:
             # Answered at once: settled (no token to follow it), or a repeated key's outcome.
             return self.settled(body)
@@ -167,30 +153,22 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(body, indent=2))
         return _BY_HTTP_STATUS.get(status, 1)
 
-    def follow(self, events_url: str) -> int:
+    def follow(self, client: RelayClient, events_url: str) -> int:
         """Print each hop as its event arrives, then the end; reconnect a stream cut short."""
         path = events_url[events_url.index("/api/") :]
         for _ in range(RECONNECTS + 1):
-            connection = self.connection()
             try:
-                response = relay_api.open_events(
-                    connection,
-                    path,
-                    headers=self.headers(),
-                    last_event_id=max(self.hops_seen, default=0),
-                )
-                if response.status != 200:
-                    body = json.loads(response.read() or b"{}")
-                    return self.refused(response.status, body)
-                for event in relay_api.read_events(response):
-                    if event.name == "hop":
-                        self.hop(event.json())
-                    elif event.name == "settled":
-                        return self.settled(event.json())
-            except (OSError, http.client.HTTPException):
+                with client.events(path, last_event_id=max(self.hops_seen, default=0)) as events:
+                    if events.status != 200:
+                        body = events.answer().body
+                        return self.refused(events.status, body if isinstance(body, dict) else {})
+                    for event in events:
+                        if event.name == "hop":
+                            self.hop(event.json())
+                        elif event.name == "settled":
+                            return self.settled(event.json())
+            except OSError:
                 pass  # cut short: open it again, from the last hop received
-            finally:
-                connection.close()
         self.failure = "the event stream ended before the transaction did"
         return 1
 

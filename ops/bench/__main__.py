@@ -1,0 +1,39 @@
+"""``python -m ops.bench run [--quick] [--tracing]``, and ``load``, the load client's process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ops.bench import client
+from ops.bench.run import bench
+from ops.stack import interrupt_on_termination
+from project.settings.profiles import BENCH
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="the whole benchmark (default)")
+    run.add_argument("--quick", action="store_true", help="fewer transactions, no soak")
+    run.add_argument("--tracing", action="store_true", help="every process traced (its cost)")
+    load = sub.add_parser("load", help="(internal) the load client process")
+    load.add_argument("--concurrency", type=int, required=True)
+    amount = load.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--count", type=int, help="transactions to send")
+    amount.add_argument("--duration", type=float, help="seconds of an overload level")
+    args = parser.parse_args(argv)
+    if args.command == "load":
+        address = BENCH["HTTP_ADDRESS"]
+        outcomes = client.run(address, args.concurrency, count=args.count, duration=args.duration)
+        print(json.dumps(outcomes))
+        return 0
+    interrupt_on_termination()
+    headline = bench(quick=getattr(args, "quick", False), tracing=getattr(args, "tracing", False))
+    print(json.dumps(headline), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

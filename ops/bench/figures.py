@@ -1,0 +1,176 @@
+"""The bench's figures, each computed in one place: percentiles of latencies in any unit,
+each level's and the overload level's figures from the load client's outcomes, the headline,
+and which targets a run met."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from ops.bench.client import KINDS
+
+# Targets: relay CPU per transaction at 32 against baseline (b)'s CPU per chain at 32; relay
+# throughput at 32 against (b)'s; the one-at-a-time latency ratio; overload against deadline.
+TARGET_CPU_FACTOR = 1.7
+TARGET_TPS_RATIO = 0.65
+TARGET_LATENCY_RATIO = 1.5
+TARGET_OVERLOAD_P99_MARGIN_S = 0.5
+TARGET_OVERLOAD_MAX_MARGIN_S = 1.5
+TARGET_OVERLOAD_GOODPUT_RATIO = 0.9
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (0-100) by nearest rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, round(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def latencies(seconds: list[float], unit: str = "ms") -> dict[str, float]:
+    """p50, p90, p99, mean and max of latencies given in ``seconds``, in ``unit`` ("ms", to
+    two decimals, or "s", to three): ``{"p50_ms": ..., ...}``."""
+    scale, digits = (1000, 2) if unit == "ms" else (1, 3)
+    values = [value * scale for value in seconds]
+    figures = {f"p{p}_{unit}": round(percentile(values, p), digits) for p in (50, 90, 99)}
+    figures[f"mean_{unit}"] = round(statistics.fmean(values), digits) if values else 0.0
+    figures[f"max_{unit}"] = round(max(values, default=0.0), digits)
+    return figures
+
+
+def ratio(numerator: float | None, denominator: float | None, digits: int) -> float | None:
+    """``numerator / denominator`` rounded; None (JSON null) where there is nothing to divide."""
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, digits)
+
+
+def cpu_per(cpu: dict[str, float], count: int, what: str) -> dict[str, Any]:
+    """CPU seconds per service as ms per one ``what`` of ``count`` (None when there is none):
+    ``cpu_ms_per_<what>`` per service, and ``cpu_ms_per_<what>_total``."""
+    return {
+        f"cpu_ms_per_{what}": {name: ratio(sec * 1000, count, 2) for name, sec in cpu.items()},
+        f"cpu_ms_per_{what}_total": ratio(sum(cpu.values()) * 1000, count, 2),
+    }
+
+
+def level(
+    concurrency: int, runs: list[dict[str, Any]], cpu: dict[str, float], peaks: dict[str, float]
+) -> dict[str, Any]:
+    """One level's figures from the load client's runs. Transactions/s and CPU count the
+    answers that relayed (a refusal is no transaction); the latencies are every answer's."""
+    outcomes = [outcome for run in runs for outcome in run["outcomes"]]
+    failed = [outcome for outcome in outcomes if outcome["kind"] != "ok"]
+    timelines = [outcome["timeline"] for outcome in outcomes if outcome["timeline"]]
+    done = max(len(outcomes) - len(failed), 1)
+    return {
+        "concurrency": concurrency,
+        "transactions": len(outcomes),
+        **latencies([outcome["seconds"] for outcome in outcomes]),
+        "tps": round(done / sum(run["seconds"] for run in runs), 1),
+        "errors": len(failed),
+        "timeouts": sum(
+            outcome["kind"] == "timeouts_504" or "timed out" in outcome["detail"]
+            for outcome in failed
+        ),
+        "error_samples": [outcome["detail"] for outcome in failed[:5]],
+        "peak_rss_mb": peaks,
+        **cpu_per(cpu, done, "tx"),
+        "timeline_p50_ms": {
+            part: round(statistics.median(row[part] for row in timelines), 2)
+            for part in (timelines[0] if timelines else {})
+        },
+    }
+
+
+def overload(
+    run: dict[str, Any],
+    cpu: dict[str, float],
+    peaks: dict[str, float],
+    *,
+    tps_c32: float,
+    deadline: float,
+) -> dict[str, Any]:
+    """The overload level's figures: every request counts in the latencies, whatever its
+    answer (or none), since a client waits for each alike."""
+    outcomes = run["outcomes"]
+    counts = Counter(outcome["kind"] for outcome in outcomes)
+    pauses = [outcome["pause"] for outcome in outcomes if outcome["kind"] == "shed_503"]
+    samples: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        if outcome["detail"] and len(samples.setdefault(outcome["kind"], [])) < 3:
+            samples[outcome["kind"]].append(outcome["detail"])
+    goodput = counts["ok"] / run["seconds"]
+    return {
+        "seconds": round(run["seconds"], 2),
+        "requests": len(outcomes),
+        **{kind: counts[kind] for kind in KINDS},
+        **latencies([outcome["seconds"] for outcome in outcomes], "s"),
+        "goodput": round(goodput, 1),
+        "goodput_ratio": ratio(goodput, tps_c32, 3),
+        "deadline_s": deadline,
+        "retry_after_s": {"min": min(pauses, default=0.0), "max": max(pauses, default=0.0)},
+        **cpu_per(cpu, counts["ok"], "ok"),
+        "peak_rss_mb": peaks,
+        "samples": samples,
+    }
+
+
+def headline(*, mode: str, tracing: bool, results: dict[str, Any]) -> dict[str, Any]:
+    """The run's one line of figures (keep every field: scripts read them)."""
+    bare, chain = results["baselines"]["bare_hops"], results["baselines"]["celery_chain_of_five"]
+    ceiling = results["baselines"]["celery_chain_of_five_c32"]
+    levels, overloaded, soaked = results["levels"], results["overload"], results["soak"]
+    one, c32 = levels[0], next(level for level in levels if level["concurrency"] == 32)
+    baseline_ms = round(bare["p50_ms"] + chain["p50_ms"], 2)
+    line: dict[str, Any] = {
+        "mode": mode,
+        "tracing": tracing,
+        "p50_ms": one["p50_ms"],
+        "baseline_ms": baseline_ms,
+        "ratio": round(one["p50_ms"] / baseline_ms, 2),
+        "tps_c32": c32["tps"],
+        "p99_c32_ms": c32["p99_ms"],
+        "baseline_chain_tps_c32": ceiling["tps"],
+        "errors": sum(level["errors"] for level in levels) + (soaked["errors"] if soaked else 0),
+        "timeouts_c128": levels[-1]["timeouts"],
+        "cpu_ms_per_tx": c32["cpu_ms_per_tx_total"],
+        "baseline_chain_cpu_ms": ceiling["cpu_ms_per_chain_total"],
+        "tps_ratio_c32": ratio(c32["tps"], ceiling["tps"], 3),
+        "cpu_ratio": ratio(c32["cpu_ms_per_tx_total"], ceiling["cpu_ms_per_chain_total"], 2),
+        "overload_p99_s": overloaded["p99_s"],
+        "overload_max_s": overloaded["max_s"],
+        "overload_goodput_ratio": overloaded["goodput_ratio"],
+        "overload_deadline_s": overloaded["deadline_s"],
+        "auth_cpu_ms_per_tx": results["auth_cpu_ms_per_tx"],
+    }
+    if soaked:
+        line["soak_max_growth_percent"] = soaked["max_growth_percent"]
+    line["targets_met"] = targets(line, overloaded)
+    return line
+
+
+def targets(line: dict[str, Any], overloaded: dict[str, Any]) -> dict[str, bool]:
+    """Which of the relay's targets this run met; a figure that is missing meets none."""
+
+    def at_most(value: float | None, limit: float | None) -> bool:
+        return value is not None and limit is not None and value <= limit
+
+    deadline = line["overload_deadline_s"]
+    return {
+        "cpu": at_most(line["cpu_ms_per_tx"], TARGET_CPU_FACTOR * line["baseline_chain_cpu_ms"]),
+        "tps": at_most(TARGET_TPS_RATIO, line["tps_ratio_c32"]),
+        "ratio": at_most(line["ratio"], TARGET_LATENCY_RATIO),
+        "overload": (
+            at_most(line["overload_p99_s"], deadline + TARGET_OVERLOAD_P99_MARGIN_S)
+            and at_most(line["overload_max_s"], deadline + TARGET_OVERLOAD_MAX_MARGIN_S)
+            and at_most(TARGET_OVERLOAD_GOODPUT_RATIO, line["overload_goodput_ratio"])
+            # every answer but a 200 is a 503 with Retry-After or a 504; every 200 is right
+            and not any(
+                overloaded[kind]
+                for kind in ("connection_errors", "other", "other_503", "wrong_text")
+            )
+        ),
+    }

@@ -1,0 +1,203 @@
+"""One bench run: a fresh stack of its own, its levels in order, its results file and chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ops.bench import figures
+from ops.bench.client import KINDS, TOKEN_VARIABLE
+from ops.bench.usage import Usage
+from ops.processes import ROOT
+from project.settings.profiles import BENCH, traced_to_zipkin
+
+BENCH_DIR = Path(BENCH["RELAY_VAR_DIR"])
+# With --tracing: every process traced, its spans sent to the bench stack's own Zipkin.
+TRACING_ENV = traced_to_zipkin(22411)
+
+
+class Mode(NamedTuple):
+    sequential: tuple[int, int]  # rounds, and transactions a round of the relay, (a) and (b)
+    levels: list[tuple[int, int]]  # (concurrency, transactions) under load
+    chains: int  # of (b) at concurrency 32
+    overload: tuple[int, float]  # concurrency, and seconds of the closed loop
+    soak: bool  # SOAK_TRANSACTIONS at concurrency 32 at the end
+
+
+MODES = {
+    "full": Mode((6, 50), [(8, 800), (32, 2000), (128, 2000)], 1000, (256, 40.0), soak=True),
+    "quick": Mode((2, 30), [(8, 160), (32, 320), (128, 384)], 300, (256, 15.0), soak=False),
+}
+SOAK_TRANSACTIONS = 10_000
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def drive(concurrency: int, *, count: int | None = None, duration: float | None = None) -> Any:
+    """The load client's outcomes, from ``python -m ops.bench load`` apart, so that its CPU is
+    neither the bench's nor the stack's."""
+    if TOKEN_VARIABLE not in os.environ:
+        raise RuntimeError(f"{TOKEN_VARIABLE} is not set: the bench makes the token first")
+    amount = ["--count", str(count)] if duration is None else ["--duration", str(duration)]
+    client = subprocess.run(
+        [sys.executable, "-m", "ops.bench", "load", "--concurrency", str(concurrency), *amount],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if client.returncode != 0:
+        raise RuntimeError(f"the load client failed:\n{client.stderr[-3000:]}")
+    return json.loads(client.stdout.strip().splitlines()[-1])
+
+
+def run_level(concurrency: int, count: int, usage: Usage) -> dict[str, Any]:
+    """One level under load, each service's CPU and memory measured meanwhile."""
+    say(f"concurrency {concurrency}: {count} transactions")
+    with usage.measured() as cpu:
+        run = drive(concurrency, count=count)
+    level = figures.level(concurrency, [run], cpu, usage.take_peaks())
+    say(
+        f"  p50 {level['p50_ms']} ms  p90 {level['p90_ms']} ms  p99 {level['p99_ms']} ms"
+        f"  {level['tps']} tx/s  errors {level['errors']}  timeouts {level['timeouts']}"
+    )
+    say(f"  CPU ms per transaction: {level['cpu_ms_per_tx_total']} ({level['cpu_ms_per_tx']})")
+    return level
+
+
+def one_at_a_time(rounds: int, per_round: int, usage: Usage) -> tuple[dict[str, Any], ...]:
+    """The relay one at a time, and both baselines, in alternating rounds, so that a burst of
+    noise from the machine's other tenants falls on all three alike."""
+    from ops.bench.baselines import bare_hops, one_noop_chain, timed
+
+    say("one at a time: the relay, (a) the seven hops bare, (b) a bare chain of five")
+    runs, bare, chained, cpu = [], [], [], dict.fromkeys(usage.roots, 0.0)
+    with bare_hops() as bare_transaction:
+        timed(bare_transaction, range(20))  # warm up connections first
+        timed(one_noop_chain, range(20))
+        for number in range(1, rounds + 1):
+            say(f"  round {number} of {rounds}: {per_round} each, relay then (a) then (b)")
+            with usage.measured() as used:
+                runs.append(drive(1, count=per_round))
+            cpu = {name: seconds + used[name] for name, seconds in cpu.items()}
+            bare += timed(bare_transaction, range(per_round))
+            chained += timed(one_noop_chain, range(per_round))
+    level = figures.level(1, runs, cpu, usage.take_peaks())
+    a, b = figures.latencies(bare), figures.latencies(chained)
+    say(f"  relay p50 {level['p50_ms']} ms, (a) p50 {a['p50_ms']} ms, (b) p50 {b['p50_ms']} ms")
+    say(f"  the relay's time, p50 of each part: {level['timeline_p50_ms']}")
+    return level, a, b
+
+
+def overload(concurrency: int, duration: float, usage: Usage, *, tps_c32: float) -> Any:
+    """Far past what the relay serves: how it sheds load, and how slow its slowest answers get."""
+    from django.conf import settings
+
+    deadline = float(settings.RELAY_DEADLINE_SECONDS)
+    say(
+        f"overload: {concurrency} clients in a closed loop for {duration:g} s"
+        f" (deadline {deadline:g} s)"
+    )
+    with usage.measured() as cpu:
+        run = drive(concurrency, duration=duration)
+    over = figures.overload(run, cpu, usage.take_peaks(), tps_c32=tps_c32, deadline=deadline)
+    over = {"concurrency": concurrency, "duration_s": duration, **over}
+    counts = "  ".join(f"{kind} {over[kind]}" for kind in KINDS)
+    say(
+        f"  p99 {over['p99_s']} s  max {over['max_s']} s  goodput {over['goodput']} tx/s"
+        f" ({over['goodput_ratio']} of c32)  {counts}"
+    )
+    say(f"  CPU ms per 200: {over['cpu_ms_per_ok_total']} ({over['cpu_ms_per_ok']})")
+    return over
+
+
+def soak(usage: Usage) -> dict[str, Any]:
+    """Transactions in a row at concurrency 32: how much each process's memory grew."""
+    say(f"soak: {SOAK_TRANSACTIONS} transactions in a row at concurrency 32")
+    before = usage.sample()
+    level = run_level(32, SOAK_TRANSACTIONS, usage)
+    after = usage.sample()
+    growth = {
+        str(pid): round((after[pid] - before[pid]) / before[pid] * 100, 1)
+        for pid in before
+        if pid in after and before[pid] > 0
+    }
+    say(f"  max memory growth of a process: {max(growth.values(), default=0.0)} %")
+    return {
+        "transactions": SOAK_TRANSACTIONS,
+        "errors": level["errors"],
+        "tps": level["tps"],
+        "rss_before_mb": {str(p): round(v, 1) for p, v in before.items()},
+        "rss_after_mb": {str(p): round(v, 1) for p, v in after.items()},
+        "max_growth_percent": max(growth.values(), default=0.0),
+        "growth_percent": growth,
+    }
+
+
+def measure(mode: str, usage: Usage, *, noop_worker: int) -> dict[str, Any]:
+    """Every level of the run in order, on a stack that is up: the results' figures."""
+    from ops.bench.baselines import chain_ceiling
+
+    shape = MODES[mode]
+    drive(8, count=100)  # warm-up: every worker process and connection in use
+    one, bare, chain = one_at_a_time(*shape.sequential, usage)
+    say("baseline (b) at concurrency 32")
+    if not usage.roots.get("redis"):
+        raise RuntimeError("the stack's Redis is not running: no CPU for baseline (b)")
+    ceiling = chain_ceiling(32, shape.chains, worker=noop_worker, redis=usage.roots["redis"][0])
+    say(f"  {ceiling['tps']} chains/s, p99 {ceiling['p99_ms']} ms")
+    say(f"  CPU ms per chain: {ceiling['cpu_ms_per_chain_total']} ({ceiling['cpu_ms_per_chain']})")
+    levels = [one] + [run_level(c, count, usage) for c, count in shape.levels]
+    c32 = next(level for level in levels if level["concurrency"] == 32)
+    return {
+        "baselines": {
+            "bare_hops": bare,
+            "celery_chain_of_five": chain,
+            "celery_chain_of_five_c32": ceiling,
+        },
+        "levels": levels,
+        "overload": overload(*shape.overload, usage, tps_c32=c32["tps"]),
+        "soak": soak(usage) if shape.soak else None,
+    }
+
+
+def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
+    """The whole run; its headline, the rest in results.json and the chart."""
+    from ops.stack import fresh_stack
+
+    mode = "quick" if quick else "full"
+    traced = ", every process traced" if tracing else ""
+    say(f"{mode} run{traced}; starting the stack with production settings in {BENCH_DIR}")
+    env = TRACING_ENV if tracing else {}
+    stack, credentials = fresh_stack("project.settings.bench", user="bench", env=env)
+    os.environ[TOKEN_VARIABLE] = credentials.token  # for the load client's process
+    from django.conf import settings
+
+    from ops.bench.baselines import auth_cpu_ms_per_tx, noop_worker  # once settings are the stack's
+    from ops.bench.chart import chart
+
+    auth_cpu_ms = auth_cpu_ms_per_tx()
+    say(f"message authentication: {auth_cpu_ms} ms of CPU per transaction")
+    try:
+        stack.up()
+        with noop_worker(BENCH_DIR / "log" / "noop-worker.log") as worker:
+            results = measure(mode, Usage(stack.status()), noop_worker=worker)
+    finally:
+        stack.down()
+    results["auth_cpu_ms_per_tx"] = auth_cpu_ms
+    headline = figures.headline(mode=mode, tracing=tracing, results=results)
+    pool = {"pool": settings.RELAY_WORKER_POOL, "concurrency": settings.RELAY_WORKER_CONCURRENCY}
+    results = {"headline": headline, **results, "machine": {"cores": os.cpu_count()}}
+    results |= {"worker_pool": pool, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2))
+    chart(results["levels"], results["baselines"], BENCH_DIR / "latency.png")
+    say(f"figures in {BENCH_DIR / 'results.json'}, chart in {BENCH_DIR / 'latency.png'}")
+    return headline

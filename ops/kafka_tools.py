@@ -1,0 +1,95 @@
+"""Kafka as the tools see it (the chaos runs, the stack, the tests), never on a transaction's
+path: every record of a topic, and who leads what."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from relay_app.integrations.kafka_records import Record, client_options
+
+
+def read_all(topics: list[str], *, give_up_after: float = 60.0) -> list[Record]:
+    """Every record on ``topics``, read to their ends by a consumer of its own: for audits
+    of what Kafka holds (the chaos ledger, the tests), never on a transaction's path."""
+    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, number)
+            for topic in topics
+            for number in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        found: list[Record] = []
+        give_up = time.monotonic() + give_up_after
+        while any(consumer.position(partition) < ends[partition] for partition in partitions):
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"could not read {topics} to their ends in {give_up_after:g} s")
+            for batch in consumer.poll(timeout_ms=500).values():
+                found += [Record.of(message) for message in batch]
+        return found
+    finally:
+        consumer.close()
+
+
+@dataclass(frozen=True)
+class Leadership:
+    """Who leads what right now: the active KRaft controller, and each partition's leader and
+    in-sync replicas (node ids; -1 where there is none, or no broker said)."""
+
+    controller: int
+    leaders: dict[tuple[str, int], int]
+    in_sync: dict[tuple[str, int], list[int]]
+    replicas: dict[tuple[str, int], list[int]]
+
+    def led_by(self, node: int) -> list[tuple[str, int]]:
+        return [partition for partition, leader in self.leaders.items() if leader == node]
+
+    @property
+    def fully_in_sync(self) -> bool:
+        """Every partition has a leader and every replica in sync."""
+        return all(
+            self.leaders[partition] != -1 and set(self.in_sync[partition]) == set(replicas)
+            for partition, replicas in self.replicas.items()
+        )
+
+
+@contextmanager
+def kafka_admin(*, timeout: float = 2.0) -> Iterator[KafkaAdminClient]:
+    """An admin client for tools that watch the cluster (the chaos runs), with short timeouts:
+    a dead node must not stall the watcher."""
+    admin = KafkaAdminClient(
+        **client_options(),
+        request_timeout_ms=int(timeout * 1000),
+        bootstrap_timeout_ms=int(timeout * 1000),
+        reconnect_backoff_max_ms=500,
+    )
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def leadership(admin: KafkaAdminClient, topics: list[str]) -> Leadership:
+    """The cluster's leadership of ``topics``, as the brokers now describe it."""
+    try:
+        quorum = admin.describe_metadata_quorum()
+        controller = quorum["topics"][0]["partitions"][0]["leader_id"]
+    except (KafkaError, KeyError, IndexError):
+        controller = -1  # no controller answered: an election is on
+    leaders, in_sync, replicas = {}, {}, {}
+    for topic in admin.describe_topics(topics):
+        for partition in topic["partitions"]:
+            key = (topic["name"], partition["partition_index"])
+            leaders[key] = partition["leader_id"]
+            in_sync[key] = list(partition["isr_nodes"])
+            replicas[key] = list(partition["replica_nodes"])
+    return Leadership(controller, leaders, in_sync, replicas)

@@ -1,0 +1,162 @@
+"""The stack's processes under supervisord (the ``supervisor`` package): its configuration,
+rendered from the process table, and its XML-RPC interface on a socket only its owner reaches.
+
+supervisord restarts a process that dies on its own (``autorestart``), rotates each log by size
+and stops processes as a group, each before what it waited for (``priority``). It starts none
+by itself (``autostart=false``): ``ops/stack.py`` starts them in order, each once what it waits
+for answers, since supervisord knows when a process runs, not when it is ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from ops.processes import PYTHON, ROOT, Process, StackError, private_file
+
+# A process that ran this long counts as started; one that exits sooner is started again
+# this many times (1 s, 2 s, 3 s apart) before supervisord gives up on it (FATAL).
+START_SECONDS = 1
+START_RETRIES = 3
+# Each process's log rotates at this size, keeping this many older files.
+LOG_BYTES = "10MB"
+LOG_BACKUPS = 3
+# What supervisord calls a process that runs, or is being started again after it died.
+RUNNING = {"STARTING", "RUNNING", "BACKOFF"}
+STOPPED = {"STOPPED", "EXITED", "FATAL"}
+
+
+def _quoted(value: str) -> str:
+    """A value as supervisord's parser reads it back unchanged (``%`` is its interpolation)."""
+    return value.replace("%", "%%")
+
+
+def _environment(env: dict[str, str]) -> str:
+    pairs = (
+        f'{name}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for name, value in sorted(env.items())
+    )
+    return _quoted(",".join(pairs))
+
+
+def render(folder: Path, log_dir: Path, processes: list[Process]) -> str:
+    """supervisord's configuration for ``processes``, listed in their start order."""
+    lines = [
+        "[unix_http_server]",
+        f"file={folder / 'supervisor.sock'}",
+        "chmod=0700",
+        "[supervisord]",
+        f"logfile={log_dir / 'supervisord.log'}",
+        f"pidfile={folder / 'supervisord.pid'}",
+        f"childlogdir={log_dir}",
+        # Every log and data file is its owner's alone: they hold the clients' messages.
+        "umask=077",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory=supervisor.rpcinterface:make_main_rpcinterface",
+        "[supervisorctl]",
+        f"serverurl=unix://{folder / 'supervisor.sock'}",
+    ]
+    for priority, process in enumerate(processes, start=1):
+        command = [sys.executable if part == PYTHON else part for part in process.command]
+        lines += [
+            f"[program:{process.name}]",
+            f"command={_quoted(shlex.join(command))}",
+            f"directory={ROOT}",
+            *([f"environment={_environment(process.env)}"] if process.env else []),
+            f"priority={priority}",
+            "autostart=false",
+            "autorestart=true",
+            f"startsecs={START_SECONDS}",
+            f"startretries={START_RETRIES}",
+            f"stopwaitsecs={process.stop_seconds:g}",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            f"stdout_logfile={log_dir / f'{process.name}.log'}",
+            f"stdout_logfile_maxbytes={LOG_BYTES}",
+            f"stdout_logfile_backups={LOG_BACKUPS}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+class Supervisor:
+    """One stack's supervisord: its files in ``folder``, its processes' logs in ``log_dir``."""
+
+    def __init__(self, folder: Path, log_dir: Path) -> None:
+        self.folder = folder
+        self.log_dir = log_dir
+        self.conf = folder / "supervisord.conf"
+        self._socket = folder / "supervisor.sock"
+
+    @property
+    def rpc(self) -> Any:
+        """supervisord's own interface (``supervisor.*``)."""
+        transport = SupervisorTransport(serverurl=f"unix://{self._socket}")
+        return xmlrpc.client.ServerProxy("http://localhost", transport=transport).supervisor
+
+    def running(self) -> bool:
+        if not self._socket.exists():
+            return False
+        try:
+            return bool(self.rpc.getState()["statename"] == "RUNNING")
+        except (OSError, xmlrpc.client.Error):
+            return False
+
+    def ensure_running(self, processes: list[Process], env: dict[str, str]) -> None:
+        """Write the configuration; start supervisord with ``env`` if it is not running, else
+        have it read the configuration again (processes added or removed)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_file(self.conf, render(self.folder, self.log_dir, processes))
+        if self.running():
+            added, _, removed = self.rpc.reloadConfig()[0]
+            for name in removed:
+                with contextlib.suppress(xmlrpc.client.Fault):
+                    self.rpc.stopProcessGroup(name)
+                self.rpc.removeProcessGroup(name)
+            for name in added:
+                self.rpc.addProcessGroup(name)
+            return
+        started = subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        give_up = time.monotonic() + 15
+        while not self.running():
+            if time.monotonic() > give_up:
+                raise StackError(
+                    f"supervisord did not start ({self.conf}):"
+                    f" {(started.stdout + started.stderr).strip()[-2000:]}"
+                )
+            time.sleep(0.1)
+
+    def state(self, name: str) -> dict[str, Any] | None:
+        """What supervisord says of ``name``; ``None`` when supervisord is not running."""
+        if not self.running():
+            return None
+        info: dict[str, Any] = self.rpc.getProcessInfo(name)
+        return info
+
+    def shutdown(self, timeout: float) -> None:
+        """Stop every process, each before what it waited for, then supervisord itself."""
+        if not self.running():
+            return
+        with contextlib.suppress(OSError, xmlrpc.client.Error):
+            self.rpc.shutdown()
+        give_up = time.monotonic() + timeout
+        while self._socket.exists() and time.monotonic() < give_up:
+            time.sleep(0.1)
+        if self._socket.exists():
+            raise StackError(f"supervisord did not stop within {timeout:.0f} s ({self.conf})")

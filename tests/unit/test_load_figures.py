@@ -1,0 +1,124 @@
+"""The bench's and chaos's figures from a ledger: answers classed alike, percentiles in any
+unit, CPU counted per service (a proxy as the web's), and one summary line for both chaos runs."""
+
+import os
+
+from django.test import SimpleTestCase
+
+from ops.bench.client import KINDS, classify, outcome
+from ops.bench.figures import cpu_per, latencies, level, percentile
+from ops.bench.usage import Usage, cpu_seconds, service
+from ops.chaos.report import Report, summarize
+from ops.ledger import Entry
+from relay_app.hops import expected_final_message
+
+
+def entry(status: int, body: object = None, retry_after: str | None = None) -> Entry:
+    return Entry(
+        "hello", sent_at=0.0, seconds=0.25, status=status, body=body, retry_after=retry_after
+    )
+
+
+def report(name: str, ok: int, *, lost: int = 0, moved: float | None = None) -> Report:
+    return Report(
+        scenario=name,
+        sent=10,
+        ok=ok,
+        unavailable=10 - ok,
+        timed_out=0,
+        other=0,
+        no_answer=0,
+        hung=0,
+        wrong_text=0,
+        final_states={},
+        pending=0,
+        lost=lost,
+        duplicated=0,
+        healed_after_seconds=0.1,
+        success_ratio=ok / 10,
+        leader_move_s=moved,
+    )
+
+
+class LoadFiguresTests(SimpleTestCase):
+    def test_each_answer_is_classed_by_status_text_and_retry_after(self) -> None:
+        right = {"message": expected_final_message("hello"), "hops": []}
+        cases = [
+            (entry(200, right), "ok"),
+            (entry(200, {"message": "HELLO"}), "wrong_text"),
+            (entry(200, "<html>"), "wrong_text"),
+            (entry(503, {"detail": "at capacity"}, retry_after="4"), "shed_503"),
+            (entry(503, {"detail": "at capacity"}, retry_after="soon"), "other_503"),
+            (entry(503, "<html>bad gateway</html>"), "other_503"),
+            (entry(504, {"detail": "deadline"}), "timeouts_504"),
+            (entry(400, {"detail": "bad"}), "other"),
+            (entry(0), "connection_errors"),
+        ]
+        for answer, kind in cases:
+            with self.subTest(kind=kind, body=answer.body):
+                self.assertEqual(classify(answer)[0], kind)
+        self.assertEqual({kind for _, kind in cases}, set(KINDS))
+
+    def test_a_retry_after_is_obeyed_only_as_finite_seconds(self) -> None:
+        self.assertEqual(entry(503, retry_after="2.5").pause, 2.5)
+        for unusable in (None, "", "-1", "inf", "nan", "Wed, 21 Oct 2026 07:28:00 GMT"):
+            self.assertIsNone(entry(503, retry_after=unusable).pause, unusable)
+
+    def test_percentiles_by_nearest_rank_in_either_unit(self) -> None:
+        self.assertEqual(percentile([], 50), 0.0)
+        self.assertEqual(percentile([3.0, 1.0, 2.0, 4.0], 50), 2.0)
+        seconds = [i / 1000 for i in range(1, 101)]
+        self.assertEqual(latencies(seconds)["p99_ms"], 99.0)
+        self.assertEqual(latencies(seconds, "s")["max_s"], 0.1)
+        self.assertEqual(latencies(seconds)["mean_ms"], 50.5)
+
+    def test_a_level_counts_refusals_in_latencies_not_in_throughput_or_cpu(self) -> None:
+        ok = {"seconds": 0.1, "kind": "ok", "detail": "", "pause": None, "timeline": {"hops": 5.0}}
+        shed = {"seconds": 0.01, "kind": "shed_503", "detail": "HTTP 503", "pause": 4.0}
+        run = {"seconds": 2.0, "outcomes": [ok, ok, {**shed, "timeline": None}]}
+        figures = level(32, [run], {"web": 0.2, "worker": 0.4}, {"web": 100.0})
+        self.assertEqual((figures["transactions"], figures["errors"], figures["tps"]), (3, 1, 1.0))
+        self.assertEqual(figures["cpu_ms_per_tx"], {"web": 100.0, "worker": 200.0})
+        self.assertEqual(figures["cpu_ms_per_tx_total"], 300.0)
+        self.assertEqual(figures["timeline_p50_ms"], {"hops": 5.0})
+        self.assertEqual(cpu_per({"web": 1.0}, 0, "ok")["cpu_ms_per_ok_total"], None)
+
+    def test_the_proxy_and_numbered_processes_count_for_their_service(self) -> None:
+        self.assertEqual(
+            [service(n) for n in ("web-2", "proxy", "kafka-1", "redis")],
+            ["web", "web", "kafka", "redis"],
+        )
+        usage = Usage({"web-1": os.getpid(), "proxy": os.getppid(), "grpc": None})
+        self.assertEqual(dict(usage.roots), {"web": [os.getpid(), os.getppid()]})
+        self.assertGreater(cpu_seconds([os.getpid()]), 0.0)
+        self.assertGreater(usage.sample()[os.getpid()], 1.0)  # MB of this process
+        self.assertEqual(cpu_seconds([]), 0.0)
+
+    def test_outcomes_carry_no_answer_bodies(self) -> None:
+        self.assertEqual(
+            set(outcome(entry(400, {"detail": "x" * 999}))),
+            {"seconds", "kind", "detail", "pause", "timeline"},
+        )
+
+    def test_chaos_and_chaos_cluster_share_one_summary_line(self) -> None:
+        line = summarize([report("a", 10, moved=1.5), report("b", 7, lost=1)])
+        self.assertEqual(
+            list(line),
+            [
+                "scenarios",
+                "passed",
+                "sent",
+                "ok",
+                "succeeded",
+                "lost",
+                "duplicated",
+                "pending",
+                "hung",
+                "success_ratio_min",
+                "leader_move_s_max",
+                "failed",
+            ],
+        )
+        self.assertEqual((line["ok"], line["succeeded"], line["passed"]), (17, 17, 1))
+        self.assertEqual((line["success_ratio_min"], line["leader_move_s_max"]), (0.7, 1.5))
+        self.assertEqual(line["failed"], ["b"])
