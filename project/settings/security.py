@@ -3,9 +3,10 @@ proxy, message authentication (docs/security.md) and the plaintext opt-out."""
 
 from datetime import timedelta
 
-from .environment import env, header_and_value
+from .environment import choice, env, header_and_value
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+# Required where it is used (production.py, by role); development and test give their own.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
@@ -51,6 +52,19 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "relay_app.error_reports.CredentialHidingFil
 # strip it on every request, or any client could claim to have come over HTTPS.
 SECURE_PROXY_SSL_HEADER = header_and_value("DJANGO_SECURE_PROXY_SSL_HEADER")
 
+# Which process this is: web, worker, grpc, beat, flower, stack (the local stack's own tool,
+# its readiness checks), command (a manage.py command typed by hand), or unsaid: as strict as
+# all of them. The table of processes and compose set it. Production requires the secrets of
+# its role alone (production.py), and checks the hops it uses (relay_app/checks.py).
+RELAY_PROCESS_ROLE = choice(
+    "RELAY_PROCESS_ROLE",
+    "",
+    ("", "WEB", "WORKER", "GRPC", "BEAT", "FLOWER", "STACK", "COMMAND"),
+).lower()
+# The local stack's identities (ops/tls.py: a certificate per service, passwords and keys),
+# which the table of processes hands out, each process its own; empty: none (plaintext).
+RELAY_TLS_DIR = env.str("RELAY_TLS_DIR", default="")
+
 # Production refuses a plaintext or credential-less hop (relay.E001-E003, relay_app/checks.py)
 # unless this says, on purpose, that the network itself is trusted.
 RELAY_ALLOW_PLAINTEXT = env.bool("RELAY_ALLOW_PLAINTEXT", default=False)
@@ -59,6 +73,7 @@ RELAY_ALLOW_PLAINTEXT = env.bool("RELAY_ALLOW_PLAINTEXT", default=False)
 # workers seal and open the chain's task messages with the first, so a task that anyone else
 # wrote to Redis is refused; workers and gRPC servers make and check the gRPC hop's
 # capability with the second. Development and test settings set keys of the repository's
-# (insecure-); production requires keys of its own (environment.signing_key).
+# (insecure-); production requires keys of its own (environment.signing_key), in the
+# processes whose role uses them.
 RELAY_CHAIN_SIGNING_KEY = env.str("RELAY_CHAIN_SIGNING_KEY", default="")
 RELAY_GRPC_CAPABILITY_KEY = env.str("RELAY_GRPC_CAPABILITY_KEY", default="")
