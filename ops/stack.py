@@ -443,6 +443,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     django.setup()
     from django.conf import settings
 
+    if settings.RELAY_TLS_DIR:
+        # The profile's identities, made if missing (the cluster's as it first starts): the
+        # table of processes hands them out.
+        tls.ensure(Path(settings.RELAY_TLS_DIR))
     stack = Stack(var_dir=settings.RELAY_VAR_DIR)
     interrupt_on_termination()
     try:
