@@ -82,7 +82,13 @@ def web_command(bind: str) -> list[str]:
         *("--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS)),
         *("--keep-alive", str(WEB_KEEP_ALIVE_SECONDS)),
         *("--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-"),
+        *("--access-logformat", ACCESS_LOG_FORMAT),
     ]
+
+
+# gunicorn's access log: each request's path alone (%(U)s), never its query string, where a
+# client may put a token, nor its referrer (docs/security.md, "Logs").
+ACCESS_LOG_FORMAT = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)ss "%(a)s"'
 
 
 def worker_command(
