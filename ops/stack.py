@@ -400,7 +400,7 @@ def _banner(stack: Stack) -> None:
     from relay_app.error_reports import hide_url_passwords
 
     s = stack.settings
-    grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE else "plaintext"
+    grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE or s.GRPC_TLS_CA_FILE else "plaintext"
     tls = (
         f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n"
         if s.HTTP_TLS_CERT_FILE

@@ -9,6 +9,7 @@ switch to turn them off). Behind a TLS-terminating proxy, say which header it se
 ``relay_app/checks.py`` that every hop has TLS and credentials.
 """
 
+import secrets
 from collections.abc import Callable
 
 from .base import *  # noqa: F403
@@ -35,7 +36,9 @@ def _secret(name: str, read: Callable[[str], str]) -> str:
     return read(name) if name in _NEEDED else str(env.str(name, default=""))
 
 
-SECRET_KEY = _secret("DJANGO_SECRET_KEY", secret_key)
+# A role that signs nothing for another process (a worker, a gRPC server) is given no key:
+# it gets a random one of its own, for whatever reads the setting (Celery's conf command).
+SECRET_KEY = _secret("DJANGO_SECRET_KEY", secret_key) or secrets.token_urlsafe(50)
 # A weak key is an error of the relay's own here (relay.E007), not Django's warnings.
 SILENCED_SYSTEM_CHECKS = ["security.W009", "security.W025"]
 ALLOWED_HOSTS = host_names("DJANGO_ALLOWED_HOSTS")
