@@ -51,17 +51,13 @@ SERVICES = {
     "scraper": [CLIENT],  # a Prometheus scraper of the workers' and gRPC servers' metrics
 }
 # Passwords and keys made once and kept (secrets.env).
+# Kafka's SCRAM users: the relay's (the workers), the stack's admin (topics and ACLs), the
+# brokers' own; Redis's: a user per role (monitor: Flower and the readiness checks).
 SECRETS = [
-    "DJANGO_SECRET_KEY",
-    "RELAY_CHAIN_SIGNING_KEY",
-    "RELAY_GRPC_CAPABILITY_KEY",
-    "KAFKA_RELAY_PASSWORD",  # the relay's SCRAM user (the workers)
-    "KAFKA_ADMIN_PASSWORD",  # the stack's: creates topics and ACLs
-    "KAFKA_BROKER_PASSWORD",  # the brokers' own, to each other
-    "KAFKA_KEYSTORE_PASSWORD",
-    "REDIS_WEB_PASSWORD",
-    "REDIS_WORKER_PASSWORD",
-    "REDIS_MONITOR_PASSWORD",  # Flower and the stack's readiness checks
+    *("DJANGO_SECRET_KEY", "RELAY_CHAIN_SIGNING_KEY", "RELAY_GRPC_CAPABILITY_KEY"),
+    *("KAFKA_RELAY_PASSWORD", "KAFKA_ADMIN_PASSWORD", "KAFKA_BROKER_PASSWORD"),
+    *("KAFKA_KEYSTORE_PASSWORD", "REDIS_WEB_PASSWORD", "REDIS_WORKER_PASSWORD"),
+    "REDIS_MONITOR_PASSWORD",
 ]
 
 
@@ -184,12 +180,8 @@ def deployment_env(folder: Path) -> dict[str, str]:
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "relay (local)"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+    organization = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "relay (local)")
+    return x509.Name([organization, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _builder(
@@ -228,11 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.tls", description=__doc__)
     parser.add_argument("folder", type=Path, help="where the certificates and secrets go")
     parser.add_argument("--renew", action="store_true", help="a new CA and every certificate")
-    parser.add_argument(
-        "--env",
-        metavar="ROLE",
-        help="print what a process of ROLE (or a whole deployment's) is given: NAME=value lines",
-    )
+    parser.add_argument("--env", metavar="ROLE", help="print ROLE's (or 'deployment's) env")
     args = parser.parse_args(argv)
     ensure(args.folder, renew=args.renew)
     if args.env:

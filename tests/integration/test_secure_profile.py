@@ -43,6 +43,7 @@ VAR = Path(settings.RELAY_VAR_DIR) / "secure"
 TLS = VAR / "tls"
 KAFKA, REDIS, GRPC, WEB = "127.0.0.1:29092", "127.0.0.1:26379", "127.0.0.1:25051", "127.0.0.1:28000"
 ZIPKIN = "127.0.0.1:29411"
+METRICS_GRPC = "127.0.0.1:29474"
 SECURE_ENV = {
     "DJANGO_SETTINGS_MODULE": "project.settings.secure",
     "RELAY_VAR_DIR": str(VAR),
@@ -51,7 +52,7 @@ SECURE_ENV = {
     "GRPC_ADDRESS": GRPC,
     "HTTP_ADDRESS": WEB,
     "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:29464",
-    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:29474",
+    "RELAY_GRPC_METRICS_ADDRESS": METRICS_GRPC,
     "ZIPKIN_ADDRESS": ZIPKIN,
     "FLOWER_ADDRESS": "127.0.0.1:25555",
     "OTEL_EXPORTER_ZIPKIN_ENDPOINT": f"http://{ZIPKIN}/api/v2/spans",
@@ -307,6 +308,23 @@ class SecureProfileTests(SimpleTestCase):
             except ConnectionResetError:
                 answer = b""
         self.assertFalse(answer.startswith(b"HTTP/1.1 200"), answer)
+
+    # --- metrics: mutual TLS, a scraper's certificate ----------------------------------------
+
+    def test_the_workers_and_grpc_servers_metrics_take_a_scrapers_certificate_alone(
+        self,
+    ) -> None:
+        ca = str(TLS / "ca.pem")
+        scraper = (str(TLS / "scraper.pem"), str(TLS / "scraper-key.pem"))
+        for address in (SECURE_ENV["RELAY_WORKER_METRICS_ADDRESS"], METRICS_GRPC):
+            with self.subTest(address):
+                url = f"https://{address}/metrics"
+                answer = requests.get(url, verify=ca, cert=scraper, timeout=5)
+                self.assertEqual(answer.status_code, 200)
+                with self.assertRaises(requests.exceptions.RequestException):
+                    requests.get(url, verify=ca, timeout=5)  # no certificate
+                with self.assertRaises(requests.exceptions.RequestException):
+                    requests.get(f"http://{address}/metrics", timeout=5)  # plaintext
 
     # --- production settings --------------------------------------------------------------
 
