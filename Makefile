@@ -108,10 +108,10 @@ test-postgres: setup ## The tests tagged postgres, on a throw-away PostgreSQL se
 		'DATABASE_URL="postgres://$$PGUSER:$$PGPASSWORD@127.0.0.1:$$PGPORT/relay" \
 		$(PY) manage.py test --noinput --verbosity 2 --tag postgres'
 
-bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~7.5 min)
+bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~13 min)
 	@$(PY) -m ops.bench run
 
-bench-quick: setup ## The benchmark with fewer transactions and no soak (~1 min)
+bench-quick: setup ## The benchmark with fewer transactions and no soak (~1.5 min)
 	@$(PY) -m ops.bench run --quick
 
 chaos: setup ## Kill, restart and starve each service under load; check nothing is lost (~3 min)
