@@ -138,7 +138,7 @@ sweep: ## Time out transactions left pending past their deadline (the worker als
 	@$(DEV) $(PY) manage.py settle_stale_transactions
 
 # Django's deployment checks and the relay's own, under production settings with the minimal
-# environment the README documents: a secret key made for this check alone, the host name, and
+# environment docs/security.md documents: a secret key made for this check alone, the host name, and
 # TLS with credentials on every hop (the local CA's files and passwords stand in for yours).
 check-deploy: python ## manage.py check --deploy under production settings; fails on any warning
 	@$(PY) -m ops.tls $(SECURE_TLS) >/dev/null
