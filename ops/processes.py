@@ -450,7 +450,8 @@ def _stack_secret(name: str, needed_by: str) -> str:
 
     if value := str(env.str(name, default="")):
         return value
-    raise StackError(f"{name} is not set: {needed_by} needs it (`.venv/bin/python -m ops.tls` makes it)")
+    made_by = "`.venv/bin/python -m ops.tls` makes it"
+    raise StackError(f"{name} is not set: {needed_by} needs it ({made_by})")
 
 
 def _write_redis_config(s: Any, folder: Path, host: str, port: int) -> None:
