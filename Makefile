@@ -36,10 +36,10 @@ python: $(VENV)/.installed
 
 # requirements-dev.txt includes requirements.txt (the runtime, all the Docker image installs).
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	@echo "[setup] Python environment in $(VENV) from requirements-dev.txt"
+	@echo "[setup] Python environment in $(VENV) from requirements-dev.txt (first time: a minute or two$(if $(VERBOSE),,; VERBOSE=1 shows pip's output))"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --progress-bar on -r requirements-dev.txt
+	@$(PY) -m pip install $(if $(VERBOSE),--progress-bar on,--quiet) -r requirements-dev.txt
 	@touch $@
 
 kafka: $(KAFKA_STAMP)
@@ -48,9 +48,9 @@ kafka: $(KAFKA_STAMP)
 $(KAFKA_STAMP): ops/kafka/pom.xml | system
 	@echo "[setup] Apache Kafka $(KAFKA_VERSION) broker jars through Maven (first time: about 80 MB)"
 	@rm -rf var/kafka/libs
-	@mvn -B -Dstyle.color=never -f ops/kafka/pom.xml dependency:copy-dependencies \
-		-DoutputDirectory=$(CURDIR)/var/kafka/libs -DincludeScope=runtime \
-		| grep -E --line-buffered 'Download(ing|ed) from|BUILD|ERROR' || true
+	@mvn -B $(if $(VERBOSE),,-q) -Dstyle.color=never -f ops/kafka/pom.xml \
+		dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/var/kafka/libs \
+		-DincludeScope=runtime || true
 	@ls var/kafka/libs/kafka_2.13-$(KAFKA_VERSION).jar >/dev/null 2>&1 \
 		|| { echo "[setup] Maven could not fetch Kafka $(KAFKA_VERSION): see the lines above" >&2; exit 1; }
 	@touch $@
@@ -59,7 +59,7 @@ zipkin: $(ZIPKIN_JAR)
 
 $(ZIPKIN_JAR): | system
 	@echo "[setup] Zipkin $(ZIPKIN_VERSION), the trace viewer, through Maven (first time: about 130 MB)"
-	@mvn -B -q -Dstyle.color=never dependency:copy -DoutputDirectory=$(CURDIR)/var/zipkin \
+	@mvn -B $(if $(VERBOSE),,-q) -Dstyle.color=never dependency:copy -DoutputDirectory=$(CURDIR)/var/zipkin \
 		-Dartifact=io.zipkin:zipkin-server:$(ZIPKIN_VERSION):jar:exec \
 		|| { echo "[setup] Maven could not fetch Zipkin $(ZIPKIN_VERSION): see the lines above" >&2; exit 1; }
 	@mv var/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar $@
