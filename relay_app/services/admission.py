@@ -126,8 +126,8 @@ class AdmissionGate:
         if self._learned is None:
             return None, False
         rate, at = self._learned
-        half_life = settings.RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS
-        return rate * 0.5 ** ((now - at) / half_life), False
+        faded = rate * 0.5 ** ((now - at) / settings.RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS)
+        return (faded if faded > 0 else None), False  # a float fades to 0 in the end
 
     def _measured_rate(self, now: float) -> float | None:
         """Relays that succeeded per second of busy time lately; None: too few to say.

@@ -111,12 +111,16 @@ class GateTests(SimpleTestCase):
         self.assertEqual(len(held), 50)
 
     def test_over_a_long_quiet_spell_the_rate_learned_fades(self) -> None:
-        finish(self.gate, self.clock, 20, every=0.05)
-        self.clock.now += 10 * settings.RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS
-        held = hold(self.gate, self.clock, COLD_IN_FLIGHT)
-        with self.assertRaises(Overloaded):
-            hold(self.gate, self.clock, 1)
-        self.assertEqual(len(held), COLD_IN_FLIGHT)
+        for half_lives in (10, 2000):  # the second: faded to 0.0 in floating point
+            with self.subTest(half_lives=half_lives):
+                gate = AdmissionGate(clock=self.clock)
+                finish(gate, self.clock, 20, every=0.05)
+                self.clock.now += half_lives * settings.RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS
+                held = hold(gate, self.clock, COLD_IN_FLIGHT)
+                with self.assertRaises(Overloaded) as refused:
+                    hold(gate, self.clock, 1)
+                self.assertEqual(len(held), COLD_IN_FLIGHT)
+                self.assertTrue(1 <= refused.exception.retry_after <= 5)
 
     @override_settings(RELAY_ADMISSION_INITIAL_RATE=20.0)
     def test_after_a_start_the_configured_rate_stands_in(self) -> None:
