@@ -108,10 +108,10 @@ test-postgres: setup ## The tests tagged postgres, on a throw-away PostgreSQL se
 		'DATABASE_URL="postgres://$$PGUSER:$$PGPASSWORD@127.0.0.1:$$PGPORT/relay" \
 		$(PY) manage.py test --noinput --verbosity 2 --tag postgres'
 
-bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~7.5 min)
+bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~13 min)
 	@$(PY) -m ops.bench run
 
-bench-quick: setup ## The benchmark with fewer transactions and no soak (~1 min)
+bench-quick: setup ## The benchmark with fewer transactions and no soak (~1.5 min)
 	@$(PY) -m ops.bench run --quick
 
 chaos: setup ## Kill, restart and starve each service under load; check nothing is lost (~3 min)
@@ -138,7 +138,7 @@ sweep: ## Time out transactions left pending past their deadline (the worker als
 	@$(DEV) $(PY) manage.py settle_stale_transactions
 
 # Django's deployment checks and the relay's own, under production settings with the minimal
-# environment the README documents: a secret key made for this check alone, the host name, and
+# environment docs/security.md documents: a secret key made for this check alone, the host name, and
 # TLS with credentials on every hop (the local CA's files and passwords stand in for yours).
 check-deploy: python ## manage.py check --deploy under production settings; fails on any warning
 	@$(PY) -m ops.tls $(SECURE_TLS) >/dev/null

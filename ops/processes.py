@@ -74,7 +74,7 @@ def web_command(bind: str) -> list[str]:
         # Its hooks: the metrics of its processes start afresh with it (project/webserver.py).
         *("--config", "python:project.webserver"),
         # Threads: a relay mostly waits on its transaction, and one thread each for as many as
-        # admission takes on leaves a refusal nothing to queue behind (README, "Performance").
+        # admission takes on leaves a refusal nothing to queue behind (docs/performance.md).
         # The worker class is gthread's, noting each request's arrival and bounding each
         # socket operation in time (project/webserver.py).
         *("--worker-class", "project.webserver.ArrivalThreadWorker"),
@@ -450,7 +450,8 @@ def _stack_secret(name: str, needed_by: str) -> str:
 
     if value := str(env.str(name, default="")):
         return value
-    raise StackError(f"{name} is not set: {needed_by} needs it (`python -m ops.tls` makes it)")
+    made_by = "`.venv/bin/python -m ops.tls` makes it"
+    raise StackError(f"{name} is not set: {needed_by} needs it ({made_by})")
 
 
 def _write_redis_config(s: Any, folder: Path, host: str, port: int) -> None:
