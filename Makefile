@@ -37,10 +37,10 @@ python: $(VENV)/.installed
 
 # requirements-dev.txt includes requirements.txt (the runtime, all the Docker image installs).
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	@echo "[setup] Python environment in $(VENV) from requirements-dev.txt"
+	@echo "[setup] Python environment in $(VENV) from requirements-dev.txt (first time: a minute or two$(if $(VERBOSE),,; VERBOSE=1 shows pip's output))"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --progress-bar on -r requirements-dev.txt
+	@$(PY) -m pip install $(if $(VERBOSE),--progress-bar on,--quiet) -r requirements-dev.txt
 	@touch $@
 
 kafka: $(KAFKA_STAMP)
@@ -49,9 +49,9 @@ kafka: $(KAFKA_STAMP)
 $(KAFKA_STAMP): ops/kafka/pom.xml | system
 	@echo "[setup] Apache Kafka $(KAFKA_VERSION) broker jars through Maven (first time: about 80 MB)"
 	@rm -rf var/kafka/libs
-	@mvn -B -Dstyle.color=never -f ops/kafka/pom.xml dependency:copy-dependencies \
-		-DoutputDirectory=$(CURDIR)/var/kafka/libs -DincludeScope=runtime \
-		| grep -E --line-buffered 'Download(ing|ed) from|BUILD|ERROR' || true
+	@mvn -B $(if $(VERBOSE),,-q) -Dstyle.color=never -f ops/kafka/pom.xml \
+		dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/var/kafka/libs \
+		-DincludeScope=runtime || true
 	@ls var/kafka/libs/kafka_2.13-$(KAFKA_VERSION).jar >/dev/null 2>&1 \
 		|| { echo "[setup] Maven could not fetch Kafka $(KAFKA_VERSION): see the lines above" >&2; exit 1; }
 	@touch $@
@@ -60,7 +60,7 @@ zipkin: $(ZIPKIN_JAR)
 
 $(ZIPKIN_JAR): | system
 	@echo "[setup] Zipkin $(ZIPKIN_VERSION), the trace viewer, through Maven (first time: about 130 MB)"
-	@mvn -B -q -Dstyle.color=never dependency:copy -DoutputDirectory=$(CURDIR)/var/zipkin \
+	@mvn -B $(if $(VERBOSE),,-q) -Dstyle.color=never dependency:copy -DoutputDirectory=$(CURDIR)/var/zipkin \
 		-Dartifact=io.zipkin:zipkin-server:$(ZIPKIN_VERSION):jar:exec \
 		|| { echo "[setup] Maven could not fetch Zipkin $(ZIPKIN_VERSION): see the lines above" >&2; exit 1; }
 	@mv var/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar $@
@@ -109,10 +109,10 @@ test-postgres: setup ## The tests tagged postgres, on a throw-away PostgreSQL se
 		'DATABASE_URL="postgres://$$PGUSER:$$PGPASSWORD@127.0.0.1:$$PGPORT/relay" \
 		$(PY) manage.py test --noinput --verbosity 2 --tag postgres'
 
-bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~7.5 min)
+bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines (~13 min)
 	@$(PY) -m ops.bench run
 
-bench-quick: setup ## The benchmark with fewer transactions and no soak (~1 min)
+bench-quick: setup ## The benchmark with fewer transactions and no soak (~1.5 min)
 	@$(PY) -m ops.bench run --quick
 
 chaos: setup ## Kill, restart and starve each service under load; check nothing is lost (~3 min)
@@ -139,7 +139,7 @@ sweep: ## Time out transactions left pending past their deadline (the worker als
 	@$(DEV) $(PY) manage.py settle_stale_transactions
 
 # Django's deployment checks and the relay's own, under production settings with the minimal
-# environment the README documents: a secret key made for this check alone, the host name, and
+# environment docs/security.md documents: a secret key made for this check alone, the host name, and
 # TLS with credentials on every hop (the local CA's files and passwords stand in for yours).
 check-deploy: python ## manage.py check --deploy under production settings; fails on any warning
 	@set -a && . <($(PY) -m ops.tls $(SECURE_TLS) --env deployment) && set +a && \

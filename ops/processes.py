@@ -75,7 +75,7 @@ def web_command(bind: str) -> list[str]:
         # Its hooks: the metrics of its processes start afresh with it (project/webserver.py).
         *("--config", "python:project.webserver"),
         # Threads: a relay mostly waits on its transaction, and one thread each for as many as
-        # admission takes on leaves a refusal nothing to queue behind (README, "Performance").
+        # admission takes on leaves a refusal nothing to queue behind (docs/performance.md).
         # The worker class is gthread's, noting each request's arrival and bounding each
         # socket operation in time (project/webserver.py).
         *("--worker-class", "project.webserver.ArrivalThreadWorker"),

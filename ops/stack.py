@@ -425,7 +425,7 @@ def _banner(stack: Stack) -> None:
   Redis      {hide_url_passwords(s.REDIS_URL, "***")}{" (TLS)" if s.REDIS_TLS else ""}
   gRPC       {s.GRPC_ADDRESS} ({grpc_tls})
 {tls}  logs       {stack.log_dir}/  (transactions.log: every transaction's log lines)
-  stop       make down   (make status: every process)
+  stop       Ctrl-C where make run runs, make down after make up   (make status: every process)
 """
     )
 

@@ -217,7 +217,7 @@ def plaintext_hops_in_production(**_: Any) -> list[CheckMessage]:
         Error(
             f"{problem[:1].upper()}{problem[1:]}: whoever reaches its port can read or forge"
             " what crosses it.",
-            hint="Configure TLS and credentials (README, Security), or set"
+            hint="Configure TLS and credentials (docs/security.md), or set"
             " RELAY_ALLOW_PLAINTEXT=true if this network is trusted on purpose.",
             id=check_id,
         )

@@ -1,6 +1,6 @@
 """The eight hops of a transaction: what each appends and how the seed's log names it.
 
-This table is the single source of the hop texts (the README's "How it works"); models,
+This table is the single source of the hop texts (docs/architecture.md); models,
 services, the gRPC server and tests all read it from here. A new hop starts here.
 """
 

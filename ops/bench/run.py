@@ -34,6 +34,8 @@ MODES = {
     "quick": Mode((2, 30), [(8, 160), (32, 320), (128, 384)], 300, (256, 15.0), soak=False),
 }
 SOAK_TRANSACTIONS = 10_000
+# A burst after a quiet spell: relays at a low concurrency, seconds of quiet, then at once.
+BURST = (60, 8, 10.0, 100)
 
 
 def say(message: str) -> None:
@@ -119,6 +121,19 @@ def overload(concurrency: int, duration: float, usage: Usage, *, tps_c32: float)
     return over
 
 
+def burst() -> dict[str, Any]:
+    """How many relays sent at once after a quiet spell are served: what admission learned
+    about the stack before the pause should not be forgotten over it."""
+    before, in_flight, quiet, count = BURST
+    say(f"burst: {before} at {in_flight} in flight, {quiet:g} s of quiet, then {count} at once")
+    drive(in_flight, count=before)
+    time.sleep(quiet)
+    run = drive(count, count=count)
+    kinds = {kind: sum(o["kind"] == kind for o in run["outcomes"]) for kind in KINDS}
+    say("  " + "  ".join(f"{kind} {kinds[kind]}" for kind in KINDS))
+    return {"sent": count, **kinds}
+
+
 def soak(usage: Usage) -> dict[str, Any]:
     """Transactions in a row at concurrency 32: how much each process's memory grew."""
     say(f"soak: {SOAK_TRANSACTIONS} transactions in a row at concurrency 32")
@@ -164,6 +179,7 @@ def measure(mode: str, usage: Usage, *, noop_worker: int) -> dict[str, Any]:
             "celery_chain_of_five_c32": ceiling,
         },
         "levels": levels,
+        "burst": burst(),
         "overload": overload(*shape.overload, usage, tps_c32=c32["tps"]),
         "soak": soak(usage) if shape.soak else None,
     }

@@ -102,6 +102,6 @@ if RELAY_RETENTION_DAYS is not None:
         "task": "relay.purge_transactions",
         "schedule": 3600.0,
     }
-# The worker's pool and size (README, "Performance": why prefork and four).
+# The worker's pool and size (docs/performance.md: why prefork and four).
 RELAY_WORKER_POOL = env.str("RELAY_WORKER_POOL", default="prefork")
 RELAY_WORKER_CONCURRENCY = env.int("RELAY_WORKER_CONCURRENCY", default=4)

@@ -5,6 +5,13 @@ from .environment import days_or_off, env
 
 # One budget per transaction, shared by every hop (seconds).
 RELAY_DEADLINE_SECONDS = env.float("RELAY_DEADLINE_SECONDS", default=5.0)
+# Admission (relay_app/services/admission.py): the rate a web process assumes after a start,
+# in relays per second (0: none, a fixed number at once until it has measured one), and how
+# fast a measured rate fades over a quiet spell.
+RELAY_ADMISSION_INITIAL_RATE = env.float("RELAY_ADMISSION_INITIAL_RATE", default=0.0)
+RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS = env.float(
+    "RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS", default=120.0
+)
 # Longest message accepted, in characters. Even at 4 UTF-8 bytes a character and with the
 # hops' own text, a record stays far below Kafka's 1 MB default limit.
 RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)

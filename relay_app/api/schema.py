@@ -49,7 +49,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unty
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API token from `python manage.py create_api_token USERNAME`.",
+            "description": (
+                "An API token from `make token NAME=USERNAME`"
+                " (`.venv/bin/python manage.py create_api_token USERNAME`)."
+            ),
         }
 
 

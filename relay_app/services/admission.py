@@ -11,8 +11,11 @@ the relays it already has in flight would not be done in time:
 
 against the time left before the new request's deadline, with some headroom for the
 spread around that mean. The rate is measured over the last few seconds of relays that
-succeeded; until there are enough of them (a cold start, a quiet spell, or
-nothing succeeding) a fixed number at once is taken on.
+succeeded. When there are too few of them (a quiet spell), the last rate measured stands in,
+halving every ``RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS``: a burst after a pause is taken on as
+the stack served it before. After a restart ``RELAY_ADMISSION_INITIAL_RATE`` (if set) does.
+With no rate to go by, or when relays finish without succeeding (the stack is failing, not
+quiet), a fixed number at once is taken on; never fewer than that.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ HEADROOM = 0.65
 # The rate is measured over relays that succeeded this recently, once there are this many.
 RATE_WINDOW_SECONDS = 5.0
 RATE_MIN_SAMPLES = 10
-# Until then (a cold start, a quiet spell, or nothing succeeding), at most this many at once.
+# With no rate to go by, at most this many at once; with one, at least this many.
 COLD_IN_FLIGHT = 16
 
 
@@ -70,6 +73,10 @@ class AdmissionGate:
         self._idle: deque[tuple[float, float]] = deque()
         self._started = clock()
         self._idle_since: float | None = self._started
+        # The last rate measured and when; it stands in for a window with too few successes.
+        initial = float(settings.RELAY_ADMISSION_INITIAL_RATE)
+        self._learned: tuple[float, float] | None = (initial, self._started) if initial else None
+        self._failed_in_a_row = 0
 
     @contextmanager
     def admit(self, *, arrived_at: float) -> Iterator[Place]:
@@ -80,13 +87,14 @@ class AdmissionGate:
         place = Place(deadline=arrived_at + settings.RELAY_DEADLINE_SECONDS)
         with self._lock:
             now = self._clock()
-            rate = self._rate(now)
+            rate, measured = self._rate(now)
             left = place.deadline - now
             if left <= 0:  # it waited out its whole budget for a thread
                 raise Overloaded(self._retry_after(rate))
-            if rate is None and self._in_flight >= COLD_IN_FLIGHT:
-                raise Overloaded(1)
-            if rate is not None and self._in_flight / rate > HEADROOM * left:
+            at_least = 0 if measured else COLD_IN_FLIGHT
+            if self._in_flight >= at_least and (
+                rate is None or self._in_flight / rate > HEADROOM * left
+            ):
                 raise Overloaded(self._retry_after(rate))
             self._in_flight += 1
             if self._idle_since is not None:
@@ -100,10 +108,28 @@ class AdmissionGate:
                 self._in_flight -= 1
                 if place.succeeded:
                     self._succeeded.append(now)
+                    self._failed_in_a_row = 0
+                else:
+                    self._failed_in_a_row += 1
+                    if self._failed_in_a_row >= RATE_MIN_SAMPLES:
+                        self._learned = None  # failing, not quiet: what it served is no guide
                 if not self._in_flight:
                     self._idle_since = now
 
-    def _rate(self, now: float) -> float | None:
+    def _rate(self, now: float) -> tuple[float | None, bool]:
+        """Relays that succeeded per second of busy time lately (and True), else the last
+        such rate decayed (and False); None: nothing to go by."""
+        measured = self._measured_rate(now)
+        if measured is not None:
+            self._learned = (measured, now)
+            return measured, True
+        if self._learned is None:
+            return None, False
+        rate, at = self._learned
+        faded = rate * 0.5 ** ((now - at) / settings.RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS)
+        return (faded if faded > 0 else None), False  # a float fades to 0 in the end
+
+    def _measured_rate(self, now: float) -> float | None:
         """Relays that succeeded per second of busy time lately; None: too few to say.
 
         Busy time is the window's, less the spells with nothing in flight: not the span

@@ -1,6 +1,6 @@
 """A person in a real browser: the landing page, the admin's list, search, transaction page
-and waterfall, the browsable API's message form, the API docs and schema, and the live page,
-against the web server the runner started.
+and waterfall, the browsable API's message form, the API docs and schema, the live page and
+the viewers (a trace in Zipkin, the tasks in Flower), against the stack the runner started.
 
 Headless Chromium from the system's packages (``ops/bootstrap.sh --tests`` installs it),
 driven by Playwright. Screenshots go to ``var/screenshots/``.
@@ -9,6 +9,7 @@ driven by Playwright. Screenshots go to ``var/screenshots/``.
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.test import TransactionTestCase
 from playwright.sync_api import Locator, Page, sync_playwright
 
+from ops.traces import spans_of
 from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Transaction
 from relay_app.services.tokens import api_token_create
@@ -48,9 +50,11 @@ TIMEOUT_MS = 15_000
 
 
 @contextmanager
-def browser_page(test: TransactionTestCase) -> Iterator[Page]:
+def browser_page(
+    test: TransactionTestCase, *, also: frozenset[str] = frozenset()
+) -> Iterator[Page]:
     """A page in a fresh headless Chromium (its own empty profile); checks on the way out
-    that it asked this server only, for no external asset.
+    that it asked this server only (and the viewers in ``also``), for no external asset.
 
     Playwright runs an event loop while it is open, and Django refuses the ORM inside one:
     tests touch the database before and after this block, never within it.
@@ -72,7 +76,8 @@ def browser_page(test: TransactionTestCase) -> Iterator[Page]:
             yield page
         finally:
             browser.close()
-    test.assertEqual(hosts, {settings.HTTP_ADDRESS})
+    test.assertLessEqual(hosts, {settings.HTTP_ADDRESS, *also})
+    test.assertIn(settings.HTTP_ADDRESS, hosts)
 
 
 def person(username: str) -> str:
@@ -99,6 +104,53 @@ def screenshot(what: Page | Locator, name: str) -> None:
         what.screenshot(path=path, full_page=True)
     else:
         what.screenshot(path=path)
+
+
+class ViewersInBrowserTests(TransactionTestCase):
+    def test_staff_open_a_relays_trace_in_zipkin_and_its_tasks_in_flower_from_the_admin(
+        self,
+    ) -> None:
+        password = secrets.token_urlsafe(16)
+        get_user_model().objects.create_superuser("viewer", password=password)
+        token = api_token_create(user=get_user_model().objects.get(username="viewer")).token
+        # Sampled: the test stack traces what a client asks it to (profiles.TEST).
+        traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+        answer = web(token).relay("seen in the viewers", headers={"traceparent": traceparent})
+        self.assertEqual(answer.status, 200, answer.body)
+        transaction_id, trace_url = answer.body["transaction_id"], answer.body["trace_url"]
+        zipkin, flower = settings.ZIPKIN_ADDRESS, settings.FLOWER_ADDRESS
+        give_up = time.monotonic() + 15
+        while len(spans_of(answer.body["trace_id"], zipkin=zipkin)) < 20:
+            self.assertLess(time.monotonic(), give_up, "Zipkin did not get the trace")
+            time.sleep(0.3)
+
+        with browser_page(self, also=frozenset({zipkin, flower})) as page:
+            page.goto(
+                f"{BASE}/admin/login/?next=/admin/relay_app/transaction/{transaction_id}/change/"
+            )
+            page.fill("#id_username", "viewer")
+            page.fill("#id_password", password)
+            page.click("input[type=submit]")
+            page.wait_for_url(f"**/{transaction_id}/change/")
+            trace_link = page.locator(".field-trace a")
+            self.assertEqual(trace_link.get_attribute("href"), trace_url)
+            tasks = page.locator("td.field-task a")
+            self.assertEqual(tasks.count(), 6)  # hops 2-7, each its task's page in Flower
+            screenshot(page, "admin-viewer-links")
+
+            page.goto(trace_url)
+            # The very trace, across the web, the worker and the gRPC server, hop by hop.
+            page.get_by_text(answer.body["trace_id"]).first.wait_for()
+            page.get_by_text("relay-web: hop 1 rest_request").first.wait_for()
+            page.get_by_text("relay-worker: hop 2 kafka_publish_request").first.wait_for()
+            self.assertIn("3", page.locator("text=Services").locator("..").inner_text())
+            screenshot(page, "zipkin-trace")
+
+            page.goto(f"http://{flower}/tasks")
+            page.get_by_text("relay.consume_reply").first.wait_for()
+            screenshot(page, "flower-tasks")
+            page.goto(f"http://{flower}/task/{transaction_id}")
+            page.get_by_text("SUCCESS").first.wait_for()
 
 
 class AdminInBrowserTests(TransactionTestCase):

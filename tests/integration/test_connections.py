@@ -23,11 +23,22 @@ from django.contrib.auth.models import User
 from django.test import SimpleTestCase, TransactionTestCase
 from django.utils import timezone
 
-from ops.processes import WEB_WORKERS, split_address, web_binds, web_command
+from ops.processes import (
+    WEB_KEEP_ALIVE_SECONDS,
+    WEB_WORKERS,
+    split_address,
+    web_binds,
+    web_command,
+)
 from project.webserver import SOCKET_TIMEOUT_SECONDS
 from relay_app.api.parsers import max_body_bytes
 from relay_app.hops import Stage, expected_final_message
-from relay_app.services.transactions import HopRecord, hops_record, transaction_start
+from relay_app.services.transactions import (
+    SETTLE_GRACE_SECONDS,
+    HopRecord,
+    hops_record,
+    transaction_start,
+)
 
 from ..support import bearer, user_with_token, web
 from .test_metrics import samples, scrape_web
@@ -40,6 +51,7 @@ TEMPLATE = (Path(settings.BASE_DIR) / "ops" / "nginx.conf.template").read_text()
 TINY_WINDOW = 4096
 # How much later than a timeout a connection may be closed, on a shared machine.
 MARGIN_SECONDS = 3.0
+TCP_ESTABLISHED = 1  # linux/tcp_states.h
 
 
 def nginx_seconds(directive: str) -> float:
@@ -118,20 +130,10 @@ def closed_by_server(sock: socket.socket, wait: float) -> bool:
         return True
 
 
-def ended(sock: socket.socket, *, within: float) -> bool:
-    """Whether ``sock``'s answer ends (closed or reset by the server) once read for at most
-    ``within`` seconds."""
-    give_up = time.monotonic() + within
-    sock.settimeout(within)
-    while time.monotonic() < give_up:
-        try:
-            if not sock.recv(65536):
-                return True
-        except TimeoutError:
-            return False
-        except OSError:
-            return True
-    return False
+def established(sock: socket.socket) -> bool:
+    """Whether ``sock``'s connection is open, as the kernel says (TCP_INFO's first byte, the
+    state), without reading from it."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_ESTABLISHED
 
 
 def open_streams() -> float:
@@ -141,13 +143,12 @@ def open_streams() -> float:
     return samples(body)[("relay_event_streams_open", ())]
 
 
-def large_pending_transaction(owner: User) -> str:
+def large_pending_transaction(owner: User, *, pending_seconds: float = 30.0) -> str:
     """A transaction of ``owner`` with seven hops of the longest message recorded (its event
-    stream sends about a megabyte at once), pending for half a minute more."""
+    stream sends about a megabyte at once), pending for ``pending_seconds`` more."""
     message = "😀" * settings.RELAY_MESSAGE_MAX_LENGTH  # 12 bytes each in an event's JSON
-    transaction = transaction_start(
-        message=message, owner=owner, deadline_at=timezone.now() + timedelta(seconds=30)
-    )
+    deadline_at = timezone.now() + timedelta(seconds=pending_seconds)
+    transaction = transaction_start(message=message, owner=owner, deadline_at=deadline_at)
     text, now, hops = message, timezone.now(), []
     for stage in list(Stage)[:7]:
         text = stage.spec.apply(text)
@@ -214,13 +215,23 @@ class SlowReaderTests(TransactionTestCase):
         self.assertEqual(relayed.body["message"], expected_final_message("not starved"))
 
     def test_a_stream_whose_reader_stops_reading_is_dropped_within_seconds(self) -> None:
+        # The proxy drops a client send_timeout after it last managed to write to it; data
+        # arriving from the web server restarts that timer (nginx's rule). With the default
+        # heartbeat, longer than send_timeout, the client is dropped send_timeout after the
+        # proxy's buffers fill (tests/unit/test_deployment_files.py). The tests' streams
+        # beat every 0.5 s: here the last data may arrive when the stream ends at its
+        # transaction's deadline, or when the web server then closes the kept-alive
+        # connection.
+        pending = 8.0
+        self.transaction_id = large_pending_transaction(self.user, pending_seconds=pending)
         heads = [self.open_stream(PROXY) for _ in range(3)]
         self.assertEqual([head.status for head in heads], [200] * 3)
         self.assertEqual(open_streams(), 3)
-        # The transaction is pending for half a minute more: the streams would last that long.
-        time.sleep(nginx_seconds("send_timeout") + MARGIN_SECONDS)
-        for sock in self.sockets:
-            self.assertTrue(ended(sock, within=1.0), "the proxy holds a client that reads nothing")
+        last_data = pending + SETTLE_GRACE_SECONDS + WEB_KEEP_ALIVE_SECONDS
+        at_most = last_data + nginx_seconds("send_timeout") + MARGIN_SECONDS
+        # Watched without reading: a read would make room and restart the proxy's timer.
+        dropped = seconds_until(lambda: not any(map(established, self.sockets)), at_most)
+        self.assertIsNotNone(dropped, "the proxy holds a client that reads nothing")
         # ... and with the client's connection, the proxy closed the stream's.
         self.assertIsNotNone(seconds_until(lambda: open_streams() == 0, MARGIN_SECONDS))
 

@@ -36,7 +36,7 @@ PLAINTEXT_ON_PURPOSE = {
     "REDIS_URL": "redis://127.0.0.1:1/0",
     "KAFKA_ADDRESS": "127.0.0.1:1",
 }
-# The minimal production environment the README documents: those, and TLS with credentials
+# The minimal production environment docs/security.md documents: those, and TLS with credentials
 # on every hop (the local CA of ops/tls.py standing in for a real one).
 TLS_DIR = Path(settings.RELAY_VAR_DIR) / "fail-closed" / "tls"
 MINIMAL_PRODUCTION = {

@@ -5,6 +5,7 @@ import time
 from typing import Any
 from unittest import mock
 
+from django.conf import settings
 from django.test import SimpleTestCase, TestCase, override_settings
 from rest_framework.test import APIClient
 
@@ -93,10 +94,48 @@ class GateTests(SimpleTestCase):
         with self.gate.admit(arrived_at=self.clock.now):  # 5 s left
             self.assertEqual(len(held), 30)
 
-    def test_after_a_quiet_spell_the_old_rate_no_longer_counts(self) -> None:
+    def test_after_a_quiet_spell_a_slow_rate_still_allows_the_fixed_number(self) -> None:
         finish(self.gate, self.clock, 20, every=1.0)  # slow: 1 a second
         self.clock.now += 60
         held = hold(self.gate, self.clock, COLD_IN_FLIGHT)
+        with self.assertRaises(Overloaded):
+            hold(self.gate, self.clock, 1)
+        self.assertEqual(len(held), COLD_IN_FLIGHT)
+
+    def test_a_burst_after_a_quiet_spell_is_taken_on_at_the_rate_served_before(self) -> None:
+        finish(self.gate, self.clock, 20, every=0.05)  # 20 a second
+        self.clock.now += 10  # quiet: the window is empty, the rate learned has faded a little
+        held = hold(self.gate, self.clock, 50)  # 2.6 s of work at 18.9/s: fits 0.65 x 5 s
+        with self.assertRaises(Overloaded):
+            hold(self.gate, self.clock, 20)
+        self.assertEqual(len(held), 50)
+
+    def test_over_a_long_quiet_spell_the_rate_learned_fades(self) -> None:
+        for half_lives in (10, 2000):  # the second: faded to 0.0 in floating point
+            with self.subTest(half_lives=half_lives):
+                gate = AdmissionGate(clock=self.clock)
+                finish(gate, self.clock, 20, every=0.05)
+                self.clock.now += half_lives * settings.RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS
+                held = hold(gate, self.clock, COLD_IN_FLIGHT)
+                with self.assertRaises(Overloaded) as refused:
+                    hold(gate, self.clock, 1)
+                self.assertEqual(len(held), COLD_IN_FLIGHT)
+                self.assertTrue(1 <= refused.exception.retry_after <= 5)
+
+    @override_settings(RELAY_ADMISSION_INITIAL_RATE=20.0)
+    def test_after_a_start_the_configured_rate_stands_in(self) -> None:
+        held = hold(AdmissionGate(clock=self.clock), self.clock, 60)  # 3 s at 20/s
+        self.assertEqual(len(held), 60)
+
+    def test_relays_failing_in_a_row_make_it_forget_the_rate_learned(self) -> None:
+        finish(self.gate, self.clock, 20, every=0.05)
+        self.clock.now += 10
+        for _ in range(10):  # all time out: the stack is failing, not quiet
+            with self.gate.admit(arrived_at=self.clock.now):
+                self.clock.now += 0.01
+        held = hold(self.gate, self.clock, COLD_IN_FLIGHT)
+        with self.assertRaises(Overloaded):
+            hold(self.gate, self.clock, 1)
         self.assertEqual(len(held), COLD_IN_FLIGHT)
 
     def test_a_gap_between_bursts_does_not_read_as_a_slow_stack(self) -> None:

@@ -75,3 +75,18 @@ class EnvironmentExampleTests(SimpleTestCase):
             re.findall(r"(?m)^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text())
         )
         self.assertLessEqual(read - {"DJANGO_SETTINGS_MODULE"}, listed, read - listed)
+
+
+class ProxyTimeoutTests(SimpleTestCase):
+    def test_a_stream_beats_less_often_than_the_proxy_waits_for_a_reader(self) -> None:
+        # Data arriving from the web server restarts nginx's send_timeout: heartbeats more
+        # frequent than it would keep a client that reads nothing connected for as long as
+        # the proxy's buffers take them.
+        template = (ROOT / "ops" / "nginx.conf.template").read_text()
+        send_timeout = re.search(r"(?m)^\s*send_timeout (\d+)s;", template)
+        heartbeat = re.search(
+            r'"RELAY_EVENTS_HEARTBEAT_SECONDS", default=([\d.]+)',
+            (ROOT / "project" / "settings" / "api.py").read_text(),
+        )
+        assert send_timeout and heartbeat
+        self.assertGreater(float(heartbeat[1]), float(send_timeout[1]))

@@ -50,7 +50,10 @@ class SchemaTests(SimpleTestCase):
             {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "An API token from `python manage.py create_api_token USERNAME`.",
+                "description": (
+                    "An API token from `make token NAME=USERNAME`"
+                    " (`.venv/bin/python manage.py create_api_token USERNAME`)."
+                ),
             },
         )
         self.assertNotIn("basicAuth", schema["components"]["securitySchemes"])

@@ -14,7 +14,7 @@ class Command(BaseCommand):
         "Make an API token for USERNAME, creating that user if missing (not staff, no"
         " password). An existing user keeps its flags: a staff user gets a staff token. The"
         " token is printed once, alone on the last line, for scripts to capture:"
-        " TOKEN=$(python manage.py create_api_token alice | tail -n 1)"
+        " TOKEN=$(.venv/bin/python manage.py create_api_token alice | tail -n 1)"
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
