@@ -24,4 +24,4 @@ RUN DJANGO_SECRET_KEY=build-only-never-used DJANGO_ALLOWED_HOSTS=build.invalid \
 USER relay
 EXPOSE 8000 50051
 # The web server, as ops/processes.py's web_command runs it (tests/unit/test_deployment_files.py).
-CMD ["python", "-m", "gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--config", "python:project.webserver", "--worker-class", "project.webserver.ArrivalThreadWorker", "--workers", "2", "--threads", "128", "--keep-alive", "5", "--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-"]
+CMD ["python", "-m", "gunicorn", "project.wsgi:application", "--bind", "0.0.0.0:8000", "--config", "python:project.webserver", "--worker-class", "project.webserver.ArrivalThreadWorker", "--workers", "2", "--threads", "128", "--keep-alive", "5", "--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-", "--access-logformat", "%(h)s - %(t)s \"%(m)s %(U)s %(H)s\" %(s)s %(B)s %(L)ss \"%(a)s\""]

@@ -13,11 +13,12 @@ ZIPKIN_JAR := var/zipkin/zipkin-server-exec.jar
 # The local stack runs development settings, named here rather than left to a default:
 # every entry point that serves (wsgi, celery, grpcserver) defaults to production's.
 DEV := DJANGO_SETTINGS_MODULE=project.settings.development
-# Its secure profile (make up-secure): the same with TLS and credentials on every hop, its
-# certificates and passwords made by ops/tls.py into var/secure/tls.
+# Its secure profile (make up-secure): production settings with TLS and credentials on every
+# hop, a certificate per service and the secrets made by ops/tls.py into var/secure/tls.
 SECURE := DJANGO_SETTINGS_MODULE=project.settings.secure
 SECURE_TLS := var/secure/tls
-# Its cluster profile (make up-cluster): several Kafka nodes, workers, gRPC and web servers.
+# Its cluster profile (make up-cluster): the same, with several Kafka nodes, workers, gRPC and
+# web servers (its identities in var/cluster/tls, made as it starts).
 CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
@@ -141,10 +142,8 @@ sweep: ## Time out transactions left pending past their deadline (the worker als
 # environment docs/security.md documents: a secret key made for this check alone, the host name, and
 # TLS with credentials on every hop (the local CA's files and passwords stand in for yours).
 check-deploy: python ## manage.py check --deploy under production settings; fails on any warning
-	@$(PY) -m ops.tls $(SECURE_TLS) >/dev/null
-	@set -a && . $(SECURE_TLS)/transport.env && set +a && \
+	@set -a && . <($(PY) -m ops.tls $(SECURE_TLS) --env deployment) && set +a && \
 		DJANGO_SETTINGS_MODULE=project.settings.production \
-		DJANGO_SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
 		DJANGO_ALLOWED_HOSTS=relay.example.com \
 		REDIS_URL=rediss://redis.example.com:6379/0 \
 		$(PY) manage.py check --deploy --fail-level WARNING

@@ -9,7 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    KafkaAdminClient,
+    ResourcePattern,
+    ResourceType,
+)
 from kafka.errors import KafkaError
 
 from relay_app.integrations.kafka_records import Record, client_options
@@ -93,3 +100,28 @@ def leadership(admin: KafkaAdminClient, topics: list[str]) -> Leadership:
             in_sync[key] = list(partition["isr_nodes"])
             replicas[key] = list(partition["replica_nodes"])
     return Leadership(controller, leaders, in_sync, replicas)
+
+
+# What the relay's user may do on each of its topics: produce, read back by coordinates, and
+# learn their partitions and offsets. Nothing on any other topic, no group, no admin.
+RELAY_TOPIC_OPERATIONS = (ACLOperation.READ, ACLOperation.WRITE, ACLOperation.DESCRIBE)
+
+
+def grant_topics(user: str, topics: list[str]) -> None:
+    """Allow Kafka's SCRAM ``user`` the relay's operations on ``topics`` (existing or not yet),
+    as the admin the settings name (an ACL already there stays as it is)."""
+    acls = [
+        ACL(
+            principal=f"User:{user}",
+            host="*",
+            operation=operation,
+            permission_type=ACLPermissionType.ALLOW,
+            resource_pattern=ResourcePattern(ResourceType.TOPIC, topic),
+        )
+        for topic in topics
+        for operation in RELAY_TOPIC_OPERATIONS
+    ]
+    with kafka_admin(timeout=5.0) as admin:
+        failed = admin.create_acls(acls)["failed"]
+    if failed:
+        raise RuntimeError(f"Kafka refused ACLs: {failed}")

@@ -12,6 +12,7 @@ servers are more rows, made here.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import socket
@@ -81,7 +82,13 @@ def web_command(bind: str) -> list[str]:
         *("--workers", str(WEB_WORKERS), "--threads", str(WEB_THREADS)),
         *("--keep-alive", str(WEB_KEEP_ALIVE_SECONDS)),
         *("--timeout", "30", "--graceful-timeout", "10", "--access-logfile", "-"),
+        *("--access-logformat", ACCESS_LOG_FORMAT),
     ]
+
+
+# gunicorn's access log: each request's path alone (%(U)s), never its query string, where a
+# client may put a token, nor its referrer (docs/security.md, "Logs").
+ACCESS_LOG_FORMAT = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)ss "%(a)s"'
 
 
 def worker_command(
@@ -134,6 +141,16 @@ def _names(kind: str, count: int) -> list[str]:
     return [kind] if count == 1 else [f"{kind}-{number}" for number in range(1, count + 1)]
 
 
+def identity(s: Any, role: str) -> dict[str, str]:
+    """What a process of ``role`` is given of its own: its role, and where the profile has
+    identities (ops/tls.py), its certificate, key, passwords and keys alone."""
+    if not s.RELAY_TLS_DIR:
+        return {"RELAY_PROCESS_ROLE": role}
+    from ops import tls
+
+    return tls.role_env(Path(s.RELAY_TLS_DIR), role)
+
+
 def table(settings: Any, var_dir: Path) -> list[Process]:
     """The stack's processes for ``settings``, with their data and files under ``var_dir``:
     Redis, then as many Kafka nodes, gRPC servers, workers and web servers as the settings
@@ -168,7 +185,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 ports=[split_address(address), split_address(metrics)],
                 setting="GRPC_ADDRESS",
                 ready=partial(_grpc_answers, address),
-                env={"RELAY_METRICS_ADDRESS": metrics},
+                env={"RELAY_METRICS_ADDRESS": metrics, **identity(s, "grpc")},
             )
         )
     worker_metrics = s.RELAY_WORKER_METRICS_ADDRESS.split(",")
@@ -196,6 +213,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 env={
                     "RELAY_METRICS_ADDRESS": metrics,
                     "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
+                    **identity(s, "worker"),
                 },
             )
         )
@@ -221,17 +239,18 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                     # it alone.
                     "RELAY_TRUSTED_PROXY_COUNT": "1",
                     "RELAY_TRUSTED_PROXY_ADDRESSES": LOOPBACK,
+                    **identity(s, "web"),
                 },
             )
         )
     flower_socket = var_dir / "run" / "flower.sock"
-    processes.append(_flower(flower_socket))
+    processes.append(_flower(flower_socket, identity(s, "flower")))
     processes.append(
         Process(
             name="proxy",
             command=[
-                *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf"),
-                *("-e", str(var_dir / "log" / "nginx-error.log")),
+                # Its errors and access log go to supervisord, which rotates them (proxy.log).
+                *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf", "-e", "stderr"),
                 # As root, nginx would run its workers as nobody, who may not enter the
                 # stack's private folder (its temporary files are there): as the stack's user.
                 *(("-g", "user root;") if os.geteuid() == 0 else ()),
@@ -261,7 +280,7 @@ def flower_command(*, address: str = "", unix_socket: str = "") -> list[str]:
     ]
 
 
-def _flower(unix_socket: Path) -> Process:
+def _flower(unix_socket: Path, own: dict[str, str]) -> Process:
     """Flower on a unix socket of the stack's own: nobody reaches it but through the proxy."""
     return Process(
         name="flower",
@@ -272,7 +291,7 @@ def _flower(unix_socket: Path) -> Process:
         after=("redis",),
         prepare=lambda: unix_socket.unlink(missing_ok=True),
         # Its API needs no credential of its own: the proxy checks the person's (staff only).
-        env={"FLOWER_UNAUTHENTICATED_API": "true"},
+        env={"FLOWER_UNAUTHENTICATED_API": "true", **own},
     )
 
 
@@ -383,7 +402,8 @@ def _kafka_topics_ready() -> None:
     missing, on as many brokers as they need)."""
     from django.conf import settings
 
-    from ops.kafka_tools import kafka_admin
+    from ops.kafka_tools import grant_topics, kafka_admin
+    from project.settings.profiles import RELAY_KAFKA_USER
     from relay_app.integrations.kafka_records import ensure_relay_topics
 
     expected = len(settings.KAFKA_ADDRESS.split(","))
@@ -394,6 +414,9 @@ def _kafka_topics_ready() -> None:
             raise StackError(f"{registered} of {expected} Kafka brokers registered so far")
     if created := ensure_relay_topics():
         print(f"[stack] created Kafka topics {', '.join(created)}", flush=True)
+    if settings.KAFKA_SECURITY_PROTOCOL == "SASL_SSL":  # Kafka's authorizer is on
+        topics = [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC]
+        grant_topics(RELAY_KAFKA_USER, [*topics, *(f"{topic}.DLT" for topic in topics)])
 
 
 def _socket_answers(path: Path) -> None:
@@ -443,38 +466,74 @@ def private_file(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _stack_secret(name: str, needed_by: str) -> str:
-    """A value only the stack needs (a server's key, a broker's own password), from the
-    environment or the profile (the secure profile's come from ops/tls.py's transport.env)."""
-    from project.settings.environment import env
+def _secrets(s: Any, needed_by: str) -> dict[str, str]:
+    """The passwords of the profile's identities (ops/tls.py), which only the stack reads."""
+    from project.settings.environment import read_env_file
 
-    if value := str(env.str(name, default="")):
-        return value
-    made_by = "`.venv/bin/python -m ops.tls` makes it"
-    raise StackError(f"{name} is not set: {needed_by} needs it ({made_by})")
+    if not s.RELAY_TLS_DIR:
+        raise StackError(
+            f"{needed_by} needs the identities of ops/tls.py: RELAY_TLS_DIR is not set"
+        )
+    return read_env_file(Path(s.RELAY_TLS_DIR) / "secrets.env")
+
+
+# Redis's users (ACLs) where the profile has identities: each role may run the commands and
+# touch the keys that Celery (kombu), its results and events, the notices, the throttles and
+# readiness need, nothing else (found by running the stack with them and reading Redis's
+# refusals); Redis's default user is off. Channels: all, as kombu subscribes to patterns,
+# which Redis's ACL can only match literally (the relay's Redis carries no other channels).
+# The monitor is Flower's and the stack's readiness checks': it reads queues and events and
+# asks workers for a ping.
+_KOMBU = "~celery* ~_kombu.* ~*.celery.pidbox* allchannels"
+# kombu's and the throttles' Lua scripts too (their keys checked all the same).
+_COMMANDS = (
+    "-@all +@connection +@read +@write +@pubsub +@transaction +@scripting -@dangerous"
+    " -script|flush -script|kill -function +time"
+)
+REDIS_USERS = {
+    # ... and the throttles (relay_app/integrations/rate_limit.py).
+    "web": f"{_KOMBU} ~relay:rate:* {_COMMANDS}",
+    "worker": f"{_KOMBU} ~unacked* {_COMMANDS}",
+    "monitor": f"{_KOMBU} ~unacked* {_COMMANDS}",
+}
 
 
 def _write_redis_config(s: Any, folder: Path, host: str, port: int) -> None:
-    """Redis's configuration: TLS only (no plaintext port) over rediss://, and the password, in
-    a file of the stack's own rather than on a command line."""
+    """Redis's configuration: TLS only (no plaintext port) over rediss://, with a certificate
+    of its own and, where the profile has identities, an ACL user per role (each password only
+    as its SHA-256); else the URL's password, if any. A file of the stack's own, never a
+    command line."""
     lines = [
         *(f"bind {host}", f"dir {folder}", "protected-mode no"),
         # Queued tasks survive a Redis restart: append-only file, fsync every second.
         *("appendonly yes", "appendfsync everysec", 'save ""'),
     ]
     if s.REDIS_TLS:
+        tls_dir = Path(s.RELAY_TLS_DIR)
         lines += [
             *("port 0", f"tls-port {port}", f"tls-ca-cert-file {s.REDIS_TLS_CA_FILE}"),
-            f"tls-cert-file {_stack_secret('RELAY_STACK_CERT_FILE', 'Redis over TLS')}",
-            f"tls-key-file {_stack_secret('RELAY_STACK_KEY_FILE', 'Redis over TLS')}",
-            # Clients prove who they are with the password; TLS proves who Redis is.
+            f"tls-cert-file {tls_dir / 'redis.pem'}",
+            f"tls-key-file {tls_dir / 'redis-key.pem'}",
+            # Clients prove who they are with their user's password; TLS proves who Redis is.
             "tls-auth-clients no",
         ]
     else:
         lines.append(f"port {port}")
-    if password := urlsplit(s.CELERY_BROKER_URL).password:
+    if s.RELAY_TLS_DIR:
+        secrets = _secrets(s, "Redis's users")
+        lines.append("user default off resetkeys resetchannels -@all")
+        for user, rules in REDIS_USERS.items():
+            digest = hashlib.sha256(secrets[f"REDIS_{user.upper()}_PASSWORD"].encode()).hexdigest()
+            lines.append(f"user {user} on #{digest} resetchannels {rules}")
+    elif password := urlsplit(s.CELERY_BROKER_URL).password:
         lines.append(f"requirepass {unquote(password)}")
     private_file(folder / "redis.conf", "\n".join(lines) + "\n")
+
+
+# Kafka's users (SCRAM, created as the storage is formatted): the relay's (the workers),
+# the stack's admin (creates topics and ACLs) and the brokers' own, to each other.
+KAFKA_USERS = {"relay": "KAFKA_RELAY_PASSWORD", "admin": "KAFKA_ADMIN_PASSWORD"}
+KAFKA_BROKER_USER = "broker"
 
 
 def _kafka_security(s: Any) -> dict[str, Any]:
@@ -483,22 +542,22 @@ def _kafka_security(s: Any) -> dict[str, Any]:
     protocol = s.KAFKA_SECURITY_PROTOCOL
     if protocol == "PLAINTEXT":
         return {"parts": [], "scram_users": []}
-
-    def secret(name: str) -> str:
-        return _stack_secret(name, f"Kafka over {protocol}")
-
+    secrets = _secrets(s, f"Kafka over {protocol}")
     security: dict[str, Any] = {
         "parts": ["tls"],
         "scram_users": [],
-        "keystore": secret("RELAY_KAFKA_KEYSTORE"),
-        "keystore_password": secret("RELAY_KAFKA_KEYSTORE_PASSWORD"),
+        "keystore": Path(s.RELAY_TLS_DIR) / "kafka-keystore.p12",
+        "keystore_password": secrets["KAFKA_KEYSTORE_PASSWORD"],
         "truststore": s.KAFKA_TLS_CA_FILE,
     }
     if protocol == "SASL_SSL":
-        broker = (secret("RELAY_KAFKA_BROKER_USER"), secret("RELAY_KAFKA_BROKER_PASSWORD"))
         security["parts"].append("sasl")
-        security["broker_user"], security["broker_password"] = broker
-        security["scram_users"] = [broker, (s.KAFKA_SASL_USERNAME, s.KAFKA_SASL_PASSWORD)]
+        security["broker_user"] = KAFKA_BROKER_USER
+        security["broker_password"] = secrets["KAFKA_BROKER_PASSWORD"]
+        security["scram_users"] = [
+            (KAFKA_BROKER_USER, secrets["KAFKA_BROKER_PASSWORD"]),
+            *((user, secrets[password]) for user, password in KAFKA_USERS.items()),
+        ]
     return security
 
 
@@ -661,7 +720,7 @@ def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: s
         servers=backends,
         flower=(s.FLOWER_ADDRESS, flower),
         pid=str(var_dir / "run" / "nginx.pid"),
-        access_log=str(var_dir / "log" / "nginx-access.log"),
+        access_log="/dev/stdout",
         tls=(cert, key) if cert else None,
     )
     private_file(var_dir / "nginx" / "nginx.conf", text)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ops import tls
 from ops.client import Credentials, issue_token
 from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, table
 from ops.supervisor import RUNNING, STOPPED, Supervisor
@@ -93,7 +94,12 @@ class Stack:
         self.settings = settings
         self.var_dir = var_dir
         self.log_dir = var_dir / "log"
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # What every process starts with; each is then given its own identity (the table's
+        # env), never this tool's (its readiness checks', main).
+        stack_role = settings.RELAY_PROCESS_ROLE == "stack"
+        mine = tls.role_env(Path(settings.RELAY_TLS_DIR), "stack") if stack_role else {}
+        inherited = {k: v for k, v in os.environ.items() if k not in mine}
+        self.env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.processes = {process.name: process for process in table(settings, var_dir)}
         self.supervisor = Supervisor(var_dir / "run", self.log_dir)
 
@@ -378,10 +384,15 @@ def admin_login(settings: Any) -> str:
 
     if settings.RELAY_DEVELOPMENT_SUPERUSER:
         return (
-            f"log in as {DEVELOPMENT_USERNAME} / {DEVELOPMENT_PASSWORD}"
-            " (a local development credential: never for production)"
+            f"log in as {DEVELOPMENT_USERNAME} / {DEVELOPMENT_PASSWORD}: the development"
+            " profile, NOT FOR PRODUCTION (its keys are the repository's, anyone on this"
+            " machine may use it)"
         )
-    return "log in as a staff user: `make superuser` makes one"
+    module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    return (
+        "log in as a staff user; make one with"
+        f" `DJANGO_SETTINGS_MODULE={module} .venv/bin/python manage.py createsuperuser`"
+    )
 
 
 def _banner(stack: Stack) -> None:
@@ -389,7 +400,7 @@ def _banner(stack: Stack) -> None:
     from relay_app.error_reports import hide_url_passwords
 
     s = stack.settings
-    grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE else "plaintext"
+    grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE or s.GRPC_TLS_CA_FILE else "plaintext"
     tls = (
         f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n"
         if s.HTTP_TLS_CERT_FILE
@@ -432,6 +443,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     django.setup()
     from django.conf import settings
 
+    if settings.RELAY_TLS_DIR:
+        # The profile's identities, made if missing (the cluster's as it first starts): the
+        # table of processes hands them out.
+        tls.ensure(Path(settings.RELAY_TLS_DIR))
     stack = Stack(var_dir=settings.RELAY_VAR_DIR)
     interrupt_on_termination()
     try:
@@ -452,6 +467,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return demo(args.message)
+        if settings.RELAY_TLS_DIR and settings.RELAY_PROCESS_ROLE != "stack":
+            # The readiness checks (and the topics' ACLs) speak as the stack's own identity:
+            # this tool runs again with it, which none of the processes it starts inherits.
+            folder = tls.ensure(Path(settings.RELAY_TLS_DIR))
+            own = {**os.environ, **tls.role_env(folder, "stack")}
+            argv = [sys.executable, "-m", "ops.stack", *sys.argv[1:]]
+            os.execve(sys.executable, argv, own)  # noqa: S606 - this very tool again
         stack.check_ports(stack.processes)  # before migrations, or anything, start
         stack.manage("migrate", "--noinput", "-v", "0")
         if settings.RELAY_DEVELOPMENT_SUPERUSER:

@@ -116,6 +116,9 @@ class Supervisor:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         private_file(self.conf, render(self.folder, self.log_dir, processes))
+        # supervisord opens its own log before it applies its umask: made private first.
+        (self.log_dir / "supervisord.log").touch()
+        (self.log_dir / "supervisord.log").chmod(0o600)
         if self.running():
             added, _, removed = self.rpc.reloadConfig()[0]
             for name in removed:

@@ -1,16 +1,16 @@
-"""The secure profile's transport security, made by the project: a local certificate
-authority, the certificates it signs, and each hop's credentials, in one folder.
+"""The local stack's identities for the profiles with TLS (secure, cluster): a certificate
+authority, one certificate per service naming it, and each identity's passwords and keys.
 
-``python -m ops.tls DIR`` makes whatever is missing in DIR (``make up-secure`` does):
+``python -m ops.tls DIR`` makes them in DIR if any is missing (``make up-secure`` does):
 
-    ca.pem, ca-key.pem          the local CA, which every client and server of the stack trusts
-    server.pem, server-key.pem  the services' certificate, for 127.0.0.1, ::1 and localhost
-    client.pem, client-key.pem  the relay's client certificate (gRPC's mutual TLS)
-    kafka-keystore.p12          the broker's key and certificate for Java, under a password
-    transport.env               every setting that carries them, and the generated passwords
+    ca.pem                       the CA's certificate, which every client and server trusts
+    <service>.pem, -key.pem      each service's certificate and key (SERVICES)
+    kafka-keystore.p12           Kafka's key and certificate for Java, under a password
+    secrets.env                  passwords and keys; the stack hands each process its own
 
-``--renew`` issues new keys and certificates from the same CA and keeps the passwords: a
-certificate rotation (restart the stack to use them). Every file is its owner's alone.
+The CA's key never reaches DIR, nor any disk: it signs every certificate, then is dropped, so
+no process of the stack can issue one. A missing certificate means a new CA and all of them
+again, as ``--renew`` does (a rotation: restart the stack); passwords and keys are kept.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import argparse
 import ipaddress
 import secrets
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,104 +30,183 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from project.settings.environment import read_env_file
 
-# Local certificates live long enough for a machine, not for ever.
 CA_DAYS = 3650
 LEAF_DAYS = 825
-# Where the services listen in the local stack.
-SERVER_NAMES = ["localhost"]
-SERVER_ADDRESSES = ["127.0.0.1", "::1"]
-# The SCRAM users of the Kafka broker: the relay's clients, and the broker's own (inter-broker).
-KAFKA_USER = "relay"
-KAFKA_BROKER_USER = "broker"
+# Where the local stack's servers listen.
+SERVER_NAMES: list[x509.GeneralName] = [
+    x509.DNSName("localhost"),
+    *(x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")),
+]
+SERVER, CLIENT = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
+# Each service's certificate (its common name) and what it may prove: a server's identity,
+# a client's, or both for a process that is both.
+SERVICES = {
+    "proxy": [SERVER],  # nginx: HTTPS, and Flower behind it
+    "web": [CLIENT],  # the web servers: gRPC health checks for readiness
+    "worker": [SERVER, CLIENT],  # gRPC's client (mutual TLS); its metrics server
+    "grpc": [SERVER],  # the gRPC servers, and their metrics
+    "kafka": [SERVER, CLIENT],  # brokers and controllers, servers and each other's clients
+    "redis": [SERVER],
+    "probe": [CLIENT],  # the stack's readiness checks (gRPC health)
+    "scraper": [CLIENT],  # a Prometheus scraper of the workers' and gRPC servers' metrics
+}
+# Passwords and keys made once and kept (secrets.env).
+# Kafka's SCRAM users: the relay's (the workers), the stack's admin (topics and ACLs), the
+# brokers' own; Redis's: a user per role (monitor: Flower and the readiness checks).
+SECRETS = [
+    *("DJANGO_SECRET_KEY", "RELAY_CHAIN_SIGNING_KEY", "RELAY_GRPC_CAPABILITY_KEY"),
+    *("KAFKA_RELAY_PASSWORD", "KAFKA_ADMIN_PASSWORD", "KAFKA_BROKER_PASSWORD"),
+    *("KAFKA_KEYSTORE_PASSWORD", "REDIS_WEB_PASSWORD", "REDIS_WORKER_PASSWORD"),
+    "REDIS_MONITOR_PASSWORD",
+]
 
 
-@dataclass(frozen=True)
-class Identity:
-    """A certificate and its private key."""
+def certificate_authority(
+    common_name: str = "relay local CA",
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A new self-signed CA and its key (tests make a second one, to be refused)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    builder = _builder(name, name, key.public_key(), CA_DAYS)
+    builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    signs = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+    builder = builder.add_extension(signs, critical=True)  # certificates and CRLs, nothing else
+    return builder.sign(key, hashes.SHA256()), key
 
-    certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
 
-    def certificate_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
+def issue(
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    common_name: str,
+    usages: list[x509.ObjectIdentifier],
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate for ``common_name`` signed by ``ca``, good for ``usages`` alone (a server's
+    also names the loopback addresses), and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = _builder(_name(common_name), ca[0].subject, key.public_key(), LEAF_DAYS)
+    builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+    builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    if SERVER in usages:
+        builder = builder.add_extension(x509.SubjectAlternativeName(SERVER_NAMES), False)
+    return builder.sign(ca[1], hashes.SHA256()), key
 
-    def key_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+
+def ensure(folder: Path, *, renew: bool = False) -> Path:
+    """Make what is missing in ``folder`` (with ``renew``, a new CA and every certificate);
+    return the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    kept = read_env_file(folder / "secrets.env")
+    values = {name: kept.get(name) or secrets.token_urlsafe(32) for name in SECRETS}
+    values["DJANGO_SECRET_KEY"] = kept.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+    _write(folder / "secrets.env", "".join(f"{k}={v}\n" for k, v in values.items()).encode())
+    files = [
+        "ca.pem",
+        "kafka-keystore.p12",
+        *(f"{s}{e}" for s in SERVICES for e in (".pem", "-key.pem")),
+    ]
+    if not renew and all((folder / name).exists() for name in files):
+        return folder
+    ca = certificate_authority()
+    _write(folder / "ca.pem", pem(ca[0]))
+    issued = {service: issue(ca, service, usages) for service, usages in SERVICES.items()}
+    for service, (certificate, key) in issued.items():
+        _write(folder / f"{service}.pem", pem(certificate))
+        _write(folder / f"{service}-key.pem", key_pem(key))
+    keystore_password = values["KAFKA_KEYSTORE_PASSWORD"].encode()
+    _write(
+        folder / "kafka-keystore.p12",
+        pkcs12.serialize_key_and_certificates(
+            b"kafka",
+            issued["kafka"][1],
+            issued["kafka"][0],
+            [ca[0]],
+            serialization.BestAvailableEncryption(keystore_password),
+        ),
+    )
+    return folder
+
+
+def role_env(folder: Path, role: str) -> dict[str, str]:
+    """What a process of ``role`` is given on top of its profile's settings: its own
+    certificate and key, passwords and keys, and no other's (docs/security.md)."""
+    s = read_env_file(folder / "secrets.env")
+
+    def own(setting: str, service: str) -> dict[str, str]:
+        return {
+            f"{setting}_CERT_FILE": str(folder / f"{service}.pem"),
+            f"{setting}_KEY_FILE": str(folder / f"{service}-key.pem"),
+        }
+
+    def redis(user: str) -> dict[str, str]:
+        return {"REDIS_USERNAME": user, "REDIS_PASSWORD": s[f"REDIS_{user.upper()}_PASSWORD"]}
+
+    env = {
+        "web": {
+            **{k: s[k] for k in ("DJANGO_SECRET_KEY", "RELAY_CHAIN_SIGNING_KEY")},
+            **redis("web"),
+            **own("GRPC_TLS", "web"),
+        },
+        "worker": {
+            **{k: s[k] for k in ("RELAY_CHAIN_SIGNING_KEY", "RELAY_GRPC_CAPABILITY_KEY")},
+            "KAFKA_SASL_PASSWORD": s["KAFKA_RELAY_PASSWORD"],
+            **redis("worker"),
+            **own("GRPC_TLS", "worker"),
+            **own("RELAY_METRICS_TLS", "worker"),
+        },
+        "grpc": {
+            "RELAY_GRPC_CAPABILITY_KEY": s["RELAY_GRPC_CAPABILITY_KEY"],
+            **own("GRPC_SERVER_TLS", "grpc"),
+            **own("RELAY_METRICS_TLS", "grpc"),
+        },
+        "flower": redis("monitor"),
+        "stack": {
+            **redis("monitor"),
+            **own("GRPC_TLS", "probe"),
+            "KAFKA_SASL_USERNAME": "admin",
+            "KAFKA_SASL_PASSWORD": s["KAFKA_ADMIN_PASSWORD"],
+        },
+    }[role]
+    return {"RELAY_PROCESS_ROLE": role, **env}
+
+
+def deployment_env(folder: Path) -> dict[str, str]:
+    """A deployment's process whose role is not said, as ``make check-deploy`` checks one:
+    TLS and credentials on every hop, every secret (with ``folder``'s identities)."""
+    from project.settings.profiles import with_local_tls
+
+    public = with_local_tls({"RELAY_VAR_DIR": str(folder.parent), "REDIS_URL": "redis://"}, {})
+    handed = [role_env(folder, role) for role in ("web", "grpc", "worker")]
+    return {**public, **{k: v for env in handed for k, v in env.items()}, "RELAY_PROCESS_ROLE": ""}
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "relay (local)"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+    organization = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "relay (local)")
+    return x509.Name([organization, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def certificate_authority(common_name: str = "relay local CA") -> Identity:
-    """A new self-signed CA (tests make a second one, to be refused)."""
-    key = ec.generate_private_key(ec.SECP256R1())
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePublicKey, days: int
+) -> x509.CertificateBuilder:
     now = datetime.now(UTC)
-    certificate = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=CA_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+        .not_valid_after(now + timedelta(days=days))
     )
-    return Identity(certificate, key)
 
 
-def issue(ca: Identity, common_name: str, *, server: bool) -> Identity:
-    """A certificate signed by ``ca``: for the services (``server``: their names and
-    addresses, good for both ends of a connection, as Kafka's broker is a client of its own
-    controller) or for a client."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=LEAF_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+def pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    if server:
-        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-        names: list[x509.GeneralName] = [x509.DNSName(name) for name in SERVER_NAMES]
-        names += [x509.IPAddress(ipaddress.ip_address(a)) for a in SERVER_ADDRESSES]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    return Identity(builder.sign(ca.key, hashes.SHA256()), key)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -138,102 +216,19 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _load(path: Path, key_path: Path) -> Identity:
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{key_path} is not an elliptic-curve key made by ops.tls")
-    return Identity(x509.load_pem_x509_certificate(path.read_bytes()), key)
-
-
-def ensure(folder: Path, *, renew: bool = False) -> Path:
-    """Make the CA, certificates, keystore and credentials that are missing in ``folder``
-    (with ``renew``, new leaf certificates from the same CA); return ``transport.env``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
-    if (folder / "ca.pem").exists():
-        ca = _load(folder / "ca.pem", folder / "ca-key.pem")
-    else:
-        ca = certificate_authority()
-        _write(folder / "ca.pem", ca.certificate_pem())
-        _write(folder / "ca-key.pem", ca.key_pem())
-        renew = True
-    env_file = folder / "transport.env"
-    previous = read_env_file(env_file)
-
-    def secret(name: str) -> str:
-        return previous.get(name) or secrets.token_urlsafe(24)
-
-    passwords = {
-        "KAFKA_SASL_PASSWORD": secret("KAFKA_SASL_PASSWORD"),
-        "RELAY_KAFKA_BROKER_PASSWORD": secret("RELAY_KAFKA_BROKER_PASSWORD"),
-        "RELAY_KAFKA_KEYSTORE_PASSWORD": secret("RELAY_KAFKA_KEYSTORE_PASSWORD"),
-        "REDIS_PASSWORD": secret("REDIS_PASSWORD"),
-        # Message authentication's keys (docs/security.md): the profile's own, not the
-        # repository's.
-        "RELAY_CHAIN_SIGNING_KEY": secret("RELAY_CHAIN_SIGNING_KEY"),
-        "RELAY_GRPC_CAPABILITY_KEY": secret("RELAY_GRPC_CAPABILITY_KEY"),
-    }
-    for name, for_server in (("server", True), ("client", False)):
-        if renew or not (folder / f"{name}.pem").exists():
-            identity = issue(ca, f"relay {name}", server=for_server)
-            _write(folder / f"{name}.pem", identity.certificate_pem())
-            _write(folder / f"{name}-key.pem", identity.key_pem())
-    server = _load(folder / "server.pem", folder / "server-key.pem")
-    if renew or not (folder / "kafka-keystore.p12").exists():
-        keystore_password = passwords["RELAY_KAFKA_KEYSTORE_PASSWORD"].encode()
-        _write(
-            folder / "kafka-keystore.p12",
-            pkcs12.serialize_key_and_certificates(
-                b"kafka",
-                server.key,
-                server.certificate,
-                [ca.certificate],
-                serialization.BestAvailableEncryption(keystore_password),
-            ),
-        )
-    files = {
-        "KAFKA_TLS_CA_FILE": "ca.pem",
-        "REDIS_TLS_CA_FILE": "ca.pem",
-        "GRPC_TLS_CA_FILE": "ca.pem",
-        "GRPC_TLS_CERT_FILE": "client.pem",
-        "GRPC_TLS_KEY_FILE": "client-key.pem",
-        "GRPC_SERVER_TLS_CERT_FILE": "server.pem",
-        "GRPC_SERVER_TLS_KEY_FILE": "server-key.pem",
-        "GRPC_SERVER_TLS_CA_FILE": "ca.pem",
-        "HTTP_TLS_CERT_FILE": "server.pem",
-        "HTTP_TLS_KEY_FILE": "server-key.pem",
-        "HTTP_TLS_CA_FILE": "ca.pem",
-        "RELAY_KAFKA_KEYSTORE": "kafka-keystore.p12",
-        # What the stack gives the servers it starts (Redis; Kafka has its keystore).
-        "RELAY_STACK_CERT_FILE": "server.pem",
-        "RELAY_STACK_KEY_FILE": "server-key.pem",
-    }
-    settings = {
-        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "KAFKA_SASL_USERNAME": KAFKA_USER,
-        "RELAY_KAFKA_BROKER_USER": KAFKA_BROKER_USER,
-        **{name: str((folder / file).resolve()) for name, file in files.items()},
-        **passwords,
-    }
-    lines = [
-        "# The secure profile's transport settings and credentials, made by `python -m ops.tls`.",
-        "# Secrets: readable by their owner only, never committed.",
-        *(f"{name}={value}" for name, value in settings.items()),
-    ]
-    _write(env_file, ("\n".join(lines) + "\n").encode())
-    return env_file
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.tls", description=__doc__)
-    parser.add_argument("folder", type=Path, help="where the CA, certificates and credentials go")
-    parser.add_argument(
-        "--renew", action="store_true", help="new keys and certificates from the same CA"
-    )
+    parser.add_argument("folder", type=Path, help="where the certificates and secrets go")
+    parser.add_argument("--renew", action="store_true", help="a new CA and every certificate")
+    parser.add_argument("--env", metavar="ROLE", help="print ROLE's (or 'deployment's) env")
     args = parser.parse_args(argv)
-    env_file = ensure(args.folder, renew=args.renew)
-    print(f"[tls] local CA, certificates and credentials in {args.folder} ({env_file.name})")
+    ensure(args.folder, renew=args.renew)
+    if args.env:
+        env = deployment_env(args.folder) if args.env == "deployment" else None
+        env = env or role_env(args.folder, args.env)
+        print("".join(f"{k}={v}\n" for k, v in env.items()), end="")
+    else:
+        print(f"[tls] a certificate per service and the secrets in {args.folder}")
     return 0
 
 

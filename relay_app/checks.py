@@ -51,6 +51,25 @@ def development_conveniences_in_production(**_: Any) -> list[CheckMessage]:
     ]
 
 
+# What each kind of process uses (RELAY_PROCESS_ROLE; unsaid: everything), so what its checks
+# hold to TLS and credentials; a process is not refused for a hop it never takes.
+ROLE_USES = {
+    "web": {"secret key", "redis"},
+    "worker": {"redis", "kafka", "grpc client"},
+    "grpc": {"grpc server"},
+    "beat": {"redis"},
+    "flower": {"redis"},
+    "stack": set(),
+    "command": set(),
+}
+EVERYTHING = {"secret key", "redis", "kafka", "grpc client", "grpc server"}
+
+
+def uses(part: str) -> bool:
+    """Whether this process uses ``part`` (a hop, or the secret key), by its role."""
+    return part in ROLE_USES.get(settings.RELAY_PROCESS_ROLE, EVERYTHING)
+
+
 @register(Tags.security)
 def weak_secret_or_any_host_in_production(**_: Any) -> list[CheckMessage]:
     """Under production settings, an error for what Django's deployment checks only warn
@@ -58,10 +77,14 @@ def weak_secret_or_any_host_in_production(**_: Any) -> list[CheckMessage]:
     forge sessions, tokens and signed values, and a ``*`` host."""
     if settings.RELAY_ENVIRONMENT != "production":
         return []
-    weak_keys = [
-        *django_security.check_secret_key(None),
-        *django_security.check_secret_key_fallbacks(None),
-    ]
+    weak_keys = (
+        [
+            *django_security.check_secret_key(None),
+            *django_security.check_secret_key_fallbacks(None),
+        ]
+        if uses("secret key")
+        else []
+    )
     errors: list[CheckMessage] = [
         Error(
             warning.msg,
@@ -100,6 +123,9 @@ TLS_FILES = [
     "HTTP_TLS_CERT_FILE",
     "HTTP_TLS_KEY_FILE",
     "HTTP_TLS_CA_FILE",
+    "RELAY_METRICS_TLS_CERT_FILE",
+    "RELAY_METRICS_TLS_KEY_FILE",
+    "RELAY_METRICS_TLS_CA_FILE",
 ]
 
 
@@ -128,16 +154,20 @@ def _redis_problems() -> list[str]:
 def _grpc_problems() -> list[str]:
     s = settings
     problems = []
-    if not s.GRPC_TLS_CA_FILE:
-        problems.append("the gRPC client is in plaintext (GRPC_TLS_CA_FILE)")
-    elif not (s.GRPC_TLS_CERT_FILE and s.GRPC_TLS_KEY_FILE):
-        problems.append("the gRPC client has no certificate (GRPC_TLS_CERT_FILE, _KEY_FILE)")
-    if not (s.GRPC_SERVER_TLS_CERT_FILE and s.GRPC_SERVER_TLS_KEY_FILE):
-        problems.append("the gRPC server is in plaintext (GRPC_SERVER_TLS_CERT_FILE, _KEY_FILE)")
-    elif not s.GRPC_SERVER_TLS_CA_FILE:
-        problems.append(
-            "the gRPC server takes clients without certificates (GRPC_SERVER_TLS_CA_FILE)"
-        )
+    if uses("grpc client"):
+        if not s.GRPC_TLS_CA_FILE:
+            problems.append("the gRPC client is in plaintext (GRPC_TLS_CA_FILE)")
+        elif not (s.GRPC_TLS_CERT_FILE and s.GRPC_TLS_KEY_FILE):
+            problems.append("the gRPC client has no certificate (GRPC_TLS_CERT_FILE, _KEY_FILE)")
+    if uses("grpc server"):
+        if not (s.GRPC_SERVER_TLS_CERT_FILE and s.GRPC_SERVER_TLS_KEY_FILE):
+            problems.append(
+                "the gRPC server is in plaintext (GRPC_SERVER_TLS_CERT_FILE, _KEY_FILE)"
+            )
+        elif not s.GRPC_SERVER_TLS_CA_FILE:
+            problems.append(
+                "the gRPC server takes clients without certificates (GRPC_SERVER_TLS_CA_FILE)"
+            )
     return problems
 
 
@@ -168,8 +198,8 @@ def plaintext_hops_in_production(**_: Any) -> list[CheckMessage]:
     found = [
         (check_id, problem)
         for check_id, problems in (
-            ("relay.E001", _kafka_problems()),
-            ("relay.E002", _redis_problems()),
+            ("relay.E001", _kafka_problems() if uses("kafka") else []),
+            ("relay.E002", _redis_problems() if uses("redis") else []),
             ("relay.E003", _grpc_problems()),
             ("relay.E005", _tracing_problems()),
         )

@@ -5,7 +5,8 @@ back to the client, which records the hop. It takes only what the relay itself s
 with a worker's capability for this very transaction and text (``relay_rpc.capability``),
 then a transaction id that is a UUID and a text no longer than the longest message's at this
 hop. Refusals are counted (``relay_grpc_calls``), not logged, so a flood of them fills no log.
-The health service answers anyone.
+Over mutual TLS, only the workers' certificate reaches the relay's service, and readiness
+checks' the health service (``grpc_peers``).
 """
 
 import logging
@@ -23,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from . import tracing
+from .grpc_peers import PeerNames
 from .hops import Stage, max_text_length
 from .integrations.relay_rpc import (
     SERVICE_NAME,
@@ -101,7 +103,9 @@ def build_server(
     """A server bound to ``address`` with the relay and health services, reflection where
     settings allow it (development), over TLS where settings give a certificate."""
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers), options=message_size_options()
+        futures.ThreadPoolExecutor(max_workers=max_workers),
+        options=message_size_options(),
+        interceptors=[PeerNames()],  # over mutual TLS, the workers' certificate alone
     )
     relay_pb2_grpc.add_RelayServicer_to_server(servicer or RelayServicer(), server)
     health_servicer = health.HealthServicer()

@@ -8,12 +8,14 @@ and an exposition adds them up. The gRPC server is one process.
 
 The web server shows its own at ``/metrics`` (staff, or a scraper with
 ``RELAY_METRICS_TOKEN``); each worker and gRPC server on ``RELAY_METRICS_ADDRESS``, which the
-table of processes sets to a loopback port for each.
+table of processes sets to a loopback port for each: over mutual TLS where settings give it a
+certificate (``RELAY_METRICS_TLS_*``), to scrapers with a certificate of their CA alone.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.conf import settings
 from prometheus_client import (
@@ -117,4 +119,13 @@ def serve_metrics() -> None:
     if not address:
         return
     host, _, port = address.rpartition(":")
-    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry())
+    tls: dict[str, Any] = {}
+    if settings.RELAY_METRICS_TLS_CERT_FILE:
+        # Only to a scraper with a certificate of the CA (mutual TLS): its credential.
+        tls = {
+            "certfile": settings.RELAY_METRICS_TLS_CERT_FILE,
+            "keyfile": settings.RELAY_METRICS_TLS_KEY_FILE,
+            "client_cafile": settings.RELAY_METRICS_TLS_CA_FILE,
+            "client_auth_required": True,
+        }
+    start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=registry(), **tls)

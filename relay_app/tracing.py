@@ -109,6 +109,7 @@ def setup(role: Literal["web", "worker", "grpc"]) -> bool:
 
         DjangoInstrumentor().instrument(
             excluded_urls=settings.OTEL_PYTHON_DJANGO_EXCLUDED_URLS,
+            request_hook=_without_query_string,
             response_hook=_traceparent_header,
         )
         # Its middleware goes first; the API's JSON errors must stay outside it, to answer
@@ -218,6 +219,21 @@ def traceparent(span: trace.Span) -> str | None:
     if not ctx.is_valid:
         return None
     return f"00-{format_trace_id(ctx.trace_id)}-{format_span_id(ctx.span_id)}-{ctx.trace_flags:02x}"
+
+
+# The attributes of a request's span that may hold its query string (old and new conventions).
+_URL_ATTRIBUTES = ("http.target", "http.url", "url.full")
+
+
+def _without_query_string(span: trace.Span, request: Any) -> None:
+    """A request's span names the path it served, never its query string: a client may put a
+    token there (docs/security.md, "Logs")."""
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        if isinstance(value := attributes.get(name), str) and "?" in value:
+            span.set_attribute(name, value.partition("?")[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "")
 
 
 def _traceparent_header(span: trace.Span, request: Any, response: Any) -> None:

@@ -9,7 +9,9 @@ from .relay import RELAY_RETENTION_DAYS, RELAY_SWEEP_INTERVAL_SECONDS
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # rediss:// in REDIS_URL turns TLS on, verified against this CA (and, if Redis asks for one,
-# with this client certificate). The password may be in the URL or here.
+# with this client certificate). The user (an ACL user of Redis; none: Redis's default user)
+# and password may be in the URL or here.
+REDIS_USERNAME = env.str("REDIS_USERNAME", default="")
 REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
 REDIS_TLS_CA_FILE = env.str("REDIS_TLS_CA_FILE", default="")
 REDIS_TLS_CERT_FILE = env.str("REDIS_TLS_CERT_FILE", default="")
@@ -28,7 +30,7 @@ REDIS_TLS: dict[str, Any] = (
 )
 
 CELERY_BROKER_URL = env.str(
-    "CELERY_BROKER_URL", default=url_with_password(REDIS_URL, REDIS_PASSWORD)
+    "CELERY_BROKER_URL", default=url_with_password(REDIS_URL, REDIS_PASSWORD, REDIS_USERNAME)
 )
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
 # Over rediss://, both verify Redis's certificate (REDIS_TLS).

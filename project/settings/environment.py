@@ -160,12 +160,13 @@ def header_and_value(name: str) -> tuple[str, str] | None:
     return header, value
 
 
-def url_with_password(url: str, password: str) -> str:
-    """``url`` with ``password`` in it, unless it has one already (the URL's wins)."""
+def url_with_password(url: str, password: str, username: str = "") -> str:
+    """``url`` with ``password`` (and ``username``) in it, unless it has credentials already
+    (the URL's win)."""
     if not password or "@" in url.partition("://")[2].partition("/")[0]:
         return url
     scheme, _, rest = url.partition("://")
-    return f"{scheme}://:{quote(password, safe='')}@{rest}"
+    return f"{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{rest}"
 
 
 def addresses(name: str, default: str, *, count: int, step: int) -> str:

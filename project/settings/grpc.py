@@ -17,5 +17,11 @@ GRPC_TLS_KEY_FILE = env.str("GRPC_TLS_KEY_FILE", default="")
 GRPC_SERVER_TLS_CERT_FILE = env.str("GRPC_SERVER_TLS_CERT_FILE", default="")
 GRPC_SERVER_TLS_KEY_FILE = env.str("GRPC_SERVER_TLS_KEY_FILE", default="")
 GRPC_SERVER_TLS_CA_FILE = env.str("GRPC_SERVER_TLS_CA_FILE", default="")
+# Over mutual TLS, the certificates (by common name) the server takes a call of the relay
+# from: the workers' alone; and those whose health checks it answers: readiness checks too.
+GRPC_SERVER_TLS_CLIENT_NAMES = env.list("GRPC_SERVER_TLS_CLIENT_NAMES", default=["worker"])
+GRPC_SERVER_TLS_HEALTH_CLIENT_NAMES = env.list(
+    "GRPC_SERVER_TLS_HEALTH_CLIENT_NAMES", default=["worker", "web", "probe"]
+)
 # Server reflection lets any client list and describe the services: development only.
 RELAY_GRPC_REFLECTION = env.bool("RELAY_GRPC_REFLECTION", default=False)

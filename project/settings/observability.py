@@ -78,6 +78,11 @@ RELAY_FLOWER_URL = env.str(
 )
 # Each worker's and gRPC server's own metrics address, set for each by the table of processes.
 RELAY_METRICS_ADDRESS = env.str("RELAY_METRICS_ADDRESS", default="")
+# With a certificate and key, those metrics are served over TLS to scrapers whose certificate
+# RELAY_METRICS_TLS_CA_FILE signed (mutual TLS: the scraper's certificate is its credential).
+RELAY_METRICS_TLS_CERT_FILE = env.str("RELAY_METRICS_TLS_CERT_FILE", default="")
+RELAY_METRICS_TLS_KEY_FILE = env.str("RELAY_METRICS_TLS_KEY_FILE", default="")
+RELAY_METRICS_TLS_CA_FILE = env.str("RELAY_METRICS_TLS_CA_FILE", default="")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "text": lines for people; "json": one object per line, with the transaction's fields
@@ -85,7 +90,8 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 RELAY_LOG_FORMAT = choice("RELAY_LOG_FORMAT", "text", ("TEXT", "JSON")).lower()
 # Every process appends its seed lines here, so one file holds each transaction in order; it
 # rotates at RELAY_TRANSACTION_LOG_MAX_BYTES, keeping RELAY_TRANSACTION_LOG_BACKUPS older files
-# (transactions.log.1 the newest). The console gets the lines too, unless turned off.
+# (transactions.log.1 the newest). Development's console gets the lines too; elsewhere the
+# processes' own logs hold no message's text.
 RELAY_TRANSACTION_LOG = Path(
     env.str("RELAY_TRANSACTION_LOG", default=str(RELAY_VAR_DIR / "log" / "transactions.log"))
 )
@@ -93,7 +99,7 @@ RELAY_TRANSACTION_LOG_MAX_BYTES = env.int(
     "RELAY_TRANSACTION_LOG_MAX_BYTES", default=20 * 1024 * 1024
 )
 RELAY_TRANSACTION_LOG_BACKUPS = env.int("RELAY_TRANSACTION_LOG_BACKUPS", default=5)
-RELAY_TRANSACTION_LOG_CONSOLE = env.bool("RELAY_TRANSACTION_LOG_CONSOLE", default=True)
+RELAY_TRANSACTION_LOG_CONSOLE = env.bool("RELAY_TRANSACTION_LOG_CONSOLE", default=False)
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -14,6 +14,7 @@ Each local stack has its own folder and ports, so that any two can run at once; 
 ports lie below 32768, where Linux never picks a client connection's own port.
 """
 
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -61,6 +62,7 @@ _CLUSTER = {
 
 # make run / make up: a local key, DEBUG, a local superuser, anonymous relaying, public API
 # docs and gRPC reflection, so the demo needs no setup; traced to the stack's own collector.
+# Not for production: its keys are the repository's, and anyone on the machine may use it.
 DEVELOPMENT = {
     **local_stack("", kafka=9092, redis=6379, grpc=50051, http=8000, metrics=9464, flower=5555),
     # "django-insecure-" and "insecure-": production refuses such keys.
@@ -71,23 +73,74 @@ DEVELOPMENT = {
     "RELAY_ALLOW_ANONYMOUS_RELAY": "true",
     "RELAY_PUBLIC_API_DOCS": "true",
     "RELAY_GRPC_REFLECTION": "true",
+    "RELAY_TRANSACTION_LOG_CONSOLE": "true",
     **traced_to_zipkin(9411),
     "OTEL_BSP_SCHEDULE_DELAY": "500",
 }
 
-# make up-secure: development's conveniences with TLS and credentials on every hop (the
-# certificates and passwords of ops/tls.py's transport.env come on top, secure.py).
-SECURE = {
-    **DEVELOPMENT,
-    "RELAY_VAR_DIR": str(ROOT / "var" / "secure"),
-    "REDIS_URL": "rediss://127.0.0.1:6379/0",
+# The local stacks under production settings (secure, cluster): TLS and credentials on every
+# hop; keys, passwords and certificates of their own, made by ops/tls.py in <RELAY_VAR_DIR>/tls
+# and handed to each process by the table of processes, each only what it needs
+# (docs/security.md); traced to the stack's Zipkin on loopback.
+_LOCAL_PRODUCTION = {
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     # nginx terminates TLS in front of the web servers and says so.
     "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    # No HSTS: a browser would refuse development's plain http://localhost:8000 for a year.
+    "DJANGO_SECURE_HSTS_SECONDS": "0",
+    # What runs without a role of the table (a manage.py command typed by hand) is given no
+    # secret and needs none.
+    "RELAY_PROCESS_ROLE": "command",
+    **traced_to_zipkin(9411),
+    "OTEL_BSP_SCHEDULE_DELAY": "500",
+}
+
+
+# The relay's own Kafka user in those stacks (the workers'): its topics and nothing else.
+RELAY_KAFKA_USER = "relay"
+
+
+def with_local_tls(profile: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """``profile`` with TLS on every hop, verified against the CA of ops/tls.py's folder
+    (``<RELAY_VAR_DIR>/tls``, the environment's or the profile's): what every process of
+    the stack may know. Each process's own key and secrets come from the table of processes."""
+    folder = Path(environ.get("RELAY_VAR_DIR", profile["RELAY_VAR_DIR"])) / "tls"
+    ca = str(folder / "ca.pem")
+    return {
+        **profile,
+        "RELAY_TLS_DIR": str(folder),
+        "REDIS_URL": profile["REDIS_URL"].replace("redis://", "rediss://", 1),
+        "REDIS_TLS_CA_FILE": ca,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": RELAY_KAFKA_USER,
+        "KAFKA_TLS_CA_FILE": ca,
+        "GRPC_TLS_CA_FILE": ca,
+        "GRPC_SERVER_TLS_CA_FILE": ca,
+        "HTTP_TLS_CERT_FILE": str(folder / "proxy.pem"),
+        "HTTP_TLS_KEY_FILE": str(folder / "proxy-key.pem"),
+        "HTTP_TLS_CA_FILE": ca,
+        "RELAY_METRICS_TLS_CA_FILE": ca,
+    }
+
+
+# make up-secure: the development stack's processes and ports, under production settings.
+SECURE = {
+    **local_stack(
+        "secure", kafka=9092, redis=6379, grpc=50051, http=8000, metrics=9464, flower=5555
+    ),
+    **_LOCAL_PRODUCTION,
 }
 
 # make up-cluster: three Kafka brokers (and three KRaft controllers apart), two workers, two
-# gRPC servers and two web servers behind nginx.
-CLUSTER = {**DEVELOPMENT, "RELAY_VAR_DIR": str(ROOT / "var" / "cluster"), **_CLUSTER}
+# gRPC servers and two web servers behind nginx, under production settings as secure's.
+CLUSTER = {
+    **local_stack(
+        "cluster", kafka=9092, redis=6379, grpc=50051, http=8000, metrics=9464, flower=5555
+    ),
+    **_LOCAL_PRODUCTION,
+    **_CLUSTER,
+}
 
 # The test suite (make test): its own ports and folder, so it never meets a running stack.
 TEST = {

@@ -4,7 +4,8 @@
 from typing import Any
 
 from django.conf import settings
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -23,6 +24,37 @@ class CanRelay(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user.is_authenticated or settings.RELAY_ALLOW_ANONYMOUS_RELAY)
+
+
+# Sec-Fetch-Site values of a request a person made on the relay's own pages, or by typing
+# the URL: a browser sends the header on every request (Fetch Metadata).
+_OWN_SITE = {"same-origin", "none"}
+CROSS_SITE_SESSION = (
+    "This request came from another site and carries only your session: it relays nothing."
+    " Open the URL yourself, or send 'Authorization: Bearer <token>'."
+)
+
+
+class NoCrossSiteSession(BasePermission):
+    """A GET that relays (the seed's endpoint) is no safe method: a page of another site could
+    make a signed-in person's browser send it (an image, a link) with their session. A
+    session is accepted only on a request from the relay's own pages or typed by the person
+    (``Sec-Fetch-Site: same-origin`` or ``none``; without that header, an ``Origin`` or
+    ``Referer`` of this host); a token, which no other site can attach, always is."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not isinstance(request.successful_authenticator, SessionAuthentication):
+            return True
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None:
+            own = site in _OWN_SITE
+        else:
+            source = request.headers.get("Origin") or request.headers.get("Referer") or ""
+            host = source.partition("://")[2].partition("/")[0]
+            own = bool(host) and host == request.get_host()
+        if not own:
+            raise PermissionDenied(CROSS_SITE_SESSION)
+        return True
 
 
 class AsyncRelayNeedsCredentials(BasePermission):

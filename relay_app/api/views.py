@@ -37,6 +37,7 @@ from .permissions import (
     CanReadApiDocs,
     CanReadMetrics,
     CanRelay,
+    NoCrossSiteSession,
 )
 from .renderers import JSONFormBrowsableAPIRenderer, PlainTextRenderer
 from .schema import IDEMPOTENCY_KEY_PARAMETER, LAST_EVENT_ID_PARAMETER, PREFER_PARAMETER
@@ -216,7 +217,7 @@ def _accepted(request: Request, transaction: Transaction) -> Response:
 class SeedRelayView(APIView):
     """The seed's endpoint: relays "hello world", answers the final text as a JSON string."""
 
-    permission_classes = [CanRelay]
+    permission_classes = [CanRelay, NoCrossSiteSession]
     throttle_classes = [RelayThrottle]
 
     @extend_schema(

@@ -1,5 +1,6 @@
-"""The secure profile (``make up-secure``) on a stack of its own: a transaction end to end with
-TLS and credentials on every hop, and each service refusing plaintext and strangers.
+"""The secure profile (``make up-secure``) on a stack of its own: production settings, a
+transaction end to end with TLS and credentials on every hop, and each service refusing
+plaintext, strangers and the other services' identities.
 
 The stack is started and stopped as a user does, with ``python -m ops.stack`` under
 ``project.settings.secure``, on ports of its own; the test then speaks to each service
@@ -13,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,11 +25,15 @@ from confluent_kafka import Consumer
 from django.conf import settings
 from django.test import SimpleTestCase
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import KafkaError, TopicAuthorizationFailedError
+from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from ops import tls
+from ops.client import issue_token
 from project.settings.environment import read_env_file
+from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
 from relay_app.integrations.relay_api import RelayClient
 from relay_app.integrations.relay_rpc import SERVICE_NAME
 
@@ -37,6 +43,7 @@ VAR = Path(settings.RELAY_VAR_DIR) / "secure"
 TLS = VAR / "tls"
 KAFKA, REDIS, GRPC, WEB = "127.0.0.1:29092", "127.0.0.1:26379", "127.0.0.1:25051", "127.0.0.1:28000"
 ZIPKIN = "127.0.0.1:29411"
+METRICS_GRPC = "127.0.0.1:29474"
 SECURE_ENV = {
     "DJANGO_SETTINGS_MODULE": "project.settings.secure",
     "RELAY_VAR_DIR": str(VAR),
@@ -45,8 +52,9 @@ SECURE_ENV = {
     "GRPC_ADDRESS": GRPC,
     "HTTP_ADDRESS": WEB,
     "RELAY_WORKER_METRICS_ADDRESS": "127.0.0.1:29464",
-    "RELAY_GRPC_METRICS_ADDRESS": "127.0.0.1:29474",
+    "RELAY_GRPC_METRICS_ADDRESS": METRICS_GRPC,
     "ZIPKIN_ADDRESS": ZIPKIN,
+    "FLOWER_ADDRESS": "127.0.0.1:25555",
     "OTEL_EXPORTER_ZIPKIN_ENDPOINT": f"http://{ZIPKIN}/api/v2/spans",
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
 }
@@ -54,9 +62,13 @@ SECURE_ENV = {
 OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_", "OTEL_")
 
 
+def secure_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(OURS)} | SECURE_ENV
+
+
 def stack(command: str) -> subprocess.CompletedProcess[str]:
     """``python -m ops.stack COMMAND`` for the secure profile, as ``make`` runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(OURS)} | SECURE_ENV
+    env = secure_env()
     return subprocess.run(
         [sys.executable, "-m", "ops.stack", command],
         cwd=settings.BASE_DIR,
@@ -79,7 +91,7 @@ class SecureProfileTests(SimpleTestCase):
     def setUpClass(cls) -> None:
         super().setUpClass()
         shutil.rmtree(VAR, ignore_errors=True)
-        cls.secrets = read_env_file(tls.ensure(TLS))
+        cls.secrets = read_env_file(tls.ensure(TLS) / "secrets.env")
         started = stack("up")
         if started.returncode != 0:
             stack("down")
@@ -128,8 +140,8 @@ class SecureProfileTests(SimpleTestCase):
                 "security.protocol": "SASL_SSL",
                 "ssl.ca.location": str(TLS / "ca.pem"),
                 "sasl.mechanism": "SCRAM-SHA-512",
-                "sasl.username": self.secrets["KAFKA_SASL_USERNAME"],
-                "sasl.password": self.secrets["KAFKA_SASL_PASSWORD"],
+                "sasl.username": "relay",
+                "sasl.password": self.secrets["KAFKA_RELAY_PASSWORD"],
             }
         )
         try:
@@ -143,9 +155,9 @@ class SecureProfileTests(SimpleTestCase):
             "security_protocol": "SASL_SSL",
             "ssl_cafile": str(TLS / "ca.pem"),
             "sasl_mechanism": "SCRAM-SHA-512",
-            "sasl_plain_username": self.secrets["KAFKA_SASL_USERNAME"],
+            "sasl_plain_username": "relay",
         }
-        admin = self.kafka_admin(**secure, sasl_plain_password=self.secrets["KAFKA_SASL_PASSWORD"])
+        admin = self.kafka_admin(**secure, sasl_plain_password=self.secrets["KAFKA_RELAY_PASSWORD"])
         self.assertIn(settings.KAFKA_REQUEST_TOPIC, admin.list_topics())
         admin.close()
         refused = {
@@ -161,30 +173,68 @@ class SecureProfileTests(SimpleTestCase):
             with self.subTest(case), self.assertRaises(KafkaError), self.assertLogs("kafka"):
                 self.kafka_admin(**options).list_topics()
 
-    # --- Redis: TLS and a password only -------------------------------------------------------
+    def test_kafka_allows_the_relays_user_its_topics_alone(self) -> None:
+        relay = {
+            "bootstrap_servers": KAFKA,
+            "security_protocol": "SASL_SSL",
+            "ssl_cafile": str(TLS / "ca.pem"),
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": "relay",
+            "sasl_plain_password": self.secrets["KAFKA_RELAY_PASSWORD"],
+        }
+        producer = KafkaProducer(**relay, max_block_ms=5000)
+        try:
+            producer.send(settings.KAFKA_REQUEST_TOPIC, b"allowed").get(timeout=10)
+            # The client also logs the refusal (captured here, not printed).
+            with self.assertRaises(TopicAuthorizationFailedError), self.assertLogs("kafka"):
+                producer.send("not-the-relays-topic", b"refused").get(timeout=10)
+        finally:
+            producer.close(timeout=5)
+
+    # --- Redis: TLS and an ACL user per role only ---------------------------------------------
 
     def redis_client(self, **options: Any) -> redis.Redis:
         host, port = split(REDIS)
         return redis.Redis(host, port, socket_timeout=3, socket_connect_timeout=3, **options)
 
-    def test_redis_takes_tls_with_the_password_and_refuses_the_rest(self) -> None:
+    def test_redis_takes_tls_with_a_roles_user_and_refuses_the_rest(self) -> None:
         tls_options = {
             "ssl": True,
             "ssl_ca_certs": str(TLS / "ca.pem"),
             "ssl_cert_reqs": "required",
         }
-        password = self.secrets["REDIS_PASSWORD"]
-        self.assertTrue(self.redis_client(**tls_options, password=password).ping())
+        password = self.secrets["REDIS_WEB_PASSWORD"]
+        web = self.redis_client(**tls_options, username="web", password=password)
+        self.assertTrue(web.ping())
         with self.subTest("a plaintext client"), self.assertRaises(redis.ConnectionError):
-            self.redis_client(password=password).ping()
+            self.redis_client(username="web", password=password).ping()
         with self.subTest("TLS without the password"), self.assertRaises(redis.AuthenticationError):
             self.redis_client(**tls_options).ping()
+        with self.subTest("Redis's default user"), self.assertRaises(redis.AuthenticationError):
+            self.redis_client(**tls_options, password=password).ping()
         with self.subTest("a server it cannot verify"), self.assertRaises(redis.ConnectionError):
             other_ca = TLS.parent / "other-ca.pem"
-            other_ca.write_bytes(tls.certificate_authority("another CA").certificate_pem())
+            other_ca.write_bytes(tls.pem(tls.certificate_authority("another CA")[0]))
             self.redis_client(**tls_options | {"ssl_ca_certs": str(other_ca)}).ping()
+        # A role may do what its ACL says, nothing else.
+        refused: dict[str, Callable[[], Any]] = {
+            "FLUSHALL": web.flushall,
+            "CONFIG": lambda: web.config_get("*"),
+            "a key outside its patterns": lambda: web.set("not-the-relays-key", "1"),
+        }
+        for case, command in refused.items():
+            with self.subTest(case), self.assertRaises(redis.exceptions.NoPermissionError):
+                command()
+        web.close()
 
-    # --- gRPC: mutual TLS only ----------------------------------------------------------------
+    # --- gRPC: mutual TLS only, the workers' certificate for the relay ------------------------
+
+    def credentials(self, service: str) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            (TLS / "ca.pem").read_bytes(),
+            (TLS / f"{service}-key.pem").read_bytes(),
+            (TLS / f"{service}.pem").read_bytes(),
+        )
 
     def health(self, channel: grpc.Channel) -> Any:
         with channel:
@@ -194,16 +244,14 @@ class SecureProfileTests(SimpleTestCase):
 
     def test_grpc_takes_a_client_certificate_of_its_ca_and_refuses_the_rest(self) -> None:
         ca = (TLS / "ca.pem").read_bytes()
-        client = ((TLS / "client-key.pem").read_bytes(), (TLS / "client.pem").read_bytes())
-        stranger = tls.issue(tls.certificate_authority("another CA"), "stranger", server=False)
+        stranger = tls.issue(tls.certificate_authority("another CA"), "worker", [tls.CLIENT])
         channels = {
-            "the relay's certificate": grpc.ssl_channel_credentials(ca, *client),
             "no client certificate": grpc.ssl_channel_credentials(ca),
             "a certificate of another CA": grpc.ssl_channel_credentials(
-                ca, stranger.key_pem(), stranger.certificate_pem()
+                ca, tls.key_pem(stranger[1]), tls.pem(stranger[0])
             ),
         }
-        serving = self.health(grpc.secure_channel(GRPC, channels.pop("the relay's certificate")))
+        serving = self.health(grpc.secure_channel(GRPC, self.credentials("worker")))
         self.assertEqual(serving.status, health_pb2.HealthCheckResponse.SERVING)
         for case, credentials in channels.items():
             with self.subTest(case), self.assertRaises(grpc.RpcError) as raised:
@@ -211,6 +259,29 @@ class SecureProfileTests(SimpleTestCase):
             self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAVAILABLE)
         with self.subTest("a plaintext client"), self.assertRaises(grpc.RpcError):
             self.health(grpc.insecure_channel(GRPC))
+
+    def test_grpc_relays_for_the_workers_certificate_alone_and_serves_no_reflection(self) -> None:
+        request = relay_pb2.ProcessRequest()
+        for service in ("web", "probe", "scraper"):
+            with (
+                self.subTest(service),
+                grpc.secure_channel(GRPC, self.credentials(service)) as channel,
+                self.assertRaises(grpc.RpcError) as raised,
+            ):
+                relay_pb2_grpc.RelayStub(channel).Process(request, timeout=3)
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+            self.assertIn(f"certificate of {service}", str(raised.exception.details()))
+        with grpc.secure_channel(GRPC, self.credentials("worker")) as channel:
+            # The worker's own certificate reaches the servicer, which then refuses a request
+            # without a capability, as ever.
+            with self.assertRaises(grpc.RpcError) as raised:
+                relay_pb2_grpc.RelayStub(channel).Process(request, timeout=3)
+            self.assertNotIn("certificate", str(raised.exception.details()))
+            ask = reflection_pb2.ServerReflectionRequest(list_services="")
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            with self.assertRaises(grpc.RpcError) as raised:
+                list(stub.ServerReflectionInfo(iter([ask]), timeout=3))
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
 
     # --- the web server: HTTPS only -----------------------------------------------------------
 
@@ -224,7 +295,10 @@ class SecureProfileTests(SimpleTestCase):
             secure.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             self.assertTrue(secure.recv(100).startswith(b"HTTP/1.1 200"))
         # nginx terminates TLS and tells the web server so: the links it builds are https.
-        with RelayClient(f"https://{WEB}", ca_file=str(TLS / "ca.pem"), timeout=5) as client:
+        token = issue_token("secure-test", name="test_secure_profile", env=secure_env())
+        with RelayClient(
+            f"https://{WEB}", token=token, ca_file=str(TLS / "ca.pem"), timeout=5
+        ) as client:
             links = client.get("/api/", headers={"Accept": "application/json"}).body
         self.assertEqual(links["relay"], f"https://{WEB}/api/relay/")
         with socket.create_connection((host, port), timeout=5) as plain:
@@ -234,3 +308,57 @@ class SecureProfileTests(SimpleTestCase):
             except ConnectionResetError:
                 answer = b""
         self.assertFalse(answer.startswith(b"HTTP/1.1 200"), answer)
+
+    # --- metrics: mutual TLS, a scraper's certificate ----------------------------------------
+
+    def test_the_workers_and_grpc_servers_metrics_take_a_scrapers_certificate_alone(
+        self,
+    ) -> None:
+        ca = str(TLS / "ca.pem")
+        scraper = (str(TLS / "scraper.pem"), str(TLS / "scraper-key.pem"))
+        for address in (SECURE_ENV["RELAY_WORKER_METRICS_ADDRESS"], METRICS_GRPC):
+            with self.subTest(address):
+                url = f"https://{address}/metrics"
+                answer = requests.get(url, verify=ca, cert=scraper, timeout=5)
+                self.assertEqual(answer.status_code, 200)
+                with self.assertRaises(requests.exceptions.RequestException):
+                    requests.get(url, verify=ca, timeout=5)  # no certificate
+                with self.assertRaises(requests.exceptions.RequestException):
+                    requests.get(f"http://{address}/metrics", timeout=5)  # plaintext
+
+    # --- production settings --------------------------------------------------------------
+
+    def test_production_settings_no_debug_page_no_development_login_no_anonymous_relay(
+        self,
+    ) -> None:
+        ca = str(TLS / "ca.pem")
+        missing = requests.get(f"https://{WEB}/no-such-page/", verify=ca, timeout=5)
+        self.assertEqual(missing.status_code, 404)
+        self.assertNotIn("URLconf", missing.text)  # Django's debug page lists its patterns
+        with requests.Session() as browser:
+            login = f"https://{WEB}/admin/login/"
+            browser.get(login, verify=ca, timeout=5)
+            answer = browser.post(
+                login,
+                data={
+                    "username": DEVELOPMENT_USERNAME,
+                    "password": DEVELOPMENT_PASSWORD,
+                    "csrfmiddlewaretoken": browser.cookies.get("csrftoken", ""),
+                    "next": "/admin/",
+                },
+                headers={"Referer": login},
+                verify=ca,
+                timeout=5,
+                allow_redirects=False,
+            )
+            self.assertNotEqual(answer.status_code, 302, "the development login was taken")
+        with RelayClient(f"https://{WEB}", ca_file=ca, timeout=5) as anonymous:
+            refused = anonymous.relay("hello world")
+        self.assertIn(refused.status, (401, 403))
+
+    def test_every_log_file_is_its_owners_alone(self) -> None:
+        files = [path for path in (VAR / "log").rglob("*") if path.is_file()]
+        self.assertTrue(files)
+        for path in files:
+            with self.subTest(path.name):
+                self.assertEqual(path.stat().st_mode & 0o077, 0, oct(path.stat().st_mode))

@@ -18,7 +18,6 @@ from django.conf import settings
 from django.test import SimpleTestCase
 
 from ops import processes, tls
-from project.settings.environment import read_env_file
 from relay_app.auth import DEVELOPMENT_PASSWORD, DEVELOPMENT_USERNAME
 
 # What production requires before anything else: its secrets.
@@ -42,7 +41,7 @@ PLAINTEXT_ON_PURPOSE = {
 TLS_DIR = Path(settings.RELAY_VAR_DIR) / "fail-closed" / "tls"
 MINIMAL_PRODUCTION = {
     **SECRETS_ONLY,
-    **read_env_file(tls.ensure(TLS_DIR)),
+    **tls.deployment_env(tls.ensure(TLS_DIR)),
     "REDIS_URL": "rediss://redis.example.com:6379/0",
 }
 

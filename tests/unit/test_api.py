@@ -99,6 +99,49 @@ class WhoMayReadTheApiTests(TestCase):
         self.assertFalse(Transaction.objects.exists())
 
 
+class SeedEndpointCrossSiteTests(TestCase):
+    """The seed's GET relays: a session rides it only from the relay's own pages."""
+
+    def setUp(self) -> None:
+        self.user = User.objects.create_user("browser", password="a-password-of-theirs-1")
+        self.client.force_login(self.user)
+        succeeded = mock.Mock(status=Transaction.Status.SUCCEEDED, final_message="HELLO")
+        patcher = mock.patch("relay_app.api.views.relay_message", return_value=succeeded)
+        self.relay = patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def get(self, **headers: str) -> int:
+        return int(self.client.get("/communication/restKafkaGRPC/", headers=headers).status_code)
+
+    def test_a_cross_site_request_with_a_session_relays_nothing(self) -> None:
+        for headers in (
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site"},
+            {"Referer": "https://elsewhere.example/page"},
+            {},  # no header to tell where it came from: refused too
+        ):
+            with self.subTest(headers):
+                self.assertEqual(self.get(**headers), 403)
+        self.relay.assert_not_called()
+
+    def test_the_relays_own_pages_and_a_typed_url_relay_with_a_session(self) -> None:
+        for headers in (
+            {"Sec-Fetch-Site": "same-origin"},
+            {"Sec-Fetch-Site": "none"},
+            {"Referer": "http://testserver/api/"},
+        ):
+            with self.subTest(headers):
+                self.assertEqual(self.get(**headers), 200)
+
+    def test_a_token_relays_from_anywhere(self) -> None:
+        _, token = user_with_token("scripted")
+        client = signed_in_client(token)
+        answer = client.get(
+            "/communication/restKafkaGRPC/", headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        self.assertEqual(answer.status_code, 200)
+
+
 @tag("postgres")
 class ApiTokenTests(TestCase):
     def test_tokens_are_stored_only_as_their_hash(self) -> None:
