@@ -8,8 +8,9 @@ ENV PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=project.settings.production \
     RELAY_VAR_DIR=/app/var
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+# Every package, the dependencies' too, at the version and with the hashes locked.
+COPY requirements.lock .
+RUN pip install --require-hashes --no-deps -r requirements.lock
 COPY . .
 # Static files are collected at build time, with throw-away values for the secrets that
 # production settings require (never used at run time: the real ones come from the env file).

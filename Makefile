@@ -23,7 +23,7 @@ CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka zipkin run run-cluster up up-secure up-cluster down demo status token superuser trace test test-fast test-postgres lint check-deploy check-compose audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
+.PHONY: help setup system python kafka zipkin run run-cluster up up-secure up-cluster down demo status token superuser trace test test-fast test-postgres lint check-deploy check-compose lock audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,12 +35,14 @@ system:
 
 python: $(VENV)/.installed
 
-# requirements-dev.txt includes requirements.txt (the runtime, all the Docker image installs).
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	@echo "[setup] Python environment in $(VENV) from requirements-dev.txt (first time: a minute or two$(if $(VERBOSE),,; VERBOSE=1 shows pip's output))"
+# requirements-dev.txt includes requirements.txt (the runtime, all the Docker image installs);
+# each is locked, every dependency pinned with its hashes (make lock), and installed from that.
+$(VENV)/.installed: requirements.lock requirements-dev.lock
+	@echo "[setup] Python environment in $(VENV) from requirements-dev.lock (first time: a minute or two$(if $(VERBOSE),,; VERBOSE=1 shows pip's output))"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install $(if $(VERBOSE),--progress-bar on,--quiet) -r requirements-dev.txt
+	@$(PY) -m pip install $(if $(VERBOSE),--progress-bar on,--quiet) --require-hashes --no-deps \
+		-r requirements-dev.lock
 	@touch $@
 
 kafka: $(KAFKA_STAMP)
@@ -150,6 +152,13 @@ check-deploy: python ## manage.py check --deploy under production settings; fail
 
 check-compose: python ## docker-compose.yml as the real Compose CLI reads it (builds the CLI from Go once: minutes)
 	@RELAY_COMPOSE_CLI="$$(bash ops/compose.sh)" $(PY) manage.py test --noinput tests.unit.test_compose
+
+lock: python ## Lock requirements*.txt, every dependency with its hashes, into requirements*.lock (minutes)
+	@for name in requirements requirements-dev; do \
+		echo "[lock] $$name.lock from $$name.txt"; \
+		$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+			--no-emit-find-links --no-emit-index-url -o $$name.lock $$name.txt || exit 1; \
+	done
 
 audit: python ## Known vulnerabilities in the pinned requirements (pip-audit; says so if it cannot tell)
 	@$(PY) -m ops.audit

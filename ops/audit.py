@@ -1,4 +1,4 @@
-"""``make audit``: known vulnerabilities in the pinned requirements, by pip-audit.
+"""``make audit``: known vulnerabilities in the locked requirements, by pip-audit.
 
 pip-audit asks a vulnerability service about each package. When the service cannot be
 reached it does not fail: it skips the package and still prints "No known vulnerabilities
@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# The development file includes the runtime one (-r requirements.txt): one run audits both.
-REQUIREMENTS = ROOT / "requirements-dev.txt"
+# The development lock holds every package the runtime one does, each pinned with its hashes:
+# audited as installed, without resolving anything.
+REQUIREMENTS = ROOT / "requirements-dev.lock"
 SERVICES = {
     "pypi": "PyPI's JSON API (pypi.org/pypi/<package>/<version>/json)",
     "osv": "OSV (api.osv.dev)",
@@ -36,6 +37,8 @@ def _audit(service: str) -> dict[str, Any] | str:
             "pip_audit",
             "--requirement",
             str(REQUIREMENTS),
+            "--disable-pip",
+            "--no-deps",
             "--vulnerability-service",
             service,
             "--format",

@@ -20,7 +20,7 @@ class DockerfileTests(SimpleTestCase):
         users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
         self.assertTrue(users, "no USER instruction: the image would run as root")
         self.assertNotIn(users[-1], ("root", "0"))
-        self.assertIn("pip install -r requirements.txt", dockerfile)
+        self.assertIn("pip install --require-hashes --no-deps -r requirements.lock", dockerfile)
         self.assertNotIn("requirements-dev", dockerfile)
         self.assertIn("DJANGO_SETTINGS_MODULE=project.settings.production", dockerfile)
         runtime = (ROOT / "requirements.txt").read_text()
@@ -90,3 +90,33 @@ class ProxyTimeoutTests(SimpleTestCase):
         )
         assert send_timeout and heartbeat
         self.assertGreater(float(heartbeat[1]), float(send_timeout[1]))
+
+
+def pins(path: Path) -> dict[str, str]:
+    """``name: version`` of every ``name==version`` line of a requirements file, names
+    normalised as pip does."""
+    found = re.findall(r"(?m)^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([^\s;\\]+)", path.read_text())
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in found}
+
+
+class LockTests(SimpleTestCase):
+    def test_each_lock_holds_its_requirements_pins_with_hashes(self) -> None:
+        for name in ("requirements", "requirements-dev"):
+            with self.subTest(name):
+                lock = (ROOT / f"{name}.lock").read_text()
+                locked = pins(ROOT / f"{name}.lock")
+                wanted = pins(ROOT / f"{name}.txt")
+                if name == "requirements-dev":
+                    wanted |= pins(ROOT / "requirements.txt")
+                stale = {p: v for p, v in wanted.items() if locked.get(p) != v}
+                self.assertEqual(stale, {}, f"{name}.lock is stale: run make lock")
+                self.assertEqual(lock.count("=="), len(locked))
+                self.assertGreaterEqual(lock.count("--hash=sha256:"), len(locked))
+
+    def test_the_image_installs_the_runtime_as_the_development_lock_has_it(self) -> None:
+        runtime, development = (
+            pins(ROOT / "requirements.lock"),
+            pins(ROOT / "requirements-dev.lock"),
+        )
+        differ = {p: (v, development.get(p)) for p, v in runtime.items() if development.get(p) != v}
+        self.assertEqual(differ, {})
