@@ -5,7 +5,9 @@ back to the client, which records the hop. It takes only what the relay itself s
 with a worker's capability for this very transaction and text (``relay_rpc.capability``),
 then a transaction id that is a UUID and a text no longer than the longest message's at this
 hop. Refusals are counted (``relay_grpc_calls``), not logged, so a flood of them fills no log.
-The health service answers anyone.
+A call its client cancelled (the transaction was cancelled) is answered with nothing done:
+no log line once the context is no longer active; counted as ``CANCELLED``. The health
+service answers anyone.
 """
 
 import logging
@@ -75,6 +77,11 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
             started_at = Timestamp()
             started_at.GetCurrentTime()
             text = Stage.GRPC_SERVER.spec.apply(request.text)
+            if not context.is_active():
+                # Cancelled by its client (or past its deadline): nobody takes the answer, and
+                # nothing is recorded of a hop that does not count.
+                GRPC_CALLS.labels("CANCELLED").inc()
+                return relay_pb2.ProcessResponse()
             log_hop(Stage.GRPC_SERVER, text, transaction_id=request.transaction_id)
             finished_at = Timestamp()
             finished_at.GetCurrentTime()
