@@ -279,9 +279,9 @@ def hop_span(stage: Stage, transaction_id: str | None = None) -> AbstractContext
 def attempt_span(stage: Stage, number: int) -> AbstractContextManager[trace.Span]:
     """A span for one attempt of hop ``stage``, under the hop's span; ``attempt_outcome``
     says how it ended."""
+    # Not ``relay.stage``: that marks the hop's own span, which this one is under.
     attributes: dict[str, str | int] = {
-        STAGE_ATTRIBUTE: stage.slug,
-        "relay.hop": int(stage),
+        "relay.attempt.stage": stage.slug,
         ATTEMPT_ATTRIBUTE: number,
     }
     return span(f"attempt {number} of hop {int(stage)}", attributes)

@@ -161,9 +161,11 @@ def _performing(payload: ChainPayload, stage: Stage) -> Iterator[None]:
             if time.time() < payload["deadline"]:
                 _fail(payload, stage, exc)
                 raise
-            # The wait ran into the deadline: that is what the client will see.
+            # The wait ran into the deadline: that is what the client will see, with what the
+            # hop was still trying.
             timed_out = DeadlineExceeded(stage)
-            timed_out.internal = f"{exc} ({exc.internal})" if exc.internal else str(exc)
+            timed_out.note = str(exc)
+            timed_out.internal = exc.internal
             _fail(payload, stage, timed_out)
             raise timed_out from exc
         except RelayError as exc:

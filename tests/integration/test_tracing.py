@@ -216,18 +216,26 @@ class TracingTests(TransactionTestCase):
     def test_a_failed_transaction_is_traced_to_the_hop_that_failed(self) -> None:
         with service_stopped("grpc"):
             answer, trace_id, client_span = self.relay("traced, failing")
-        self.assertEqual(answer.status, 503, answer.body)
+        # Retried until the deadline (each attempt a span under the hop's), then timed out.
+        self.assertEqual(answer.status, 504, answer.body)
         transaction_id = answer.body["transaction_id"]
         self.assertEqual(answer.body["trace_id"], trace_id)
         self.assertIn(trace_id, answer.headers["traceparent"])
 
         spans = self.spans(trace_id, lambda found: Stage.GRPC_CLIENT in self.hops(found))
         root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
-        self.assertEqual(root["attributes"].get("http.status_code"), "503")
+        self.assertEqual(root["attributes"].get("http.status_code"), "504")
         hops = self.hops(spans)
         self.assertEqual(sorted(hops), [Stage(n) for n in range(1, 5)])
         self.assertEqual(hops[Stage.GRPC_CLIENT]["status"], "error")
         self.assertIn("gRPC server is unavailable", hops[Stage.GRPC_CLIENT]["status_message"])
+        attempts = [s for s in spans if s["name"].endswith(" of hop 5")]
+        self.assertGreaterEqual(len(attempts), 2, [s["name"] for s in spans])
+        for attempt in attempts:
+            self.assertEqual(
+                self.parent(spans, attempt)["span_id"], hops[Stage.GRPC_CLIENT]["span_id"]
+            )
+            self.assertIn(attempt["attributes"]["relay.attempt.outcome"], ("failed", "timed_out"))
         # The call never left the worker: its channel knew the server was gone.
         self.assertEqual({s["service"] for s in spans}, {"relay-web", "relay-worker"})
 
