@@ -109,7 +109,7 @@ def _another(
         exc.note = f"attempt {number}; {what} is not worth another attempt"
         return None
     if number >= policy.attempts:
-        exc.note = f"after {number} attempts"
+        exc.note = f"after {number} attempt{'' if number == 1 else 's'}"
         return None
     delay = policy.delay(number)
     left = deadline - time.time() - delay
