@@ -11,7 +11,18 @@ from django.test import SimpleTestCase
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # The suite's own settings live in this process's environment; the cluster has its own.
-OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_", "HTTP_", "ZIPKIN_", "OTEL_", "DATABASE_")
+OURS = (
+    "DJANGO_",
+    "RELAY_",
+    "KAFKA_",
+    "REDIS_",
+    "GRPC_",
+    "HTTP_",
+    "ZIPKIN_",
+    "FLOWER_",
+    "OTEL_",
+    "DATABASE_",
+)
 
 
 class ChaosClusterTests(SimpleTestCase):

