@@ -240,10 +240,12 @@ def _record(payload: ChainPayload, hop: HopRecord) -> None:
     # Pending: the same hop was recorded by a copy of this task running at once.
 
 
-def _ended(transaction_id: str) -> str | None:
-    """The transaction's status if it is no longer pending, else ``None``."""
+def _cancelled(transaction_id: str) -> str | None:
+    """``cancelled`` if the transaction was cancelled, else ``None``. (One that timed out
+    needs no more: the gRPC call's own deadline is the transaction's, and ends it then, as
+    DEADLINE_EXCEEDED.)"""
     status = transaction_status(transaction_id=transaction_id)
-    return None if status == Transaction.Status.PENDING else status
+    return status if status == Transaction.Status.CANCELLED else None
 
 
 def kafka_publish(payload: ChainPayload, *, stage: Stage, topic: str) -> ChainPayload:
@@ -329,7 +331,7 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
     """Hops 4 and 5: append the client's text, call the gRPC server, record both hops.
 
     The call (hop 5) is made under its retry policy; while it waits, it looks whether the
-    transaction ended (cancelled) and then cancels the call.
+    transaction was cancelled, and then cancels the call.
     """
     transaction_id = payload["transaction_id"]
     if done := _hop_to_do(payload, Stage.GRPC_SERVER):
@@ -349,7 +351,7 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
                     timeout=time_left(payload, Stage.GRPC_SERVER),
                     connect_timeout=settings.GRPC_CONNECT_TIMEOUT_SECONDS,
                     deadline=payload["deadline"],
-                    ended=lambda: _ended(transaction_id),
+                    ended=lambda: _cancelled(transaction_id),
                     check_every=settings.RELAY_CANCEL_CHECK_SECONDS,
                 )
             except relay_rpc.GrpcDeadlineExceeded as exc:
