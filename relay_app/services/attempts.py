@@ -52,6 +52,7 @@ def attempts_run(
     hop = Retried.of(stage)
     policy = policy_for(hop)
     number = attempt_next_number(transaction_id=transaction_id, stage=stage)
+    reason = ""  # the last failed attempt's error, said again if the deadline cuts the next
     while True:
         started_at, began = timezone.now(), time.monotonic()
         with tracing.attempt_span(stage, number) as span:
@@ -67,6 +68,8 @@ def attempts_run(
                 tracing.attempt_outcome(span, outcome)
                 raise
             except RelayError as exc:
+                if isinstance(exc, DeadlineExceeded) and reason and not exc.note:
+                    exc.note = f"attempt {number - 1} failed: {reason}"  # what it still tried
                 timed_out = isinstance(exc, DeadlineExceeded) or time.time() >= deadline
                 delay = None if timed_out else _another(policy, hop, exc, number, deadline)
                 outcome = Attempt.Outcome.TIMED_OUT if timed_out else Attempt.Outcome.FAILED

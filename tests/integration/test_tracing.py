@@ -253,6 +253,9 @@ class TracingTests(TransactionTestCase):
             server.start()
             try:
                 answer, trace_id, client_span = self.relay("traced, too slow")
+                # The web may answer just before the worker's call reaches its own deadline:
+                # the server stays until then (stopped, it would end the call UNAVAILABLE).
+                time.sleep(1.5)
             finally:
                 server.stop(0)
         self.assertEqual(answer.status, 504, answer.body)
