@@ -222,15 +222,16 @@ class TracingTests(TransactionTestCase):
     def test_a_failed_transaction_is_traced_to_the_hop_that_failed(self) -> None:
         with service_stopped("grpc"):
             answer, trace_id, client_span = self.relay("traced, failing")
-        # Retried until the deadline (each attempt a span under the hop's), then timed out.
-        self.assertEqual(answer.status, 504, answer.body)
+        # Retried (each attempt a span under the hop's) until the deadline (504), or until
+        # too little was left for another attempt (503).
+        self.assertIn(answer.status, (503, 504), answer.body)
         transaction_id = answer.body["transaction_id"]
         self.assertEqual(answer.body["trace_id"], trace_id)
         self.assertIn(trace_id, answer.headers["traceparent"])
 
         spans = self.spans(trace_id, lambda found: Stage.GRPC_CLIENT in self.hops(found))
         root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
-        self.assertEqual(root["attributes"].get("http.status_code"), "504")
+        self.assertEqual(root["attributes"].get("http.status_code"), str(answer.status))
         hops = self.hops(spans)
         self.assertEqual(sorted(hops), [Stage(n) for n in range(1, 5)])
         self.assertEqual(hops[Stage.GRPC_CLIENT]["status"], "error")
