@@ -215,6 +215,14 @@ def transaction_succeed(*, transaction_id: str, final_message: str, last_hop: Ho
     already ended otherwise, and then the hop is not recorded: a transaction that timed out
     or failed never shows a REST response."""
     with db_transaction.atomic():
+        # Its row locked first (PostgreSQL; SQLite has one writer at a time): two waiters
+        # settling it at once would otherwise each hold a share of it for hop 8 and wait for
+        # the other's to update it, a deadlock. The second finds it settled.
+        pending = Transaction.objects.select_for_update().filter(
+            id=transaction_id, status=Transaction.Status.PENDING
+        )
+        if not list(pending.values_list("id", flat=True)):
+            return False
         # Hop 8 first, while the transaction is pending (hops are recorded only then); if it
         # ended meanwhile, the settlement below does nothing and the hop goes with it.
         hops_record(transaction_id=transaction_id, hops=[last_hop], notify=False)
