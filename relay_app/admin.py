@@ -1,5 +1,6 @@
-"""Admin: transactions and their hops, read-only, with a waterfall of the hops' timing; API
-tokens, to see and revoke (``manage.py create_api_token`` makes them)."""
+"""Admin: transactions and their hops, read-only, with a waterfall of the hops' timing and
+their attempts that did not succeed, and an action to cancel those still pending; API tokens,
+to see and revoke (``manage.py create_api_token`` makes them)."""
 
 from typing import Any
 
@@ -12,7 +13,8 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from .hops import Stage
-from .models import ApiToken, Hop, Transaction
+from .models import ApiToken, Attempt, Hop, Transaction
+from .services.cancel import transaction_cancel_for
 from .services.tokens import api_tokens_revoke
 from .tasks import HOP_TASKS, chain_task_id
 from .tracing import trace_url
@@ -103,6 +105,39 @@ class HopInline(ReadOnlyAdminMixin, admin.TabularInline):
         return format_duration(hop.duration)
 
 
+class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The attempts of hops that did not succeed (a hop's successful one is the hop)."""
+
+    model = Attempt
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "attempts that did not succeed"
+    fields = (
+        "stage_label",
+        "number",
+        "started",
+        "attempt_duration",
+        "outcome",
+        "kind",
+        "error",
+        "retried",
+    )
+    readonly_fields = fields
+    ordering = ("stage", "number")
+
+    @admin.display(description="stage")
+    def stage_label(self, attempt: Attempt) -> str:
+        return f"{attempt.stage}. {Stage(attempt.stage).spec.description}"
+
+    @admin.display(description="started at")
+    def started(self, attempt: Attempt) -> str:
+        return timezone.localtime(attempt.started_at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    @admin.display(description="duration")
+    def attempt_duration(self, attempt: Attempt) -> str:
+        return format_duration(attempt.duration)
+
+
 @admin.register(Transaction)
 class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Narrow enough for a 1280-pixel screen beside the filters: a short id, one excerpt.
@@ -134,9 +169,28 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "deadline_at",
         "finished_at",
         "total_duration",
+        "cancelled_by",
+        "cancelled_at",
     )
     readonly_fields = fields
-    inlines = (HopInline,)
+    inlines = (HopInline, AttemptInline)
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected transactions (those still pending)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Transaction]) -> None:
+        cancelled = finished = 0
+        for transaction_id in queryset.values_list("id", flat=True):
+            _, done = transaction_cancel_for(
+                transaction_id=str(transaction_id), viewer=request.user
+            )
+            cancelled, finished = cancelled + done, finished + (not done)
+        self.message_user(request, f"Cancelled {cancelled} transaction(s).", messages.SUCCESS)
+        if finished:
+            self.message_user(
+                request,
+                f"{finished} had already ended and were left as they were.",
+                messages.WARNING,
+            )
 
     @admin.display(description="id")
     def short_id(self, transaction: Transaction) -> str:
@@ -177,7 +231,10 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """The page of one transaction, with its hops' waterfall (``change_form.html``)."""
         if obj is not None:
             context["waterfall"] = waterfall(
-                started_at=obj.created_at, finished_at=obj.finished_at, hops=obj.hops.all()
+                started_at=obj.created_at,
+                finished_at=obj.finished_at,
+                hops=obj.hops.all(),
+                attempts=obj.attempts.all(),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 

@@ -13,6 +13,15 @@ class RelayError(Exception):
     status_code = 503
     #: Details for the operator's log only (addresses, the library's own error).
     internal: str = ""
+    #: What kind of error, as a hop's retry policy names it (``relay_app/retries.py``);
+    #: ``""``: none a policy can name, so never retried.
+    kind: str = ""
+    #: Said after the message: how many attempts were made, or why no further one.
+    note: str = ""
+
+    def __str__(self) -> str:
+        said = super().__str__()
+        return f"{said}; {self.note}" if self.note else said
 
 
 class DependencyUnavailable(RelayError):
@@ -20,10 +29,11 @@ class DependencyUnavailable(RelayError):
 
     status_code = 503
 
-    def __init__(self, dependency: str, reason: str, *, internal: str = "") -> None:
+    def __init__(self, dependency: str, reason: str, *, internal: str = "", kind: str = "") -> None:
         super().__init__(f"{dependency} is unavailable: {reason}")
         self.dependency = dependency
         self.internal = internal
+        self.kind = kind
 
 
 class DeadlineExceeded(RelayError):
@@ -34,6 +44,27 @@ class DeadlineExceeded(RelayError):
     def __init__(self, stage: Stage) -> None:
         super().__init__(f"the deadline passed while waiting on {stage.slug}")
         self.stage = stage
+
+
+class CallRefused(RelayError):
+    """The gRPC server refused the call (its status code is the ``kind``): a final error for
+    the default policy, such as ``INVALID_ARGUMENT`` or ``PERMISSION_DENIED``."""
+
+    status_code = 503
+
+    def __init__(self, code: str, *, internal: str = "") -> None:
+        super().__init__(f"the gRPC server refused the call ({code})")
+        self.kind = code
+        self.internal = internal
+
+
+class TransactionEnded(Exception):
+    """The transaction ended (cancelled, or settled by someone else) before or while a hop
+    worked on it: the hop stops and records nothing."""
+
+    def __init__(self, transaction_id: str, status: str) -> None:
+        super().__init__(f"transaction {transaction_id} is {status}")
+        self.status = status
 
 
 class IdempotencyConflict(RelayError):
@@ -57,3 +88,4 @@ class RecordMismatch(RelayError):
         # Which other transaction is none of this client's business.
         super().__init__(f"the record read back at {place} belongs to another transaction")
         self.internal = f"it belongs to transaction {owner!r}"
+        self.kind = "mismatch"

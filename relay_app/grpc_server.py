@@ -7,6 +7,8 @@ then a transaction id that is a UUID and a text no longer than the longest messa
 hop. Refusals are counted (``relay_grpc_calls``), not logged, so a flood of them fills no log.
 Over mutual TLS, only the workers' certificate reaches the relay's service, and readiness
 checks' the health service (``grpc_peers``).
+A call its client cancelled (the transaction was cancelled) is answered with nothing done:
+no log line once the context is no longer active; counted as ``CANCELLED``.
 """
 
 import logging
@@ -77,6 +79,11 @@ class RelayServicer(relay_pb2_grpc.RelayServicer):
             started_at = Timestamp()
             started_at.GetCurrentTime()
             text = Stage.GRPC_SERVER.spec.apply(request.text)
+            if not context.is_active():
+                # Cancelled by its client (or past its deadline): nobody takes the answer, and
+                # nothing is recorded of a hop that does not count.
+                GRPC_CALLS.labels("CANCELLED").inc()
+                return relay_pb2.ProcessResponse()
             log_hop(Stage.GRPC_SERVER, text, transaction_id=request.transaction_id)
             finished_at = Timestamp()
             finished_at.GetCurrentTime()

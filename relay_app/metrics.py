@@ -62,6 +62,22 @@ DEPENDENCY_ERRORS = Counter(
     "Errors of Kafka, the gRPC server or Redis that failed a transaction, by dependency and kind.",
     ["dependency", "kind"],
 )
+ATTEMPTS = Counter(
+    "relay_hop_attempts",
+    "Attempts of the hops that retry (2, 3, 5, 6, 7), by stage and outcome: succeeded, failed"
+    " (then retried or not), timed_out, cancelled.",
+    ["stage", "outcome"],
+)
+KAFKA_PRODUCER_RETRIES = Counter(
+    "relay_kafka_producer_retries",
+    "Records the Kafka producer sent again by itself (idempotent: never written twice), inside"
+    " one attempt of a publish hop.",
+)
+CANCELLATIONS = Counter(
+    "relay_cancellations",
+    "Cancel requests, by result: cancelled, or already_finished (409).",
+    ["result"],
+)
 TASKS = Counter(
     "relay_celery_tasks", "Celery tasks of the relay, by task and outcome.", ["task", "outcome"]
 )

@@ -1,5 +1,6 @@
-"""What the relay records: one ``Transaction`` per client message and one ``Hop`` per stage,
-and the ``ApiToken`` clients authenticate with."""
+"""What the relay records: one ``Transaction`` per client message, one ``Hop`` per stage, an
+``Attempt`` for each try of a hop that did not succeed, and the ``ApiToken`` clients
+authenticate with."""
 
 import uuid
 from datetime import timedelta
@@ -19,6 +20,7 @@ class Transaction(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         TIMED_OUT = "timed_out"
+        CANCELLED = "cancelled"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -58,6 +60,15 @@ class Transaction(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     deadline_at = models.DateTimeField(help_text="When the transaction's time budget runs out.")
     finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who cancelled it (its owner or staff).",
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True, help_text="When it was cancelled.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -95,6 +106,11 @@ class Hop(models.Model):
     kafka_topic = models.CharField(max_length=249, blank=True)
     kafka_partition = models.IntegerField(null=True, blank=True)
     kafka_offset = models.BigIntegerField(null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Which attempt succeeded: the earlier ones are its Attempts. The hop's own"
+        " times are that attempt's.",
+    )
 
     class Meta:
         ordering = [
@@ -108,6 +124,46 @@ class Hop(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction_id} {Stage(self.stage).slug}"
+
+    @property
+    def duration(self) -> timedelta:
+        return self.finished_at - self.started_at
+
+
+class Attempt(models.Model):
+    """One try of a hop that did not succeed: when, how long, and why. A hop that succeeded
+    is its own last attempt (``Hop.attempt``), so a transaction without a fault writes none."""
+
+    class Outcome(models.TextChoices):
+        FAILED = "failed"  # an error; another attempt may follow, as ``retried`` says
+        TIMED_OUT = "timed_out"  # the transaction's deadline passed during it
+        CANCELLED = "cancelled"  # the transaction was cancelled (or ended) during it
+
+    transaction = models.ForeignKey(Transaction, on_delete=models.CASCADE, related_name="attempts")
+    stage = models.PositiveSmallIntegerField(choices=[(s.value, s.slug) for s in Stage])
+    number = models.PositiveSmallIntegerField(help_text="1 for the hop's first attempt.")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    kind = models.CharField(
+        max_length=32, blank=True, help_text="The error's kind, as the retry policy names it."
+    )
+    error = models.TextField(blank=True, help_text="What went wrong, as the client may read it.")
+    retried = models.BooleanField(
+        default=False, help_text="Whether another attempt followed (else why not is in error)."
+    )
+
+    class Meta:
+        ordering = ["transaction_id", "stage", "number"]
+        constraints = [
+            # A re-delivered task numbers its attempts after the ones recorded.
+            models.UniqueConstraint(
+                fields=["transaction", "stage", "number"], name="unique_attempt_per_stage"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id} {Stage(self.stage).slug} #{self.number} {self.outcome}"
 
     @property
     def duration(self) -> timedelta:

@@ -1,4 +1,4 @@
-"""Reads of transactions and their hops, and of API tokens."""
+"""Reads of transactions, their hops and attempts, and of API tokens."""
 
 from datetime import datetime
 from uuid import UUID
@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from .hops import Stage
-from .models import ApiToken, Hop, Transaction
+from .models import ApiToken, Attempt, Hop, Transaction
 
 #: Who is reading: a user, anonymous, or ``None`` for the relay itself (which sees everything).
 Viewer = User | AnonymousUser | None
@@ -33,13 +33,41 @@ def transaction_list(*, viewer: Viewer, status: str | None = None) -> QuerySet[T
 
 
 def transaction_get(*, transaction_id: str, viewer: Viewer) -> Transaction:
-    """One transaction with its hops in stage order.
+    """One transaction with its hops in stage order, and its attempts that did not succeed
+    (``Attempt``, in stage and number order: ``attempts_by_stage``).
 
     Raises ``Transaction.DoesNotExist`` if there is none, or if ``viewer`` may not see it:
     another user's transaction is as unknown as one that never existed.
     """
     hops = Prefetch("hops", queryset=Hop.objects.order_by("stage"))
-    return _visible_to(viewer).select_related("owner").prefetch_related(hops).get(id=transaction_id)
+    attempts = Prefetch("attempts", queryset=Attempt.objects.order_by("stage", "number"))
+    return (
+        _visible_to(viewer)
+        .select_related("owner", "cancelled_by")
+        .prefetch_related(hops, attempts)
+        .get(id=transaction_id)
+    )
+
+
+def attempts_by_stage(transaction: Transaction) -> dict[int, list[Attempt]]:
+    """The transaction's attempts that did not succeed, by stage (prefetched by
+    ``transaction_get``). A hop's successful attempt is the hop itself."""
+    by_stage: dict[int, list[Attempt]] = {}
+    for attempt in transaction.attempts.all():
+        by_stage.setdefault(attempt.stage, []).append(attempt)
+    return by_stage
+
+
+def attempt_next_number(*, transaction_id: str, stage: Stage) -> int:
+    """The number the next attempt of a hop takes: 1, or one past those recorded (a task
+    delivered again goes on counting)."""
+    last = (
+        Attempt.objects.filter(transaction_id=transaction_id, stage=stage)
+        .order_by("-number")
+        .values_list("number", flat=True)
+        .first()
+    )
+    return (last or 0) + 1
 
 
 def transaction_status(*, transaction_id: str) -> str:
@@ -62,6 +90,38 @@ def transaction_list_stale(*, before: datetime) -> list[UUID]:
             status=Transaction.Status.PENDING, deadline_at__lt=before
         ).values_list("id", flat=True)
     )
+
+
+def hop_progress(*, transaction_id: str, stage: Stage) -> tuple[str | None, Hop | None]:
+    """The transaction's status and the hop recorded for ``stage``, if any, in one SELECT:
+    what each hop asks before it acts (``None`` status: no such transaction)."""
+    key = Hop._meta.get_field("transaction").get_db_prep_value(transaction_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_HOP_PROGRESS_SQL, [int(stage), key])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    status, found, text, topic, partition, offset, attempt = row
+    if found is None:
+        return status, None
+    hop = Hop(
+        transaction_id=transaction_id,
+        stage=stage,
+        text=text,
+        kafka_topic=topic,
+        kafka_partition=partition,
+        kafka_offset=offset,
+        attempt=attempt,
+    )
+    return status, hop
+
+
+_HOP_PROGRESS_SQL = (
+    'SELECT t."status", h."id", h."text", h."kafka_topic", h."kafka_partition",'  # noqa: S608
+    ' h."kafka_offset", h."attempt"'
+    f' FROM "{Transaction._meta.db_table}" t LEFT JOIN "{Hop._meta.db_table}" h'
+    ' ON h."transaction_id" = t."id" AND h."stage" = %s WHERE t."id" = %s'
+)
 
 
 def hop_find(*, transaction_id: str, stage: Stage) -> Hop | None:

@@ -9,6 +9,9 @@ result is stored: it wakes whoever waits for the transaction, who then reads the
 transaction's records (a failure anywhere in the chain is stored on it too,
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED).
 
+Each hop first reads its transaction's state: one that ended (cancelled, say) stops its chain
+there, storing nothing, counted with outcome ``ended``.
+
 The periodic tasks take no argument: a forged one only runs the sweep or the purge early,
 which settle or delete by the records' own dates.
 """
@@ -19,12 +22,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from celery import Celery, chain, shared_task
+from celery import Celery, chain, shared_task, states
 from celery.canvas import Signature
 from celery.exceptions import Ignore
 from celery.result import AsyncResult
 from django.conf import settings
 
+from .errors import TransactionEnded
 from .hops import Stage
 from .metrics import TASKS
 from .services.chain import (
@@ -73,8 +77,18 @@ def _hop(
     payload = opened(message, task=task)
     if payload is None:
         raise Ignore  # the chain stops here; nothing is stored
-    with settled_if_broken(payload):
-        return payload_seal(perform(payload), to=to)
+    try:
+        with settled_if_broken(payload):
+            return payload_seal(perform(payload), to=to)
+    except TransactionEnded as ended:
+        TASKS.labels(task, "ended").inc()
+        logger.info(
+            "%s: %s; the chain stops here",
+            task,
+            ended,
+            extra={"transaction_id": payload["transaction_id"]},
+        )
+        raise Ignore from None
 
 
 @shared_task(name="relay.publish_request", ignore_result=True)
@@ -239,3 +253,9 @@ def chain_result(transaction_id: str) -> AsyncResult:
     """The result of a transaction's chain: a wake-up when it ends. Anyone who can write to
     Redis can write one, so what it says is never taken for the outcome."""
     return AsyncResult(transaction_id, app=consume_reply.app)
+
+
+def chain_wake(transaction_id: str) -> None:
+    """Wake whoever waits for the transaction's chain (``chain_result``) at once, although
+    its chain will not end: it was cancelled. They read the records, as for any wake-up."""
+    chain_app().backend.store_result(transaction_id, None, states.REVOKED)

@@ -43,6 +43,8 @@ from .hops import Stage
 
 TRANSACTION_ATTRIBUTE = "relay.transaction_id"
 STAGE_ATTRIBUTE = "relay.stage"
+ATTEMPT_ATTRIBUTE = "relay.attempt"
+OUTCOME_ATTRIBUTE = "relay.attempt.outcome"
 JSON_ERRORS_MIDDLEWARE = "relay_app.api.errors.JsonErrorsMiddleware"
 _EXPORTERS = ("zipkin_json", "otlp", "console")
 
@@ -288,6 +290,26 @@ def hop_span(stage: Stage, transaction_id: str | None = None) -> AbstractContext
     if transaction_id:
         attributes[TRANSACTION_ATTRIBUTE] = transaction_id
     return span(f"hop {int(stage)} {stage.slug}", attributes)
+
+
+def attempt_span(stage: Stage, number: int) -> AbstractContextManager[trace.Span]:
+    """A span for one attempt of hop ``stage``, under the hop's span; ``attempt_outcome``
+    says how it ended."""
+    # Not ``relay.stage``: that marks the hop's own span, which this one is under.
+    attributes: dict[str, str | int] = {
+        "relay.attempt.stage": stage.slug,
+        ATTEMPT_ATTRIBUTE: number,
+    }
+    return span(f"attempt {number} of hop {int(stage)}", attributes)
+
+
+def attempt_outcome(current: trace.Span, outcome: str, error: str = "") -> None:
+    """Mark an attempt's span with how it ended (and why, when it did not succeed)."""
+    if not _enabled or not current.is_recording():
+        return
+    current.set_attribute(OUTCOME_ATTRIBUTE, outcome)
+    if error:
+        current.set_status(trace.Status(trace.StatusCode.ERROR, error))
 
 
 def kafka_read_span(topic: str, partition: int, offset: int) -> AbstractContextManager[trace.Span]:

@@ -1,4 +1,5 @@
-"""A transaction's hops laid out on one time axis, for the admin's waterfall.
+"""A transaction's hops laid out on one time axis, for the admin's waterfall, each hop's
+attempts that did not succeed drawn on its row before it.
 
 Positions are percentages of the axis so the template can draw the bars with plain
 HTML/CSS (no script, no external asset).
@@ -31,15 +32,55 @@ class TimedHop(Protocol):
     def finished_at(self) -> datetime: ...
 
 
+class TimedAttempt(TimedHop, Protocol):
+    """What the waterfall needs of an attempt that did not succeed (``Attempt`` has it)."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def error(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class AttemptBar:
+    """An attempt that did not succeed, on its hop's row."""
+
+    number: int
+    outcome: str
+    error: str
+    offset_ms: float
+    duration_ms: float
+    left: float
+    width: float
+
+    @property
+    def style(self) -> str:
+        return f"left: {self.left:.3f}%; width: {self.width:.3f}%"
+
+    @property
+    def title(self) -> str:
+        return (
+            f"attempt {self.number} {self.outcome} at +{self.offset_ms:.2f} ms after"
+            f" {self.duration_ms:.2f} ms: {self.error}"
+        )
+
+
 @dataclass(frozen=True)
 class Bar:
-    """One hop on the axis: when it started and how long it took, in ms and in percent."""
+    """One hop on the axis: when it started and how long it took, in ms and in percent; its
+    attempts that did not succeed; ``recorded`` false for a hop only attempted (no bar)."""
 
     stage: Stage
     offset_ms: float
     duration_ms: float
     left: float
     width: float
+    attempts: tuple[AttemptBar, ...] = ()
+    recorded: bool = True
 
     @property
     def position(self) -> int:
@@ -104,25 +145,46 @@ def tick_step(total_ms: float) -> float:
 
 
 def waterfall(
-    *, started_at: datetime, finished_at: datetime | None, hops: Iterable[TimedHop]
+    *,
+    started_at: datetime,
+    finished_at: datetime | None,
+    hops: Iterable[TimedHop],
+    attempts: Iterable[TimedAttempt] = (),
 ) -> Waterfall:
-    """The hops in stage order on an axis from the transaction's start to its end.
+    """The hops in stage order on an axis from the transaction's start to its end, each
+    with its ``attempts`` that did not succeed (a hop only attempted gets a row too).
 
-    The axis starts at the earlier of ``started_at`` and the first hop, and ends at the later
-    of ``finished_at`` and the last hop, so every bar fits on it.
+    The axis starts at the earlier of ``started_at`` and the first hop or attempt, and ends at
+    the later of ``finished_at`` and the last, so every bar fits on it.
     """
-    ordered = sorted(hops, key=lambda hop: hop.stage)
-    origin = min([started_at, *(hop.started_at for hop in ordered)])
-    end = max([finished_at or origin, *(hop.finished_at for hop in ordered)])
+    ordered = {hop.stage: hop for hop in sorted(hops, key=lambda hop: hop.stage)}
+    tried: dict[int, list[TimedAttempt]] = {}
+    for attempt in sorted(attempts, key=lambda a: (a.stage, a.number)):
+        tried.setdefault(attempt.stage, []).append(attempt)
+    timed: list[TimedHop] = [*ordered.values(), *(a for each in tried.values() for a in each)]
+    origin = min([started_at, *(item.started_at for item in timed)])
+    end = max([finished_at or origin, *(item.finished_at for item in timed)])
     total_ms = _ms(end - origin)
     scale = 100 / total_ms if total_ms > 0 else 0.0
-    bars = []
-    for hop in ordered:
-        offset_ms = _ms(hop.started_at - origin)
-        duration_ms = _ms(hop.finished_at - hop.started_at)
+
+    def place(item: TimedHop) -> tuple[float, float, float, float]:
+        offset_ms = _ms(item.started_at - origin)
+        duration_ms = _ms(item.finished_at - item.started_at)
         width = min(max(duration_ms * scale, MIN_BAR_PERCENT), 100.0)
-        left = min(offset_ms * scale, 100.0 - width)
-        bars.append(Bar(Stage(hop.stage), offset_ms, duration_ms, left, width))
+        return offset_ms, duration_ms, min(offset_ms * scale, 100.0 - width), width
+
+    bars = []
+    for stage in sorted(ordered.keys() | tried.keys()):
+        failed = tuple(
+            AttemptBar(a.number, a.outcome, a.error, *place(a)) for a in tried.get(stage, [])
+        )
+        if stage in ordered:
+            bars.append(Bar(Stage(stage), *place(ordered[stage]), attempts=failed))
+        else:
+            last = failed[-1]
+            bars.append(
+                Bar(Stage(stage), last.offset_ms, 0.0, last.left, 0.0, failed, recorded=False)
+            )
     step = tick_step(total_ms)
     count = math.floor(total_ms / step + 1e-9) if total_ms > 0 else 0
     ticks = tuple(Tick(i * step, i * step * scale) for i in range(count + 1))

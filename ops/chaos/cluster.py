@@ -3,7 +3,8 @@ and three KRaft controllers, two workers, two gRPC servers, two web servers behi
 of each kind SIGKILLed under load and started again. Beyond the checks of every scenario
 (``report.py``), with answers due by the deadline plus half a second, each says how many may
 fail: the Kafka partition leader and the active controller, at most 1 %, and leadership must
-move; a gRPC server, none (the client fails over); a Celery worker, at most 1 % and no more
+move (and a leader moved twice in a row, under the Kafka hops' retries); a gRPC server, none
+(its calls are retried on the other); a Celery worker, at most 1 % and no more
 than the tasks it had taken (they come back only after Redis's visibility timeout, past their
 deadline); a web server, at most the requests it held (nginx sends each again to the other
 with the same Idempotency-Key). ``--quick``, whose few hundred requests make a percentage mean
@@ -123,6 +124,26 @@ def _active_controller(now: Leadership) -> int:
     return now.controller
 
 
+class LeaderMoves:
+    """The partition leader killed, brought back in sync, then the new leader killed: the
+    relay's records move leader twice under load; Kafka hops retry under their policies."""
+
+    def __init__(self) -> None:
+        self.first = KafkaNodeFault(
+            _writing_partition_leader, "the leader of the partition written to"
+        )
+        self.second = KafkaNodeFault(_writing_partition_leader, "the new leader of that partition")
+
+    def inject(self, stack: Stack) -> float | None:
+        moved = self.first.inject(stack)
+        self.first.recover(stack)
+        again = self.second.inject(stack)
+        return None if moved is None or again is None else max(moved, again)
+
+    def recover(self, stack: Stack) -> None:
+        self.second.recover(stack)
+
+
 def scenarios(clients: int, ratios: bool) -> list[Scenario]:
     """The cluster's scenarios, for ``clients`` client threads (each holds one request); without
     ``ratios`` only the counts bind: what a killed worker had taken, what a web server held."""
@@ -135,6 +156,13 @@ def scenarios(clients: int, ratios: bool) -> list[Scenario]:
     controller = KafkaNodeFault(_active_controller, "the active KRaft controller")
     return [
         leader.scenario("Kafka partition leader", min_success_ratio=most),
+        Scenario(
+            "Kafka partition leader moved twice (retries)",
+            (moves := LeaderMoves()).inject,
+            moves.recover,
+            min_success_ratio=most,
+            must_reroute=True,
+        ),
         controller.scenario("Kafka active controller", min_success_ratio=most),
         crash("one gRPC server", "grpc-2", most=1.0),
         crash("one Celery worker", "worker-2", most=most, fail=held_by_worker),

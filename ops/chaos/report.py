@@ -42,6 +42,7 @@ class Report:
     healed_after_seconds: float | None
     success_ratio: float
     leader_move_s: float | None = None
+    retried_attempts: int = 0  # attempts of hops that failed and were tried again
     requirement_met: bool = True  # the scenario's share of successes and most failures
 
     @property
@@ -124,11 +125,15 @@ def database(transactions: QuerySet[Transaction], entries: list[Entry]) -> dict[
         .filter(n__gt=1)
         .count()
     )
+    from relay_app.models import Attempt
+
+    retried = Attempt.objects.filter(transaction__in=transactions, retried=True).count()
     return {
         "final_states": dict(final_states),
         "pending": pending,
         "lost": lost,
         "duplicated": duplicate_hops,
+        "retried_attempts": retried,
     }
 
 
@@ -177,6 +182,7 @@ def check(
         pending=stored["pending"],
         lost=stored["lost"] + unreadable,
         duplicated=stored["duplicated"] + duplicate_records,
+        retried_attempts=stored["retried_attempts"],
         healed_after_seconds=healed,
         success_ratio=success_ratio,
         leader_move_s=moved,
@@ -202,6 +208,7 @@ def summarize(reports: list[Report]) -> dict[str, Any]:
         "hung": sum(report.hung for report in reports),
         "success_ratio_min": min((report.success_ratio for report in reports), default=0.0),
         "leader_move_s_max": max(moves, default=None),
+        "retried_attempts": sum(report.retried_attempts for report in reports),
         "failed": [report.scenario for report in reports if not report.passed],
     }
 

@@ -99,6 +99,7 @@ def describe(report: Report, scenario: Scenario) -> str:
         f" 504 {report.timed_out}, other {report.other}, no answer {report.no_answer},"
         f" hung {report.hung}, wrong text {report.wrong_text}; final states {report.final_states},"
         f" pending {report.pending}; lost {report.lost}, duplicated {report.duplicated};"
+        f" retried attempts {report.retried_attempts};"
         f" healed after {report.healed_after_seconds} s; success ratio {report.success_ratio}"
         f" (at least {scenario.min_success_ratio}{most}) -> {'ok' if report.passed else 'FAILED'}"
     )

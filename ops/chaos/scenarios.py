@@ -78,6 +78,22 @@ def send_signal(process: str, sig: signal.Signals) -> Callable[[Stack], None]:
     return send
 
 
+def flap(
+    process: str, *, times: int = 3, down: float = 0.3, up: float = 0.7
+) -> Callable[[Stack], None]:
+    """``process`` SIGKILLed and started again ``times`` times, ``down`` seconds before each
+    start (which waits until it is ready, about a second more) and ``up`` seconds after."""
+
+    def flapping(stack: Stack) -> None:
+        for _ in range(times):
+            stack.stop(process, sig=signal.SIGKILL)
+            time.sleep(down)
+            stack.start(process)
+            time.sleep(up)
+
+    return flapping
+
+
 def redeliver(stack: Stack) -> None:
     """Deliver the first task of recent succeeded transactions again, as a crash would."""
     from relay_app import tasks
@@ -100,7 +116,23 @@ SCENARIOS = [
     crash("worker", "worker"),
     Scenario("Kafka SIGTERM, then start", stop("kafka"), start("kafka")),
     crash("Kafka", "kafka"),
-    Scenario("gRPC server stopped, then started", stop("grpc"), start("grpc")),
+    # Down for less than the deadline: each call is retried under its policy until the
+    # server is back, so every request succeeds (it answered 503 before retries).
+    Scenario(
+        "gRPC server stopped, then started",
+        stop("grpc"),
+        start("grpc"),
+        hold_seconds=1.0,
+        max_failures=0,
+    ),
+    # Up and down three times in a row: the retries carry every transaction through.
+    Scenario(
+        "gRPC server flapping (retries)",
+        flap("grpc"),
+        start("grpc"),
+        hold_seconds=0.5,
+        max_failures=0,
+    ),
     Scenario(
         "gRPC server slower than the deadline (SIGSTOP), then SIGCONT",
         send_signal("grpc", signal.SIGSTOP),

@@ -33,3 +33,62 @@ RELAY_KAFKA_BROKERS = env.int("RELAY_KAFKA_BROKERS", default=1)
 RELAY_WORKERS = env.int("RELAY_WORKERS", default=1)
 RELAY_GRPC_SERVERS = env.int("RELAY_GRPC_SERVERS", default=1)
 RELAY_WEB_SERVERS = env.int("RELAY_WEB_SERVERS", default=1)
+
+# The retry policy of each hop that talks to another server (relay_app/retries.py checks it
+# and names the variable at fault): how many attempts in all, the delay before the second
+# (seconds), the factor it grows by, its largest value, the jitter (a share of each delay,
+# 0-1, taken at random off it), and which errors are worth another attempt. An attempt is
+# made only while the time left covers what the hop typically takes, measured by each
+# worker process on its successful attempts and seeded with *_TYPICAL_SECONDS.
+#
+# gRPC (hop 5): status codes worth another attempt; INVALID_ARGUMENT and PERMISSION_DENIED
+# never are. A call waits GRPC_CONNECT_TIMEOUT_SECONDS at most for a connection each time.
+RELAY_RETRY_GRPC_ATTEMPTS = env.int("RELAY_RETRY_GRPC_ATTEMPTS", default=4)
+RELAY_RETRY_GRPC_FIRST_DELAY_SECONDS = env.float(
+    "RELAY_RETRY_GRPC_FIRST_DELAY_SECONDS", default=0.05
+)
+RELAY_RETRY_GRPC_BACKOFF = env.float("RELAY_RETRY_GRPC_BACKOFF", default=2.0)
+RELAY_RETRY_GRPC_MAX_DELAY_SECONDS = env.float("RELAY_RETRY_GRPC_MAX_DELAY_SECONDS", default=0.5)
+RELAY_RETRY_GRPC_JITTER = env.float("RELAY_RETRY_GRPC_JITTER", default=0.2)
+RELAY_RETRY_GRPC_ON = env.list("RELAY_RETRY_GRPC_ON", default=["UNAVAILABLE"])
+RELAY_RETRY_GRPC_TYPICAL_SECONDS = env.float("RELAY_RETRY_GRPC_TYPICAL_SECONDS", default=0.02)
+# Kafka publish (hops 2 and 6): only what cannot have written a record. ``not_queued``: the
+# producer could not take the record (no partition leader known in time); ``unacknowledged``:
+# no acknowledgement in time, so the next attempt waits again for the same record, never
+# sending it twice (the producer's own retries, idempotent, go on meanwhile).
+RELAY_RETRY_KAFKA_PUBLISH_ATTEMPTS = env.int("RELAY_RETRY_KAFKA_PUBLISH_ATTEMPTS", default=3)
+RELAY_RETRY_KAFKA_PUBLISH_FIRST_DELAY_SECONDS = env.float(
+    "RELAY_RETRY_KAFKA_PUBLISH_FIRST_DELAY_SECONDS", default=0.1
+)
+RELAY_RETRY_KAFKA_PUBLISH_BACKOFF = env.float("RELAY_RETRY_KAFKA_PUBLISH_BACKOFF", default=2.0)
+RELAY_RETRY_KAFKA_PUBLISH_MAX_DELAY_SECONDS = env.float(
+    "RELAY_RETRY_KAFKA_PUBLISH_MAX_DELAY_SECONDS", default=0.5
+)
+RELAY_RETRY_KAFKA_PUBLISH_JITTER = env.float("RELAY_RETRY_KAFKA_PUBLISH_JITTER", default=0.2)
+RELAY_RETRY_KAFKA_PUBLISH_ON = env.list(
+    "RELAY_RETRY_KAFKA_PUBLISH_ON", default=["not_queued", "unacknowledged"]
+)
+RELAY_RETRY_KAFKA_PUBLISH_TYPICAL_SECONDS = env.float(
+    "RELAY_RETRY_KAFKA_PUBLISH_TYPICAL_SECONDS", default=0.02
+)
+# Kafka consume (hops 3 and 7): reading has no effect, so ``not_readable`` (the record did not
+# arrive in time) and ``broker_error`` (a connection or a leader lost) are worth another read;
+# a record of another transaction never is.
+RELAY_RETRY_KAFKA_CONSUME_ATTEMPTS = env.int("RELAY_RETRY_KAFKA_CONSUME_ATTEMPTS", default=3)
+RELAY_RETRY_KAFKA_CONSUME_FIRST_DELAY_SECONDS = env.float(
+    "RELAY_RETRY_KAFKA_CONSUME_FIRST_DELAY_SECONDS", default=0.05
+)
+RELAY_RETRY_KAFKA_CONSUME_BACKOFF = env.float("RELAY_RETRY_KAFKA_CONSUME_BACKOFF", default=2.0)
+RELAY_RETRY_KAFKA_CONSUME_MAX_DELAY_SECONDS = env.float(
+    "RELAY_RETRY_KAFKA_CONSUME_MAX_DELAY_SECONDS", default=0.5
+)
+RELAY_RETRY_KAFKA_CONSUME_JITTER = env.float("RELAY_RETRY_KAFKA_CONSUME_JITTER", default=0.2)
+RELAY_RETRY_KAFKA_CONSUME_ON = env.list(
+    "RELAY_RETRY_KAFKA_CONSUME_ON", default=["not_readable", "broker_error"]
+)
+RELAY_RETRY_KAFKA_CONSUME_TYPICAL_SECONDS = env.float(
+    "RELAY_RETRY_KAFKA_CONSUME_TYPICAL_SECONDS", default=0.02
+)
+# While a hop waits on another server, how often it looks whether its transaction was
+# cancelled (or otherwise ended), to stop waiting (seconds).
+RELAY_CANCEL_CHECK_SECONDS = env.float("RELAY_CANCEL_CHECK_SECONDS", default=0.05)

@@ -15,10 +15,10 @@ from rest_framework.exceptions import Throttled
 
 from ..hops import Stage
 from ..metrics import EVENT_STREAMS
-from ..models import Hop, Transaction
+from ..models import Attempt, Hop, Transaction
 from ..services.events import Heartbeat, transaction_follow
 from ..services.transactions import SETTLE_GRACE_SECONDS
-from .serializers import HopSerializer, TransactionSerializer
+from .serializers import HopSerializer, TransactionSerializer, attempt_representation
 
 # How long EventSource waits before it reconnects to a stream cut short (milliseconds).
 RETRY_MS = 1000
@@ -32,10 +32,18 @@ def last_event_id(headers: Mapping[str, str]) -> int:
     return int(value) if 0 < int(value) <= len(Stage) else 0
 
 
-def hop_data(hop: Hop) -> dict[str, Any]:
-    """A hop as its event carries it: as the transaction's page shows it, plus the seed's
-    log label, so a client can print the seed's line for it."""
-    return {**HopSerializer().to_representation(hop), "label": Stage(hop.stage).spec.log_label}
+def hop_data(hop: Hop, earlier: list[Attempt]) -> dict[str, Any]:
+    """A hop as its event carries it: as the transaction's page shows it (with ``earlier``,
+    its attempts that did not succeed), plus the seed's log label, so a client can print the
+    seed's line for it."""
+    shown = HopSerializer().to_representation(hop, earlier)
+    return {**shown, "label": Stage(hop.stage).spec.log_label}
+
+
+def attempt_data(attempt: Attempt) -> dict[str, Any]:
+    """An attempt that did not succeed, as its event carries it: with its hop's place."""
+    stage = Stage(attempt.stage)
+    return {"position": stage.value, "stage": stage.slug, **attempt_representation(attempt)}
 
 
 def event(data: Mapping[str, Any], *, name: str, event_id: int | None = None) -> bytes:
@@ -51,15 +59,22 @@ def events(
     until it ends or its client leaves)."""
     with EVENT_STREAMS.track_inprogress():
         yield f"retry: {RETRY_MS}\n\n".encode()
+        earlier: dict[int, list[Attempt]] = {}
         for item in transaction_follow(
             transaction_id=transaction_id, after=after, heartbeat_seconds=heartbeat_seconds
         ):
             if isinstance(item, Heartbeat):
                 yield b": heartbeat\n\n"
+            elif isinstance(item, Attempt):
+                earlier.setdefault(item.stage, []).append(item)
+                yield event(attempt_data(item), name="attempt")
             elif isinstance(item, Hop):
-                yield event(hop_data(item), name="hop", event_id=item.stage)
+                yield event(
+                    hop_data(item, earlier.get(item.stage, [])), name="hop", event_id=item.stage
+                )
             elif isinstance(item, Transaction):
-                yield event(TransactionSerializer(item).data, name="settled")
+                last = "cancelled" if item.status == Transaction.Status.CANCELLED else "settled"
+                yield event(TransactionSerializer(item).data, name=last)
 
 
 class StreamPlaces:

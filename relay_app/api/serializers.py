@@ -3,6 +3,7 @@
 import difflib
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -10,7 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..hops import Stage
-from ..models import Hop, Transaction
+from ..models import Attempt, Hop, Transaction
+from ..selectors import attempts_by_stage
 from ..tracing import trace_url
 
 STAGE_SLUGS = [stage.slug for stage in Stage]
@@ -153,15 +155,82 @@ class KafkaRecordSerializer(serializers.Serializer):
 _DATETIME = serializers.DateTimeField()
 
 
+ATTEMPT_OUTCOMES = ["succeeded", *Attempt.Outcome.values]
+
+
+class AttemptSerializer(serializers.Serializer):
+    """One attempt of a hop: the hop's own (its last, ``succeeded``) or one that did not
+    succeed, and whether another followed."""
+
+    number = serializers.IntegerField(min_value=1, help_text="1 for the hop's first attempt.")
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+    duration_ms = serializers.FloatField()
+    outcome = serializers.ChoiceField(
+        choices=ATTEMPT_OUTCOMES,
+        help_text="`succeeded`; `failed` (an error); `timed_out` (the deadline passed during"
+        " it); `cancelled` (the transaction was cancelled during it).",
+    )
+    kind = serializers.CharField(
+        help_text="The error's kind, as the hop's retry policy names it (`UNAVAILABLE`,"
+        " `not_readable`, ...); empty when it succeeded."
+    )
+    error = serializers.CharField(help_text="Why it did not succeed; empty when it succeeded.")
+    retried = serializers.BooleanField(help_text="Whether another attempt followed it.")
+
+
+def _ms(start: datetime, end: datetime) -> float:
+    return round((end - start).total_seconds() * 1000, 3)
+
+
+def attempt_representation(attempt: Attempt) -> dict[str, Any]:
+    """An attempt that did not succeed, as the API shows it."""
+    return {
+        "number": attempt.number,
+        "started_at": _DATETIME.to_representation(attempt.started_at),
+        "finished_at": _DATETIME.to_representation(attempt.finished_at),
+        "duration_ms": _ms(attempt.started_at, attempt.finished_at),
+        "outcome": attempt.outcome,
+        "kind": attempt.kind,
+        "error": attempt.error,
+        "retried": attempt.retried,
+    }
+
+
+def hop_attempts(hop: Hop, earlier: list[Attempt]) -> list[dict[str, Any]]:
+    """Every attempt of a recorded hop: those that did not succeed, then the hop's own."""
+    own = {
+        "number": hop.attempt,
+        "started_at": _DATETIME.to_representation(hop.started_at),
+        "finished_at": _DATETIME.to_representation(hop.finished_at),
+        "duration_ms": _ms(hop.started_at, hop.finished_at),
+        "outcome": "succeeded",
+        "kind": "",
+        "error": "",
+        "retried": False,
+    }
+    return [*(attempt_representation(a) for a in earlier if a.number < hop.attempt), own]
+
+
 class HopSerializer(serializers.ModelSerializer):
     stage = serializers.SerializerMethodField()
     position = serializers.IntegerField(source="stage", min_value=1, max_value=len(Stage))
     duration_ms = serializers.SerializerMethodField()
     kafka = serializers.SerializerMethodField()
+    attempts = serializers.SerializerMethodField()
 
     class Meta:
         model = Hop
-        fields = ["position", "stage", "text", "started_at", "finished_at", "duration_ms", "kafka"]
+        fields = [
+            "position",
+            "stage",
+            "text",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "kafka",
+            "attempts",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.ChoiceField(choices=STAGE_SLUGS))
@@ -181,10 +250,24 @@ class HopSerializer(serializers.ModelSerializer):
             "offset": hop.kafka_offset,
         }
 
-    def to_representation(self, instance: Hop) -> dict[str, Any]:
+    @extend_schema_field(
+        AttemptSerializer(
+            many=True,
+            help_text="Every attempt of the hop, in order; the last is the hop's own. One"
+            " for a hop that needed no retry.",
+        )
+    )
+    def get_attempts(self, hop: Hop) -> list[dict[str, Any]]:
+        earlier = [a for a in hop.transaction.attempts.all() if a.stage == hop.stage]
+        return hop_attempts(hop, earlier)
+
+    def to_representation(
+        self, instance: Hop, earlier: list[Attempt] | None = None
+    ) -> dict[str, Any]:
         """The fields above, built at once: every answer shows eight hops, and DRF's walk of
         the fields one by one cost as much as the rest of the view's work on it. The fields
-        still define the schema, and a test holds the two to the same output."""
+        still define the schema, and a test holds the two to the same output. ``earlier``:
+        the hop's attempts that did not succeed, when the caller has them already."""
         return {
             "position": instance.stage,
             "stage": self.get_stage(instance),
@@ -193,7 +276,34 @@ class HopSerializer(serializers.ModelSerializer):
             "finished_at": _DATETIME.to_representation(instance.finished_at),
             "duration_ms": self.get_duration_ms(instance),
             "kafka": self.get_kafka(instance),
+            "attempts": hop_attempts(instance, earlier)
+            if earlier is not None
+            else self.get_attempts(instance),
         }
+
+
+class UnfinishedHopSerializer(serializers.Serializer):
+    """A hop that was attempted and never recorded: the failed or cancelled one."""
+
+    position = serializers.IntegerField(min_value=1, max_value=len(Stage))
+    stage = serializers.ChoiceField(choices=STAGE_SLUGS)
+    attempts = AttemptSerializer(many=True)
+
+
+def unfinished_hops(
+    transaction: Transaction, by_stage: dict[int, list[Attempt]]
+) -> list[dict[str, Any]]:
+    """The hops with attempts but no record, in order."""
+    recorded = {hop.stage for hop in transaction.hops.all()}
+    return [
+        {
+            "position": stage,
+            "stage": Stage(stage).slug,
+            "attempts": [attempt_representation(a) for a in attempts],
+        }
+        for stage, attempts in sorted(by_stage.items())
+        if stage not in recorded
+    ]
 
 
 class TransactionSerializer(serializers.ModelSerializer):
@@ -205,7 +315,9 @@ class TransactionSerializer(serializers.ModelSerializer):
     duration_ms = serializers.SerializerMethodField()
     trace_id = serializers.SerializerMethodField()
     trace_url = serializers.SerializerMethodField()
+    cancelled_by = serializers.SerializerMethodField()
     hops = HopSerializer(many=True)
+    unfinished_hops = serializers.SerializerMethodField()
 
     class Meta:
         model = Transaction
@@ -222,9 +334,32 @@ class TransactionSerializer(serializers.ModelSerializer):
             "duration_ms",
             "trace_id",
             "trace_url",
+            "cancelled_by",
+            "cancelled_at",
             "hops",
+            "unfinished_hops",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.CharField(
+            allow_null=True,
+            help_text="Who cancelled it (status `cancelled`): its owner or a member of staff.",
+        )
+    )
+    def get_cancelled_by(self, transaction: Transaction) -> str | None:
+        return transaction.cancelled_by.get_username() if transaction.cancelled_by else None
+
+    @extend_schema_field(
+        UnfinishedHopSerializer(
+            many=True,
+            help_text="Hops attempted but never recorded (the one that failed, or was cut off"
+            " by a cancellation), each with its attempts; empty when every hop attempted"
+            " was recorded.",
+        )
+    )
+    def get_unfinished_hops(self, transaction: Transaction) -> list[dict[str, Any]]:
+        return unfinished_hops(transaction, attempts_by_stage(transaction))
 
     @extend_schema_field(
         serializers.CharField(allow_null=True, help_text="Who relayed it; null if anonymous.")
@@ -262,6 +397,7 @@ class TransactionSerializer(serializers.ModelSerializer):
     def to_representation(self, instance: Transaction) -> dict[str, Any]:
         """Built at once, as the hops are (see ``HopSerializer.to_representation``)."""
         hop = HopSerializer()
+        by_stage = attempts_by_stage(instance)
         return {
             "transaction_id": str(instance.id),
             "owner": self.get_owner(instance),
@@ -277,7 +413,15 @@ class TransactionSerializer(serializers.ModelSerializer):
             "duration_ms": self.get_duration_ms(instance),
             "trace_id": instance.trace_id or None,
             "trace_url": self.get_trace_url(instance),
-            "hops": [hop.to_representation(each) for each in instance.hops.all()],
+            "cancelled_by": self.get_cancelled_by(instance),
+            "cancelled_at": _DATETIME.to_representation(instance.cancelled_at)
+            if instance.cancelled_at
+            else None,
+            "hops": [
+                hop.to_representation(each, by_stage.get(each.stage, []))
+                for each in instance.hops.all()
+            ],
+            "unfinished_hops": unfinished_hops(instance, by_stage),
         }
 
 
@@ -298,9 +442,11 @@ class ServerSentEventSerializer(serializers.Serializer):
     text/event-stream by its schema): a hop, then the settled transaction."""
 
     event = serializers.ChoiceField(
-        choices=["hop", "settled"],
+        choices=["attempt", "hop", "settled", "cancelled"],
         required=False,
-        help_text="`hop`, one for each hop as it completes, then `settled`, the last.",
+        help_text="`attempt` for each attempt of a hop that did not succeed, as it ends;"
+        " `hop`, one for each hop as it completes (with all its attempts); then the last:"
+        " `cancelled` for a cancelled transaction, else `settled`.",
     )
     id = serializers.CharField(
         required=False, help_text="A hop's position, 1-8: send it back as `Last-Event-ID`."
@@ -310,8 +456,10 @@ class ServerSentEventSerializer(serializers.Serializer):
     data = serializers.CharField(  # type: ignore[assignment]
         required=False,
         help_text=(
-            "JSON: for `hop`, the hop as in a transaction (with its seed log `label`); for"
-            " `settled`, the transaction as `GET /api/transactions/<id>/` shows it."
+            "JSON: for `attempt`, the attempt as in a hop's `attempts`, with the hop's"
+            " `position` and `stage`; for `hop`, the hop as in a transaction (with its seed"
+            " log `label`); for `settled` and `cancelled`, the transaction as"
+            " `GET /api/transactions/<id>/` shows it."
         ),
     )
     retry = serializers.IntegerField(
@@ -325,7 +473,10 @@ class TransactionListSerializer(TransactionSerializer):
     )
 
     class Meta(TransactionSerializer.Meta):
-        fields = ["url", *(f for f in TransactionSerializer.Meta.fields if f != "hops")]
+        fields = [
+            "url",
+            *(f for f in TransactionSerializer.Meta.fields if f not in ("hops", "unfinished_hops")),
+        ]
         read_only_fields = fields
 
     def to_representation(self, instance: Transaction) -> dict[str, Any]:
@@ -350,10 +501,12 @@ class ErrorSerializer(ClosedSerializer):
 
 
 class TransactionFailureSerializer(TransactionSerializer):
-    """A recorded transaction that failed (503) or timed out (504), and why."""
+    """A recorded transaction that failed (503), timed out (504) or was cancelled (409), and
+    why."""
 
     detail = serializers.CharField(
-        help_text="Why: the dependency that is down, or the hop the deadline passed on."
+        help_text="Why: the dependency that is down (and after how many attempts, or why no"
+        " further one), the hop the deadline passed on, or who cancelled it."
     )
 
     class Meta(TransactionSerializer.Meta):

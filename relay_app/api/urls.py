@@ -15,6 +15,11 @@ urlpatterns = [
         name="transaction-detail",
     ),
     path(
+        "api/transactions/<uuid:transaction_id>/cancel/",
+        views.TransactionCancelView.as_view(),
+        name="transaction-cancel",
+    ),
+    path(
         "api/transactions/<uuid:transaction_id>/events/",
         views.TransactionEventsView.as_view(),
         name="transaction-events",

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from ..metrics import exposition
 from ..models import Transaction
 from ..selectors import transaction_get, transaction_list
+from ..services.cancel import transaction_cancel_for
 from ..services.health import readiness
 from ..services.relay import relay_message, relay_message_async
 from .admission import DEADLINE_ATTRIBUTE
@@ -59,12 +60,14 @@ from .serializers import (
 from .throttling import RelayThrottle
 
 # How a transaction answers the client. Pending only happens to a repeated Idempotency-Key
-# whose first request never finished.
+# whose first request never finished. Cancelled: 409, the transaction's state (its owner or
+# staff cancelled it) conflicts with the request to finish it; the body says who and when.
 HTTP_STATUS = {
     Transaction.Status.SUCCEEDED: status.HTTP_200_OK,
     Transaction.Status.FAILED: status.HTTP_503_SERVICE_UNAVAILABLE,
     Transaction.Status.TIMED_OUT: status.HTTP_504_GATEWAY_TIMEOUT,
     Transaction.Status.PENDING: status.HTTP_504_GATEWAY_TIMEOUT,
+    Transaction.Status.CANCELLED: status.HTTP_409_CONFLICT,
 }
 SEED_MESSAGE = "hello world"
 
@@ -164,6 +167,12 @@ class RelayView(generics.GenericAPIView):
             ),
             413: TOO_LARGE,
             415: OpenApiResponse(ErrorSerializer, "The body is not `application/json`."),
+            409: OpenApiResponse(
+                TransactionFailureSerializer,
+                "Cancelled while the request waited (`POST /api/transactions/<id>/cancel/`):"
+                " answered at once, with `status` `cancelled`, `cancelled_by` and"
+                " `cancelled_at`.",
+            ),
             422: OpenApiResponse(
                 ErrorSerializer, "The Idempotency-Key was already used with another message."
             ),
@@ -171,8 +180,9 @@ class RelayView(generics.GenericAPIView):
             503: OpenApiResponse(
                 RELAY_FAILURE,
                 "A dependency is down (Kafka, Redis, the gRPC server or the database);"
-                " `detail` names it. Or the relay is at capacity: nothing was recorded; wait"
-                " as many seconds as `Retry-After` says.",
+                " `detail` names it, and after how many attempts (each in its hop's"
+                " `attempts`), or why no further one was made. Or the relay is at capacity:"
+                " nothing was recorded; wait as many seconds as `Retry-After` says.",
             ),
             504: OpenApiResponse(
                 TransactionFailureSerializer,
@@ -232,6 +242,7 @@ class SeedRelayView(APIView):
                 " (then wait as `Retry-After` says).",
             ),
             504: OpenApiResponse(OpenApiTypes.STR, '`"Error:Timeout request"`, as the seed.'),
+            409: OpenApiResponse(OpenApiTypes.STR, '`"Error:cancelled by <user>"`.'),
         },
     )
     def get(self, request: Request) -> Response:
@@ -267,7 +278,8 @@ class SeedRelayView(APIView):
 class TransactionListView(generics.ListAPIView):
     """Your transactions (staff: everyone's), newest first, 50 to a page.
 
-    Add `?status=succeeded` (or `pending`, `failed`, `timed_out`) to see only those.
+    Add `?status=succeeded` (or `pending`, `failed`, `timed_out`, `cancelled`) to see only
+    those.
     """
 
     serializer_class = TransactionListSerializer
@@ -302,12 +314,53 @@ class TransactionDetailView(APIView):
         return Response(TransactionSerializer(transaction).data)
 
 
+class TransactionCancelView(APIView):
+    """Cancel one of your transactions (staff: anyone's) while it is pending.
+
+    It ends `cancelled`, with who and when: no hop is recorded after, its tasks not yet run
+    do nothing, a gRPC call in progress is cancelled, a client blocked on it gets 409 at
+    once, and its event stream ends with `event: cancelled`. A transaction that has already
+    ended is left as it is: 409.
+    """
+
+    @extend_schema(
+        tags=["transactions"],
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                TransactionSerializer, "Cancelled: the transaction, with `status` `cancelled`."
+            ),
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+            409: OpenApiResponse(
+                TransactionFailureSerializer,
+                "It had already ended (`status` says how); nothing changed.",
+            ),
+            503: DATABASE_DOWN,
+        },
+    )
+    def post(self, request: Request, transaction_id: str) -> Response:
+        try:
+            transaction, cancelled = transaction_cancel_for(
+                transaction_id=str(transaction_id), viewer=request.user
+            )
+        except Transaction.DoesNotExist as exc:
+            raise Http404(f"no transaction {transaction_id}") from exc
+        body = dict(TransactionSerializer(transaction).data)
+        if cancelled:
+            return Response(body)
+        detail = f"transaction {transaction_id} has already ended ({transaction.status})"
+        return unlogged(Response({"detail": detail, **body}, status=status.HTTP_409_CONFLICT))
+
+
 class TransactionEventsView(APIView):
     """One of your transactions (staff: anyone's) as it happens, as Server-Sent Events.
 
-    Each hop as it is recorded (`event: hop`, `id:` its position 1-8, `data:` the hop as in
-    the transaction's page), then `event: settled` with the whole transaction as
-    `GET /api/transactions/<id>/` shows it; then the stream ends. A settled transaction's
+    Each attempt of a hop that did not succeed as it ends (`event: attempt`), each hop as it
+    is recorded (`event: hop`, `id:` its position 1-8, `data:` the hop as in the
+    transaction's page, with its attempts), then `event: settled` with the whole transaction
+    as `GET /api/transactions/<id>/` shows it (`event: cancelled` if it was cancelled); then
+    the stream ends. A settled transaction's
     hops come at once. `: heartbeat` comments keep a quiet stream open; a transaction still
     pending shortly after its deadline is timed out, and the stream ends with that. A web
     server process holds a few streams of one user at once, and a few more in all: beyond,
@@ -320,7 +373,8 @@ class TransactionEventsView(APIView):
         responses={
             (200, "text/event-stream"): OpenApiResponse(
                 ServerSentEventSerializer,
-                "The events, ending with `event: settled`: `id: 3` / `event: hop` /"
+                "The events, ending with `event: settled` (or `cancelled`): `id: 3` /"
+                " `event: hop` /"
                 ' `data: {"position": 3, "stage": "kafka_consume_request", ...}`.',
             ),
             401: UNAUTHENTICATED,

@@ -16,10 +16,13 @@ from typing import Any, TypedDict
 from django.conf import settings
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.metrics.stats import Total
+from kafka.producer.future import FutureRecordMetadata
 
 from .. import tracing
 from ..errors import DependencyUnavailable
+from ..metrics import KAFKA_PRODUCER_RETRIES
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,7 @@ class KafkaGateway:
         self._connect_timeout_ms = int(connect_timeout * 1000)
         self._producer: KafkaProducer | None = None
         self._producer_lock = threading.Lock()
+        self._retries_counted = 0.0
         self._local = threading.local()
 
     @property
@@ -149,17 +153,84 @@ class KafkaGateway:
         self, *, topic: str, transaction_id: str, value: str, timeout: float
     ) -> RecordCoordinates:
         """Write one record keyed and headed by the transaction id; wait for the broker's ack."""
+        return PendingRecord(self, topic, transaction_id, value).acknowledged(timeout=timeout)
+
+    def send(self, *, topic: str, transaction_id: str, value: str) -> FutureRecordMetadata:
+        """Hand one record to the producer; its acknowledgement is the future's.
+
+        ``DependencyUnavailable`` of kind ``not_queued`` if the producer did not take it (no
+        leader of the topic's partitions known within the connect timeout, say): nothing
+        was written, so another attempt may send it again.
+        """
         key = transaction_id.encode()
         try:
-            future = self.producer().send(
+            return self.producer().send(
                 topic, key=key, value=value.encode(), headers=[(TRANSACTION_HEADER, key)]
             )
-            metadata = future.get(timeout=max(timeout, 0.001))
         except KafkaError as exc:
             raise DependencyUnavailable(
-                "Kafka", f"publishing to {topic} failed ({type(exc).__name__})", internal=repr(exc)
+                "Kafka",
+                f"publishing to {topic} failed ({type(exc).__name__})",
+                internal=repr(exc),
+                kind="not_queued",
             ) from exc
+
+    def acknowledgement(
+        self, future: FutureRecordMetadata, *, topic: str, timeout: float
+    ) -> RecordCoordinates:
+        """Where the record of ``future`` was written, once the broker acknowledges it.
+
+        ``DependencyUnavailable`` of kind ``unacknowledged`` if no answer came within
+        ``timeout`` (the producer still holds the record: wait again for the same one, never
+        send it anew), or ``failed`` if the producer gave up on it, after its own retries,
+        which idempotence keeps from writing it twice (counted in
+        ``relay_kafka_producer_retries``): it may have been written, so it is final.
+        """
+        try:
+            metadata = future.get(timeout=max(timeout, 0.001))
+        except KafkaTimeoutError as exc:
+            raise DependencyUnavailable(
+                "Kafka",
+                f"publishing to {topic} was not acknowledged within {timeout:.2g} s",
+                internal=repr(exc),
+                kind="unacknowledged",
+            ) from exc
+        except KafkaError as exc:
+            raise DependencyUnavailable(
+                "Kafka",
+                f"publishing to {topic} failed ({type(exc).__name__})",
+                internal=repr(exc),
+                kind="failed",
+            ) from exc
+        finally:
+            self._count_producer_retries()
         return RecordCoordinates(topic=topic, partition=metadata.partition, offset=metadata.offset)
+
+    def _count_producer_retries(self) -> None:
+        """Add the records the producer sent again since the last look to the process's
+        ``relay_kafka_producer_retries`` (kafka-python keeps only a rate: a total of ours is
+        added to its sensor)."""
+        total = self._producer_retry_total()
+        if total is None:
+            return
+        with self._producer_lock:
+            new, self._retries_counted = total - self._retries_counted, total
+        if new > 0:
+            KAFKA_PRODUCER_RETRIES.inc(new)
+
+    def _producer_retry_total(self) -> float | None:
+        metrics = getattr(self._producer, "_metrics", None)  # kafka-python's own registry
+        if metrics is None:
+            return None
+        name = metrics.metric_name("record-retry-total", "producer-metrics")
+        metric = metrics.metrics.get(name)
+        if metric is None:
+            sensor = metrics.get_sensor("record-retries")
+            if sensor is None:
+                return None
+            sensor.add(name, Total())
+            metric = metrics.metrics.get(name)
+        return float(metric.value()) if metric is not None else None
 
     def read(self, coordinates: RecordCoordinates, *, timeout: float) -> Record | None:
         """Read the record at ``coordinates``; ``None`` if it did not arrive within ``timeout``."""
@@ -176,6 +247,7 @@ class KafkaGateway:
                     "Kafka",
                     f"reading {describe(coordinates)} failed ({type(exc).__name__})",
                     internal=repr(exc),
+                    kind="broker_error",
                 ) from exc
             for message in batches.get(partition, []):
                 if message.offset == coordinates["offset"]:
@@ -237,6 +309,25 @@ class KafkaGateway:
             ) from exc
         finally:
             admin.close()
+
+
+class PendingRecord:
+    """One record a publish hop writes, over its attempts: sent again only if the producer
+    never took it; otherwise each attempt waits again for the same record's acknowledgement.
+    So a retried publish never leaves a second record with the transaction's key."""
+
+    def __init__(self, gateway: KafkaGateway, topic: str, transaction_id: str, value: str) -> None:
+        self._gateway, self._topic = gateway, topic
+        self._transaction_id, self._value = transaction_id, value
+        self._future: FutureRecordMetadata | None = None
+
+    def acknowledged(self, *, timeout: float) -> RecordCoordinates:
+        """Send the record if it is not with the producer yet, then wait for its ack."""
+        if self._future is None:
+            self._future = self._gateway.send(
+                topic=self._topic, transaction_id=self._transaction_id, value=self._value
+            )
+        return self._gateway.acknowledgement(self._future, topic=self._topic, timeout=timeout)
 
 
 @cache

@@ -36,7 +36,8 @@ class Answer:
 
 @dataclass(frozen=True)
 class ServerEvent:
-    """One Server-Sent Event: its name (``hop``, ``settled``), id and data."""
+    """One Server-Sent Event: its name (``attempt``, ``hop``, ``settled``, ``cancelled``),
+    id and data."""
 
     name: str
     data: str
@@ -106,6 +107,11 @@ class RelayClient:
             json_body={"message": message},
             headers={**sent, **(headers or {})},
         )
+
+    def cancel(self, transaction_id: str) -> Answer:
+        """``POST /api/transactions/<id>/cancel/``: 200 with the cancelled transaction, 409
+        if it had already ended, 404 if it is not the client's to cancel."""
+        return self.request("POST", f"/api/transactions/{transaction_id}/cancel/")
 
     def get(self, path: str, *, headers: Mapping[str, str] | None = None) -> Answer:
         """``GET path``."""

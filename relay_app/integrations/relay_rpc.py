@@ -7,7 +7,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -20,34 +20,17 @@ from django.core.exceptions import ImproperlyConfigured
 from relay.v1 import relay_pb2, relay_pb2_grpc
 
 from .. import signing
-from ..errors import DependencyUnavailable
+from ..errors import DependencyUnavailable, TransactionEnded
 from ..hops import Stage, max_text_length
 
-# The service's full name, from the proto: the client's retry policy, the server's health and
-# reflection, and the health check all name it so.
+# The service's full name, from the proto: the server's health and reflection, and the
+# health check name it so.
 SERVICE_NAME: str = relay_pb2.DESCRIPTOR.services_by_name["Relay"].full_name
 
 # Calls go round-robin over every server the address names, skipping those that are down.
-# A call that failed before a server took it (UNAVAILABLE: a restart, a dropped connection, a
-# server gone) is retried a few times with backoff, on another server where there is one; the
-# call's deadline still bounds the whole.
-_SERVICE_CONFIG = json.dumps(
-    {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "methodConfig": [
-            {
-                "name": [{"service": SERVICE_NAME}],
-                "retryPolicy": {
-                    "maxAttempts": 4,
-                    "initialBackoff": "0.05s",
-                    "maxBackoff": "0.5s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ],
-    }
-)
+# gRPC's own retries are off: a call that fails is retried by the hop's policy
+# (RELAY_RETRY_GRPC_*, relay_app/retries.py), where each attempt is recorded and seen.
+_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
 def message_size_options() -> list[tuple[str, int]]:
@@ -172,6 +155,23 @@ class GrpcDeadlineExceeded(Exception):
     """The call's deadline passed before the server answered."""
 
 
+def _failure(exc: grpc.RpcError) -> Exception:
+    """What a failed call raises: the deadline, or the server unavailable with the status
+    code as the error's kind (which the retry policy judges)."""
+    # Errors raised by a call are also grpc.Call objects, with a status code and details.
+    code: grpc.StatusCode | None = getattr(exc, "code", lambda: None)()
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return GrpcDeadlineExceeded(str(exc))
+    details_of = getattr(exc, "details", None)
+    details = details_of() if details_of else str(exc)
+    return DependencyUnavailable(
+        "gRPC server",
+        f"the call failed with {code.name if code else 'an error'}",
+        internal=f"{settings.GRPC_ADDRESS}: {details}",
+        kind=code.name if code else "UNKNOWN",
+    )
+
+
 @dataclass(frozen=True)
 class ProcessResult:
     """The gRPC server's hop: its text and when it ran."""
@@ -193,7 +193,7 @@ class _Connection:
             address,
             options=[
                 *message_size_options(),
-                ("grpc.enable_retries", 1),
+                ("grpc.enable_retries", 0),
                 ("grpc.service_config", _SERVICE_CONFIG),
                 # Reconnect quickly once a restarted server is back, not after minutes of backoff.
                 ("grpc.initial_reconnect_backoff_ms", 100),
@@ -223,41 +223,54 @@ def connect() -> None:
 
 
 def process(
-    *, transaction_id: str, text: str, timeout: float, connect_timeout: float, deadline: float
+    *,
+    transaction_id: str,
+    text: str,
+    timeout: float,
+    connect_timeout: float,
+    deadline: float,
+    ended: Callable[[], str | None] = lambda: None,
+    check_every: float = 0.05,
 ) -> ProcessResult:
-    """Call ``relay.v1.Relay/Process`` with a capability until ``deadline`` (the transaction's);
-    raise if the server is unreachable or too slow.
+    """Call ``relay.v1.Relay/Process`` once, with a capability until ``deadline`` (the
+    transaction's); raise if the server is unreachable, refuses or is too slow.
 
-    The channel must be usable within ``connect_timeout`` (a server that is down answers
-    503 promptly; one that just came back is found, whatever the channel's reconnect
-    backoff); the call itself then gets all of ``timeout``.
+    The channel must be usable within ``connect_timeout`` (a server that is down fails the
+    attempt promptly; one that just came back is found, whatever the channel's reconnect
+    backoff); the call itself then gets all of ``timeout``. Every ``check_every`` seconds of
+    waiting, ``ended`` says whether the transaction ended meanwhile (its status, else
+    ``None``): then the call is cancelled, which the server sees (its context is no longer
+    active), and ``TransactionEnded`` is raised.
     """
     connection = _connection_for(os.getpid(), settings.GRPC_ADDRESS)
-    if not connection.usable.wait(max(min(connect_timeout, timeout), 0)):
-        raise DependencyUnavailable(
-            "gRPC server",
-            f"no connection within {connect_timeout:g} s",
-            internal=f"address {settings.GRPC_ADDRESS}",
-        )
-    stub = connection.stub
-    try:
-        response = stub.Process(
-            relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text),
-            timeout=max(timeout, 0.001),
-            metadata=capability(transaction_id=transaction_id, text=text, deadline=deadline),
-        )
-    except grpc.RpcError as exc:
-        # Errors raised by a call are also grpc.Call objects, with a status code and details.
-        code: grpc.StatusCode | None = getattr(exc, "code", lambda: None)()
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise GrpcDeadlineExceeded(str(exc)) from exc
-        details_of = getattr(exc, "details", None)
-        details = details_of() if details_of else str(exc)
-        raise DependencyUnavailable(
-            "gRPC server",
-            f"the call failed with {code.name if code else 'an error'}",
-            internal=f"{settings.GRPC_ADDRESS}: {details}",
-        ) from exc
+    give_up = time.monotonic() + max(min(connect_timeout, timeout), 0)
+    while not connection.usable.wait(max(min(check_every, give_up - time.monotonic()), 0)):
+        if time.monotonic() >= give_up:
+            raise DependencyUnavailable(
+                "gRPC server",
+                f"no connection within {connect_timeout:g} s",
+                internal=f"address {settings.GRPC_ADDRESS}",
+                kind=grpc.StatusCode.UNAVAILABLE.name,
+            )
+        if status := ended():
+            raise TransactionEnded(transaction_id, status)
+    call = connection.stub.Process.future(
+        relay_pb2.ProcessRequest(transaction_id=transaction_id, text=text),
+        timeout=max(timeout, 0.001),
+        metadata=capability(transaction_id=transaction_id, text=text, deadline=deadline),
+    )
+    while True:
+        try:
+            response = call.result(timeout=check_every)
+            break
+        except grpc.FutureTimeoutError:
+            if status := ended():
+                call.cancel()
+                raise TransactionEnded(transaction_id, status) from None
+        except grpc.FutureCancelledError:
+            raise TransactionEnded(transaction_id, "cancelled") from None
+        except grpc.RpcError as exc:
+            raise _failure(exc) from exc
     return ProcessResult(
         text=response.text,
         started_at=response.started_at.ToDatetime(tzinfo=UTC),

@@ -14,6 +14,12 @@ record says why even when no client is waiting any more.
 Every hop is idempotent: a task delivered again (acks are late, so a worker that dies
 mid-task gets its task redelivered) finds its hop recorded and returns what it returned
 the first time, without a second Kafka record, gRPC call or log line.
+
+A hop that talks to another server makes its attempts under its retry policy
+(``services/attempts.py``). Each hop first reads its transaction's state with its own record:
+one that ended (cancelled, timed out, failed) raises ``TransactionEnded``, and the chain stops
+there; hops are recorded only while the transaction is pending, so none follows a
+cancellation, and a gRPC call in progress is cancelled once its transaction ends.
 """
 
 import logging
@@ -26,14 +32,27 @@ from django.conf import settings
 from django.utils import timezone
 
 from .. import signing, tracing
-from ..errors import DeadlineExceeded, DependencyUnavailable, RecordMismatch, RelayError
+from ..errors import (
+    DeadlineExceeded,
+    DependencyUnavailable,
+    RecordMismatch,
+    RelayError,
+    TransactionEnded,
+)
 from ..hops import Stage, final_message
 from ..integrations import relay_rpc
-from ..integrations.kafka_records import RecordCoordinates, describe, get_kafka
+from ..integrations.kafka_records import (
+    PendingRecord,
+    Record,
+    RecordCoordinates,
+    describe,
+    get_kafka,
+)
 from ..metrics import count_dependency_error
-from ..models import Hop
+from ..models import Hop, Transaction
 from ..seed_log import log_end, log_hop
-from ..selectors import hop_chain_end, hop_find
+from ..selectors import hop_chain_end, hop_progress, transaction_status
+from .attempts import attempts_run
 from .transactions import (
     HopRecord,
     hops_record,
@@ -142,9 +161,11 @@ def _performing(payload: ChainPayload, stage: Stage) -> Iterator[None]:
             if time.time() < payload["deadline"]:
                 _fail(payload, stage, exc)
                 raise
-            # The wait ran into the deadline: that is what the client will see.
+            # The wait ran into the deadline: that is what the client will see, with what the
+            # hop was still trying.
             timed_out = DeadlineExceeded(stage)
-            timed_out.internal = f"{exc} ({exc.internal})" if exc.internal else str(exc)
+            timed_out.note = str(exc)
+            timed_out.internal = exc.internal
             _fail(payload, stage, timed_out)
             raise timed_out from exc
         except RelayError as exc:
@@ -159,10 +180,11 @@ def settled_if_broken(payload: ChainPayload) -> Iterator[None]:
     """A hop that breaks in a way it did not foresee still settles its transaction (failed at
     the hop it was waiting on) before the error goes on: whoever waits learns the outcome
     from the record, never from the chain's result. A ``RelayError`` is the hop's own, which
-    it settled with its reason. The client reads the kind of error; the log has the rest."""
+    it settled with its reason, and ``TransactionEnded`` one that had nothing to do. The
+    client reads the kind of error; the log has the rest."""
     try:
         yield
-    except RelayError:
+    except (RelayError, TransactionEnded):
         raise
     except Exception as exc:
         transaction_id = payload["transaction_id"]
@@ -196,22 +218,58 @@ def _fail(payload: ChainPayload, stage: Stage, exc: RelayError) -> None:
     )
 
 
+def _hop_to_do(payload: ChainPayload, stage: Stage) -> Hop | None:
+    """The hop already recorded for ``stage`` (a task delivered again), or ``None``: it is
+    to be done. ``TransactionEnded`` if it is not done and the transaction has ended."""
+    status, done = hop_progress(transaction_id=payload["transaction_id"], stage=stage)
+    if done is None and status != Transaction.Status.PENDING:
+        raise TransactionEnded(payload["transaction_id"], str(status))
+    return done
+
+
+def _record(payload: ChainPayload, hop: HopRecord) -> None:
+    """Record ``hop`` and log its seed line; ``TransactionEnded`` if the transaction ended
+    meanwhile (then nothing is recorded: nothing happens to a transaction after its end)."""
+    transaction_id = payload["transaction_id"]
+    if hops_record(transaction_id=transaction_id, hops=[hop]):
+        log_hop(hop.stage, hop.text, transaction_id=transaction_id, duration_ms=hop.ms)
+        return
+    status = transaction_status(transaction_id=transaction_id)
+    if status != Transaction.Status.PENDING:
+        raise TransactionEnded(transaction_id, status)
+    # Pending: the same hop was recorded by a copy of this task running at once.
+
+
+def _cancelled(transaction_id: str) -> str | None:
+    """``cancelled`` if the transaction was cancelled, else ``None``. (One that timed out
+    needs no more: the gRPC call's own deadline is the transaction's, and ends it then, as
+    DEADLINE_EXCEEDED.)"""
+    status = transaction_status(transaction_id=transaction_id)
+    return status if status == Transaction.Status.CANCELLED else None
+
+
 def kafka_publish(payload: ChainPayload, *, stage: Stage, topic: str) -> ChainPayload:
-    """Hops 2 and 6: append this hop's text and publish it to ``topic``."""
-    if done := hop_find(transaction_id=payload["transaction_id"], stage=stage):
+    """Hops 2 and 6: append this hop's text and publish it to ``topic``.
+
+    A retry sends the record again only if the producer never took it; otherwise it waits
+    again for the same record's acknowledgement (``PendingRecord``).
+    """
+    if done := _hop_to_do(payload, stage):
         return _with_record(payload, done.text, _recorded_coordinates(done))
     with _performing(payload, stage):
-        started_at = timezone.now()
         text = stage.spec.apply(payload["text"])
-        coordinates = get_kafka().publish(
-            topic=topic,
+        record = PendingRecord(get_kafka(), topic, payload["transaction_id"], text)
+        written = attempts_run(
             transaction_id=payload["transaction_id"],
-            value=text,
-            timeout=kafka_wait(payload, stage),
+            deadline=payload["deadline"],
+            stage=stage,
+            perform=lambda: record.acknowledged(timeout=kafka_wait(payload, stage)),
         )
-        hop = HopRecord(stage, text, started_at, timezone.now(), coordinates)
-        hops_record(transaction_id=payload["transaction_id"], hops=[hop])
-        log_hop(stage, text, transaction_id=payload["transaction_id"], duration_ms=hop.ms)
+        coordinates = written.value
+        hop = HopRecord(
+            stage, text, written.started_at, timezone.now(), coordinates, attempt=written.number
+        )
+        _record(payload, hop)
     return _with_record(payload, text, coordinates)
 
 
@@ -229,24 +287,35 @@ def _recorded_coordinates(hop: Hop) -> RecordCoordinates:
 
 def kafka_consume(payload: ChainPayload, *, stage: Stage) -> ChainPayload:
     """Hops 3 and 7: read back the very record the previous hop published, and append."""
-    if done := hop_find(transaction_id=payload["transaction_id"], stage=stage):
+    if done := _hop_to_do(payload, stage):
         return _without_record(payload, done.text)
     with _performing(payload, stage):
-        started_at = timezone.now()
         coordinates = payload["record"]
-        wait = kafka_wait(payload, stage)
-        record = get_kafka().read(coordinates, timeout=wait)
-        if record is None:
-            raise DependencyUnavailable(
-                "Kafka",
-                f"the record at {describe(coordinates)} was not readable within {wait:.2g} s",
-            )
-        if payload["transaction_id"] not in (record.transaction_id, record.key):
-            raise RecordMismatch(describe(coordinates), owner=record.transaction_id)
-        text = stage.spec.apply(record.value)
-        hop = HopRecord(stage, text, started_at, timezone.now(), coordinates)
-        hops_record(transaction_id=payload["transaction_id"], hops=[hop])
-        log_hop(stage, text, transaction_id=payload["transaction_id"], duration_ms=hop.ms)
+
+        def read() -> Record:
+            wait = kafka_wait(payload, stage)
+            record = get_kafka().read(coordinates, timeout=wait)
+            if record is None:
+                raise DependencyUnavailable(
+                    "Kafka",
+                    f"the record at {describe(coordinates)} was not readable within {wait:.2g} s",
+                    kind="not_readable",
+                )
+            if payload["transaction_id"] not in (record.transaction_id, record.key):
+                raise RecordMismatch(describe(coordinates), owner=record.transaction_id)
+            return record
+
+        read_back = attempts_run(
+            transaction_id=payload["transaction_id"],
+            deadline=payload["deadline"],
+            stage=stage,
+            perform=read,
+        )
+        text = stage.spec.apply(read_back.value.value)
+        hop = HopRecord(
+            stage, text, read_back.started_at, timezone.now(), coordinates, attempt=read_back.number
+        )
+        _record(payload, hop)
     return _without_record(payload, text)
 
 
@@ -259,31 +328,53 @@ def _without_record(payload: ChainPayload, text: str) -> ChainPayload:
 
 
 def grpc_call(payload: ChainPayload) -> ChainPayload:
-    """Hops 4 and 5: append the client's text, call the gRPC server, record both hops."""
-    if done := hop_find(transaction_id=payload["transaction_id"], stage=Stage.GRPC_SERVER):
+    """Hops 4 and 5: append the client's text, call the gRPC server, record both hops.
+
+    The call (hop 5) is made under its retry policy; while it waits, it looks whether the
+    transaction was cancelled, and then cancels the call.
+    """
+    transaction_id = payload["transaction_id"]
+    if done := _hop_to_do(payload, Stage.GRPC_SERVER):
         return {**payload, "text": done.text}
     stage = Stage.GRPC_CLIENT
     with _performing(payload, stage):
         started_at = timezone.now()
         text = stage.spec.apply(payload["text"])
         # Hop 4 is the client's part before the call: recorded even if the server never answers.
-        hop = HopRecord(stage, text, started_at, timezone.now())
-        hops_record(transaction_id=payload["transaction_id"], hops=[hop])
-        log_hop(stage, text, transaction_id=payload["transaction_id"], duration_ms=hop.ms)
-        try:
-            result = relay_rpc.process(
-                transaction_id=payload["transaction_id"],
-                text=text,
-                timeout=time_left(payload, Stage.GRPC_SERVER),
-                connect_timeout=settings.GRPC_CONNECT_TIMEOUT_SECONDS,
-                deadline=payload["deadline"],
-            )
-        except relay_rpc.GrpcDeadlineExceeded as exc:
-            raise DeadlineExceeded(Stage.GRPC_SERVER) from exc
-        hops_record(
-            transaction_id=payload["transaction_id"],
-            hops=[HopRecord(Stage.GRPC_SERVER, result.text, result.started_at, result.finished_at)],
+        _record(payload, HopRecord(stage, text, started_at, timezone.now()))
+
+        def call() -> relay_rpc.ProcessResult:
+            try:
+                return relay_rpc.process(
+                    transaction_id=transaction_id,
+                    text=text,
+                    timeout=time_left(payload, Stage.GRPC_SERVER),
+                    connect_timeout=settings.GRPC_CONNECT_TIMEOUT_SECONDS,
+                    deadline=payload["deadline"],
+                    ended=lambda: _cancelled(transaction_id),
+                    check_every=settings.RELAY_CANCEL_CHECK_SECONDS,
+                )
+            except relay_rpc.GrpcDeadlineExceeded as exc:
+                raise DeadlineExceeded(Stage.GRPC_SERVER) from exc
+
+        answered = attempts_run(
+            transaction_id=transaction_id,
+            deadline=payload["deadline"],
+            stage=Stage.GRPC_SERVER,
+            perform=call,
         )
+        result = answered.value
+        server_hop = HopRecord(
+            Stage.GRPC_SERVER,
+            result.text,
+            result.started_at,
+            result.finished_at,
+            attempt=answered.number,
+        )
+        if not hops_record(transaction_id=transaction_id, hops=[server_hop]):
+            status = transaction_status(transaction_id=transaction_id)
+            if status != Transaction.Status.PENDING:
+                raise TransactionEnded(transaction_id, status)
     return {**payload, "text": result.text}
 
 

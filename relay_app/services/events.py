@@ -1,4 +1,5 @@
-"""Follow one transaction as it happens: each hop once recorded, then its final state.
+"""Follow one transaction as it happens: each attempt of a hop that did not succeed as it
+ends, each hop once recorded, then its final state.
 
 For the event stream (``GET /api/transactions/<id>/events/``). It subscribes to the
 transaction's notices first (``relay_app/integrations/notices.py``), then reads the record,
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from django.db import connection
 
 from ..integrations.notices import Subscription
-from ..models import Hop, Transaction
-from ..selectors import transaction_get
+from ..models import Attempt, Hop, Transaction
+from ..selectors import attempts_by_stage, transaction_get
 from .transactions import SETTLE_GRACE_SECONDS, transaction_time_out
 
 # How often a stream reads the record when Redis gives it no notices.
@@ -32,14 +33,15 @@ class Heartbeat:
     client still listens, since writing to a closed connection fails)."""
 
 
-FollowEvent = Hop | Transaction | Heartbeat
+FollowEvent = Attempt | Hop | Transaction | Heartbeat
 
 
 def transaction_follow(
     *, transaction_id: str, after: int = 0, heartbeat_seconds: float
 ) -> Iterator[FollowEvent]:
-    """Yield each hop of the transaction past position ``after`` as it is recorded, then the
-    settled transaction, then stop; a ``Heartbeat`` after ``heartbeat_seconds`` of quiet.
+    """Yield each hop of the transaction past position ``after`` as it is recorded (after
+    its attempts that did not succeed, each as it is recorded), then the settled transaction,
+    then stop; a ``Heartbeat`` after ``heartbeat_seconds`` of quiet.
 
     The caller has checked that its viewer may see the transaction. If it is deleted
     meanwhile (retention), the stream just ends.
@@ -47,17 +49,27 @@ def transaction_follow(
     subscription = Subscription(transaction_id)
     try:
         sent = after
+        attempts_sent: set[tuple[int, int]] = set()
         beat_at = time.monotonic() + heartbeat_seconds
         while True:
             try:
                 transaction = transaction_get(transaction_id=transaction_id, viewer=None)
             except Transaction.DoesNotExist:
                 return
-            for hop in transaction.hops.all():
-                if hop.stage > sent:
-                    sent = hop.stage
+            by_stage = attempts_by_stage(transaction)
+            hops = {hop.stage: hop for hop in transaction.hops.all()}
+            for stage in sorted(by_stage.keys() | hops.keys()):
+                if stage <= sent:
+                    continue
+                for attempt in by_stage.get(stage, []):
+                    if (stage, attempt.number) not in attempts_sent:
+                        attempts_sent.add((stage, attempt.number))
+                        beat_at = time.monotonic() + heartbeat_seconds
+                        yield attempt
+                if stage in hops:
+                    sent = stage
                     beat_at = time.monotonic() + heartbeat_seconds
-                    yield hop
+                    yield hops[stage]
             if transaction.status != Transaction.Status.PENDING:
                 yield transaction
                 return

@@ -1,4 +1,5 @@
-"""Writes to the transaction record: start, record hops, settle in exactly one final state."""
+"""Writes to the transaction record: start, record hops and attempts, settle in exactly one
+final state (cancelled among them)."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from ..hops import Stage
 from ..integrations import notices
 from ..integrations.kafka_records import RecordCoordinates
 from ..metrics import HOP_SECONDS
-from ..models import Hop, Transaction
+from ..models import Attempt, Hop, Transaction
 from ..seed_log import log_hop
 from ..selectors import transaction_list_stale, transaction_waiting_on
 
@@ -37,6 +38,7 @@ class HopRecord:
     started_at: datetime
     finished_at: datetime
     record: RecordCoordinates | None = None
+    attempt: int = 1  # which attempt this is: the earlier ones failed (``attempt_record``)
 
     @property
     def ms(self) -> float:
@@ -75,29 +77,43 @@ def transaction_start(
     return transaction
 
 
-def hops_record(*, transaction_id: str, hops: Sequence[HopRecord], notify: bool = True) -> None:
-    """Record hops; a hop already recorded for its stage (a re-run task) is kept as it was.
+def hops_record(*, transaction_id: str, hops: Sequence[HopRecord], notify: bool = True) -> int:
+    """Record hops while the transaction is pending; a hop already recorded for its stage (a
+    re-run task) is kept as it was. Returns how many were recorded now: none once the
+    transaction has ended (cancelled, timed out, failed), since nothing happens to it after.
 
     ``notify``: tell the transaction's event streams (not for hop 1, which no stream can
     be waiting for yet, nor for hop 8, whose settlement tells them right after).
 
-    Every hop records itself, so this is one plain INSERT that skips a conflict (SQLite's
-    "OR IGNORE", PostgreSQL's "ON CONFLICT DO NOTHING"), each value prepared by its model
-    field as the ORM would: a third of ``bulk_create``'s cost, with the same rows.
+    Every hop records itself, so this is one plain INSERT ... SELECT that writes only while
+    the transaction is pending and skips a conflict (SQLite's "OR IGNORE", PostgreSQL's "ON
+    CONFLICT DO NOTHING"), each value prepared by its model field as the ORM would: a third
+    of ``bulk_create``'s cost, with the same rows. On PostgreSQL the pending row is read FOR
+    SHARE, so a cancellation committing at that moment is waited for and then seen.
     """
+    key = _TRANSACTION_KEY.get_db_prep_value(transaction_id, connection)
     rows = [
         [
-            field.get_db_prep_save(value, connection)
-            for field, value in zip(_HOP_FIELDS, _hop_values(transaction_id, hop), strict=True)
+            *(
+                field.get_db_prep_save(value, connection)
+                for field, value in zip(_HOP_FIELDS, _hop_values(transaction_id, hop), strict=True)
+            ),
+            key,
+            Transaction.Status.PENDING.value,
         ]
         for hop in hops
     ]
+    recorded = 0
     with connection.cursor() as cursor:
-        cursor.executemany(_hop_insert_sql(), rows)
-    for hop in hops:
-        HOP_SECONDS.labels(hop.stage.slug).observe(hop.ms / 1000)
-    if notify:
-        _notify(transaction_id)
+        for row in rows:
+            cursor.execute(_hop_insert_sql(), row)
+            recorded += max(cursor.rowcount, 0)
+    if recorded:
+        for hop in hops:
+            HOP_SECONDS.labels(hop.stage.slug).observe(hop.ms / 1000)
+        if notify:
+            _notify(transaction_id)
+    return recorded
 
 
 def _notify(transaction_id: str) -> None:
@@ -106,6 +122,7 @@ def _notify(transaction_id: str) -> None:
     db_transaction.on_commit(lambda: notices.notify(transaction_id))
 
 
+_TRANSACTION_KEY: "Field[Any, Any]" = cast(Field, Transaction._meta.get_field("id"))
 _HOP_FIELDS: "list[Field[Any, Any]]" = [
     cast(Field, Hop._meta.get_field(name))
     for name in (
@@ -117,6 +134,7 @@ _HOP_FIELDS: "list[Field[Any, Any]]" = [
         "kafka_topic",
         "kafka_partition",
         "kafka_offset",
+        "attempt",
     )
 ]
 
@@ -133,6 +151,7 @@ def _hop_values(transaction_id: str, hop: HopRecord) -> tuple[object, ...]:
         record["topic"] if record else "",
         record["partition"] if record else None,
         record["offset"] if record else None,
+        hop.attempt,
     )
 
 
@@ -140,11 +159,55 @@ def _hop_insert_sql() -> str:
     ops = connection.ops
     columns = ", ".join(ops.quote_name(str(field.column)) for field in _HOP_FIELDS)
     placeholders = ", ".join(["%s"] * len(_HOP_FIELDS))
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    # The table and columns are the models' own; the values go as parameters.
+    pending = (
+        f"SELECT 1 FROM {ops.quote_name(Transaction._meta.db_table)}"  # noqa: S608
+        f" WHERE {ops.quote_name('id')} = %s AND {ops.quote_name('status')} = %s{lock}"
+    )
     return (
         f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)}"
-        f" {ops.quote_name(Hop._meta.db_table)} ({columns}) VALUES ({placeholders})"
+        f" {ops.quote_name(Hop._meta.db_table)} ({columns}) SELECT {placeholders}"
+        f" WHERE EXISTS ({pending})"
         f" {ops.on_conflict_suffix_sql([], OnConflict.IGNORE, [], [])}"
     ).rstrip()
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One attempt of a hop that did not succeed, ready to be recorded."""
+
+    stage: Stage
+    number: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: Attempt.Outcome
+    kind: str
+    error: str
+    retried: bool
+
+
+def attempt_record(*, transaction_id: str, attempt: AttemptRecord) -> None:
+    """Record an attempt that did not succeed, whatever the transaction's state (it is what
+    happened); one already recorded under its number (a re-run task) is kept as it was. The
+    transaction's event streams are told, so they show it as it ends."""
+    Attempt.objects.bulk_create(
+        [
+            Attempt(
+                transaction_id=transaction_id,
+                stage=attempt.stage,
+                number=attempt.number,
+                started_at=attempt.started_at,
+                finished_at=attempt.finished_at,
+                outcome=attempt.outcome,
+                kind=attempt.kind[:32],
+                error=attempt.error,
+                retried=attempt.retried,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    _notify(transaction_id)
 
 
 def transaction_succeed(*, transaction_id: str, final_message: str, last_hop: HopRecord) -> bool:
@@ -152,12 +215,41 @@ def transaction_succeed(*, transaction_id: str, final_message: str, last_hop: Ho
     already ended otherwise, and then the hop is not recorded: a transaction that timed out
     or failed never shows a REST response."""
     with db_transaction.atomic():
+        # Its row locked first (PostgreSQL; SQLite has one writer at a time): two waiters
+        # settling it at once would otherwise each hold a share of it for hop 8 and wait for
+        # the other's to update it, a deadlock. The second finds it settled.
+        pending = Transaction.objects.select_for_update().filter(
+            id=transaction_id, status=Transaction.Status.PENDING
+        )
+        if not list(pending.values_list("id", flat=True)):
+            return False
+        # Hop 8 first, while the transaction is pending (hops are recorded only then); if it
+        # ended meanwhile, the settlement below does nothing and the hop goes with it.
+        hops_record(transaction_id=transaction_id, hops=[last_hop], notify=False)
         succeeded = _settle(
             transaction_id, status=Transaction.Status.SUCCEEDED, final_message=final_message
         )
-        if succeeded:
-            hops_record(transaction_id=transaction_id, hops=[last_hop], notify=False)
+        if not succeeded:
+            db_transaction.set_rollback(True)
     return succeeded
+
+
+def transaction_cancel(*, transaction_id: str, by: User | None) -> bool:
+    """Cancel the transaction for ``by`` (its owner or staff, checked by the caller): it ends
+    ``cancelled``, with who and when; ``False`` if it had already ended (nothing changes).
+
+    From then on no hop is recorded for it, its tasks not yet run do nothing, a gRPC call in
+    progress is cancelled (the worker looks while it waits) and whoever waits for it is
+    woken at once (the caller wakes them: ``relay_app/services/cancel.py``).
+    """
+    who = by.get_username() if by is not None else "the relay"
+    return _settle(
+        transaction_id,
+        status=Transaction.Status.CANCELLED,
+        cancelled_by=by,
+        cancelled_at=timezone.now(),
+        error=f"cancelled by {who}",
+    )
 
 
 def transaction_fail(
@@ -244,6 +336,7 @@ def transactions_purge(*, older_than: timedelta, batch_size: int = 500) -> int:
         if not batch:
             return deleted
         with db_transaction.atomic():
+            Attempt.objects.filter(transaction_id__in=batch).delete()
             Hop.objects.filter(transaction_id__in=batch).delete()
             _, per_model = Transaction.objects.filter(id__in=batch).delete()
         deleted += per_model.get(Transaction._meta.label, 0)

@@ -9,9 +9,11 @@ from ops.client import Credentials
 
 from ..support import running_stack, user_with_token
 
-# The full set runs with `make chaos`; these cover a crash, a broker crash and duplicates.
+# The full set runs with `make chaos`; these cover a crash, a broker crash, retries under a
+# flapping gRPC server and duplicates.
 SHORT_FORM = (
     "worker SIGKILL, then start",
+    "gRPC server flapping (retries)",
     "Kafka SIGKILL, then start",
     "gRPC server slower than the deadline (SIGSTOP), then SIGCONT",
     "tasks delivered twice",

@@ -42,6 +42,8 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
         schema_file = Path(settings.RELAY_VAR_DIR) / "schema.json"
         schema_file.write_text(json.dumps(schema))
         operations = sum(len(methods) for methods in schema["paths"].values())
+        # One of the user's transactions, ended: what cancel is tried on (tests/schemathesis.toml).
+        finished = web(token).relay("cancelled too late").body["transaction_id"]
         started = time.monotonic()
         run = subprocess.run(
             [
@@ -72,7 +74,11 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
                 "--header",
                 f"Authorization: Bearer {token}",
             ],
-            env={**os.environ, "SCHEMATHESIS_HOOKS": str(TESTS / "schemathesis_hooks.py")},
+            env={
+                **os.environ,
+                "SCHEMATHESIS_HOOKS": str(TESTS / "schemathesis_hooks.py"),
+                "SCHEMATHESIS_FINISHED_TRANSACTION": finished,
+            },
             cwd=settings.RELAY_VAR_DIR,  # its cache (.schemathesis/) stays out of the work tree
             capture_output=True,
             text=True,

@@ -59,7 +59,7 @@ SECURE_ENV = {
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
 }
 # Settings of the suite's own (test) stack, which must not leak into the secure one.
-OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_", "OTEL_")
+OURS = ("DJANGO_", "RELAY_", "KAFKA_", "REDIS_", "GRPC_", "OTEL_", "FLOWER_")
 
 
 def secure_env() -> dict[str, str]:

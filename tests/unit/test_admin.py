@@ -79,7 +79,8 @@ class AdminTests(TestCase):
         quick = recorded("quick")
         Transaction.objects.filter(id=quick.id).update(finished_at=quick.created_at)
         # Longest first: the older one, though the quick one is newer.
-        duration = TransactionAdmin.list_display.index("total_duration")
+        # The columns as the list counts them: the actions' checkbox first.
+        duration = TransactionAdmin.list_display.index("total_duration") + 1
         by_duration = self.client.get(LIST, {"o": f"-{duration}"}).content.decode()
         self.assertLess(by_duration.index(str(older.id)), by_duration.index(str(quick.id)))
 
@@ -145,7 +146,7 @@ class AdminTests(TestCase):
             Transaction(message=f"m{i}", deadline_at=timezone.now()) for i in range(60)
         )
         page = self.client.get(LIST).content.decode()
-        self.assertEqual(len(re.findall(r'<tr>\s*<th class="field-short_id"', page)), 50)
+        self.assertEqual(len(re.findall(r'<th class="field-short_id"', page)), 50)  # one a row
         self.assert_shows(page, "62 transactions")
 
     def test_transactions_and_hops_cannot_be_added_changed_or_deleted(self) -> None:

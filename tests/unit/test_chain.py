@@ -9,12 +9,13 @@ from unittest import mock
 
 from django.test import SimpleTestCase, TestCase, override_settings, tag
 from django.utils import timezone
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-from relay_app.errors import DeadlineExceeded, DependencyUnavailable
+from relay_app.errors import DeadlineExceeded, DependencyUnavailable, TransactionEnded
 from relay_app.hops import Stage, expected_final_message
 from relay_app.integrations.kafka_records import KafkaGateway, RecordCoordinates
-from relay_app.models import Hop, Transaction
+from relay_app.models import Attempt, Hop, Transaction
+from relay_app.retries import policy_for
 from relay_app.services.chain import (
     ChainPayload,
     kafka_publish,
@@ -26,6 +27,7 @@ from relay_app.services.chain import (
 from relay_app.services.transactions import (
     HopRecord,
     hops_record,
+    transaction_cancel,
     transaction_start,
     transaction_time_out,
 )
@@ -94,8 +96,9 @@ class KafkaHopTests(TestCase):
     def test_no_acknowledgement_fails_the_transaction_with_a_reason_naming_no_host(self) -> None:
         transaction_id = self.start()
         unanswered = FakeFuture(KafkaTimeoutError("Unable to bootstrap from 10.1.2.3:9092"))
+        gateway = self.gateway(unanswered)
         with (
-            mock.patch("relay_app.services.chain.get_kafka", return_value=self.gateway(unanswered)),
+            mock.patch("relay_app.services.chain.get_kafka", return_value=gateway),
             self.assertLogs("relay_app.services.chain", "WARNING") as logged,
             self.assertRaises(DependencyUnavailable),
         ):
@@ -107,9 +110,85 @@ class KafkaHopTests(TestCase):
         self.assertEqual(transaction.failed_stage, Stage.KAFKA_PUBLISH_REQUEST)
         self.assertEqual(
             transaction.error,
-            "Kafka is unavailable: publishing to requests failed (KafkaTimeoutError)",
+            "Kafka is unavailable: publishing to requests was not acknowledged within 2 s;"
+            " after 3 attempts",
         )
         self.assertIn("10.1.2.3:9092", logged.output[0])  # the operator's log has the details
+        # Each attempt waited again for the one record: it was sent once.
+        self.assertEqual(gateway.producer().send.call_count, 1)
+        attempts = list(Attempt.objects.filter(transaction_id=transaction_id))
+        self.assertEqual([a.number for a in attempts], [1, 2, 3])
+        self.assertEqual({a.kind for a in attempts}, {"unacknowledged"})
+        self.assertEqual([a.retried for a in attempts], [True, True, False])
+
+    def test_a_record_the_producer_never_took_is_sent_again(self) -> None:
+        transaction_id = self.start()
+        gateway = self.gateway(FakeFuture(partition=0, offset=9))
+        producer = gateway.producer()
+        producer.send.side_effect = [
+            KafkaTimeoutError("no metadata"),
+            FakeFuture(partition=0, offset=9),
+        ]
+        with mock.patch("relay_app.services.chain.get_kafka", return_value=gateway):
+            after = kafka_publish(
+                payload(5, transaction_id), stage=Stage.KAFKA_PUBLISH_REQUEST, topic="requests"
+            )
+        self.assertEqual(after["record"]["offset"], 9)
+        self.assertEqual(producer.send.call_count, 2)
+        hop = Hop.objects.get(transaction_id=transaction_id, stage=Stage.KAFKA_PUBLISH_REQUEST)
+        self.assertEqual(hop.attempt, 2)
+        (failed,) = Attempt.objects.filter(transaction_id=transaction_id)
+        self.assertEqual((failed.number, failed.kind, failed.retried), (1, "not_queued", True))
+
+    def test_a_record_the_producer_gave_up_on_is_not_sent_again(self) -> None:
+        transaction_id = self.start()
+        gateway = self.gateway(FakeFuture(KafkaConnectionError("reset by peer")))
+        with (
+            mock.patch("relay_app.services.chain.get_kafka", return_value=gateway),
+            self.assertRaises(DependencyUnavailable),
+        ):
+            kafka_publish(
+                payload(5, transaction_id), stage=Stage.KAFKA_PUBLISH_REQUEST, topic="requests"
+            )
+        self.assertEqual(gateway.producer().send.call_count, 1)
+        (failed,) = Attempt.objects.filter(transaction_id=transaction_id)
+        self.assertEqual((failed.kind, failed.retried), ("failed", False))
+        self.assertIn("failed is not worth another attempt", failed.error)
+
+    def test_no_attempt_is_made_without_the_time_the_hop_typically_takes(self) -> None:
+        transaction_id = self.start()
+        unanswered = FakeFuture(KafkaTimeoutError("slow"))
+        with (
+            mock.patch("relay_app.services.chain.get_kafka", return_value=self.gateway(unanswered)),
+            override_settings(RELAY_RETRY_KAFKA_PUBLISH_TYPICAL_SECONDS=10.0),
+            self.assertRaises(DependencyUnavailable),
+        ):
+            policy_for.cache_clear()
+            try:
+                kafka_publish(
+                    payload(5, transaction_id), stage=Stage.KAFKA_PUBLISH_REQUEST, topic="requests"
+                )
+            finally:
+                policy_for.cache_clear()
+        transaction = Transaction.objects.get(id=transaction_id)
+        self.assertEqual(transaction.status, Transaction.Status.FAILED)
+        self.assertIn("no attempt after attempt 1", transaction.error)
+        self.assertIn("10.000 s this hop typically takes", transaction.error)
+        self.assertEqual(Attempt.objects.filter(transaction_id=transaction_id).count(), 1)
+
+    def test_a_cancelled_transaction_is_not_published(self) -> None:
+        transaction_id = self.start()
+        transaction_cancel(transaction_id=transaction_id, by=None)
+        gateway = self.gateway(FakeFuture(partition=0, offset=1))
+        with (
+            mock.patch("relay_app.services.chain.get_kafka", return_value=gateway),
+            self.assertRaises(TransactionEnded),
+        ):
+            kafka_publish(
+                payload(5, transaction_id), stage=Stage.KAFKA_PUBLISH_REQUEST, topic="requests"
+            )
+        self.assertEqual(gateway.producer().send.call_count, 0)
+        self.assertEqual(Hop.objects.filter(transaction_id=transaction_id).count(), 1)
 
 
 @tag("postgres")

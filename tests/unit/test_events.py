@@ -95,7 +95,7 @@ class FollowTests(TestCase):
     def transaction(self, *, hops: int, status: str, deadline_in: float = 5.0) -> Transaction:
         now = timezone.now()
         transaction = Transaction.objects.create(
-            message="hi", status=status, deadline_at=now + timedelta(seconds=deadline_in)
+            message="hi", deadline_at=now + timedelta(seconds=deadline_in)
         )
         text = "hi"
         records = []
@@ -103,6 +103,9 @@ class FollowTests(TestCase):
             text = stage.spec.apply(text)
             records.append(HopRecord(stage, text, now, now + timedelta(milliseconds=stage)))
         hops_record(transaction_id=str(transaction.id), hops=records)
+        # Settled after its hops: hops are recorded only while it is pending.
+        Transaction.objects.filter(id=transaction.id).update(status=status)
+        transaction.refresh_from_db()
         return transaction
 
     def test_a_settled_transaction_gives_its_hops_then_itself_then_ends(self) -> None:

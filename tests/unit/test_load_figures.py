@@ -116,6 +116,7 @@ class LoadFiguresTests(SimpleTestCase):
                 "hung",
                 "success_ratio_min",
                 "leader_move_s_max",
+                "retried_attempts",
                 "failed",
             ],
         )

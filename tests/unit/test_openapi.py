@@ -36,7 +36,7 @@ class SchemaTests(SimpleTestCase):
         relay = schema["paths"]["/api/relay/"]["post"]
         self.assertEqual(
             sorted(relay["responses"]),
-            ["200", "202", "400", "401", "413", "415", "422", "429", "503", "504"],
+            ["200", "202", "400", "401", "409", "413", "415", "422", "429", "503", "504"],
         )
         self.assertEqual(
             [parameter["name"] for parameter in relay["parameters"]], ["Idempotency-Key", "Prefer"]

@@ -1,6 +1,7 @@
 """``manage.py relay``'s words for a refusal, with the API's answer given (against the running
 stack: tests/integration/test_relay_command.py)."""
 
+import json
 from io import StringIO
 from typing import Any
 from unittest import mock
@@ -9,7 +10,12 @@ from django.core.management import CommandError, call_command
 from django.test import SimpleTestCase
 
 from relay_app.integrations.relay_api import Answer
-from relay_app.management.commands.relay import BAD_INPUT, UNREACHABLE
+from relay_app.management.commands.relay import (
+    BAD_INPUT,
+    CANCELLED,
+    NOT_FOUND,
+    UNREACHABLE,
+)
 
 
 def refusal(status: int, body: Any) -> CommandError:
@@ -53,3 +59,42 @@ class RefusalTests(SimpleTestCase):
             (refused.returncode, str(refused)), (UNREACHABLE, "Invalid or revoked API token.")
         )
         self.assertEqual(str(refusal(401, None)), "HTTP 401")
+
+
+class CancelCommandTests(SimpleTestCase):
+    def cancel(self, answer: Answer, *words: str) -> tuple[int, str]:
+        out = StringIO()
+        with mock.patch(
+            "relay_app.integrations.relay_api.RelayClient.cancel", return_value=answer
+        ) as cancel:
+            try:
+                call_command("relay", *words, stdout=out)
+            except CommandError as refused:
+                return refused.returncode, out.getvalue() + str(refused)
+        cancel.assert_called_once()
+        return 0, out.getvalue()
+
+    def test_cancel_id_prints_the_cancelled_transaction(self) -> None:
+        body = {"transaction_id": ID, "status": "cancelled", "cancelled_by": "ann"}
+        code, printed = self.cancel(Answer(200, {}, body, b"", 0.0), "cancel", ID)
+        self.assertEqual(code, 0)
+        self.assertEqual(json.loads(printed)["status"], "cancelled")
+
+    def test_a_finished_transaction_says_so_with_its_own_exit_code(self) -> None:
+        body = {"detail": "already ended (succeeded)", "transaction_id": ID, "status": "succeeded"}
+        code, printed = self.cancel(Answer(409, {}, body, b"", 0.0), "cancel", ID)
+        self.assertEqual(code, CANCELLED)
+        self.assertIn("already ended (succeeded)", printed)
+
+    def test_someone_elses_is_not_found(self) -> None:
+        code, _ = self.cancel(Answer(404, {}, {"detail": "Not found."}, b"", 0.0), "cancel", ID)
+        self.assertEqual(code, NOT_FOUND)
+
+    def test_two_words_that_are_not_cancel_id_are_refused(self) -> None:
+        with self.assertRaises(CommandError) as refused:
+            call_command("relay", "hello", "world", stdout=StringIO())
+        self.assertEqual(refused.exception.returncode, BAD_INPUT)
+        self.assertIn("quoted as one argument", str(refused.exception))
+
+
+ID = "6f1c3d2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f"

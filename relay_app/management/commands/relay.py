@@ -1,5 +1,6 @@
 """``manage.py relay "hello world"``: send a message through a running stack and print the
-original example's log lines live, as its hops complete.
+original example's log lines live, as its hops complete (and each attempt of a hop that
+failed, as it ends); ``manage.py relay cancel ID`` cancels a transaction in flight.
 
 A thin client of the HTTP API (``relay_app/integrations/relay_api.py``): it relays with
 ``Prefer: respond-async``, then follows the transaction's event stream. Its exit code says
@@ -10,6 +11,7 @@ import argparse
 import json
 import os
 import time
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +29,8 @@ BAD_INPUT = 2
 TIMED_OUT = 3
 UNAVAILABLE = 4
 UNREACHABLE = 5
+CANCELLED = 6
+NOT_FOUND = 7
 EXIT_CODES = f"""exit codes:
   {SUCCEEDED}  succeeded (with --async: accepted)
   1  an unexpected answer (a bug: please report it)
@@ -35,11 +39,17 @@ EXIT_CODES = f"""exit codes:
   {UNAVAILABLE}  a dependency is down, or the relay is at capacity or over your rate
      (503, 429, or the transaction ended failed)
   {UNREACHABLE}  the relay cannot be reached, or refused the credentials (401, 403)
+  {CANCELLED}  cancelled (409 while waiting, or the transaction ended cancelled); for
+     `relay cancel ID`: it had already ended (409)
+  {NOT_FOUND}  `relay cancel ID`: no such transaction of yours (404)
+
+`relay cancel ID` cancels the transaction ID (yours; staff: anyone's) and prints it as JSON.
 """
 _BY_STATUS = {
     "succeeded": SUCCEEDED,
     "timed_out": TIMED_OUT,
     "failed": UNAVAILABLE,
+    "cancelled": CANCELLED,
 }
 _BY_HTTP_STATUS = {
     400: BAD_INPUT,
@@ -51,6 +61,8 @@ _BY_HTTP_STATUS = {
     429: UNAVAILABLE,
     503: UNAVAILABLE,
     504: TIMED_OUT,
+    404: NOT_FOUND,
+    409: CANCELLED,
 }
 # A stream cut short is opened again (from its last event) this many times.
 RECONNECTS = 3
@@ -72,7 +84,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         scheme = "https" if settings.HTTP_TLS_CERT_FILE else "http"
-        parser.add_argument("message", help="the text to relay")
+        parser.add_argument(
+            "message",
+            nargs="+",
+            help="the text to relay (one argument: quote it); or `cancel ID`",
+        )
         parser.add_argument(
             "--url",
             default=f"{scheme}://{settings.HTTP_ADDRESS}",
@@ -105,10 +121,18 @@ class Command(BaseCommand):
         self.options = options
         self.progress = not options["json"] and self.stdout.isatty()
         self.hops_seen: set[int] = set()
+        self.attempts_failed = 0
         self.started = time.monotonic()
+        words = options["message"]
+        cancelling = len(words) == 2 and words[0] == "cancel"
+        if len(words) > 1 and not cancelling:
+            raise CommandError(
+                "relay one message, quoted as one argument, or `cancel ID`",
+                returncode=BAD_INPUT,
+            )
         try:
             with self.client() as client:
-                code = self.run(client, options["message"])
+                code = self.cancel(client, words[1]) if cancelling else self.run(client, words[0])
         except OSError as exc:  # requests' errors among them: no answer
             raise CommandError(
                 f"cannot reach the relay at {options['url']}: {exc}", returncode=UNREACHABLE
@@ -142,6 +166,22 @@ class Command(BaseCommand):
             return self.settled(body)
         return self.refused(answer.status, body)
 
+    def cancel(self, client: RelayClient, transaction_id: str) -> int:
+        """Cancel the transaction; print it as it is now (JSON); the exit code."""
+        try:
+            uuid.UUID(transaction_id)
+        except ValueError:
+            self.failure = f"{transaction_id!r} is not a transaction id"
+            return BAD_INPUT
+        answer = client.cancel(transaction_id)
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.status == 200:
+            self.stdout.write(json.dumps(body, indent=2))
+            return SUCCEEDED
+        if answer.status == 409 and "transaction_id" in body:
+            self.stdout.write(json.dumps(body, indent=2))
+        return self.refused(answer.status, body)
+
     def refused(self, status: int, body: dict[str, Any]) -> int:
         """An answer without a transaction: say why, in the API's words, each field's
         reasons on a line of their own."""
@@ -163,14 +203,29 @@ class Command(BaseCommand):
                         body = events.answer().body
                         return self.refused(events.status, body if isinstance(body, dict) else {})
                     for event in events:
-                        if event.name == "hop":
+                        if event.name == "attempt":
+                            self.attempt(event.json())
+                        elif event.name == "hop":
                             self.hop(event.json())
-                        elif event.name == "settled":
+                        elif event.name in ("settled", "cancelled"):
                             return self.settled(event.json())
             except OSError:
                 pass  # cut short: open it again, from the last hop received
         self.failure = "the event stream ended before the transaction did"
         return 1
+
+    def attempt(self, attempt: dict[str, Any]) -> None:
+        """An attempt of a hop that did not succeed: a line of its own (on stderr, so that
+        stdout keeps the seed's lines alone), and on the progress bar."""
+        self.attempts_failed += 1
+        then = "; trying again" if attempt["retried"] else ""
+        if not self.options["json"]:
+            self.clear_progress()
+            self.stderr.write(
+                f"attempt {attempt['number']} of hop {attempt['position']} ({attempt['stage']})"
+                f" {attempt['outcome']}: {attempt['error']}{then}"
+            )
+        self.show_progress()
 
     def hop(self, hop: dict[str, Any]) -> None:
         if hop["position"] in self.hops_seen:
@@ -209,7 +264,8 @@ class Command(BaseCommand):
         done = len(self.hops_seen)
         bar = "#" * done + "." * (len(Stage) - done)
         seconds = time.monotonic() - self.started
-        self.stdout.write(f"[{bar}] {done}/{len(Stage)} hops, {seconds:.1f} s", ending="")
+        retries = f", {self.attempts_failed} failed attempt(s)" if self.attempts_failed else ""
+        self.stdout.write(f"[{bar}] {done}/{len(Stage)} hops{retries}, {seconds:.1f} s", ending="")
         self.stdout.flush()
 
     def clear_progress(self) -> None:

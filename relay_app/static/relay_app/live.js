@@ -1,6 +1,8 @@
 /* The live page (templates/relay_app/live.html): relay a message with
    `Prefer: respond-async`, then follow the transaction's event stream and draw each hop
-   on a common time axis as it arrives, then the final text. Errors are said in words. */
+   on a common time axis as it arrives (with its attempts that failed, each as it ends),
+   then the final text. While it is pending, "Cancel it" cancels it. Errors are said in
+   words. */
 "use strict";
 
 (function () {
@@ -8,6 +10,7 @@
   const form = document.getElementById("relay-form");
   const message = document.getElementById("message");
   const send = document.getElementById("send");
+  const cancel = document.getElementById("cancel");
   const statusLine = document.getElementById("status");
   const errorLine = document.getElementById("error");
   const transactionLabel = document.getElementById("transaction");
@@ -26,6 +29,7 @@
     errorLine.hidden = false;
     page.dataset.state = state || "error";
     send.disabled = false;
+    cancel.hidden = true;
   }
 
   function reset() {
@@ -42,7 +46,22 @@
       row.querySelector(".live__bar").style.cssText = "";
       row.querySelector(".live__duration").textContent = "–";
       row.querySelector(".live__text").textContent = "";
+      const attempts = row.querySelector(".live__attempts");
+      attempts.hidden = true;
+      attempts.textContent = "";
     }
+  }
+
+  /* An attempt that did not succeed: said on its hop's row, as it ends. */
+  function onAttempt(attempt) {
+    const row = rows[attempt.position - 1];
+    const line = row.querySelector(".live__attempts");
+    const then = attempt.retried ? "; trying again" : "";
+    line.textContent = (line.textContent ? line.textContent + " " : "") +
+      "Attempt " + attempt.number + " " + attempt.outcome.replace(/_/g, " ") + ": " + attempt.error + then + ".";
+    line.hidden = false;
+    if (row.dataset.state !== "done" && attempt.retried) { row.dataset.state = "retrying"; }
+    setStatus("Hop " + attempt.position + ", attempt " + attempt.number + " " + attempt.outcome.replace(/_/g, " ") + then + ".");
   }
 
   function ms(value) { return value.toFixed(2) + " ms"; }
@@ -70,7 +89,8 @@
     hops[hop.position] = hop;
     const row = rows[hop.position - 1];
     row.dataset.state = "done";
-    row.querySelector(".live__duration").textContent = ms(hop.duration_ms);
+    const tries = hop.attempts ? hop.attempts.length : 1;
+    row.querySelector(".live__duration").textContent = ms(hop.duration_ms) + (tries > 1 ? " (attempt " + tries + ")" : "");
     row.querySelector(".live__text").textContent = hop.text;
     draw();
     setStatus("Hop " + hop.position + " of " + rows.length + " done: " + hop.stage.replace(/_/g, " ") + ".");
@@ -80,11 +100,15 @@
     for (const hop of transaction.hops) { onHop(hop); }
     page.dataset.state = transaction.status;
     send.disabled = false;
+    cancel.hidden = true;
     const total = transaction.duration_ms === null ? "" : " in " + ms(transaction.duration_ms);
     if (transaction.status === "succeeded") {
       finalText.textContent = transaction.message;
       finalSection.hidden = false;
       setStatus("Succeeded: all eight hops done" + total + ".");
+    } else if (transaction.status === "cancelled") {
+      setStatus("Cancelled" + total + ".");
+      showError("The transaction was " + transaction.error + ".", "cancelled");
     } else if (transaction.status === "timed_out") {
       setStatus("Timed out" + total + ".");
       showError("The relay timed out: " + transaction.error + ".", "timed_out");
@@ -96,12 +120,15 @@
 
   function follow(url) {
     source = new EventSource(url);
+    source.addEventListener("attempt", (event) => onAttempt(JSON.parse(event.data)));
     source.addEventListener("hop", (event) => onHop(JSON.parse(event.data)));
-    source.addEventListener("settled", (event) => {
+    const end = (event) => {
       source.close();
       source = null;
       onSettled(JSON.parse(event.data));
-    });
+    };
+    source.addEventListener("settled", end);
+    source.addEventListener("cancelled", end);
     source.onerror = () => {
       /* EventSource reconnects by itself (with Last-Event-ID) while it can; closed means it
          gave up, e.g. the stream answered an error. */
@@ -141,6 +168,30 @@
     follow(page.dataset.transactionsUrl + replay + "/events/");
   }
 
+  /* Cancel the transaction being followed; its stream then ends with `cancelled`. */
+  cancel.addEventListener("click", async () => {
+    const id = page.dataset.transaction;
+    if (!id) { return; }
+    cancel.disabled = true;
+    try {
+      const response = await fetch(page.dataset.transactionsUrl + id + "/cancel/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Accept": "application/json", "X-CSRFToken": page.dataset.csrfToken },
+      });
+      const body = await response.json().catch(() => null);
+      if (response.status === 409) {
+        setStatus("Too late to cancel: " + (body && body.detail ? body.detail : "it had already ended") + ".");
+      } else if (!response.ok) {
+        showError("Not cancelled (HTTP " + response.status + ")" + (body && body.detail ? ": " + body.detail : "."));
+      }
+    } catch (error) {
+      showError("The relay could not be reached to cancel: " + error.message);
+    } finally {
+      cancel.disabled = false;
+    }
+  });
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     reset();
@@ -173,6 +224,7 @@
     if (response.status === 202) {
       setStatus("Accepted: waiting for the hops…");
       onHop(body.hops[0]);
+      cancel.hidden = false;
       follow(body.events);
     } else if (response.ok && body) {
       onSettled(body);
