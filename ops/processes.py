@@ -98,8 +98,8 @@ def worker_command(
     sweeps and purges (one in the whole stack), keeping its state in that file."""
     return [
         *(PYTHON, "-m", "celery", "-A", "project", "worker", "--hostname", hostname),
-        # Every task's "received" and "succeeded" cost more than a hop; the seed lines and
-        # warnings still reach the log.
+        # Every task's "received" and "succeeded" cost more than a hop; the original example's lines
+        # and warnings still reach the log.
         *("--loglevel", "WARNING", "--pool", pool, "--concurrency", str(concurrency)),
         # No need to wait for or talk to sibling workers at start.
         *("--without-gossip", "--without-mingle"),

@@ -1,5 +1,5 @@
-"""URL map: the landing page, the relay API, the seed's endpoint, health, the admin and the
-live page."""
+"""URL map: the landing page, the relay API, the original example's endpoint, health, the admin and
+the live page."""
 
 from django.contrib import admin
 from django.urls import include, path

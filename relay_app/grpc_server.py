@@ -1,6 +1,6 @@
 """The gRPC server of hop 5: ``relay.v1.Relay/Process`` with health checking and reflection.
 
-It needs no database: it appends its text, logs the seed's line and reports its timing
+It needs no database: it appends its text, logs the original example's line and reports its timing
 back to the client, which records the hop. It takes only what the relay itself sends: a call
 with a worker's capability for this very transaction and text (``relay_rpc.capability``),
 then a transaction id that is a UUID and a text no longer than the longest message's at this
@@ -35,7 +35,7 @@ from .integrations.relay_rpc import (
     read_pem,
 )
 from .metrics import GRPC_CALLS, serve_metrics
-from .seed_log import log_hop
+from .original_log import log_hop
 
 logger = logging.getLogger(__name__)
 

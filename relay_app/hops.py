@@ -1,4 +1,4 @@
-"""The eight hops of a transaction: what each appends and how the seed's log names it.
+"""The eight hops of a transaction: what each appends and how the original example's log names it.
 
 This table is the single source of the hop texts (docs/architecture.md); models,
 services, the gRPC server and tests all read it from here. A new hop starts here.
@@ -32,7 +32,7 @@ class Stage(IntEnum):
 
 @dataclass(frozen=True)
 class HopSpec:
-    """What a hop appends to the text, and the seed's label for its log line."""
+    """What a hop appends to the text, and the original example's label for its log line."""
 
     log_label: str
     suffix: str

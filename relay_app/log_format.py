@@ -1,11 +1,11 @@
 """Log lines as JSON objects (``RELAY_LOG_FORMAT=json``), for log pipelines that index fields.
 
-Every line of the relay's processes (the web server, the worker and its pool, the gRPC
-server) gets the same fields: time, level, logger, process, message and, where the line is
-about a transaction, its ``transaction_id``, ``stage`` and ``duration_ms``, and, while a
-trace is being recorded, its ``trace_id`` (relay_app/tracing.py: the transaction's id too
-comes along with the trace, to lines that did not name it). The transaction log file keeps
-the seed's format; JSON escapes whatever a client's text holds, so a line is always one line.
+Every line of the relay's processes (the web server, the worker and its pool, the gRPC server) gets
+the same fields: time, level, logger, process, message and, where the line is about a transaction,
+its ``transaction_id``, ``stage`` and ``duration_ms``, and, while a trace is being recorded, its
+``trace_id`` (relay_app/tracing.py: the transaction's id too comes along with the trace, to lines
+that did not name it). The transaction log file keeps the original example's format; JSON escapes
+whatever a client's text holds, so a line is always one line.
 """
 
 import json

@@ -22,7 +22,7 @@ from relay_app.services.tokens import api_token_create
 if TYPE_CHECKING:
     from ops.stack import Stack
 
-SEED_LINE = re.compile(
+ORIGINAL_LINE = re.compile(
     r"^(?P<time>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) (?P<text>.*?)"
     r"(?:\ttransaction_id=(?P<id>\S+))?$"
 )
@@ -31,7 +31,8 @@ SEED_LINE = re.compile(
 def transaction_log_lines(
     transaction_id: str, *, expected: int = 12, wait: float = 5.0
 ) -> list[str]:
-    """The seed texts (without timestamp) logged for one transaction, in file order."""
+    """The original example's texts (without timestamp) logged for one transaction, in file
+    order."""
     lines = lines_of(
         transaction_id, path=settings.RELAY_TRANSACTION_LOG, expected=expected, wait=wait
     )
@@ -39,7 +40,7 @@ def transaction_log_lines(
 
 
 def expected_log_lines(message: str) -> list[str]:
-    """The seed's twelve lines for ``message``: eight hops, then the closing banner."""
+    """The original example's twelve lines for ``message``: eight hops, then the closing banner."""
     lines, text = [], message
     for stage in Stage:
         text = HOPS[stage].apply(text)

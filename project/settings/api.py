@@ -52,7 +52,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
-# Relaying without a token or session (POST /api/relay/, the seed's endpoint). Off: only
+# Relaying without a token or session (POST /api/relay/, the original example's endpoint). Off: only
 # development settings turn it on, and a system check warns about it in production.
 RELAY_ALLOW_ANONYMOUS_RELAY = env.bool("RELAY_ALLOW_ANONYMOUS_RELAY", default=False)
 # The API root, its OpenAPI schema and Swagger UI for anonymous visitors too (development).

@@ -86,11 +86,12 @@ RELAY_METRICS_TLS_CA_FILE = env.str("RELAY_METRICS_TLS_CA_FILE", default="")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "text": lines for people; "json": one object per line, with the transaction's fields
-# (relay_app/log_format.py). The transaction log file keeps the seed's format either way.
+# (relay_app/log_format.py). The transaction log file keeps the original example's format either
+# way.
 RELAY_LOG_FORMAT = choice("RELAY_LOG_FORMAT", "text", ("TEXT", "JSON")).lower()
-# Every process appends its seed lines here, so one file holds each transaction in order; it
-# rotates at RELAY_TRANSACTION_LOG_MAX_BYTES, keeping RELAY_TRANSACTION_LOG_BACKUPS older files
-# (transactions.log.1 the newest). Development's console gets the lines too; elsewhere the
+# Every process appends its original example's lines here, so one file holds each transaction in
+# order; it rotates at RELAY_TRANSACTION_LOG_MAX_BYTES, keeping RELAY_TRANSACTION_LOG_BACKUPS older
+# files (transactions.log.1 the newest). Development's console gets the lines too; elsewhere the
 # processes' own logs hold no message's text.
 RELAY_TRANSACTION_LOG = Path(
     env.str("RELAY_TRANSACTION_LOG", default=str(RELAY_VAR_DIR / "log" / "transactions.log"))
@@ -104,22 +105,22 @@ LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        # The seed's format: "2019/07/07 16:58:48 REST request: hello world from rest ".
-        "seed": {"()": "relay_app.seed_log.SeedFormatter"},
+        # The original example's format: "2019/07/07 16:58:48 REST request: hello world from rest ".
+        "original": {"()": "relay_app.original_log.OriginalFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         "json": {"()": "relay_app.log_format.JsonFormatter"},
     },
     "handlers": {
         "transaction": {
             "class": "logging.StreamHandler",
-            "formatter": "json" if RELAY_LOG_FORMAT == "json" else "seed",
+            "formatter": "json" if RELAY_LOG_FORMAT == "json" else "original",
         },
         "transaction_file": {
-            "()": "relay_app.seed_log.TransactionFileHandler",
+            "()": "relay_app.original_log.TransactionFileHandler",
             "filename": str(RELAY_TRANSACTION_LOG),
             "max_bytes": RELAY_TRANSACTION_LOG_MAX_BYTES,
             "backups": RELAY_TRANSACTION_LOG_BACKUPS,
-            "formatter": "seed",
+            "formatter": "original",
         },
         "console": {
             "class": "logging.StreamHandler",

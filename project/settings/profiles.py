@@ -159,7 +159,8 @@ TEST = {
     "OTEL_TRACES_SAMPLER_ARG": "0",
     "RELAY_METRICS_TOKEN": "test-only-scraper-token",
     "RELAY_WORKER_CONCURRENCY": "4",
-    # The seed lines go to the transaction log file only; the suite's output stays readable.
+    # The original example's lines go to the transaction log file only; the suite's output stays
+    # readable.
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
     # The suite relays hundreds of messages as one user; the throttle's own tests set a rate.
     "RELAY_THROTTLE_RATE": "100000/second",

@@ -27,15 +27,18 @@ class RelayAdmissionMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        # (method, path) of each relay route: whether it is the seed's. Resolved on first
-        # use: the URLconf is not loaded yet when middleware is built.
+        # (method, path) of each relay route: whether it is the original example's. Resolved on
+        # first use: the URLconf is not loaded yet when middleware is built.
         self._relays: dict[tuple[str, str], bool] | None = None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self._relays is None:
-            self._relays = {("POST", reverse("relay")): False, ("GET", reverse("seed-relay")): True}
-        seed = self._relays.get((request.method or "", request.path))
-        if seed is None:
+            self._relays = {
+                ("POST", reverse("relay")): False,
+                ("GET", reverse("original-relay")): True,
+            }
+        original = self._relays.get((request.method or "", request.path))
+        if original is None:
             return self.get_response(request)
         try:
             with (
@@ -48,8 +51,9 @@ class RelayAdmissionMiddleware:
                 return response
         except Overloaded as exc:
             REFUSED.labels("at_capacity").inc()
-            # The seed's endpoint answers its errors as a JSON string, the API as an object.
-            body = f"Error:{exc}" if seed else {"detail": str(exc)}
+            # The original example's endpoint answers its errors as a JSON string, the API as an
+            # object.
+            body = f"Error:{exc}" if original else {"detail": str(exc)}
             response = JsonResponse(body, status=exc.status_code, safe=False)
             response["Retry-After"] = str(exc.retry_after)
             return unlogged(response)

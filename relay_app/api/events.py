@@ -33,9 +33,9 @@ def last_event_id(headers: Mapping[str, str]) -> int:
 
 
 def hop_data(hop: Hop, earlier: list[Attempt]) -> dict[str, Any]:
-    """A hop as its event carries it: as the transaction's page shows it (with ``earlier``,
-    its attempts that did not succeed), plus the seed's log label, so a client can print the
-    seed's line for it."""
+    """A hop as its event carries it: as the transaction's page shows it (with ``earlier``, its
+    attempts that did not succeed), plus the original example's log label, so a client can print the
+    original example's line for it."""
     shown = HopSerializer().to_representation(hop, earlier)
     return {**shown, "label": Stage(hop.stage).spec.log_label}
 

@@ -36,9 +36,9 @@ CROSS_SITE_SESSION = (
 
 
 class NoCrossSiteSession(BasePermission):
-    """A GET that relays (the seed's endpoint) is no safe method: a page of another site could
-    make a signed-in person's browser send it (an image, a link) with their session. A
-    session is accepted only on a request from the relay's own pages or typed by the person
+    """A GET that relays (the original example's endpoint) is no safe method: a page of another site
+    could make a signed-in person's browser send it (an image, a link) with their session. A session
+    is accepted only on a request from the relay's own pages or typed by the person
     (``Sec-Fetch-Site: same-origin`` or ``none``; without that header, an ``Origin`` or
     ``Referer`` of this host); a token, which no other site can attach, always is."""
 

@@ -457,8 +457,8 @@ class ServerSentEventSerializer(serializers.Serializer):
         required=False,
         help_text=(
             "JSON: for `attempt`, the attempt as in a hop's `attempts`, with the hop's"
-            " `position` and `stage`; for `hop`, the hop as in a transaction (with its seed"
-            " log `label`); for `settled` and `cancelled`, the transaction as"
+            " `position` and `stage`; for `hop`, the hop as in a transaction (with the"
+            " original example's log `label`); for `settled` and `cancelled`, the transaction as"
             " `GET /api/transactions/<id>/` shows it."
         ),
     )

@@ -1,4 +1,5 @@
-"""Routes of the relay API, its schema and docs, and the seed's compatibility endpoint."""
+"""Routes of the relay API, its schema and docs, and the original example's compatibility
+endpoint."""
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
@@ -26,7 +27,7 @@ urlpatterns = [
     ),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("communication/restKafkaGRPC/", views.SeedRelayView.as_view(), name="seed-relay"),
+    path("communication/restKafkaGRPC/", views.OriginalRelayView.as_view(), name="original-relay"),
     path("healthz", views.HealthView.as_view(), name="healthz"),
     path("readyz", views.ReadinessView.as_view(), name="readyz"),
     path("metrics", views.MetricsView.as_view(), name="metrics"),

@@ -69,7 +69,7 @@ HTTP_STATUS = {
     Transaction.Status.PENDING: status.HTTP_504_GATEWAY_TIMEOUT,
     Transaction.Status.CANCELLED: status.HTTP_409_CONFLICT,
 }
-SEED_MESSAGE = "hello world"
+ORIGINAL_MESSAGE = "hello world"
 
 # Views whose representation the Accept header alone chooses have no ?format=.
 NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
@@ -118,7 +118,7 @@ class ApiRootView(APIView):
             "docs": reverse("docs", request=request),
             "health": reverse("healthz", request=request),
             "ready": reverse("readyz", request=request),
-            "seed": reverse("seed-relay", request=request),
+            "seed": reverse("original-relay", request=request),
             "admin": reverse("admin:index", request=request),
             "live": reverse("live", request=request),
         }
@@ -224,8 +224,9 @@ def _accepted(request: Request, transaction: Transaction) -> Response:
     )
 
 
-class SeedRelayView(APIView):
-    """The seed's endpoint: relays "hello world", answers the final text as a JSON string."""
+class OriginalRelayView(APIView):
+    """The original example's endpoint: relays "hello world", answers the final text as a JSON
+    string."""
 
     permission_classes = [CanRelay, NoCrossSiteSession]
     throttle_classes = [RelayThrottle]
@@ -241,19 +242,23 @@ class SeedRelayView(APIView):
                 '`"Error:<reason>"`: a dependency is down, or the relay is at capacity'
                 " (then wait as `Retry-After` says).",
             ),
-            504: OpenApiResponse(OpenApiTypes.STR, '`"Error:Timeout request"`, as the seed.'),
+            504: OpenApiResponse(
+                OpenApiTypes.STR, '`"Error:Timeout request"`, as the original example.'
+            ),
             409: OpenApiResponse(OpenApiTypes.STR, '`"Error:cancelled by <user>"`.'),
         },
     )
     def get(self, request: Request) -> Response:
         transaction = relay_message(
-            message=SEED_MESSAGE, owner=_owner(request), deadline=_deadline(request)
+            message=ORIGINAL_MESSAGE, owner=_owner(request), deadline=_deadline(request)
         )
         code = HTTP_STATUS[Transaction.Status(transaction.status)]
         if transaction.status == Transaction.Status.SUCCEEDED:
             return Response(transaction.final_message, status=code)
         if transaction.status == Transaction.Status.TIMED_OUT:
-            return unlogged(Response("Error:Timeout request", status=code))  # the seed's own
+            return unlogged(
+                Response("Error:Timeout request", status=code)
+            )  # the original example's own
         return unlogged(Response(f"Error:{transaction.error}", status=code))
 
 

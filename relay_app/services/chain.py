@@ -50,7 +50,7 @@ from ..integrations.kafka_records import (
 )
 from ..metrics import count_dependency_error
 from ..models import Hop, Transaction
-from ..seed_log import log_end, log_hop
+from ..original_log import log_end, log_hop
 from ..selectors import hop_chain_end, hop_progress, transaction_status
 from .attempts import attempts_run
 from .transactions import (
@@ -228,8 +228,8 @@ def _hop_to_do(payload: ChainPayload, stage: Stage) -> Hop | None:
 
 
 def _record(payload: ChainPayload, hop: HopRecord) -> None:
-    """Record ``hop`` and log its seed line; ``TransactionEnded`` if the transaction ended
-    meanwhile (then nothing is recorded: nothing happens to a transaction after its end)."""
+    """Record ``hop`` and log its original example's line; ``TransactionEnded`` if the transaction
+    ended meanwhile (then nothing is recorded: nothing happens to a transaction after its end)."""
     transaction_id = payload["transaction_id"]
     if hops_record(transaction_id=transaction_id, hops=[hop]):
         log_hop(hop.stage, hop.text, transaction_id=transaction_id, duration_ms=hop.ms)
@@ -380,7 +380,7 @@ def grpc_call(payload: ChainPayload) -> ChainPayload:
 
 def rest_respond(*, transaction_id: str) -> bool:
     """Hop 8 from the transaction's records: the REST response on hop 7's recorded text, then
-    the seed's closing banner; the transaction succeeds.
+    the original example's closing banner; the transaction succeeds.
 
     ``False`` (and nothing done) unless hops 1-7 are all recorded. ``True``: the transaction
     has ended, now or before. Whoever settles first wins (the waiting view, a repeated

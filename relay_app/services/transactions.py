@@ -20,7 +20,7 @@ from ..integrations import notices
 from ..integrations.kafka_records import RecordCoordinates
 from ..metrics import HOP_SECONDS
 from ..models import Attempt, Hop, Transaction
-from ..seed_log import log_hop
+from ..original_log import log_hop
 from ..selectors import transaction_list_stale, transaction_waiting_on
 
 # How long past its deadline an event stream leaves a pending transaction to whoever else

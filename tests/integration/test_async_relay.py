@@ -79,7 +79,7 @@ class AsyncRelayTests(TransactionTestCase):
     def setUp(self) -> None:
         self.user, self.token = user_with_token("async-client")
 
-    def test_202_at_once_with_where_to_poll_then_the_chain_finishes_with_the_seed_log(
+    def test_202_at_once_with_where_to_poll_then_the_chain_finishes_with_the_original_log(
         self,
     ) -> None:
         answer = web(self.token).relay("hello world", respond_async=True)
@@ -97,7 +97,8 @@ class AsyncRelayTests(TransactionTestCase):
         self.assertEqual(final["status"], "succeeded", final)
         self.assertEqual(final["message"], expected_final_message("hello world"))
         self.assertEqual([hop["position"] for hop in final["hops"]], list(range(1, 9)))
-        # Hop 8 and the banner were written by the worker, in the seed's words and order.
+        # Hop 8 and the banner were written by the worker, in the original example's words and
+        # order.
         self.assertEqual(transaction_log_lines(transaction_id), expected_log_lines("hello world"))
 
     def test_the_blocking_call_is_unchanged_without_the_preference(self) -> None:

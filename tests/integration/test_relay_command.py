@@ -51,7 +51,7 @@ class RelayCommandTests(TransactionTestCase):
     def setUp(self) -> None:
         _, self.token = user_with_token("command-line")
 
-    def test_prints_the_seed_log_lines_then_the_banner_and_exits_0(self) -> None:
+    def test_prints_the_original_log_lines_then_the_banner_and_exits_0(self) -> None:
         run = relay_command("hello world", "--token", self.token)
         self.assertEqual(run.returncode, 0, run.stderr)
         lines = run.stdout.splitlines()

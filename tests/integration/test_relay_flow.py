@@ -47,7 +47,7 @@ class RelayFlowTests(TransactionTestCase):
         self.assertEqual(body["owner"], "relay-flow")
         self.assertEqual([hop["position"] for hop in body["hops"]], list(range(1, 9)))
 
-    def test_seed_endpoint_answers_the_final_text_as_a_json_string(self) -> None:
+    def test_original_endpoint_answers_the_final_text_as_a_json_string(self) -> None:
         response = self.client.get("/communication/restKafkaGRPC/")
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response["Content-Type"], "application/json")
@@ -62,11 +62,13 @@ class RelayFlowTests(TransactionTestCase):
         )
         self.assertEqual(body["message"], expected_final_message("ping"))
 
-    def test_the_seed_log_lines_appear_in_order_then_the_banner(self) -> None:
+    def test_the_original_log_lines_appear_in_order_then_the_banner(self) -> None:
         body = self.relay("hello world")
         lines = transaction_log_lines(body["transaction_id"])
         self.assertEqual(lines, expected_log_lines("hello world"))
-        self.assertEqual(lines[3][:12], "gRPC Client:")  # no space after the colon, as in the seed
+        self.assertEqual(
+            lines[3][:12], "gRPC Client:"
+        )  # no space after the colon, as in the original example
         self.assertEqual(lines[-2], HELLO_WORLD_FINAL)
 
     def test_each_topic_holds_one_record_for_the_transaction(self) -> None:

@@ -4,7 +4,7 @@ logged one line per event (escaping and rotation alone: tests/unit/test_transact
 from django.test import TransactionTestCase
 
 from relay_app.hops import expected_final_message
-from relay_app.seed_log import escape
+from relay_app.original_log import escape
 
 from ..support import transaction_log_lines, user_with_token, web
 

@@ -184,9 +184,9 @@ class RefusalTests(TestCase):
         self.assertEqual(answer.status_code, 503)
         self.assertGreaterEqual(int(answer["Retry-After"]), 1)
         self.assertIn("at capacity", answer.json()["detail"])
-        seed = client.get("/communication/restKafkaGRPC/", **late)
-        self.assertEqual(seed.status_code, 503)
-        self.assertTrue(seed.json().startswith("Error:the relay is at capacity"))
+        original = client.get("/communication/restKafkaGRPC/", **late)
+        self.assertEqual(original.status_code, 503)
+        self.assertTrue(original.json().startswith("Error:the relay is at capacity"))
         self.assertFalse(Transaction.objects.exists())
 
     def test_other_requests_are_never_refused(self) -> None:

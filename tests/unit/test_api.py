@@ -99,8 +99,8 @@ class WhoMayReadTheApiTests(TestCase):
         self.assertFalse(Transaction.objects.exists())
 
 
-class SeedEndpointCrossSiteTests(TestCase):
-    """The seed's GET relays: a session rides it only from the relay's own pages."""
+class OriginalEndpointCrossSiteTests(TestCase):
+    """The original example's GET relays: a session rides it only from the relay's own pages."""
 
     def setUp(self) -> None:
         self.user = User.objects.create_user("browser", password="a-password-of-theirs-1")

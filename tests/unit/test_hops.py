@@ -1,13 +1,13 @@
-"""The hop table and the seed's log format, without any service."""
+"""The hop table and the original example's log format, without any service."""
 
 import logging
 
 from django.test import SimpleTestCase
 
 from relay_app.hops import HOPS, Stage, expected_final_message
-from relay_app.seed_log import SeedFormatter
+from relay_app.original_log import OriginalFormatter
 
-from ..support import SEED_LINE, expected_log_lines
+from ..support import ORIGINAL_LINE, expected_log_lines
 
 
 class HopTableTests(SimpleTestCase):
@@ -18,7 +18,7 @@ class HopTableTests(SimpleTestCase):
             " AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER",
         )
 
-    def test_there_are_eight_hops_in_the_seed_order(self) -> None:
+    def test_there_are_eight_hops_in_the_original_order(self) -> None:
         self.assertEqual([stage.value for stage in Stage], list(range(1, 9)))
         self.assertEqual(
             [HOPS[stage].log_label for stage in Stage],
@@ -38,15 +38,15 @@ class HopTableTests(SimpleTestCase):
         self.assertTrue(expected_final_message("straße").startswith("STRASSE FROM REST"))
 
 
-class SeedFormatterTests(SimpleTestCase):
+class OriginalFormatterTests(SimpleTestCase):
     def format(self, message: str, **extra: str) -> str:
         record = logging.LogRecord("relay.transaction", logging.INFO, "", 0, message, None, None)
         record.__dict__.update(extra)
-        return SeedFormatter().format(record)
+        return OriginalFormatter().format(record)
 
-    def test_lines_have_the_seed_timestamp_then_the_text(self) -> None:
+    def test_lines_have_the_original_timestamp_then_the_text(self) -> None:
         line = self.format("REST request: hello world from rest ")
-        match = SEED_LINE.match(line)
+        match = ORIGINAL_LINE.match(line)
         assert match is not None
         self.assertEqual(match["text"], "REST request: hello world from rest ")
         self.assertIsNone(match["id"])
@@ -55,7 +55,7 @@ class SeedFormatterTests(SimpleTestCase):
         line = self.format("End of transaction with Message:", transaction_id="abc")
         self.assertTrue(line.endswith(" End of transaction with Message:\ttransaction_id=abc"))
 
-    def test_expected_lines_match_the_seed_example(self) -> None:
+    def test_expected_lines_match_the_original_example(self) -> None:
         lines = expected_log_lines("hello world")
         self.assertEqual(lines[0], "REST request: hello world from rest ")
         self.assertEqual(

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from relay_app.hops import Stage
 from relay_app.log_format import JsonFormatter
-from relay_app.seed_log import SeedFormatter, escape, log_hop
+from relay_app.original_log import OriginalFormatter, escape, log_hop
 from relay_app.tracing import TRANSACTION_ATTRIBUTE
 
 # Each character a log line must never carry raw, with what stands for it instead.
@@ -43,7 +43,7 @@ def formatted(message: str, **extra: str) -> str:
     """``message`` as the transaction log writes it."""
     record = logging.LogRecord("relay.transaction", logging.INFO, "", 0, "%s", (message,), None)
     record.__dict__.update(extra)
-    return SeedFormatter().format(record)
+    return OriginalFormatter().format(record)
 
 
 class EscapingTests(SimpleTestCase):
@@ -77,9 +77,9 @@ class EscapingTests(SimpleTestCase):
 WRITER = textwrap.dedent(
     """
     import logging, sys
-    from relay_app.seed_log import SeedFormatter, TransactionFileHandler
+    from relay_app.original_log import OriginalFormatter, TransactionFileHandler
     handler = TransactionFileHandler(sys.argv[1], max_bytes=4000, backups=3)
-    handler.setFormatter(SeedFormatter())
+    handler.setFormatter(OriginalFormatter())
     log = logging.getLogger("writer")
     log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from relay_app.hops import Stage
 from relay_app.integrations.relay_api import RelayClient
-from relay_app.seed_log import BANNER, escape
+from relay_app.original_log import BANNER, escape
 
 TOKEN_VARIABLE = "RELAY_API_TOKEN"  # noqa: S105 - the variable's name, not a token
 
@@ -216,7 +216,7 @@ class Command(BaseCommand):
 
     def attempt(self, attempt: dict[str, Any]) -> None:
         """An attempt of a hop that did not succeed: a line of its own (on stderr, so that
-        stdout keeps the seed's lines alone), and on the progress bar."""
+        stdout keeps the original example's lines alone), and on the progress bar."""
         self.attempts_failed += 1
         then = "; trying again" if attempt["retried"] else ""
         if not self.options["json"]:
@@ -251,7 +251,7 @@ class Command(BaseCommand):
         return _BY_STATUS.get(status, 1)
 
     def line(self, at: str, text: str) -> None:
-        """One line as the transaction log has it: the seed's timestamp, local time."""
+        """One line as the transaction log has it: the original example's timestamp, local time."""
         if self.options["json"]:
             return
         stamp = datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone()

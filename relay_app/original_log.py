@@ -1,4 +1,5 @@
-"""The seed's transaction log: ``YYYY/MM/DD HH:MM:SS <label><text> `` then structured fields.
+"""The original example's transaction log: ``YYYY/MM/DD HH:MM:SS <label><text> `` then structured
+fields.
 
 A client's text goes into this log as it is, except for the characters that could break a
 line or reach a terminal as a command; those are escaped, so every event is one line.
@@ -36,8 +37,9 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-class SeedFormatter(logging.Formatter):
-    """Formats like Go's ``log`` package, as in the seed; a transaction id follows after a tab.
+class OriginalFormatter(logging.Formatter):
+    """Formats like Go's ``log`` package, as in the original example; a transaction id follows after
+    a tab.
 
     The message is escaped here, for every line of this log, so no caller can forget to.
     """
@@ -58,7 +60,8 @@ class SeedFormatter(logging.Formatter):
 def log_hop(
     stage: Stage, text: str, *, transaction_id: UUID | str, duration_ms: float | None = None
 ) -> None:
-    """Write the seed's line for one hop, e.g. ``KAFKA Consumer: hello world ... consumer ``.
+    """Write the original example's line for one hop, e.g. ``KAFKA Consumer: hello world ...
+    consumer ``.
 
     The stage and the hop's duration go along as fields, for the JSON format."""
     transaction_log.info(
@@ -74,7 +77,7 @@ def log_hop(
 
 
 def log_end(final: str, *, transaction_id: UUID | str) -> None:
-    """Write the seed's closing banner with the final, uppercase text."""
+    """Write the original example's closing banner with the final, uppercase text."""
     extra = {"transaction_id": str(transaction_id)}
     for line in (BANNER, "End of transaction with Message:", final, BANNER):
         transaction_log.info("%s", line, extra=extra)
