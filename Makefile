@@ -45,15 +45,18 @@ $(VENV)/.installed: requirements.lock requirements-dev.lock
 		-r requirements-dev.lock
 	@touch $@
 
+# Maven quiet unless VERBOSE=1; Debian's Maven 3.8 prints colour resets even with -q.
+MVN := mvn -B $(if $(VERBOSE),,-q) -Dstyle.color=never
+MVN_FILTER := sed -u 's/\x1b\[0m//g'
+
 kafka: $(KAFKA_STAMP)
 
 # Apache Kafka's broker jars from Maven Central (cached in ~/.m2), copied to var/kafka/libs.
 $(KAFKA_STAMP): ops/kafka/pom.xml | system
 	@echo "[setup] Apache Kafka $(KAFKA_VERSION) broker jars through Maven (first time: about 80 MB)"
 	@rm -rf var/kafka/libs
-	@mvn -B $(if $(VERBOSE),,-q) -Dstyle.color=never -f ops/kafka/pom.xml \
-		dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/var/kafka/libs \
-		-DincludeScope=runtime || true
+	@set -o pipefail; $(MVN) -f ops/kafka/pom.xml dependency:copy-dependencies \
+		-DoutputDirectory=$(CURDIR)/var/kafka/libs -DincludeScope=runtime 2>&1 | $(MVN_FILTER) || true
 	@ls var/kafka/libs/kafka_2.13-$(KAFKA_VERSION).jar >/dev/null 2>&1 \
 		|| { echo "[setup] Maven could not fetch Kafka $(KAFKA_VERSION): see the lines above" >&2; exit 1; }
 	@touch $@
@@ -62,8 +65,8 @@ zipkin: $(ZIPKIN_JAR)
 
 $(ZIPKIN_JAR): | system
 	@echo "[setup] Zipkin $(ZIPKIN_VERSION), the trace viewer, through Maven (first time: about 130 MB)"
-	@mvn -B $(if $(VERBOSE),,-q) -Dstyle.color=never dependency:copy -DoutputDirectory=$(CURDIR)/var/zipkin \
-		-Dartifact=io.zipkin:zipkin-server:$(ZIPKIN_VERSION):jar:exec \
+	@set -o pipefail; $(MVN) dependency:copy -DoutputDirectory=$(CURDIR)/var/zipkin \
+		-Dartifact=io.zipkin:zipkin-server:$(ZIPKIN_VERSION):jar:exec 2>&1 | $(MVN_FILTER) \
 		|| { echo "[setup] Maven could not fetch Zipkin $(ZIPKIN_VERSION): see the lines above" >&2; exit 1; }
 	@mv var/zipkin/zipkin-server-$(ZIPKIN_VERSION)-exec.jar $@
 
