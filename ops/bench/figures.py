@@ -87,6 +87,12 @@ def level(
     }
 
 
+def kinds(outcomes: list[dict[str, Any]]) -> dict[str, int]:
+    """How many answers of each class (``KINDS``, in their order) the outcomes hold."""
+    counts = Counter(outcome["kind"] for outcome in outcomes)
+    return {kind: counts[kind] for kind in KINDS}
+
+
 def overload(
     run: dict[str, Any],
     cpu: dict[str, float],
@@ -98,7 +104,7 @@ def overload(
     """The overload level's figures: every request counts in the latencies, whatever its
     answer (or none), since a client waits for each alike."""
     outcomes = run["outcomes"]
-    counts = Counter(outcome["kind"] for outcome in outcomes)
+    counts = kinds(outcomes)
     pauses = [outcome["pause"] for outcome in outcomes if outcome["kind"] == "shed_503"]
     samples: dict[str, list[str]] = {}
     for outcome in outcomes:
@@ -108,7 +114,7 @@ def overload(
     return {
         "seconds": round(run["seconds"], 2),
         "requests": len(outcomes),
-        **{kind: counts[kind] for kind in KINDS},
+        **counts,
         **latencies([outcome["seconds"] for outcome in outcomes], "s"),
         "goodput": round(goodput, 1),
         "goodput_ratio": ratio(goodput, tps_c32, 3),

@@ -129,9 +129,9 @@ def burst() -> dict[str, Any]:
     drive(in_flight, count=before)
     time.sleep(quiet)
     run = drive(count, count=count)
-    kinds = {kind: sum(o["kind"] == kind for o in run["outcomes"]) for kind in KINDS}
-    say("  " + "  ".join(f"{kind} {kinds[kind]}" for kind in KINDS))
-    return {"sent": count, **kinds}
+    counts = figures.kinds(run["outcomes"])
+    say("  " + "  ".join(f"{kind} {number}" for kind, number in counts.items()))
+    return {"sent": count, **counts}
 
 
 def soak(usage: Usage) -> dict[str, Any]:
