@@ -4,6 +4,7 @@ import re
 import unittest
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
@@ -26,6 +27,14 @@ ORIGINAL_LINE = re.compile(
     r"^(?P<time>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) (?P<text>.*?)"
     r"(?:\ttransaction_id=(?P<id>\S+))?$"
 )
+
+
+def nginx_seconds(directive: str) -> float:
+    """One of the proxy's timeouts (ops/nginx.conf.template), in seconds."""
+    template = (Path(settings.BASE_DIR) / "ops" / "nginx.conf.template").read_text()
+    match = re.search(rf"^\s*{directive} (\d+)s;", template, re.MULTILINE)
+    assert match, directive
+    return float(match[1])
 
 
 def transaction_log_lines(

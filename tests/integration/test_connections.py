@@ -5,7 +5,6 @@ under /api/ is JSON, in the test stack and in the development profile (DEBUG).""
 
 import json
 import os
-import re
 import select
 import socket
 import subprocess
@@ -40,25 +39,17 @@ from relay_app.services.transactions import (
     transaction_start,
 )
 
-from ..support import bearer, user_with_token, web
+from ..support import bearer, nginx_seconds, user_with_token, web
 from .test_metrics import samples, scrape_web
 
 PROXY = split_address(settings.HTTP_ADDRESS)
 # The first web server behind the proxy, for a client that bypasses it.
 WEB = split_address(web_binds(settings.HTTP_ADDRESS, settings.RELAY_WEB_SERVERS)[0])
-TEMPLATE = (Path(settings.BASE_DIR) / "ops" / "nginx.conf.template").read_text()
 # A client that reads (next to) nothing: the server's writes to it soon block.
 TINY_WINDOW = 4096
 # How much later than a timeout a connection may be closed, on a shared machine.
 MARGIN_SECONDS = 3.0
 TCP_ESTABLISHED = 1  # linux/tcp_states.h
-
-
-def nginx_seconds(directive: str) -> float:
-    """One of the proxy's timeouts (ops/nginx.conf.template), in seconds."""
-    match = re.search(rf"^\s*{directive} (\d+)s;", TEMPLATE, re.MULTILINE)
-    assert match, directive
-    return float(match[1])
 
 
 @dataclass(frozen=True)
