@@ -266,3 +266,93 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"
+
+
+class BulkJob(models.Model):
+    """An operator's action (cancel or rerun) on every transaction a filter matched, done item
+    by item in the background at a pace shared by every process (``RELAY_BULK_RATE``)."""
+
+    class Action(models.TextChoices):
+        CANCEL = "cancel"
+        RERUN = "rerun"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        FINISHED = "finished"
+        CANCELLED = "cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        # Without its operator, a job acts for nobody: its items are no one's to act on.
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="bulk_jobs",
+        help_text="Who started it: it acts on what they may see, as they could by hand.",
+    )
+    source = models.CharField(max_length=8, help_text="Where it was started: api or admin.")
+    reason = models.TextField(help_text="Why, as the operator gave it.")
+    filter = models.JSONField(
+        default=dict, blank=True, help_text="What selected its transactions, as given."
+    )
+    total = models.PositiveIntegerField(default=0, help_text="How many items it has.")
+    skipped_at_start = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Transactions the filter matched that it could not act on, counted by why.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who stopped it.",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "bulk job"
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.total} ({self.status})"
+
+
+class BulkJobItem(models.Model):
+    """One transaction of a bulk job, and what became of it."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending"  # not reached yet
+        RUNNING = "running"  # taken by a worker, being acted on
+        DONE = "done"
+        SKIPPED = "skipped"  # nothing to do to it any more (detail says why)
+        FAILED = "failed"  # the action went wrong (detail says how)
+        NOT_RUN = "not_run"  # the job was cancelled before it
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField(help_text="Its place in the job's order, from 1.")
+    # An id, not a foreign key: retention may remove the transaction, the outcome stays.
+    transaction_id = models.UUIDField(db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    detail = models.TextField(blank=True, help_text="Why it was skipped, or how it failed.")
+    result_transaction_id = models.UUIDField(
+        null=True, blank=True, help_text="The transaction a rerun made."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="unique_bulk_item_position"),
+        ]
+        indexes = [models.Index(fields=["job", "outcome", "position"])]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.position} {self.outcome}"

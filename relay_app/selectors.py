@@ -1,14 +1,14 @@
-"""Reads of transactions, their hops and attempts, and of API tokens."""
+"""Reads of transactions, their hops and attempts, of API tokens, and of bulk jobs."""
 
 from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
 from .hops import Stage
-from .models import ApiToken, Attempt, Hop, Transaction
+from .models import ApiToken, Attempt, BulkJob, BulkJobItem, Hop, Transaction
 
 #: Who is reading: a user, anonymous, or ``None`` for the relay itself (which sees everything).
 Viewer = User | AnonymousUser | None
@@ -30,6 +30,35 @@ def transaction_list(*, viewer: Viewer, status: str | None = None) -> QuerySet[T
     """The transactions ``viewer`` may see, newest first, optionally only those with ``status``."""
     transactions = _visible_to(viewer).select_related("owner").order_by("-created_at")
     return transactions.filter(status=status) if status else transactions
+
+
+def transaction_filter(
+    *,
+    viewer: Viewer,
+    status: str | None = None,
+    failed_stage: Stage | None = None,
+    owner: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    error_contains: str | None = None,
+) -> QuerySet[Transaction]:
+    """The transactions ``viewer`` may see that match every criterion given, oldest first
+    (the order a bulk job works in). ``owner`` is a user name; ``error_contains`` is matched
+    regardless of case."""
+    transactions = _visible_to(viewer).order_by("created_at", "id")
+    if status:
+        transactions = transactions.filter(status=status)
+    if failed_stage is not None:
+        transactions = transactions.filter(failed_stage=failed_stage)
+    if owner is not None:
+        transactions = transactions.filter(owner__username=owner)
+    if created_after is not None:
+        transactions = transactions.filter(created_at__gte=created_after)
+    if created_before is not None:
+        transactions = transactions.filter(created_at__lt=created_before)
+    if error_contains:
+        transactions = transactions.filter(error__icontains=error_contains)
+    return transactions
 
 
 def transaction_get(*, transaction_id: str, viewer: Viewer) -> Transaction:
@@ -189,3 +218,29 @@ def api_token_list(*, username: str | None = None, prefix: str | None = None) ->
     if prefix is not None:
         tokens = tokens.filter(prefix=prefix)
     return tokens
+
+
+def bulk_job_get(*, job_id: str, viewer: Viewer) -> BulkJob:
+    """A bulk job: staff see every one, a user only those they started. Raises
+    ``BulkJob.DoesNotExist`` otherwise, as for a job that never existed."""
+    jobs = BulkJob.objects.select_related("created_by", "cancelled_by")
+    if not (viewer is None or (viewer.is_authenticated and viewer.is_active and viewer.is_staff)):
+        jobs = jobs.filter(created_by_id=viewer.pk) if viewer.is_authenticated else jobs.none()
+    return jobs.get(id=job_id)
+
+
+def bulk_job_progress(*, job: BulkJob) -> dict[str, int]:
+    """How many of the job's items have each outcome (every outcome named, 0 if none)."""
+    counts = dict(
+        BulkJobItem.objects.filter(job=job)
+        .values_list("outcome")
+        .annotate(n=Count("id"))
+        .values_list("outcome", "n")
+    )
+    return {outcome: counts.get(outcome, 0) for outcome in BulkJobItem.Outcome.values}
+
+
+def bulk_job_items(*, job: BulkJob, outcome: str | None = None) -> QuerySet[BulkJobItem]:
+    """The job's items in its order, optionally only those with ``outcome``."""
+    items = BulkJobItem.objects.filter(job=job).order_by("position")
+    return items.filter(outcome=outcome) if outcome else items

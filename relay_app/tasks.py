@@ -13,7 +13,8 @@ Each hop first reads its transaction's state: one that ended (cancelled, say) st
 there, storing nothing, counted with outcome ``ended``.
 
 The periodic tasks take no argument: a forged one only runs the sweep or the purge early,
-which settle or delete by the records' own dates.
+which settle or delete by the records' own dates. A bulk job's step takes the job's id: a
+forged one only moves an existing job on, at the shared rate, as its operator asked.
 """
 
 import logging
@@ -179,6 +180,24 @@ CHAIN_TASKS = frozenset(
 def settle_stale_transactions() -> int:
     """Periodic (beat): time out transactions whose waiter died; returns how many."""
     return transactions_settle_stale(grace_seconds=settings.RELAY_STALE_GRACE_SECONDS)
+
+
+@shared_task(name="relay.bulk_job_continue", ignore_result=True)
+def bulk_job_continue(job_id: object) -> None:
+    """Work on a bulk job for a few seconds, then queue its next step until it has ended
+    (relay_app/services/bulk.py)."""
+    from .services.bulk import bulk_job_step  # it cancels through services that import this
+
+    try:
+        job = str(uuid.UUID(str(job_id)))
+    except ValueError:
+        logger.warning("refused a bulk job step for %s: not a job id", ascii(str(job_id)[:64]))
+        return
+    delay = bulk_job_step(job_id=job)
+    if delay:
+        bulk_job_continue.apply_async((job,), countdown=delay)
+    elif delay is not None:
+        bulk_job_continue.delay(job)
 
 
 @shared_task(name="relay.purge_transactions")

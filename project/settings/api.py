@@ -47,6 +47,8 @@ SPECTACULAR_SETTINGS = {
         "TransactionStatus": "relay_app.models.Transaction.Status",
         "Stage": "relay_app.api.serializers.STAGE_SLUGS",
         "HealthStatus": "relay_app.api.serializers.HEALTH_STATUSES",
+        "BulkAction": "relay_app.models.BulkJob.Action",
+        "BulkJobStatus": "relay_app.models.BulkJob.Status",
     },
     # No online validator badge: the docs never reach outside this server.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},

@@ -1,7 +1,7 @@
 """The relay itself: one deadline per transaction, the longest message, settling and keeping
 transactions, and how many of each process the local stack runs."""
 
-from .environment import days_or_off, env
+from .environment import days_or_off, env, rate
 
 # One budget per transaction, shared by every hop (seconds).
 RELAY_DEADLINE_SECONDS = env.float("RELAY_DEADLINE_SECONDS", default=5.0)
@@ -25,6 +25,9 @@ RELAY_SWEEP_INTERVAL_SECONDS = env.float("RELAY_SWEEP_INTERVAL_SECONDS", default
 # Settled transactions older than this many days are deleted with their hops by the worker's
 # beat (`manage.py purge_transactions` by hand); "off" keeps them for ever.
 RELAY_RETENTION_DAYS = days_or_off("RELAY_RETENTION_DAYS", default="30")
+# Bulk jobs (relay_app/services/bulk.py) act on this many transactions at most, all jobs and
+# processes together (one token bucket in Redis), so live traffic keeps its throughput.
+RELAY_BULK_RATE = rate("RELAY_BULK_RATE", default="10/second")
 
 # How many of each process the local stack runs (ops/processes.py); the cluster profile
 # (make up-cluster) runs several. Several brokers and servers take consecutive ports from the

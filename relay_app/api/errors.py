@@ -58,9 +58,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         response.data = {
             "detail": "Invalid request: see errors.",
-            "errors": {field: _reasons(reasons) for field, reasons in errors.items()},
+            "errors": _flat(errors),
         }
     return response
+
+
+def _flat(errors: dict[str, Any], prefix: str = "") -> dict[str, list[str]]:
+    """Each field's reasons; a nested object's fields named by their path (``filter.owner``)."""
+    flat: dict[str, list[str]] = {}
+    for field, reasons in errors.items():
+        if isinstance(reasons, dict):
+            flat |= _flat(reasons, f"{prefix}{field}.")
+        else:
+            flat[f"{prefix}{field}"] = _reasons(reasons)
+    return flat
 
 
 def _reasons(reasons: object) -> list[str]:

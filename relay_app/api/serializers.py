@@ -1,4 +1,4 @@
-"""Output shapes of the relay API (transactions, hops, errors) and the relay's input."""
+"""Output shapes of the relay API (transactions, hops, bulk jobs, errors) and its inputs."""
 
 import difflib
 import re
@@ -9,10 +9,11 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from ..hops import Stage
-from ..models import Attempt, Hop, Transaction
-from ..selectors import attempts_by_stage
+from ..models import Attempt, BulkJob, BulkJobItem, Hop, Transaction
+from ..selectors import attempts_by_stage, bulk_job_progress
 from ..tracing import trace_url
 
 STAGE_SLUGS = [stage.slug for stage in Stage]
@@ -560,3 +561,186 @@ class HealthSerializer(serializers.Serializer):
         required=False,
         help_text="Staff only: for each dependency, `ok` or why it does not answer, and how fast.",
     )
+
+
+OWNER_FILTER_STAFF_ONLY = (
+    "Only staff may choose an owner: your own transactions are the ones acted on."
+)
+
+
+class BulkFilterSerializer(ClosedSerializer):
+    """Which transactions: every criterion given must hold (none: all you may see)."""
+
+    status = serializers.ChoiceField(choices=Transaction.Status.choices, required=False)
+    failed_hop = serializers.ChoiceField(
+        choices=STAGE_SLUGS,
+        required=False,
+        help_text="The hop it failed or timed out at, by name, as `failed_stage` shows it.",
+    )
+    owner = serializers.CharField(
+        required=False, max_length=150, help_text="Staff only: one user's transactions."
+    )
+    created_after = serializers.DateTimeField(
+        required=False, help_text="Created at or after this time."
+    )
+    created_before = serializers.DateTimeField(required=False, help_text="Created before this.")
+    error_contains = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="Its error holds this text, regardless of case.",
+    )
+
+    def validate_owner(self, owner: str) -> str:
+        if not self.context.get("staff"):
+            raise serializers.ValidationError(OWNER_FILTER_STAFF_ONLY)
+        return owner
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after and before and after >= before:
+            raise serializers.ValidationError(
+                {"created_before": "Must be later than created_after."}
+            )
+        return attrs
+
+
+class BulkInputSerializer(ClosedSerializer):
+    """A bulk action: a dry run unless `dry_run` is false (then `reason` is required)."""
+
+    action = serializers.ChoiceField(choices=BulkJob.Action.choices)
+    filter = BulkFilterSerializer(required=False)
+    dry_run = serializers.BooleanField(
+        default=True, help_text="true (the default): only say what would be done."
+    )
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=REASON_MAX_LENGTH,
+        help_text="Why: required for a real run, kept in the audit trail.",
+    )
+
+    def validate_action(self, action: str) -> str:
+        offered = self.context.get("actions", ())
+        if action not in offered:
+            raise serializers.ValidationError(
+                f"Not offered here yet: only {', '.join(map(repr, offered))}."
+            )
+        return action
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs["dry_run"] and not attrs["reason"].strip():
+            raise serializers.ValidationError(
+                {"reason": "Required for a real run: say why (it goes into the audit trail)."}
+            )
+        return attrs
+
+
+class SkippedSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    count = serializers.IntegerField()
+    sample = serializers.ListField(child=serializers.UUIDField())
+
+
+class BulkDryRunSerializer(serializers.Serializer):
+    """What the action would do; nothing was changed."""
+
+    action = serializers.CharField()
+    dry_run = serializers.SerializerMethodField()
+    matched = serializers.IntegerField(help_text="How many transactions the filter matched.")
+    acting = serializers.IntegerField(help_text="How many of them it would act on.")
+    sample = serializers.ListField(
+        child=serializers.UUIDField(), help_text="The first of those (oldest first)."
+    )
+    skipped = SkippedSerializer(many=True, help_text="The others, by why they would be skipped.")
+
+    def get_dry_run(self, dry_run: Any) -> bool:
+        return True
+
+
+class BulkJobItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BulkJobItem
+        fields = [
+            "position",
+            "transaction_id",
+            "outcome",
+            "detail",
+            "result_transaction_id",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class BulkJobSerializer(serializers.ModelSerializer):
+    """A bulk job: where it is (``progress``, by outcome) and each item's outcome."""
+
+    job_id = serializers.UUIDField(source="id")
+    url = serializers.SerializerMethodField()
+    cancel_url = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField()
+    cancelled_by = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BulkJob
+        fields = [
+            "job_id",
+            "url",
+            "cancel_url",
+            "action",
+            "status",
+            "created_by",
+            "source",
+            "reason",
+            "filter",
+            "total",
+            "progress",
+            "skipped_at_start",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "cancelled_by",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, job: BulkJob) -> str:
+        return reverse("bulk-job-detail", args=[job.id], request=self.context.get("request"))
+
+    def get_cancel_url(self, job: BulkJob) -> str:
+        return reverse("bulk-job-cancel", args=[job.id], request=self.context.get("request"))
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_created_by(self, job: BulkJob) -> str | None:
+        return job.created_by.get_username() if job.created_by else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_cancelled_by(self, job: BulkJob) -> str | None:
+        return job.cancelled_by.get_username() if job.cancelled_by else None
+
+    @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
+    def get_progress(self, job: BulkJob) -> dict[str, int]:
+        """How many items have each outcome (pending, running, done, skipped, failed, not_run)."""
+        return bulk_job_progress(job=job)
+
+
+class BulkJobItemPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = BulkJobItemSerializer(many=True)
+
+
+class BulkJobDetailSerializer(BulkJobSerializer):
+    """A bulk job with a page of its items (``?page=``, 50 a page; ``?outcome=`` for those
+    with one outcome), in the job's order."""
+
+    items = serializers.SerializerMethodField()
+
+    class Meta(BulkJobSerializer.Meta):
+        fields = [*BulkJobSerializer.Meta.fields, "items"]
+        read_only_fields = fields
+
+    @extend_schema_field(BulkJobItemPageSerializer)
+    def get_items(self, job: BulkJob) -> dict[str, Any]:
+        return dict(self.context["items"])

@@ -10,6 +10,13 @@ urlpatterns = [
     path("api/", views.ApiRootView.as_view(), name="api-root"),
     path("api/relay/", views.RelayView.as_view(), name="relay"),
     path("api/transactions/", views.TransactionListView.as_view(), name="transaction-list"),
+    path("api/transactions/bulk/", views.TransactionBulkView.as_view(), name="transaction-bulk"),
+    path("api/bulk-jobs/<uuid:job_id>/", views.BulkJobDetailView.as_view(), name="bulk-job-detail"),
+    path(
+        "api/bulk-jobs/<uuid:job_id>/cancel/",
+        views.BulkJobCancelView.as_view(),
+        name="bulk-job-cancel",
+    ),
     path(
         "api/transactions/<uuid:transaction_id>/",
         views.TransactionDetailView.as_view(),

@@ -22,9 +22,23 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from ..hops import Stage
 from ..metrics import exposition
-from ..models import AuditEntry, Transaction
-from ..selectors import transaction_get, transaction_list
+from ..models import AuditEntry, BulkJob, BulkJobItem, Transaction
+from ..selectors import (
+    bulk_job_get,
+    bulk_job_items,
+    transaction_filter,
+    transaction_get,
+    transaction_list,
+)
+from ..services.bulk import ACTIONS as BULK_ACTIONS
+from ..services.bulk import (
+    BulkJobNotStarted,
+    bulk_dry_run,
+    bulk_job_cancel,
+    bulk_job_start,
+)
 from ..services.cancel import transaction_cancel_for
 from ..services.health import readiness
 from ..services.relay import relay_message, relay_message_async
@@ -33,6 +47,7 @@ from .authentication import BearerTokenAuthentication, ScraperTokenAuthenticatio
 from .errors import unlogged
 from .events import event_stream, last_event_id
 from .negotiation import AcceptHeaderOnly
+from .pagination import PageNumberPagination
 from .permissions import (
     AsyncRelayNeedsCredentials,
     CanReadApiDocs,
@@ -45,6 +60,12 @@ from .schema import IDEMPOTENCY_KEY_PARAMETER, LAST_EVENT_ID_PARAMETER, PREFER_P
 from .serializers import (
     RESPOND_ASYNC,
     ApiRootSerializer,
+    BulkDryRunSerializer,
+    BulkFilterSerializer,
+    BulkInputSerializer,
+    BulkJobDetailSerializer,
+    BulkJobItemSerializer,
+    BulkJobSerializer,
     CancelInputSerializer,
     ErrorSerializer,
     HealthSerializer,
@@ -364,6 +385,123 @@ class TransactionCancelView(APIView):
             return Response(body)
         detail = f"transaction {transaction_id} has already ended ({transaction.status})"
         return unlogged(Response({"detail": detail, **body}, status=status.HTTP_409_CONFLICT))
+
+
+class TransactionBulkView(APIView):
+    """Cancel or rerun every one of your transactions (staff: anyone's) that a filter matches.
+
+    A dry run first (`dry_run` is true unless you say otherwise): how many the filter
+    matched, how many would be acted on with a sample of them, and the others with why they
+    would be skipped (a pending transaction cannot be rerun, a finished one cannot be
+    cancelled); nothing changes. With `"dry_run": false` and a `reason`, the action becomes a
+    background job, answered at once (202) with its `url` to follow and its `cancel_url`;
+    the job acts on the transactions one at a time at a rate shared by all bulk work.
+    Only staff may filter by `owner` (400 for anyone else).
+    """
+
+    @extend_schema(
+        tags=["transactions"],
+        request=BulkInputSerializer,
+        responses={
+            200: OpenApiResponse(BulkDryRunSerializer, "The dry run: nothing was changed."),
+            202: OpenApiResponse(BulkJobSerializer, "The job, started: follow its `url`."),
+            400: INVALID,
+            401: UNAUTHENTICATED,
+            503: DATABASE_DOWN,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        given = BulkInputSerializer(
+            data=request.data,
+            context={"staff": bool(request.user.is_staff), "actions": list(BULK_ACTIONS)},
+        )
+        given.is_valid(raise_exception=True)
+        action = given.validated_data["action"]
+        criteria = dict(given.validated_data.get("filter", {}))
+        if "failed_hop" in criteria:
+            criteria["failed_stage"] = Stage[criteria.pop("failed_hop").upper()]
+        transactions = transaction_filter(viewer=request.user, **criteria)
+        if given.validated_data["dry_run"]:
+            dry_run = bulk_dry_run(action=action, transactions=transactions)
+            return Response(BulkDryRunSerializer(dry_run).data)
+        try:
+            job = bulk_job_start(
+                viewer=request.user,  # type: ignore[arg-type]  # signed in: the default permission
+                action=action,
+                transactions=transactions,
+                filters=BulkFilterSerializer(given.validated_data.get("filter", {})).data,
+                reason=given.validated_data["reason"],
+                source=AuditEntry.Source.API,
+            )
+        except BulkJobNotStarted:
+            return Response(
+                {"detail": "the job could not be queued (Redis is unavailable); nothing was done"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        body = BulkJobSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class BulkJobDetailView(APIView):
+    """A bulk job you started (staff: anyone's): its status, its progress by outcome, and a
+    page of its items with each one's outcome (`?outcome=skipped` for those alone)."""
+
+    @extend_schema(
+        tags=["transactions"],
+        parameters=[
+            OpenApiParameter("page", int, description="A page of the items, from 1."),
+            OpenApiParameter("outcome", str, enum=BulkJobItem.Outcome.values),
+        ],
+        responses={200: BulkJobDetailSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        job = _bulk_job(request, job_id)
+        outcome = request.query_params.get("outcome")
+        if outcome is not None and outcome not in BulkJobItem.Outcome.values:
+            raise serializers.ValidationError(
+                {"outcome": f"must be one of {', '.join(BulkJobItem.Outcome.values)}"}
+            )
+        pages = PageNumberPagination()
+        page = pages.paginate_queryset(bulk_job_items(job=job, outcome=outcome), request, self)
+        items = pages.get_paginated_response(BulkJobItemSerializer(page, many=True).data).data
+        context = {"request": request, "items": items}
+        return Response(BulkJobDetailSerializer(job, context=context).data)
+
+
+class BulkJobCancelView(APIView):
+    """Stop a bulk job you started (staff: anyone's) before its next item: the items not
+    reached end `not_run`, the one being acted on is finished. 409 if it had ended."""
+
+    @extend_schema(
+        tags=["transactions"],
+        request=None,
+        responses={
+            200: BulkJobSerializer,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+            409: OpenApiResponse(BulkJobSerializer, "It had already ended; nothing changed."),
+        },
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        try:
+            job, stopped = bulk_job_cancel(
+                job_id=str(job_id), viewer=request.user, source=AuditEntry.Source.API
+            )
+        except BulkJob.DoesNotExist as exc:
+            raise Http404(f"no bulk job {job_id}") from exc
+        body = dict(BulkJobSerializer(job, context={"request": request}).data)
+        if stopped:
+            return Response(body)
+        detail = f"bulk job {job_id} has already ended ({job.status})"
+        return unlogged(Response({"detail": detail, **body}, status=status.HTTP_409_CONFLICT))
+
+
+def _bulk_job(request: Request, job_id: str) -> BulkJob:
+    """The job, if the request's user may see it; else 404, as for one that never existed."""
+    try:
+        return bulk_job_get(job_id=str(job_id), viewer=request.user)
+    except BulkJob.DoesNotExist as exc:
+        raise Http404(f"no bulk job {job_id}") from exc
 
 
 class TransactionEventsView(APIView):

@@ -43,6 +43,23 @@ def transaction_cancel_for(
     """
     transaction_get(transaction_id=transaction_id, viewer=viewer)  # type: ignore[arg-type]
     by = viewer if isinstance(viewer, User) else None
+    cancelled = transaction_cancel_by(transaction_id=transaction_id, by=by)
+    if cancelled:
+        audit_record(
+            actor=by,
+            action=AuditEntry.Action.CANCEL,
+            reason=reason,
+            transactions=[transaction_id],
+            details=details,
+            source=source,
+        )
+    return transaction_get(transaction_id=transaction_id, viewer=None), cancelled
+
+
+def transaction_cancel_by(*, transaction_id: str, by: User | None) -> bool:
+    """Cancel the transaction for ``by``, who may (the caller checked), and wake whoever
+    waits for it; whether this cancelled it. Not audited: a bulk job's entry covers its
+    items."""
     cancelled = transaction_cancel(transaction_id=transaction_id, by=by)
     CANCELLATIONS.labels("cancelled" if cancelled else "already_finished").inc()
     if cancelled:
@@ -52,16 +69,8 @@ def transaction_cancel_for(
             by.get_username() if by else "nobody",
             extra={"transaction_id": transaction_id},
         )
-        audit_record(
-            actor=by,
-            action=AuditEntry.Action.CANCEL,
-            reason=reason,
-            transactions=[transaction_id],
-            details=details,
-            source=source,
-        )
         _wake(transaction_id)
-    return transaction_get(transaction_id=transaction_id, viewer=None), cancelled
+    return cancelled
 
 
 def _wake(transaction_id: str) -> None:

@@ -1,0 +1,195 @@
+"""Bulk actions without the stack: the dry run's counts, sample and reasons, the input refused
+with nothing changed, a job's steps and outcomes, pacing, cancellation, and who sees what.
+The real worker, Redis and rate: tests/integration/test_bulk_actions.py."""
+
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+from django.contrib.auth.models import User
+from django.test import TestCase
+from django.utils import timezone
+
+from relay_app.models import AuditEntry, BulkJob, BulkJobItem, Transaction
+from relay_app.services.bulk import bulk_job_step
+from relay_app.services.tokens import api_token_create
+
+from ..support import signed_in_client
+
+BULK = "/api/transactions/bulk/"
+
+
+def recorded(owner: User | None, status: str, *, error: str = "", stage: int | None = None) -> str:
+    transaction = Transaction.objects.create(
+        message="m",
+        owner=owner,
+        status=status,
+        error=error,
+        failed_stage=stage,
+        deadline_at=timezone.now() + timedelta(seconds=30),
+    )
+    return str(transaction.id)
+
+
+class Unpaced:
+    """The shared rate limiter, always letting the next item through."""
+
+    def hit(self, key: str, rate: tuple[int, float]) -> float:
+        return 0.0
+
+
+class BulkTests(TestCase):
+    def setUp(self) -> None:
+        self.alice = User.objects.create_user("alice")
+        self.bob = User.objects.create_user("bob")
+        self.staff = User.objects.create_user("boss", is_staff=True)
+        self.client_of = {
+            user: signed_in_client(api_token_create(user=user).token)
+            for user in (self.alice, self.bob, self.staff)
+        }
+        self.pending = [recorded(self.alice, "pending") for _ in range(3)]
+        self.done = recorded(self.alice, "succeeded")
+        self.failed = recorded(self.alice, "failed", error="gRPC UNAVAILABLE", stage=5)
+        self.bobs = recorded(self.bob, "pending")
+        queued = mock.patch("relay_app.services.bulk._queue_first_step")
+        self.queued = queued.start()
+        self.addCleanup(queued.stop)
+        limiter = mock.patch("relay_app.services.bulk.get_rate_limiter", return_value=Unpaced())
+        limiter.start()
+        self.addCleanup(limiter.stop)
+        wake = mock.patch("relay_app.services.cancel.chain_wake")
+        wake.start()
+        self.addCleanup(wake.stop)
+
+    def post(self, user: User, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        answer = self.client_of[user].post(BULK, body, format="json")
+        return answer.status_code, answer.json()
+
+    def test_a_dry_run_says_what_to_how_many_and_why_the_rest_are_skipped(self) -> None:
+        code, body = self.post(self.alice, {"action": "cancel"})
+        self.assertEqual(code, 200, body)
+        self.assertEqual((body["dry_run"], body["matched"], body["acting"]), (True, 5, 3))
+        self.assertEqual(sorted(body["sample"]), sorted(self.pending))  # not bob's
+        reasons = {skipped["reason"]: skipped for skipped in body["skipped"]}
+        self.assertEqual(len(reasons), 2)
+        self.assertIn("only a pending transaction can be cancelled", next(iter(reasons)))
+        self.assertEqual(
+            sorted(s["sample"][0] for s in reasons.values()), sorted([self.done, self.failed])
+        )
+        self.assertFalse(BulkJob.objects.exists())
+        self.assertEqual(Transaction.objects.filter(status="pending").count(), 4)
+
+    def test_the_filter_narrows_by_status_hop_error_and_time(self) -> None:
+        for criteria, expected in [
+            ({"status": "failed"}, 1),
+            ({"failed_hop": "grpc_server"}, 1),
+            ({"failed_hop": "grpc_client"}, 0),
+            ({"error_contains": "unavailable"}, 1),
+            ({"created_after": (timezone.now() + timedelta(hours=1)).isoformat()}, 0),
+            ({"created_before": (timezone.now() + timedelta(hours=1)).isoformat()}, 5),
+        ]:
+            with self.subTest(criteria=criteria):
+                code, body = self.post(self.alice, {"action": "cancel", "filter": criteria})
+                self.assertEqual((code, body["matched"]), (200, expected), body)
+
+    def test_staff_may_filter_by_owner_and_see_everyone_a_user_may_not(self) -> None:
+        code, body = self.post(self.staff, {"action": "cancel", "filter": {"owner": "bob"}})
+        self.assertEqual((code, body["matched"], body["sample"]), (200, 1, [self.bobs]))
+        code, body = self.post(self.alice, {"action": "cancel", "filter": {"owner": "bob"}})
+        self.assertEqual(code, 400)
+        self.assertIn("Only staff", body["errors"]["filter.owner"][0])
+
+    def test_bad_input_is_refused_by_name_and_changes_nothing(self) -> None:
+        refused: list[tuple[dict[str, Any], str]] = [
+            ({"action": "delete"}, "action"),
+            ({"action": "cancel", "filter": {"stauts": "failed"}}, "filter.stauts"),
+            ({"action": "cancel", "filter": {"status": "lost"}}, "filter.status"),
+            ({"action": "cancel", "filter": "failed"}, "filter.non_field_errors"),
+            ({"action": "cancel", "dry_run": False}, "reason"),
+            ({"action": "cancel", "dry_run": False, "reason": "  "}, "reason"),
+            ({"action": "cancel", "reason": "x" * 1001}, "reason"),
+            ({"action": "cancel", "extra": 1}, "extra"),
+            (
+                {
+                    "action": "cancel",
+                    "filter": {
+                        "created_after": "2026-01-02T00:00:00Z",
+                        "created_before": "2026-01-01T00:00:00Z",
+                    },
+                },
+                "filter.created_before",
+            ),
+        ]
+        for body, field in refused:
+            with self.subTest(body=body):
+                code, answer = self.post(self.alice, body)
+                self.assertEqual(code, 400, answer)
+                self.assertIn(field, answer["errors"])
+        self.assertFalse(BulkJob.objects.exists())
+        self.assertFalse(AuditEntry.objects.filter(action__startswith="bulk").exists())
+
+    def test_a_real_run_is_a_job_whose_steps_act_on_each_item_and_record_why(self) -> None:
+        code, body = self.post(
+            self.alice, {"action": "cancel", "dry_run": False, "reason": "stuck"}
+        )
+        self.assertEqual(code, 202, body)
+        job = BulkJob.objects.get()
+        self.assertEqual(body["url"], f"http://testserver/api/bulk-jobs/{job.id}/")
+        self.assertEqual((job.total, job.status, job.created_by), (3, "queued", self.alice))
+        self.queued.assert_called_once_with(str(job.id))
+        entry = AuditEntry.objects.get(action="bulk_cancel")
+        self.assertEqual((entry.actor, entry.reason, entry.source), (self.alice, "stuck", "api"))
+        self.assertEqual(entry.transaction_count, 3)
+        self.assertEqual(entry.details["job"], str(job.id))
+        # One ends on its own before the job reaches it: skipped, with why.
+        Transaction.objects.filter(id=self.pending[1]).update(status="succeeded")
+        self.assertIsNone(bulk_job_step(job_id=str(job.id)))
+        job.refresh_from_db()
+        self.assertEqual(job.status, "finished")
+        items = list(job.items.order_by("position"))
+        self.assertEqual([item.outcome for item in items], ["done", "skipped", "done"])
+        self.assertIn("succeeded: it has ended", items[1].detail)
+        statuses = Transaction.objects.filter(id__in=self.pending).values_list("status", flat=True)
+        self.assertEqual(sorted(statuses), ["cancelled", "cancelled", "succeeded"])
+        # Not one audit entry per item: the job's names them.
+        self.assertFalse(AuditEntry.objects.filter(action="cancel").exists())
+        page = self.client_of[self.alice].get(body["url"]).json()
+        self.assertEqual(page["progress"]["done"], 2)
+        self.assertEqual(page["progress"]["skipped"], 1)
+        self.assertEqual(
+            [i["outcome"] for i in page["items"]["results"]], ["done", "skipped", "done"]
+        )
+        skipped = self.client_of[self.alice].get(body["url"], {"outcome": "skipped"}).json()
+        self.assertEqual(skipped["items"]["count"], 1)
+
+    def test_a_step_waits_for_the_shared_rate_and_acts_on_nothing_meanwhile(self) -> None:
+        self.post(self.alice, {"action": "cancel", "dry_run": False, "reason": "r"})
+        job = BulkJob.objects.get()
+        paced = mock.Mock(hit=mock.Mock(return_value=0.25))
+        with mock.patch("relay_app.services.bulk.get_rate_limiter", return_value=paced):
+            self.assertEqual(bulk_job_step(job_id=str(job.id)), 0.25)
+        self.assertEqual(job.items.filter(outcome="pending").count(), 3)
+        paced.hit.assert_called_once_with("bulk-items", (10, 1.0))
+
+    def test_a_job_cancelled_stops_before_its_next_item_and_says_so_once(self) -> None:
+        _code, body = self.post(self.alice, {"action": "cancel", "dry_run": False, "reason": "r"})
+        job = BulkJob.objects.get()
+        BulkJobItem.objects.filter(job=job, position=1).update(outcome="done")
+        cancel = self.client_of[self.alice].post(body["cancel_url"])
+        self.assertEqual(cancel.status_code, 200, cancel.content)
+        self.assertEqual(cancel.json()["status"], "cancelled")
+        self.assertEqual(cancel.json()["progress"]["not_run"], 2)
+        self.assertIsNone(bulk_job_step(job_id=str(job.id)))
+        self.assertEqual(Transaction.objects.filter(status="pending").count(), 4)  # none cancelled
+        again = self.client_of[self.alice].post(body["cancel_url"])
+        self.assertEqual(again.status_code, 409)
+        entry = AuditEntry.objects.get(action="bulk_job_cancel")
+        self.assertEqual((entry.actor, entry.details["job"]), (self.alice, str(job.id)))
+
+    def test_another_users_job_is_not_found_staff_see_it(self) -> None:
+        _, body = self.post(self.alice, {"action": "cancel", "dry_run": False, "reason": "r"})
+        url, cancel_url = str(body["url"]), str(body["cancel_url"])
+        self.assertEqual(self.client_of[self.bob].get(url).status_code, 404)
+        self.assertEqual(self.client_of[self.bob].post(cancel_url).status_code, 404)
+        self.assertEqual(self.client_of[self.staff].get(url).status_code, 200)
+        self.assertEqual(BulkJob.objects.get().status, "queued")
