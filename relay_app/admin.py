@@ -5,11 +5,14 @@ to see and revoke (``manage.py create_api_token`` makes them); the audit trail, 
 import json
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected
 from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -17,8 +20,11 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from .hops import Stage
-from .models import ApiToken, Attempt, AuditEntry, Hop, Transaction
-from .services.audit import admin_bulk_deletion, audit_admin_deletion
+from .models import ApiToken, Attempt, AuditEntry, BulkJob, BulkJobItem, Hop, Transaction
+from .selectors import bulk_job_progress, transaction_filter
+from .services.audit import REASON_MAX_LENGTH, admin_bulk_deletion, audit_admin_deletion
+from .services.bulk import ACTIONS as BULK_ACTIONS
+from .services.bulk import BulkJobNotStarted, bulk_dry_run, bulk_job_cancel, bulk_job_start
 from .services.cancel import transaction_cancel_for
 from .services.tokens import api_tokens_revoke
 from .tasks import HOP_TASKS, chain_task_id
@@ -154,7 +160,12 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "total_duration",
         "created_at",
     )
-    list_filter = ("status", "created_at", ("owner", admin.EmptyFieldListFilter))
+    list_filter = (
+        "status",
+        "failed_stage",
+        "created_at",
+        ("owner", admin.EmptyFieldListFilter),
+    )
     search_fields = ("id", "message", "owner__username", "trace_id")
     list_select_related = ("owner",)
     date_hierarchy = "created_at"
@@ -179,7 +190,73 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
     inlines = (HopInline, AttemptInline)
-    actions = ["cancel"]
+    actions = ["cancel", "bulk_cancel", "bulk_rerun"]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """The bulk actions the relay offers (a rerun once it can rerun)."""
+        actions = super().get_actions(request)
+        for action in BulkJob.Action.values:
+            if action not in BULK_ACTIONS:
+                actions.pop(f"bulk_{action}", None)
+        return actions
+
+    @admin.action(description="Cancel (bulk): a dry run, then a background job")
+    def bulk_cancel(
+        self, request: HttpRequest, queryset: QuerySet[Transaction]
+    ) -> HttpResponse | None:
+        return self._bulk(request, queryset, BulkJob.Action.CANCEL, title="Cancel (bulk)")
+
+    @admin.action(description="Rerun (bulk): a dry run, then a background job")
+    def bulk_rerun(
+        self, request: HttpRequest, queryset: QuerySet[Transaction]
+    ) -> HttpResponse | None:
+        return self._bulk(request, queryset, BulkJob.Action.RERUN, title="Rerun (bulk)")
+
+    def _bulk(
+        self, request: HttpRequest, queryset: QuerySet[Transaction], action: str, *, title: str
+    ) -> HttpResponse | None:
+        """The dry run of ``action`` on the selection (all the filtered list's, with "select
+        all"), asking for a reason; once given, the job, and its page."""
+        transactions = transaction_filter(viewer=request.user).filter(pk__in=queryset.values("pk"))
+        form = BulkReasonForm(request.POST if request.POST.get("confirm") else None)
+        if form.is_valid():
+            select_across = request.POST.get("select_across") == "1"
+            try:
+                job = bulk_job_start(
+                    viewer=request.user,  # type: ignore[arg-type]
+                    action=action,
+                    transactions=transactions,
+                    filters={
+                        "admin_list": request.GET.urlencode(),
+                        "selected": "all matching" if select_across else "chosen",
+                    },
+                    reason=form.cleaned_data["reason"],
+                    source=AuditEntry.Source.ADMIN,
+                )
+            except BulkJobNotStarted:
+                self.message_user(
+                    request, "Redis is unavailable: the job was not started.", messages.ERROR
+                )
+                return None
+            self.message_user(
+                request, f"Started a bulk job for {job.total} transaction(s).", messages.SUCCESS
+            )
+            return HttpResponseRedirect(reverse("admin:relay_app_bulkjob_change", args=[job.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "dry_run": bulk_dry_run(action=action, transactions=transactions),
+            "verb": "cancelled" if action == BulkJob.Action.CANCEL else "rerun",
+            "form": form,
+            "action_name": f"bulk_{action}",
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/relay_app/transaction/bulk_confirmation.html", context
+        )
 
     @admin.action(description="Cancel the selected transactions (those still pending)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Transaction]) -> None:
@@ -303,6 +380,88 @@ def delete_selected_audited(
 
 # Every model's "Delete selected" is this one (the site-wide action of that name).
 admin.site.add_action(delete_selected_audited, "delete_selected")
+
+
+class BulkReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Why: the audit trail keeps it with your name.",
+    )
+
+
+class BulkJobItemInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The job's items in order, each with its outcome (the first hundred on the page)."""
+
+    model = BulkJobItem
+    extra = 0
+    can_delete = False
+    fields = ("position", "transaction_link", "outcome", "detail", "result_link", "finished_at")
+    readonly_fields = fields
+    ordering = ("position",)
+    max_num = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BulkJobItem]:
+        return super().get_queryset(request).order_by("position")
+
+    @admin.display(description="transaction")
+    def transaction_link(self, item: BulkJobItem) -> str:
+        url = reverse("admin:relay_app_transaction_change", args=[item.transaction_id])
+        return format_html('<a href="{}">{}</a>', url, str(item.transaction_id)[:8])
+
+    @admin.display(description="rerun as")
+    def result_link(self, item: BulkJobItem) -> str:
+        if item.result_transaction_id is None:
+            return "-"
+        url = reverse("admin:relay_app_transaction_change", args=[item.result_transaction_id])
+        return format_html('<a href="{}">{}</a>', url, str(item.result_transaction_id)[:8])
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Bulk jobs, newest first: their progress and each item's outcome; a running one can be
+    cancelled (the action), which stops it before its next item."""
+
+    list_display = ("created_at", "action", "status", "created_by", "total", "progress_shown")
+    list_filter = ("action", "status", "created_at")
+    list_select_related = ("created_by",)
+    fields = (
+        "id",
+        "action",
+        "status",
+        "progress_shown",
+        "created_by",
+        "source",
+        "reason",
+        "filter",
+        "total",
+        "skipped_at_start",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "cancelled_by",
+    )
+    readonly_fields = fields
+    inlines = (BulkJobItemInline,)
+    actions = ["cancel_jobs"]
+
+    @admin.display(description="progress")
+    def progress_shown(self, job: BulkJob) -> str:
+        progress = bulk_job_progress(job=job)
+        finished = job.total - progress["pending"] - progress["running"]
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in progress.items() if n)
+        return f"{finished} of {job.total} ({counts or 'no items'})"
+
+    @admin.action(description="Cancel the selected jobs (stopped before their next item)")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[BulkJob]) -> None:
+        stopped = 0
+        for job_id in queryset.values_list("id", flat=True):
+            _, done = bulk_job_cancel(
+                job_id=str(job_id), viewer=request.user, source=AuditEntry.Source.ADMIN
+            )
+            stopped += done
+        self.message_user(request, f"Cancelled {stopped} job(s).", messages.SUCCESS)
 
 
 @admin.register(AuditEntry)

@@ -14,6 +14,7 @@ from rest_framework.reverse import reverse
 from ..hops import Stage
 from ..models import Attempt, BulkJob, BulkJobItem, Hop, Transaction
 from ..selectors import attempts_by_stage, bulk_job_progress
+from ..services.audit import REASON_MAX_LENGTH
 from ..tracing import trace_url
 
 STAGE_SLUGS = [stage.slug for stage in Stage]
@@ -109,10 +110,6 @@ class RelayInputSerializer(ClosedSerializer):
         ),
         style={"base_template": "textarea.html", "rows": 3},
     )
-
-
-#: How long an operator's reason may be (kept in the audit trail).
-REASON_MAX_LENGTH = 1000
 
 
 class CancelInputSerializer(ClosedSerializer):

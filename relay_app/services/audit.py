@@ -16,6 +16,9 @@ from ..models import AuditEntry, Transaction
 
 audit_log = logging.getLogger("relay.audit")
 
+#: How long an operator's reason may be, where they type one.
+REASON_MAX_LENGTH = 1000
+
 #: Who acted: a user, or the name of a command-line operator without an account.
 Actor = AbstractBaseUser | AnonymousUser | str | None
 

@@ -11,6 +11,7 @@ from django.test import TestCase
 from django.utils import timezone
 
 from relay_app.models import AuditEntry, BulkJob, BulkJobItem, Transaction
+from relay_app.services.bulk import ACTIONS as BULK_ACTIONS
 from relay_app.services.bulk import bulk_job_step
 from relay_app.services.tokens import api_token_create
 
@@ -193,3 +194,73 @@ class BulkTests(TestCase):
         self.assertEqual(self.client_of[self.bob].post(cancel_url).status_code, 404)
         self.assertEqual(self.client_of[self.staff].get(url).status_code, 200)
         self.assertEqual(BulkJob.objects.get().status, "queued")
+
+
+class BulkAdminTests(TestCase):
+    def setUp(self) -> None:
+        self.staff = User.objects.create_superuser("boss", password="pw-boss-1")
+        self.client.force_login(self.staff)
+        self.pending = [recorded(None, "pending") for _ in range(2)]
+        self.done = recorded(None, "succeeded")
+        for target, value in [
+            ("relay_app.services.bulk._queue_first_step", None),
+            ("relay_app.services.bulk.get_rate_limiter", Unpaced()),
+            ("relay_app.services.cancel.chain_wake", None),
+        ]:
+            patcher = mock.patch(target, return_value=value)
+            patcher.start()
+            self.addCleanup(patcher.stop)
+
+    def test_the_bulk_cancel_shows_its_dry_run_and_needs_a_reason(self) -> None:
+        chosen = {"action": "bulk_cancel", "_selected_action": [*self.pending, self.done]}
+        page = self.client.post("/admin/relay_app/transaction/", chosen)
+        self.assertEqual(page.status_code, 200)
+        text = page.content.decode()
+        self.assertIn("Of the <strong>3</strong> transaction(s)", text)
+        self.assertIn("<strong>2</strong> would be cancelled", text)
+        self.assertIn("succeeded: it has ended", text)
+        self.assertIn('name="reason"', text)
+        self.assertFalse(BulkJob.objects.exists())
+        # Without a reason: the page again, with the error, and still no job.
+        again = self.client.post("/admin/relay_app/transaction/", {**chosen, "confirm": "yes"})
+        self.assertEqual(again.status_code, 200)
+        self.assertIn("This field is required", again.content.decode())
+        self.assertFalse(BulkJob.objects.exists())
+        started = self.client.post(
+            "/admin/relay_app/transaction/", {**chosen, "confirm": "yes", "reason": "stuck"}
+        )
+        job = BulkJob.objects.get()
+        self.assertRedirects(started, f"/admin/relay_app/bulkjob/{job.pk}/change/")
+        self.assertEqual((job.total, job.source, job.reason), (2, "admin", "stuck"))
+        entry = AuditEntry.objects.get(action="bulk_cancel")
+        self.assertEqual((entry.actor, entry.reason, entry.source), (self.staff, "stuck", "admin"))
+        running = self.client.get(f"/admin/relay_app/bulkjob/{job.pk}/change/").content.decode()
+        self.assertIn("0 of 2 (2 pending)", running)
+        self.assertIn('http-equiv="refresh"', running)
+        bulk_job_step(job_id=str(job.id))
+        finished = self.client.get(f"/admin/relay_app/bulkjob/{job.pk}/change/").content.decode()
+        self.assertIn("2 of 2 (2 done)", finished)
+        self.assertNotIn('http-equiv="refresh"', finished)
+
+    def test_the_rerun_is_offered_only_once_the_relay_can_rerun(self) -> None:
+        page = self.client.get("/admin/relay_app/transaction/").content.decode()
+        self.assertIn('value="bulk_cancel"', page)
+        self.assertEqual('value="bulk_rerun"' in page, "rerun" in BULK_ACTIONS)
+
+    def test_a_running_job_is_cancelled_from_its_list(self) -> None:
+        self.client.post(
+            "/admin/relay_app/transaction/",
+            {
+                "action": "bulk_cancel",
+                "_selected_action": self.pending,
+                "confirm": "yes",
+                "reason": "r",
+            },
+        )
+        job = BulkJob.objects.get()
+        self.client.post(
+            "/admin/relay_app/bulkjob/", {"action": "cancel_jobs", "_selected_action": [job.pk]}
+        )
+        job.refresh_from_db()
+        self.assertEqual((job.status, job.cancelled_by), ("cancelled", self.staff))
+        self.assertEqual(AuditEntry.objects.get(action="bulk_job_cancel").source, "admin")
