@@ -495,7 +495,7 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def reason_excerpt(self, entry: AuditEntry) -> str:
         return Truncator(entry.reason).chars(EXCERPT_CHARACTERS)
 
-    @admin.display(description="transactions")
+    @admin.display(description="transaction ids")
     def transactions(self, entry: AuditEntry) -> str:
         """The ids kept, each a link to its transaction (while retention keeps it)."""
         if not entry.transaction_ids:

@@ -230,7 +230,9 @@ class AuditEntry(models.Model):
         CLI = "cli", "command line"
         JOB = "job", "bulk job"
 
-    at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When it was done.")
+    at = models.DateTimeField(
+        "when", default=timezone.now, db_index=True, help_text="When it was done."
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         # The entry outlives the account: its name stays in actor_name.
@@ -241,6 +243,7 @@ class AuditEntry(models.Model):
         help_text="Who did it; empty for a command-line operator without an account.",
     )
     actor_name = models.CharField(
+        "who",
         max_length=150,
         blank=True,
         help_text="Who did it, by name, as it was then (a command-line operator: their login).",
@@ -255,14 +258,14 @@ class AuditEntry(models.Model):
         help_text="The ids of the transactions concerned (the first ones, for many).",
     )
     transaction_count = models.PositiveIntegerField(
-        default=0, help_text="How many transactions it concerned."
+        "transactions", default=0, help_text="How many transactions it concerned."
     )
     details = models.JSONField(default=dict, blank=True, help_text="What else says what was done.")
 
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name = "audit entry"
-        verbose_name_plural = "audit trail"
+        verbose_name_plural = "audit trail entries"
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"

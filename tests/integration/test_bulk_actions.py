@@ -1,20 +1,25 @@
 """Bulk actions and the audit trail through the real stack: a dry run, then a job the real
 worker runs at the shared rate, with each item's outcome; a job cancelled part way; every
-operator action in the audit trail with its operator and reason."""
+operator action in the audit trail with its operator and reason; and the admin's bulk cancel
+in headless Chromium (screenshots in ``var/screenshots/``)."""
 
+import secrets
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.contrib.auth.models import User
 from django.test import TransactionTestCase
 from django.utils import timezone
 
 from relay_app.models import AuditEntry, BulkJob, Transaction
+from relay_app.services.audit import audit_record
 from relay_app.services.bulk import RATE_KEY
 
 from ..support import user_with_token, web
+from .test_browser import BASE, browser_page, screenshot
 from .test_retries_and_cancel import ScriptedServicer, grpc_server, wait_until_cancelled
 
 
@@ -150,3 +155,45 @@ class BulkActionTests(TransactionTestCase):
         self.assertIn("filter.owner", owner.body["errors"])
         # A job with nothing to do finishes at once.
         self.assertEqual(wait_for(lambda: self.job(run.body["url"])["status"] == "finished"), True)
+
+
+class BulkInBrowserTests(TransactionTestCase):
+    def test_staff_cancel_in_bulk_from_the_filtered_list_and_read_the_audit_trail(self) -> None:
+        password = secrets.token_urlsafe(16)
+        staff = User.objects.create_superuser("bulk-admin", password=password)
+        owner = User.objects.create_user("bulk-owner")
+        for n in range(4):
+            Transaction.objects.create(
+                message=f"stuck {n}", owner=owner, deadline_at=timezone.now() + timedelta(hours=1)
+            )
+        Transaction.objects.create(
+            message="over", owner=owner, status="succeeded", deadline_at=timezone.now()
+        )
+        audit_record(actor=staff, action="cancel", reason="a single one, earlier", source="api")
+
+        with browser_page(self) as page:
+            page.goto(f"{BASE}/admin/login/?next=/admin/relay_app/transaction/")
+            page.fill("#id_username", "bulk-admin")
+            page.fill("#id_password", password)
+            page.click("input[type=submit]")
+            page.wait_for_selector("#result_list")
+            page.check("#action-toggle")  # every row of the (filtered) list
+            page.select_option("select[name=action]", "bulk_cancel")
+            page.click("button[name=index]")
+            page.wait_for_selector("textarea[name=reason]")
+            self.assertIn("<strong>4</strong> would be cancelled", page.content())
+            self.assertIn("succeeded: it has ended", page.content())
+            screenshot(page, "admin-bulk-confirmation")
+            page.fill("textarea[name=reason]", "stuck behind the gRPC outage")
+            page.click(".submit-row input[type=submit]")
+            page.wait_for_url("**/bulkjob/**/change/")
+            page.get_by_text("4 of 4 (4 done)").wait_for()  # the page reloads itself
+            screenshot(page, "admin-bulk-job")
+            page.goto(f"{BASE}/admin/relay_app/auditentry/")
+            page.wait_for_selector("#result_list")
+            rows = page.locator("#result_list tbody tr")
+            self.assertEqual(rows.count(), 2)
+            self.assertIn("bulk cancel", rows.first.inner_text())
+            self.assertIn("stuck behind the gRPC outage", rows.first.inner_text())
+            screenshot(page, "admin-audit-list")
+        self.assertEqual(Transaction.objects.filter(status="cancelled").count(), 4)
