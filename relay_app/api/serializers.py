@@ -15,6 +15,7 @@ from ..hops import Stage
 from ..models import Attempt, BulkJob, BulkJobItem, Hop, Transaction
 from ..selectors import attempts_by_stage, bulk_job_progress
 from ..services.audit import REASON_MAX_LENGTH
+from ..services.bulk import ACTIONS_OFFERED as BULK_ACTIONS_OFFERED
 from ..tracing import trace_url
 
 STAGE_SLUGS = [stage.slug for stage in Stage]
@@ -112,10 +113,32 @@ class RelayInputSerializer(ClosedSerializer):
     )
 
 
+class StringField(serializers.CharField):
+    """A string: numbers, lists and objects are refused, not converted."""
+
+    default_error_messages = {"not_a_string": "Must be a string, not {type}."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string", type=type(data).__name__)
+        return str(super().to_internal_value(data))
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false: no "yes", 1 or "true" in its place."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class CancelInputSerializer(ClosedSerializer):
     """Why, optionally: the cancellation's entry in the audit trail keeps it."""
 
-    reason = serializers.CharField(
+    reason = StringField(
         required=False,
         allow_blank=True,
         default="",
@@ -574,14 +597,14 @@ class BulkFilterSerializer(ClosedSerializer):
         required=False,
         help_text="The hop it failed or timed out at, by name, as `failed_stage` shows it.",
     )
-    owner = serializers.CharField(
+    owner = StringField(
         required=False, max_length=150, help_text="Staff only: one user's transactions."
     )
     created_after = serializers.DateTimeField(
         required=False, help_text="Created at or after this time."
     )
     created_before = serializers.DateTimeField(required=False, help_text="Created before this.")
-    error_contains = serializers.CharField(
+    error_contains = StringField(
         required=False,
         max_length=200,
         help_text="Its error holds this text, regardless of case.",
@@ -592,38 +615,22 @@ class BulkFilterSerializer(ClosedSerializer):
             raise serializers.ValidationError(OWNER_FILTER_STAFF_ONLY)
         return owner
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        after, before = attrs.get("created_after"), attrs.get("created_before")
-        if after and before and after >= before:
-            raise serializers.ValidationError(
-                {"created_before": "Must be later than created_after."}
-            )
-        return attrs
-
 
 class BulkInputSerializer(ClosedSerializer):
     """A bulk action: a dry run unless `dry_run` is false (then `reason` is required)."""
 
-    action = serializers.ChoiceField(choices=BulkJob.Action.choices)
+    action = serializers.ChoiceField(choices=BULK_ACTIONS_OFFERED)
     filter = BulkFilterSerializer(required=False)
-    dry_run = serializers.BooleanField(
+    dry_run = StrictBooleanField(
         default=True, help_text="true (the default): only say what would be done."
     )
-    reason = serializers.CharField(
+    reason = StringField(
         required=False,
         allow_blank=True,
         default="",
         max_length=REASON_MAX_LENGTH,
         help_text="Why: required for a real run, kept in the audit trail.",
     )
-
-    def validate_action(self, action: str) -> str:
-        offered = self.context.get("actions", ())
-        if action not in offered:
-            raise serializers.ValidationError(
-                f"Not offered here yet: only {', '.join(map(repr, offered))}."
-            )
-        return action
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs["dry_run"] and not attrs["reason"].strip():

@@ -289,3 +289,6 @@ def _cancel(
 ACTIONS: dict[str, Callable[[BulkJob, BulkJobItem, Transaction], tuple[str, str, UUID | None]]] = {
     BulkJob.Action.CANCEL: _cancel
 }
+
+#: The actions offered (the API's and the admin's choices), in their model's order.
+ACTIONS_OFFERED = [action for action in BulkJob.Action.values if action in ACTIONS]
