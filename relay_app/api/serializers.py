@@ -617,27 +617,17 @@ class BulkFilterSerializer(ClosedSerializer):
 
 
 class BulkInputSerializer(ClosedSerializer):
-    """A bulk action: a dry run unless `dry_run` is false (then `reason` is required)."""
+    """A bulk action: a dry run unless `dry_run` is false; always with its reason."""
 
     action = serializers.ChoiceField(choices=BULK_ACTIONS_OFFERED)
     filter = BulkFilterSerializer(required=False)
     dry_run = StrictBooleanField(
         default=True, help_text="true (the default): only say what would be done."
     )
-    reason = StringField(
-        required=False,
-        allow_blank=True,
-        default="",
+    reason = MessageField(
         max_length=REASON_MAX_LENGTH,
-        help_text="Why: required for a real run, kept in the audit trail.",
+        help_text=f"Why, in up to {REASON_MAX_LENGTH} characters: the job's audit entry keeps it.",
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs["dry_run"] and not attrs["reason"].strip():
-            raise serializers.ValidationError(
-                {"reason": "Required for a real run: say why (it goes into the audit trail)."}
-            )
-        return attrs
 
 
 class SkippedSerializer(serializers.Serializer):

@@ -55,11 +55,11 @@ class BulkActionTests(TransactionTestCase):
             wait_for(lambda: len(servicer.calls) == 3)
             one = web(self.token).cancel(ids[0], reason="sent twice")
             self.assertEqual(one.status, 200, one.body)
-            bulk = {"action": "cancel", "filter": {"status": "pending"}}
+            bulk = {"action": "cancel", "reason": "why", "filter": {"status": "pending"}}
             dry = web(self.token).request("POST", "/api/transactions/bulk/", json_body=bulk)
             self.assertEqual(dry.status, 200, dry.body)
             self.assertEqual((dry.body["matched"], dry.body["acting"]), (2, 2))
-            everything = {"action": "cancel"}
+            everything = {"action": "cancel", "reason": "why"}
             dry = web(self.token).request("POST", "/api/transactions/bulk/", json_body=everything)
             skipped = {s["reason"].split(":")[0]: s["count"] for s in dry.body["skipped"]}
             self.assertEqual(skipped, {"succeeded": 1, "cancelled": 1})
@@ -149,7 +149,7 @@ class BulkActionTests(TransactionTestCase):
         owner = web(other).request(
             "POST",
             "/api/transactions/bulk/",
-            json_body={"action": "cancel", "filter": {"owner": "bulk-operator"}},
+            json_body={"action": "cancel", "reason": "why", "filter": {"owner": "bulk-operator"}},
         )
         self.assertEqual(owner.status, 400, owner.body)
         self.assertIn("filter.owner", owner.body["errors"])

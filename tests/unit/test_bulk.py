@@ -67,7 +67,7 @@ class BulkTests(TestCase):
         return answer.status_code, answer.json()
 
     def test_a_dry_run_says_what_to_how_many_and_why_the_rest_are_skipped(self) -> None:
-        code, body = self.post(self.alice, {"action": "cancel"})
+        code, body = self.post(self.alice, {"action": "cancel", "reason": "why"})
         self.assertEqual(code, 200, body)
         self.assertEqual((body["dry_run"], body["matched"], body["acting"]), (True, 5, 3))
         self.assertEqual(sorted(body["sample"]), sorted(self.pending))  # not bob's
@@ -90,31 +90,45 @@ class BulkTests(TestCase):
             ({"created_before": (timezone.now() + timedelta(hours=1)).isoformat()}, 5),
         ]:
             with self.subTest(criteria=criteria):
-                code, body = self.post(self.alice, {"action": "cancel", "filter": criteria})
+                code, body = self.post(
+                    self.alice, {"action": "cancel", "reason": "why", "filter": criteria}
+                )
                 self.assertEqual((code, body["matched"]), (200, expected), body)
 
     def test_staff_may_filter_by_owner_and_see_everyone_a_user_may_not(self) -> None:
-        code, body = self.post(self.staff, {"action": "cancel", "filter": {"owner": "bob"}})
+        code, body = self.post(
+            self.staff, {"action": "cancel", "reason": "why", "filter": {"owner": "bob"}}
+        )
         self.assertEqual((code, body["matched"], body["sample"]), (200, 1, [self.bobs]))
-        code, body = self.post(self.staff, {"action": "cancel", "filter": {"owner": 0}})
+        code, body = self.post(
+            self.staff, {"action": "cancel", "reason": "why", "filter": {"owner": 0}}
+        )
         self.assertEqual(code, 400)
         self.assertIn("Must be a string", body["errors"]["filter.owner"][0])
-        code, body = self.post(self.alice, {"action": "cancel", "filter": {"owner": "bob"}})
+        code, body = self.post(
+            self.alice, {"action": "cancel", "reason": "why", "filter": {"owner": "bob"}}
+        )
         self.assertEqual(code, 400)
         self.assertIn("Only staff", body["errors"]["filter.owner"][0])
 
     def test_bad_input_is_refused_by_name_and_changes_nothing(self) -> None:
         refused: list[tuple[dict[str, Any], str]] = [
-            ({"action": "delete"}, "action"),
-            ({"action": "cancel", "filter": {"stauts": "failed"}}, "filter.stauts"),
-            ({"action": "cancel", "filter": {"status": "lost"}}, "filter.status"),
-            ({"action": "cancel", "filter": "failed"}, "filter.non_field_errors"),
-            ({"action": "cancel", "dry_run": False}, "reason"),
+            ({"action": "delete", "reason": "why"}, "action"),
+            (
+                {"action": "cancel", "reason": "why", "filter": {"stauts": "failed"}},
+                "filter.stauts",
+            ),
+            ({"action": "cancel", "reason": "why", "filter": {"status": "lost"}}, "filter.status"),
+            ({"action": "cancel", "reason": "why", "filter": "failed"}, "filter.non_field_errors"),
+            ({"action": "cancel"}, "reason"),
             ({"action": "cancel", "dry_run": False, "reason": "  "}, "reason"),
             ({"action": "cancel", "reason": "x" * 1001}, "reason"),
-            ({"action": "cancel", "extra": 1}, "extra"),
+            ({"action": "cancel", "reason": "why", "extra": 1}, "extra"),
             ({"action": "cancel", "dry_run": "false", "reason": "r"}, "dry_run"),
-            ({"action": "cancel", "filter": {"error_contains": 5}}, "filter.error_contains"),
+            (
+                {"action": "cancel", "reason": "why", "filter": {"error_contains": 5}},
+                "filter.error_contains",
+            ),
             ({"action": "cancel", "reason": ["why"]}, "reason"),
         ]
         for body, field in refused:
