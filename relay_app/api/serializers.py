@@ -113,10 +113,15 @@ class RelayInputSerializer(ClosedSerializer):
     )
 
 
-class StringField(serializers.CharField):
-    """A string: numbers, lists and objects are refused, not converted."""
+class StrictCharField(serializers.CharField):
+    """A string, as given: numbers, lists and objects are refused, not converted."""
 
     default_error_messages = {"not_a_string": "Must be a string, not {type}."}
+
+    @property
+    def schema_pattern(self) -> str:
+        """For the OpenAPI schema: no NUL (CharField refuses it); empty only if allowed."""
+        return r"^[^\u0000]*$" if self.allow_blank else r"^[^\u0000]+$"
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -138,7 +143,7 @@ class StrictBooleanField(serializers.BooleanField):
 class CancelInputSerializer(ClosedSerializer):
     """Why, optionally: the cancellation's entry in the audit trail keeps it."""
 
-    reason = StringField(
+    reason = StrictCharField(
         required=False,
         allow_blank=True,
         default="",
@@ -597,14 +602,14 @@ class BulkFilterSerializer(ClosedSerializer):
         required=False,
         help_text="The hop it failed or timed out at, by name, as `failed_stage` shows it.",
     )
-    owner = StringField(
+    owner = StrictCharField(
         required=False, max_length=150, help_text="Staff only: one user's transactions."
     )
     created_after = serializers.DateTimeField(
         required=False, help_text="Created at or after this time."
     )
     created_before = serializers.DateTimeField(required=False, help_text="Created before this.")
-    error_contains = StringField(
+    error_contains = StrictCharField(
         required=False,
         max_length=200,
         help_text="Its error holds this text, regardless of case.",

@@ -448,7 +448,12 @@ class BulkJobDetailView(APIView):
             OpenApiParameter("page", int, description="A page of the items, from 1."),
             OpenApiParameter("outcome", str, enum=BulkJobItem.Outcome.values),
         ],
-        responses={200: BulkJobDetailSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+        responses={
+            200: BulkJobDetailSerializer,
+            400: OpenApiResponse(ErrorSerializer, "An `outcome` that is none of them."),
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+        },
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = _bulk_job(request, job_id)
