@@ -44,6 +44,14 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
         operations = sum(len(methods) for methods in schema["paths"].values())
         # One of the user's transactions, ended: what cancel is tried on (tests/schemathesis.toml).
         finished = web(token).relay("cancelled too late").body["transaction_id"]
+        # A bulk job with nothing to do (it ends at once): what a job's cancel is tried on.
+        nothing = {"status": "pending", "error_contains": "matches no pending transaction"}
+        job = web(token).request(
+            "POST",
+            "/api/transactions/bulk/",
+            json_body={"action": "cancel", "filter": nothing, "dry_run": False, "reason": "t"},
+        )
+        self.assertEqual(job.status, 202, job.body)
         started = time.monotonic()
         run = subprocess.run(
             [
@@ -78,6 +86,7 @@ class LiveApiConformsToSchemaTests(TransactionTestCase):
                 **os.environ,
                 "SCHEMATHESIS_HOOKS": str(TESTS / "schemathesis_hooks.py"),
                 "SCHEMATHESIS_FINISHED_TRANSACTION": finished,
+                "SCHEMATHESIS_BULK_JOB": job.body["job_id"],
             },
             cwd=settings.RELAY_VAR_DIR,  # its cache (.schemathesis/) stays out of the work tree
             capture_output=True,
