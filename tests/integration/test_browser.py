@@ -286,8 +286,9 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             operations = page.locator(".opblock")
             operations.first.wait_for()
             # Every operation of the schema: relay, seed, transactions (4, with the event
-            # stream and cancel), health, readiness, metrics, the API root.
-            self.assertEqual(operations.count(), 11)
+            # stream and cancel), bulk actions (3: start, a job, its cancel), health,
+            # readiness, metrics, the API root.
+            self.assertEqual(operations.count(), 14)
             relay = page.locator(".opblock-post:has-text('/api/relay/')")
             relay.locator(".opblock-summary").click()
             relay.locator("button:has-text('Try it out')").click()
