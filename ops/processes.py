@@ -478,18 +478,40 @@ def _secrets(s: Any, needed_by: str) -> dict[str, str]:
 
 
 # Redis's users (ACLs) where the profile has identities: each role may run the commands and
-# touch the keys that Celery (kombu), its results and events, the notices, the throttles and
-# readiness need, nothing else (found by running the stack with them and reading Redis's
-# refusals); Redis's default user is off. Channels: all, as kombu subscribes to patterns,
-# which Redis's ACL can only match literally (the relay's Redis carries no other channels).
-# The monitor is Flower's and the stack's readiness checks': it reads queues and events and
-# asks workers for a ping.
-_KOMBU = "~celery* ~_kombu.* ~*.celery.pidbox* allchannels"
+# touch the keys and channels that Celery (kombu), its results and events, the notices, the
+# throttles and readiness need, nothing else (found by running the stack with them and reading
+# Redis's refusals); Redis's default user is off. The monitor is Flower's and the stack's
+# readiness checks': it reads queues and events and asks workers for a ping.
+_KOMBU = "~celery* ~_kombu.* ~*.celery.pidbox*"
 # kombu's and the throttles' Lua scripts too (their keys checked all the same).
 _COMMANDS = (
     "-@all +@connection +@read +@write +@pubsub +@transaction +@scripting -@dangerous"
     " -script|flush -script|kill -function +time"
 )
+
+
+def redis_channels(db: int) -> dict[str, list[str]]:
+    """The pub/sub channels each Redis user may use, on database ``db`` (kombu's fanout
+    channels name it). kombu subscribes to a fanout exchange by pattern (PSUBSCRIBE), which
+    Redis's ACL allows only for the very pattern granted, so each is granted as kombu spells it.
+    """
+    # Celery's events (task-sent from the web servers, the workers' heartbeats and tasks), to
+    # which Flower subscribes: /<db>.celeryev/<routing key>.
+    events = f"/{db}.celeryev/*"
+    # Remote control (ping, and any other command): the workers subscribe, readiness and Flower
+    # send; the replies go through lists (*.reply.celery.pidbox keys), not channels.
+    control = f"/{db}.celery.pidbox"
+    # A stored result's notice (its waiter subscribes) and a transaction's notice
+    # (relay_app/integrations/notices.py; the event streams subscribe).
+    results, notices = "celery-task-meta-*", "relay:transaction:*"
+    return {
+        # Readiness pings the workers (relay_app/services/health.py).
+        "web": [events, control, results, notices],
+        "worker": [events, control, results, notices],
+        "monitor": [events, control],
+    }
+
+
 REDIS_USERS = {
     # ... and the throttles (relay_app/integrations/rate_limit.py).
     "web": f"{_KOMBU} ~relay:rate:* {_COMMANDS}",
@@ -522,9 +544,11 @@ def _write_redis_config(s: Any, folder: Path, host: str, port: int) -> None:
     if s.RELAY_TLS_DIR:
         secrets = _secrets(s, "Redis's users")
         lines.append("user default off resetkeys resetchannels -@all")
+        channels = redis_channels(int(urlsplit(s.CELERY_BROKER_URL).path.strip("/") or 0))
         for user, rules in REDIS_USERS.items():
             digest = hashlib.sha256(secrets[f"REDIS_{user.upper()}_PASSWORD"].encode()).hexdigest()
-            lines.append(f"user {user} on #{digest} resetchannels {rules}")
+            allowed = " ".join(f"&{channel}" for channel in channels[user])
+            lines.append(f"user {user} on #{digest} resetchannels {allowed} {rules}")
     elif password := urlsplit(s.CELERY_BROKER_URL).password:
         lines.append(f"requirepass {unquote(password)}")
     private_file(folder / "redis.conf", "\n".join(lines) + "\n")

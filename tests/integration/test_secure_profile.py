@@ -227,6 +227,44 @@ class SecureProfileTests(SimpleTestCase):
                 command()
         web.close()
 
+    def test_each_redis_role_uses_its_own_channels_alone(self) -> None:
+        def role(user: str) -> redis.Redis:
+            password = self.secrets[f"REDIS_{user.upper()}_PASSWORD"]
+            return self.redis_client(
+                ssl=True, ssl_ca_certs=str(TLS / "ca.pem"), username=user, password=password
+            )
+
+        def subscribed(client: redis.Redis, pattern: bool, channel: str) -> bool:
+            """Whether Redis lets ``client`` (P)SUBSCRIBE to ``channel``."""
+            with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
+                (pubsub.psubscribe if pattern else pubsub.subscribe)(channel)
+                try:
+                    return pubsub.get_message(timeout=3) is not None
+                except redis.exceptions.NoPermissionError:
+                    return False
+
+        web, worker, monitor = role("web"), role("worker"), role("monitor")
+        notice = "relay:transaction:00000000-0000-0000-0000-000000000000"
+        # What each role does, as kombu, Celery's results and the notices spell it.
+        self.assertTrue(subscribed(web, False, notice))
+        self.assertTrue(subscribed(web, False, "celery-task-meta-x"))
+        self.assertTrue(subscribed(worker, True, "/0.celery.pidbox"))
+        self.assertTrue(subscribed(monitor, True, "/0.celeryev/*"))
+        self.assertEqual(worker.publish(notice, "1"), 0)
+        # What none of them does.
+        for user, client in {"web": web, "worker": worker, "monitor": monitor}.items():
+            with self.subTest(user):
+                self.assertFalse(subscribed(client, True, "*"))
+                self.assertFalse(subscribed(client, True, "relay:transaction:*"))
+                self.assertFalse(subscribed(client, False, "not-the-relays-channel"))
+                with self.assertRaises(redis.exceptions.NoPermissionError):
+                    client.publish("not-the-relays-channel", "1")
+        # Flower and readiness read neither a transaction's notices nor its results.
+        self.assertFalse(subscribed(monitor, False, notice))
+        self.assertFalse(subscribed(monitor, False, "celery-task-meta-x"))
+        for client in (web, worker, monitor):
+            client.close()
+
     # --- gRPC: mutual TLS only, the workers' certificate for the relay ------------------------
 
     def credentials(self, service: str) -> grpc.ChannelCredentials:
