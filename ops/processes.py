@@ -169,7 +169,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
         )
     ]
     if s.ZIPKIN_ADDRESS:
-        processes.append(_zipkin(s.ZIPKIN_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS))
+        processes.append(_zipkin(s.ZIPKIN_SERVER_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS))
     brokers = [split_address(address) for address in s.KAFKA_ADDRESS.split(",")]
     kafka = _kafka_processes(s, var_dir, brokers)
     processes += kafka
@@ -255,10 +255,14 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 # stack's private folder (its temporary files are there): as the stack's user.
                 *(("-g", "user root;") if os.geteuid() == 0 else ()),
             ],
-            ports=[split_address(front), split_address(s.FLOWER_ADDRESS)],
+            ports=[
+                split_address(front),
+                split_address(s.FLOWER_ADDRESS),
+                *([split_address(s.ZIPKIN_ADDRESS)] if s.ZIPKIN_BEHIND_PROXY else []),
+            ],
             setting="HTTP_ADDRESS",
             ready=partial(_web_answers, f"{scheme}://{front}"),
-            after=(*webs, "flower"),
+            after=(*webs, "flower", *(("zipkin",) if s.ZIPKIN_BEHIND_PROXY else ())),
             prepare=lambda: _write_nginx_config(s, var_dir, binds, flower=f"unix:{flower_socket}"),
         )
     )
@@ -711,10 +715,13 @@ def proxy_config(
     pid: str,
     access_log: str,
     tls: tuple[str, str] | None,
+    zipkin: tuple[str, str, str] | None = None,
 ) -> str:
     """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy:
     the relay on ``listen``, Flower (``flower``: where the proxy listens, and where Flower is)
-    for staff; with ``tls`` (a certificate and its key), over HTTPS."""
+    for staff; with ``tls`` (a certificate and its key), over HTTPS; with ``zipkin`` (where the
+    proxy listens, where Zipkin is, and the CA of the exporters' certificates), Zipkin over
+    TLS (``ops/nginx-zipkin.conf.template``)."""
     from relay_app.api.parsers import max_body_bytes
 
     cert, key = tls or ("", "")
@@ -731,13 +738,23 @@ def proxy_config(
         "RELAY_PROXY_PID": pid,
         "RELAY_PROXY_ACCESS_LOG": access_log,
     }
-    template = (ROOT / "ops" / "nginx.conf.template").read_text()
-    return re.sub(r"\$\{(RELAY_PROXY_\w+)\}", lambda match: values[match[1]], template)
+    if zipkin and tls:
+        values["RELAY_PROXY_ZIPKIN_LISTEN"], values["RELAY_PROXY_ZIPKIN_SERVER"] = zipkin[:2]
+        values["RELAY_PROXY_ZIPKIN_CA"] = zipkin[2]
+        values["RELAY_PROXY_TRACING"] = _filled("nginx-zipkin.conf.template", values)
+    else:
+        values["RELAY_PROXY_TRACING"] = ""
+    return _filled("nginx.conf.template", values)
+
+
+def _filled(template: str, values: dict[str, str]) -> str:
+    text = (ROOT / "ops" / template).read_text()
+    return re.sub(r"\$\{(RELAY_PROXY_\w+)\}", lambda match: values[match[1]], text)
 
 
 def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: str) -> None:
-    """The reverse proxy in front of the web servers and Flower; it serves HTTPS with the
-    web's certificate where the settings name one (the secure profile)."""
+    """The reverse proxy in front of the web servers, Flower and (where it serves HTTPS: the
+    secure and cluster profiles) Zipkin, with the proxy's certificate."""
     cert, key = s.HTTP_TLS_CERT_FILE, s.HTTP_TLS_KEY_FILE
     text = proxy_config(
         listen=s.HTTP_ADDRESS,
@@ -746,6 +763,9 @@ def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: s
         pid=str(var_dir / "run" / "nginx.pid"),
         access_log="/dev/stdout",
         tls=(cert, key) if cert else None,
+        zipkin=(s.ZIPKIN_ADDRESS, s.ZIPKIN_SERVER_ADDRESS, s.HTTP_TLS_CA_FILE)
+        if s.ZIPKIN_BEHIND_PROXY
+        else None,
     )
     private_file(var_dir / "nginx" / "nginx.conf", text)
 

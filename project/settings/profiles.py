@@ -106,6 +106,7 @@ def with_local_tls(profile: dict[str, str], environ: Mapping[str, str]) -> dict[
     the stack may know. Each process's own key and secrets come from the table of processes."""
     folder = Path(environ.get("RELAY_VAR_DIR", profile["RELAY_VAR_DIR"])) / "tls"
     ca = str(folder / "ca.pem")
+    zipkin = environ.get("ZIPKIN_ADDRESS", profile.get("ZIPKIN_ADDRESS", ""))
     return {
         **profile,
         "RELAY_TLS_DIR": str(folder),
@@ -121,6 +122,15 @@ def with_local_tls(profile: dict[str, str], environ: Mapping[str, str]) -> dict[
         "HTTP_TLS_KEY_FILE": str(folder / "proxy-key.pem"),
         "HTTP_TLS_CA_FILE": ca,
         "RELAY_METRICS_TLS_CA_FILE": ca,
+        # Spans go to the proxy in front of Zipkin, over TLS, each process with its certificate.
+        **(
+            {
+                "OTEL_EXPORTER_ZIPKIN_ENDPOINT": f"https://{zipkin}/api/v2/spans",
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": ca,
+            }
+            if zipkin
+            else {}
+        ),
     }
 
 
