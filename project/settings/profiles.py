@@ -81,7 +81,7 @@ DEVELOPMENT = {
 # The local stacks under production settings (secure, cluster): TLS and credentials on every
 # hop; keys, passwords and certificates of their own, made by ops/tls.py in <RELAY_VAR_DIR>/tls
 # and handed to each process by the table of processes, each only what it needs
-# (docs/security.md); traced to the stack's Zipkin on loopback.
+# (docs/security.md); traced to the stack's Zipkin through the proxy, over TLS.
 _LOCAL_PRODUCTION = {
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     # nginx terminates TLS in front of the web servers and says so.
