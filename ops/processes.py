@@ -517,9 +517,10 @@ def redis_channels(db: int) -> dict[str, list[str]]:
 
 
 REDIS_USERS = {
-    # ... and the throttles (relay_app/integrations/rate_limit.py).
+    # ... and the throttles (relay_app/integrations/rate_limit.py); the workers only the bulk
+    # jobs' shared rate (relay_app/services/bulk.py).
     "web": f"{_KOMBU} ~relay:rate:* {_COMMANDS}",
-    "worker": f"{_KOMBU} ~unacked* {_COMMANDS}",
+    "worker": f"{_KOMBU} ~unacked* ~relay:rate:bulk-items {_COMMANDS}",
     "monitor": f"{_KOMBU} ~unacked* {_COMMANDS}",
 }
 
