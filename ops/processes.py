@@ -156,113 +156,138 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
     Redis, then as many Kafka nodes, gRPC servers, workers and web servers as the settings
     say, and the reverse proxy (nginx) in front of the web servers."""
     s = settings
-    redis_url = urlsplit(s.CELERY_BROKER_URL)
-    redis = (redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
-    processes = [
-        Process(
-            name="redis",
-            command=["redis-server", str(var_dir / "redis" / "redis.conf")],
-            ports=[redis],
-            setting="REDIS_URL",
-            ready=_health("redis"),
-            prepare=lambda: _write_redis_config(s, var_dir / "redis", *redis),
-        )
-    ]
-    if s.ZIPKIN_ADDRESS:
-        processes.append(_zipkin(s.ZIPKIN_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS))
     brokers = [split_address(address) for address in s.KAFKA_ADDRESS.split(",")]
     kafka = _kafka_processes(s, var_dir, brokers)
-    processes += kafka
-    grpc_servers = s.GRPC_ADDRESS.split(",")
-    grpc_metrics = s.RELAY_GRPC_METRICS_ADDRESS.split(",")
-    for name, address, metrics in zip(
-        _names("grpc", len(grpc_servers)), grpc_servers, grpc_metrics, strict=True
-    ):
-        processes.append(
-            Process(
-                name=name,
-                command=grpc_command(address),
-                ports=[split_address(address), split_address(metrics)],
-                setting="GRPC_ADDRESS",
-                ready=partial(_grpc_answers, address),
-                env={"RELAY_METRICS_ADDRESS": metrics, **identity(s, "grpc")},
-            )
+    grpc = _grpc_servers(s)
+    # Workers and web servers start once Redis, every Kafka node and gRPC server are ready.
+    backends = ("redis", *(p.name for p in kafka), *(p.name for p in grpc))
+    webs = _web_servers(s, var_dir, after=backends)
+    flower_socket = var_dir / "run" / "flower.sock"
+    return [
+        _redis(s, var_dir),
+        *([_zipkin(s.ZIPKIN_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS)] if s.ZIPKIN_ADDRESS else []),
+        *kafka,
+        *grpc,
+        *_workers(s, var_dir, after=backends),
+        *webs,
+        _flower(flower_socket, identity(s, "flower")),
+        _proxy(s, var_dir, [p.name for p in webs], flower_socket),
+    ]
+
+
+def _redis(s: Any, var_dir: Path) -> Process:
+    """Redis, the broker of Celery's tasks and the notices, on REDIS_URL's host and port."""
+    url = urlsplit(s.CELERY_BROKER_URL)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    return Process(
+        name="redis",
+        command=["redis-server", str(var_dir / "redis" / "redis.conf")],
+        ports=[(host, port)],
+        setting="REDIS_URL",
+        ready=_health("redis"),
+        prepare=lambda: _write_redis_config(s, var_dir / "redis", host, port),
+    )
+
+
+def _grpc_servers(s: Any) -> list[Process]:
+    """A gRPC server for each address of GRPC_ADDRESS, its metrics on the matching one."""
+    addresses = s.GRPC_ADDRESS.split(",")
+    metrics = s.RELAY_GRPC_METRICS_ADDRESS.split(",")
+    return [
+        Process(
+            name=name,
+            command=grpc_command(address),
+            ports=[split_address(address), split_address(metrics_address)],
+            setting="GRPC_ADDRESS",
+            ready=partial(_grpc_answers, address),
+            env={"RELAY_METRICS_ADDRESS": metrics_address, **identity(s, "grpc")},
         )
-    worker_metrics = s.RELAY_WORKER_METRICS_ADDRESS.split(",")
+        for name, address, metrics_address in zip(
+            _names("grpc", len(addresses)), addresses, metrics, strict=True
+        )
+    ]
+
+
+def _workers(s: Any, var_dir: Path, *, after: tuple[str, ...]) -> list[Process]:
+    """RELAY_WORKERS Celery workers, the first also the stack's one scheduler (beat)."""
+    metrics = s.RELAY_WORKER_METRICS_ADDRESS.split(",")
+    workers = []
     for number, name in enumerate(_names("worker", s.RELAY_WORKERS), start=1):
         hostname = f"relay-{var_dir.name}{'' if s.RELAY_WORKERS == 1 else f'-{number}'}"
         node = f"{hostname}@{socket.gethostname()}"
-        metrics = worker_metrics[number - 1]
-        processes.append(
+        schedule = var_dir / "run" / "celerybeat-schedule"
+        workers.append(
             Process(
                 name=name,
                 command=worker_command(
                     hostname=node,
                     pool=s.RELAY_WORKER_POOL,
                     concurrency=s.RELAY_WORKER_CONCURRENCY,
-                    # One scheduler, however many workers: the first's.
-                    beat_schedule=str(var_dir / "run" / "celerybeat-schedule")
-                    if number == 1
-                    else None,
+                    beat_schedule=str(schedule) if number == 1 else None,
                 ),
-                ports=[split_address(metrics)],
+                ports=[split_address(metrics[number - 1])],
                 setting="RELAY_WORKERS",
                 ready=partial(_worker_answers, node),
-                after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
+                after=after,
                 prepare=partial(_private_folder, var_dir / "metrics" / name),
                 env={
-                    "RELAY_METRICS_ADDRESS": metrics,
+                    "RELAY_METRICS_ADDRESS": metrics[number - 1],
                     "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
                     **identity(s, "worker"),
                 },
             )
         )
-    # nginx on the front address, the web servers behind it on the ports after it, on
-    # loopback only: every request reaches them through the proxy (ops/nginx.conf.template).
+    return workers
+
+
+def _web_servers(s: Any, var_dir: Path, *, after: tuple[str, ...]) -> list[Process]:
+    """RELAY_WEB_SERVERS gunicorns on loopback, on the ports after the proxy's: every request
+    reaches them through the proxy (ops/nginx.conf.template)."""
+    names = _names("web", s.RELAY_WEB_SERVERS)
+    binds = web_binds(s.HTTP_ADDRESS, len(names))
+    return [
+        Process(
+            name=name,
+            command=web_command(bind),
+            ports=[split_address(bind)],
+            setting="HTTP_ADDRESS",
+            ready=partial(_web_answers, f"http://{bind}"),
+            after=after,
+            prepare=partial(_prepare_web, s, var_dir / "metrics" / name, static=number == 1),
+            env={
+                "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
+                # The proxy appends the client's address to X-Forwarded-For: trusted from it
+                # alone.
+                "RELAY_TRUSTED_PROXY_COUNT": "1",
+                "RELAY_TRUSTED_PROXY_ADDRESSES": LOOPBACK,
+                **identity(s, "web"),
+            },
+        )
+        for number, (name, bind) in enumerate(zip(names, binds, strict=True), start=1)
+    ]
+
+
+def _proxy(s: Any, var_dir: Path, webs: list[str], flower_socket: Path) -> Process:
+    """nginx on the front address (HTTP_ADDRESS) and Flower's (FLOWER_ADDRESS), in front of
+    the web servers and Flower."""
     front = s.HTTP_ADDRESS
     scheme = "https" if s.HTTP_TLS_CERT_FILE else "http"
-    webs = _names("web", s.RELAY_WEB_SERVERS)
     binds = web_binds(front, len(webs))
-    for number, (name, bind) in enumerate(zip(webs, binds, strict=True), start=1):
-        processes.append(
-            Process(
-                name=name,
-                command=web_command(bind),
-                ports=[split_address(bind)],
-                setting="HTTP_ADDRESS",
-                ready=partial(_web_answers, f"http://{bind}"),
-                after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
-                prepare=partial(_prepare_web, s, var_dir / "metrics" / name, static=number == 1),
-                env={
-                    "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
-                    # The proxy appends the client's address to X-Forwarded-For: trusted from
-                    # it alone.
-                    "RELAY_TRUSTED_PROXY_COUNT": "1",
-                    "RELAY_TRUSTED_PROXY_ADDRESSES": LOOPBACK,
-                    **identity(s, "web"),
-                },
-            )
-        )
-    flower_socket = var_dir / "run" / "flower.sock"
-    processes.append(_flower(flower_socket, identity(s, "flower")))
-    processes.append(
-        Process(
-            name="proxy",
-            command=[
-                # Its errors and access log go to supervisord, which rotates them (proxy.log).
-                *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf", "-e", "stderr"),
-                # As root, nginx would run its workers as nobody, who may not enter the
-                # stack's private folder (its temporary files are there): as the stack's user.
-                *(("-g", "user root;") if os.geteuid() == 0 else ()),
-            ],
-            ports=[split_address(front), split_address(s.FLOWER_ADDRESS)],
-            setting="HTTP_ADDRESS",
-            ready=partial(_web_answers, f"{scheme}://{front}"),
-            after=(*webs, "flower"),
-            prepare=lambda: _write_nginx_config(s, var_dir, binds, flower=f"unix:{flower_socket}"),
-        )
+    return Process(
+        name="proxy",
+        command=[
+            # Its errors and access log go to supervisord, which rotates them (proxy.log).
+            *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf", "-e", "stderr"),
+            # As root, nginx would run its workers as nobody, who may not enter the stack's
+            # private folder (its temporary files are there): as the stack's user.
+            *(("-g", "user root;") if os.geteuid() == 0 else ()),
+        ],
+        ports=[split_address(front), split_address(s.FLOWER_ADDRESS)],
+        setting="HTTP_ADDRESS",
+        ready=partial(_web_answers, f"{scheme}://{front}"),
+        after=(*webs, "flower"),
+        prepare=lambda: _write_nginx_config(s, var_dir, binds, flower=f"unix:{flower_socket}"),
     )
-    return processes
 
 
 def flower_command(*, address: str = "", unix_socket: str = "") -> list[str]:
@@ -599,8 +624,17 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
     start, with the cluster's one id."""
     if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
         raise StackError(f"Kafka's jars are missing from {KAFKA_LIBS}: run `make kafka`.")
-    protocol = s.KAFKA_SECURITY_PROTOCOL
     security = _kafka_security(s)
+    config = folder / "server.properties"
+    private_file(config, _kafka_config(s, folder, node, security))
+    if not (folder / "data" / "meta.properties").exists():
+        _format_kafka_storage(folder, node, config, security["scram_users"])
+
+
+def _kafka_config(s: Any, folder: Path, node: KafkaNode, security: dict[str, Any]) -> str:
+    """``server.properties`` of ``node``: ``ops/kafka/server.properties.template``, and the
+    templates of its security and of a cluster, with their values."""
+    protocol = s.KAFKA_SECURITY_PROTOCOL
     cluster = bool(node.voters)
     address = f"{node.host}:{node.port}"
     if cluster:  # a fixed quorum of controllers, most of them needed
@@ -617,7 +651,6 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
         if "broker" in node.roles
         else ""
     )
-    replicas = min(3, len(s.KAFKA_ADDRESS.split(",")))
     values = {
         "node_id": node.node_id,
         "roles": node.roles,
@@ -627,25 +660,28 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
         "data_dir": folder / "data",
         "protocol": protocol,
         "controller_protocol": "PLAINTEXT" if protocol == "PLAINTEXT" else "SSL",
-        "replicas": replicas,
+        "replicas": min(3, len(s.KAFKA_ADDRESS.split(","))),
         "min_isr": s.KAFKA_MIN_INSYNC_REPLICAS if cluster else 1,
     }
     parts = [*security["parts"], *(["cluster"] if cluster else [])]
-    config = folder / "server.properties"
-    private_file(
-        config,
-        _template("server").format(**values)
-        + "".join(_template(part).format(**security, **values) for part in parts),
+    return _template("server").format(**values) + "".join(
+        _template(part).format(**security, **values) for part in parts
     )
-    if (folder / "data" / "meta.properties").exists():
-        return
+
+
+def _format_kafka_storage(
+    folder: Path, node: KafkaNode, config: Path, scram_users: list[tuple[str, str]]
+) -> None:
+    """Kafka's own storage tool formats ``node``'s data folder, with the cluster's one id and
+    the SCRAM users, which exist from the start."""
     print(
         f"[stack] formatting Kafka's KRaft storage of node {node.node_id} (first start)", flush=True
     )
     (folder / "data").mkdir(parents=True, exist_ok=True)
+    cluster = bool(node.voters)
     scram = [
         argument
-        for user, password in security["scram_users"]
+        for user, password in scram_users
         for argument in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]")
     ]
     formatted = subprocess.run(
@@ -655,7 +691,7 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
             *("kafka.tools.StorageTool", "format"),
             *("--cluster-id", _cluster_id(folder.parent if cluster else folder)),
             *(() if cluster else ("--standalone",)),
-            *("--config", str(config), *scram),  # the SCRAM users exist from the start
+            *("--config", str(config), *scram),
         ],
         capture_output=True,
         text=True,

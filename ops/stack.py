@@ -25,6 +25,7 @@ import time
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from ops import tls
@@ -396,16 +397,12 @@ def admin_login(settings: Any) -> str:
 
 
 def _banner(stack: Stack) -> None:
+    """Where everything is, from ``ops/banner.template``."""
     from ops.client import web_url
     from relay_app.error_reports import hide_url_passwords
 
     s = stack.settings
     grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE or s.GRPC_TLS_CA_FILE else "plaintext"
-    tls = (
-        f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n"
-        if s.HTTP_TLS_CERT_FILE
-        else ""
-    )
     viewers = "".join(
         f"  {name:<10} {url}\n"
         for name, url in (
@@ -414,20 +411,31 @@ def _banner(stack: Stack) -> None:
         )
         if url and not url.startswith("/")
     )
+    template = Template((ROOT / "ops" / "banner.template").read_text())
     say(
-        f"""relay is up: {web_url("/live/")}  ({admin_login(s)})
-  API        {web_url("/api/relay/")}      (POST {{"message": "..."}} with a token)
-  token      make token NAME=alice         (the token is the last line it prints)
-  browse     {web_url("/api/")}            (the API in a browser; docs: /api/docs/)
-  admin      {web_url("/admin/")}
-{viewers}  health     {web_url("/healthz")}    (readiness: /readyz)
-  Kafka      {s.KAFKA_ADDRESS} ({s.KAFKA_SECURITY_PROTOCOL})
-  Redis      {hide_url_passwords(s.REDIS_URL, "***")}{" (TLS)" if s.REDIS_TLS else ""}
-  gRPC       {s.GRPC_ADDRESS} ({grpc_tls})
-{tls}  logs       {stack.log_dir}/  (transactions.log: every transaction's log lines)
-  stop       Ctrl-C where make run runs, make down after make up   (make status: every process)
-"""
+        template.substitute(
+            {name: web_url(path) for name, path in BANNER_URLS.items()},
+            login=admin_login(s),
+            viewers=viewers,
+            kafka=f"{s.KAFKA_ADDRESS} ({s.KAFKA_SECURITY_PROTOCOL})",
+            redis=hide_url_passwords(s.REDIS_URL, "***") + (" (TLS)" if s.REDIS_TLS else ""),
+            grpc=f"{s.GRPC_ADDRESS} ({grpc_tls})",
+            tls=f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n"
+            if s.HTTP_TLS_CERT_FILE
+            else "",
+            logs=stack.log_dir,
+        )
     )
+
+
+# The banner's links, on the stack's web server.
+BANNER_URLS = {
+    "live": "/live/",
+    "api": "/api/relay/",
+    "browse": "/api/",
+    "admin": "/admin/",
+    "health": "/healthz",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -451,48 +459,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupt_on_termination()
     try:
         if args.command == "status":
-            if not stack.supervisor.running():
-                say(f"not running ({stack.supervisor.conf} has no supervisord)")
-                return 3
-            ctl = [
-                sys.executable,
-                "-m",
-                "supervisor.supervisorctl",
-                "-c",
-                str(stack.supervisor.conf),
-            ]
-            return subprocess.run([*ctl, "status"], check=False).returncode
+            return _status(stack)
         if args.command == "down":
             stack.down()
             return 0
         if args.command == "demo":
             return demo(args.message)
-        if settings.RELAY_TLS_DIR and settings.RELAY_PROCESS_ROLE != "stack":
-            # The readiness checks (and the topics' ACLs) speak as the stack's own identity:
-            # this tool runs again with it, which none of the processes it starts inherits.
-            folder = tls.ensure(Path(settings.RELAY_TLS_DIR))
-            own = {**os.environ, **tls.role_env(folder, "stack")}
-            argv = [sys.executable, "-m", "ops.stack", *sys.argv[1:]]
-            os.execve(sys.executable, argv, own)  # noqa: S606 - this very tool again
-        stack.check_ports(stack.processes)  # before migrations, or anything, start
-        stack.manage("migrate", "--noinput", "-v", "0")
-        if settings.RELAY_DEVELOPMENT_SUPERUSER:
-            stack.manage("ensure_development_superuser", timeout=120)
-        try:
-            stack.up()
-        except BaseException:
-            stack.down()
-            raise
-        _banner(stack)
-        if args.command == "up":
-            return 0
-        return _run(stack, args.message)
+        _start(stack)
+        return 0 if args.command == "up" else _run(stack, args.message)
     except StackError as exc:
         say(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         say("interrupted: what it started is stopped")
         return 130
+
+
+def _status(stack: Stack) -> int:
+    """``make status``: supervisorctl's own; 3 (as supervisorctl says of a stopped process)
+    when no supervisord runs."""
+    if not stack.supervisor.running():
+        say(f"not running ({stack.supervisor.conf} has no supervisord)")
+        return 3
+    ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(stack.supervisor.conf)]
+    return subprocess.run([*ctl, "status"], check=False).returncode
+
+
+def _start(stack: Stack) -> None:
+    """``make up`` and ``make run``: the database migrated, every process started in order,
+    the banner; on any failure, what was started is stopped again."""
+    settings = stack.settings
+    if settings.RELAY_TLS_DIR and settings.RELAY_PROCESS_ROLE != "stack":
+        # The readiness checks (and the topics' ACLs) speak as the stack's own identity:
+        # this tool runs again with it, which none of the processes it starts inherits.
+        own = {**os.environ, **tls.role_env(Path(settings.RELAY_TLS_DIR), "stack")}
+        argv = [sys.executable, "-m", "ops.stack", *sys.argv[1:]]
+        os.execve(sys.executable, argv, own)  # noqa: S606 - this very tool again
+    stack.check_ports(stack.processes)  # before migrations, or anything, start
+    stack.manage("migrate", "--noinput", "-v", "0")
+    if settings.RELAY_DEVELOPMENT_SUPERUSER:
+        stack.manage("ensure_development_superuser", timeout=120)
+    try:
+        stack.up()
+    except BaseException:
+        stack.down()
+        raise
+    _banner(stack)
 
 
 def _run(stack: Stack, message: str) -> int:
