@@ -229,7 +229,7 @@ def _workers(s: Any, var_dir: Path, *, after: tuple[str, ...]) -> list[Process]:
                 setting="RELAY_WORKERS",
                 ready=partial(_worker_answers, node),
                 after=after,
-                prepare=partial(_private_folder, var_dir / "metrics" / name),
+                prepare=partial(private_folder, var_dir / "metrics" / name),
                 env={
                     "RELAY_METRICS_ADDRESS": metrics[number - 1],
                     "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
@@ -483,12 +483,20 @@ def _web_answers(base_url: str) -> None:
 # --- the files each needs ----------------------------------------------------------------------
 
 
-def private_file(path: Path, text: str) -> None:
-    """Write ``path`` readable by its owner only (it may hold a password)."""
+def private_file(path: Path, data: str | bytes) -> None:
+    """Write ``path`` readable and writable by its owner only, from the first byte on (it may
+    hold a key or a password)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
     path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(text)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def private_folder(path: Path) -> None:
+    """``path``, made if missing, its owner's alone: the stack's data and logs (every client's
+    message), a forking server's metrics (the server empties it as it starts)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def _secrets(s: Any, needed_by: str) -> dict[str, str]:
@@ -762,13 +770,8 @@ def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: s
     private_file(var_dir / "nginx" / "nginx.conf", text)
 
 
-def _private_folder(path: Path) -> None:
-    """A forking server's metrics folder (the server empties it as it starts)."""
-    path.mkdir(parents=True, mode=0o700, exist_ok=True)
-
-
 def _prepare_web(s: Any, metrics: Path, *, static: bool) -> None:
-    _private_folder(metrics)
+    private_folder(metrics)
     if static:  # one web server collects the static files for all
         _collect_static(s)
 

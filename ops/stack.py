@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import logging
 import os
 import secrets
@@ -30,7 +29,7 @@ from typing import Any
 
 from ops import tls
 from ops.client import Credentials, issue_token
-from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, table
+from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, private_folder, table
 from ops.supervisor import RUNNING, STOPPED, Supervisor
 
 __all__ = ["Stack", "StackError", "fresh_stack"]
@@ -68,13 +67,6 @@ def interrupt_on_termination() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupt)
-
-
-def _private_dir(path: Path) -> None:
-    """``path``, made if missing, readable by its owner only: it holds the database, the logs
-    (every client's message) and the services' data."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -134,7 +126,7 @@ class Stack:
 
     def manage(self, *args: str, timeout: float = 300) -> None:
         """``manage.py ARGS`` with the stack's settings and environment."""
-        _private_dir(self.var_dir)
+        private_folder(self.var_dir)
         subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args],
             check=True,
@@ -165,7 +157,7 @@ class Stack:
         those already running are left as they are."""
         order = self.start_order(names)
         self.check_ports(order)
-        _private_dir(self.var_dir)
+        private_folder(self.var_dir)
         self.supervisor.ensure_running(
             [self.processes[name] for name in self.start_order()], self.env
         )
@@ -300,7 +292,7 @@ def lines_of(
     transaction_id: str, *, path: Path, expected: int = 12, wait: float = 2.0
 ) -> list[str]:
     """The lines one transaction wrote to the log at ``path`` (timestamp and text, without the
-    id), waiting up to ``wait`` seconds for ``expected`` of them: for the demo and the tests."""
+    id), waiting up to ``wait`` seconds for ``expected`` of them: what the tests check."""
     marker = f"\ttransaction_id={transaction_id}"
     give_up = time.monotonic() + wait
     while True:
@@ -315,13 +307,12 @@ def lines_of(
 
 
 def demo(message: str = "hello world") -> int:
-    """Send one message to the running web server as a user's program would, with an API
-    token of its own (made, used, then revoked); print the answer and the transaction's log."""
+    """Relay one message through the running stack as a person does, with ``manage.py relay``
+    and an API token of its own (made, used, then revoked): the original example's lines as
+    the hops complete, and the command's exit code (0: relayed)."""
     from django.conf import settings
 
     from ops.client import revoke_token, web_url
-    from relay_app.hops import expected_final_message
-    from relay_app.integrations.relay_api import RelayClient
 
     try:
         token = issue_token("demo", name="make demo")
@@ -329,34 +320,21 @@ def demo(message: str = "hello world") -> int:
         say(f"could not make an API token for the demo: {exc}")
         return 1
     say(
-        f"POST {web_url('/api/relay/')} {{'message': {message!r}}}"
-        " as user 'demo' (Authorization: Bearer <a token from manage.py create_api_token>)"
-    )
-    client = RelayClient(
-        web_url(""),
-        token=token,
-        ca_file=settings.HTTP_TLS_CA_FILE,
-        timeout=settings.RELAY_DEADLINE_SECONDS + 5,
+        f"POST {web_url('/api/relay/')} {{'message': {message!r}}} as user 'demo', with"
+        " manage.py relay (Authorization: Bearer <a token from manage.py create_api_token>)"
     )
     try:
-        answer = client.relay(message)
-    except OSError as exc:  # requests' errors among them
-        say(f"the web server does not answer ({exc}): is the stack up (`make up`)?")
-        return 1
+        relayed = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "relay", message],
+            env={**os.environ, "RELAY_API_TOKEN": token},
+            timeout=settings.RELAY_DEADLINE_SECONDS + 30,
+            check=False,
+        )
     finally:
-        client.close()
         revoke_token(token)
-    status, body = answer.status, answer.body
-    if not isinstance(body, dict):  # not the API's answer: a proxy's page, say
-        body = {"detail": answer.raw.decode(errors="replace")[:500]}
-    transaction_id = body.get("transaction_id")
-    lines = lines_of(transaction_id, path=settings.RELAY_TRANSACTION_LOG) if transaction_id else []
-    print("\n" + ("\n".join(lines) or "(no transaction recorded)") + "\n")
-    say(f"HTTP {status}: {json.dumps(body.get('message') if status == 200 else body)}")
-    if status != 200 or body.get("message") != expected_final_message(message):
-        say("the relay did not answer as expected")
-        return 1
-    return 0
+    if relayed.returncode != 0:
+        say(f"the relay did not answer as expected (manage.py relay exited {relayed.returncode})")
+    return relayed.returncode
 
 
 def follow_transaction_log(stop: Callable[[], bool]) -> None:
