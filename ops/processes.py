@@ -20,7 +20,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -640,41 +640,23 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
 
 
 def _kafka_config(s: Any, folder: Path, node: KafkaNode, security: dict[str, Any]) -> str:
-    """``server.properties`` of ``node``: ``ops/kafka/server.properties.template``, and the
-    templates of its security and of a cluster, with their values."""
+    """``server.properties`` of ``node``: ``ops/kafka/server.properties.template``, then the
+    templates of its role, its security and of a cluster, with their values."""
     protocol = s.KAFKA_SECURITY_PROTOCOL
     cluster = bool(node.voters)
-    address = f"{node.host}:{node.port}"
-    if cluster:  # a fixed quorum of controllers, most of them needed
-        quorum = f"controller.quorum.voters={node.voters}"
-    else:
-        quorum = f"controller.quorum.bootstrap.servers={node.host}:{node.port + 1}"
-    listeners = {
-        "broker": f"{protocol}://{address}",
-        "controller": f"CONTROLLER://{address}",
-        "broker,controller": f"{protocol}://{address},CONTROLLER://{node.host}:{node.port + 1}",
-    }[node.roles]
-    broker_listeners = (
-        f"advertised.listeners={protocol}://{address}\ninter.broker.listener.name={protocol}"
-        if "broker" in node.roles
-        else ""
-    )
     values = {
-        "node_id": node.node_id,
-        "roles": node.roles,
-        "quorum": quorum,
-        "listeners": listeners,
-        "broker_listeners": broker_listeners,
+        **asdict(node),
+        "controller_port": node.port + 1,
         "data_dir": folder / "data",
         "protocol": protocol,
         "controller_protocol": "PLAINTEXT" if protocol == "PLAINTEXT" else "SSL",
         "replicas": min(3, len(s.KAFKA_ADDRESS.split(","))),
         "min_isr": s.KAFKA_MIN_INSYNC_REPLICAS if cluster else 1,
+        **security,
     }
-    parts = [*security["parts"], *(["cluster"] if cluster else [])]
-    return _template("server").format(**values) + "".join(
-        _template(part).format(**security, **values) for part in parts
-    )
+    role = "alone" if node.roles == "broker,controller" else node.roles
+    parts = ["server", role, *security["parts"], *(["cluster"] if cluster else [])]
+    return "".join(_template(part).format(**values) for part in parts)
 
 
 def _format_kafka_storage(
