@@ -348,49 +348,40 @@ def _kafka_processes(s: Any, var_dir: Path, brokers: list[tuple[str, int]]) -> l
     """One Kafka node, broker and controller, for one broker address; for several, each a
     broker, and as many controllers apart (ops/kafka/cluster.properties.template says why),
     each listening on the port after its broker's."""
-    cluster = len(brokers) > 1
-    nodes = [  # (name, node id, roles, address, folder)
-        *(
-            (f"kafka-controller-{n}", CONTROLLER_IDS + n, "controller", (host, port + 1))
-            for n, (host, port) in enumerate(brokers if cluster else [], start=1)
-        ),
-        *(
-            (name, n, "broker" if cluster else "broker,controller", address)
-            for n, (name, address) in enumerate(
-                zip(_names("kafka", len(brokers)), brokers, strict=True), start=1
-            )
-        ),
-    ]
-    voters = ",".join(f"{i}@{h}:{p}" for _, i, roles, (h, p) in nodes if roles == "controller")
-    controllers = tuple(name for name, _, roles, _ in nodes if roles == "controller")
+    if len(brokers) == 1:
+        nodes = [KafkaNode(1, "broker,controller", *brokers[0])]
+    else:
+        quorum = [(CONTROLLER_IDS + n, h, p + 1) for n, (h, p) in enumerate(brokers, start=1)]
+        voters = ",".join(f"{node_id}@{host}:{port}" for node_id, host, port in quorum)
+        nodes = [
+            *(KafkaNode(node_id, "controller", h, p, voters) for node_id, h, p in quorum),
+            *(KafkaNode(n, "broker", h, p, voters) for n, (h, p) in enumerate(brokers, start=1)),
+        ]
+    controllers = tuple(kafka_process_name(n.node_id) for n in nodes if n.roles == "controller")
     processes = []
-    for name, node_id, roles, (host, port) in nodes:
+    for node in nodes:
         # var/kafka alone; var/kafka/controller-1 ... and var/kafka/broker-1 ... in a cluster.
-        folder = var_dir / "kafka" / (f"{roles}-{node_id % CONTROLLER_IDS}" if cluster else "")
-        config = KafkaNode(node_id, roles, host, port, voters)
+        cluster = f"{node.roles}-{node.node_id % CONTROLLER_IDS}"
+        folder = var_dir / "kafka" / (cluster if len(nodes) > 1 else "")
+        name = kafka_process_name(node.node_id) if len(nodes) > 1 else "kafka"
+        # A controller holds only the cluster's metadata.
+        heap = ("-Xms128m", "-Xmx512m") if node.roles == "controller" else ("-Xms256m", "-Xmx1g")
         processes.append(
             Process(
                 name=name,
                 command=[
-                    "java",
-                    # A controller holds only the cluster's metadata.
-                    *(
-                        ("-Xms128m", "-Xmx512m")
-                        if roles == "controller"
-                        else ("-Xms256m", "-Xmx1g")
-                    ),
-                    "-Djava.awt.headless=true",
+                    *("java", *heap, "-Djava.awt.headless=true"),
                     f"-Dlog4j2.configurationFile={KAFKA_CONFIG / 'log4j2.yaml'}",
                     *("-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(folder / "server.properties")),
                 ],
-                ports=config.ports,
+                ports=node.ports,
                 setting="KAFKA_ADDRESS",
                 # A controller cannot start alone: the quorum needs most of them; nor can a
                 # broker without the quorum. So all start, and the last is ready once the
                 # cluster answers and the relay's topics exist.
-                ready=_kafka_topics_ready if name == nodes[-1][0] else _started,
-                after=() if roles == "controller" else controllers,
-                prepare=partial(_prepare_kafka, s, folder, config),
+                ready=_kafka_topics_ready if node == nodes[-1] else _started,
+                after=() if node.roles == "controller" else controllers,
+                prepare=partial(_prepare_kafka, s, folder, node),
                 stop_seconds=30.0,
             )
         )
