@@ -96,8 +96,8 @@ class Stack:
         self.processes = {process.name: process for process in table(settings, var_dir)}
         self.supervisor = Supervisor(var_dir / "run", self.log_dir)
 
-    def start_order(self, names: Iterable[str] | None = None) -> list[str]:
-        """``names`` (all by default) and what they wait for, each after what it waits for."""
+    def start_order(self) -> list[str]:
+        """Every process, each after what it waits for."""
         ordered: list[str] = []
 
         def visit(name: str) -> None:
@@ -106,7 +106,7 @@ class Stack:
                     visit(before)
                 ordered.append(name)
 
-        for name in names if names is not None else self.processes:
+        for name in self.processes:
             visit(name)
         return ordered
 
@@ -152,17 +152,15 @@ class Stack:
                 + ". Stop that program, or move the process with its setting."
             )
 
-    def up(self, names: Iterable[str] | None = None, *, timeout: float = 90.0) -> None:
-        """Start ``names`` (all by default) and what they wait for, each once those are ready;
-        those already running are left as they are."""
-        order = self.start_order(names)
+    def up(self) -> None:
+        """Start every process, each once what it waits for is ready; those already running
+        are left as they are."""
+        order = self.start_order()
         self.check_ports(order)
         private_folder(self.var_dir)
-        self.supervisor.ensure_running(
-            [self.processes[name] for name in self.start_order()], self.env
-        )
+        self.supervisor.ensure_running([self.processes[name] for name in order], self.env)
         for name in order:
-            self.start(name, timeout=timeout)
+            self.start(name)
 
     def start(self, name: str, *, timeout: float = 90.0) -> None:
         process = self.processes[name]
@@ -216,15 +214,11 @@ class Stack:
             f" Last lines of {log_path}:\n{_tail(log_path)}"
         )
 
-    def down(self, names: Iterable[str] | None = None) -> None:
-        """Stop ``names`` (all by default), each before what it waits for; all of them: the
-        supervisor too."""
-        if names is None:
-            grace = max((p.stop_seconds for p in self.processes.values()), default=15.0)
-            self.supervisor.shutdown(timeout=grace * 2 + 10)
-            return
-        for name in reversed(self.start_order(names)):
-            self.stop(name)
+    def down(self) -> None:
+        """Stop every process, each before what it waits for (supervisord's priorities), then
+        supervisord itself."""
+        grace = max((p.stop_seconds for p in self.processes.values()), default=15.0)
+        self.supervisor.shutdown(timeout=grace * 2 + 10)
 
     def stop(self, name: str, *, sig: signal.Signals = signal.SIGTERM) -> None:
         """Stop ``name`` and leave it stopped: supervisord restarts a process that dies, not
