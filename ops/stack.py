@@ -375,10 +375,15 @@ def _banner(stack: Stack) -> None:
 
     s = stack.settings
     grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE or s.GRPC_TLS_CA_FILE else "plaintext"
+    zipkin = (
+        f"https://{s.ZIPKIN_ADDRESS}/zipkin/  (Zipkin: staff, signed in at the admin)"
+        if s.ZIPKIN_BEHIND_PROXY
+        else f"http://{s.ZIPKIN_ADDRESS}/zipkin/"
+    )
     viewers = "".join(
         f"  {name:<10} {url}\n"
         for name, url in (
-            ("traces", f"http://{s.ZIPKIN_ADDRESS}/zipkin/" if s.ZIPKIN_ADDRESS else ""),
+            ("traces", zipkin if s.ZIPKIN_ADDRESS else ""),
             ("Celery", f"{s.RELAY_FLOWER_URL}/  (Flower: staff, signed in at the admin)"),
         )
         if url and not url.startswith("/")
