@@ -248,6 +248,11 @@ class Command(BaseCommand):
         self.failure = (
             f"transaction {transaction['transaction_id']} {status}: {transaction['error']}"
         )
+        if dead := transaction.get("dead_letter"):
+            self.failure += (
+                f"; dead letter {dead['topic']}[{dead['partition']}]@{dead['offset']}"
+                f" (redrive: rerun from hop {dead['redrive_from_hop']})"
+            )
         return _BY_STATUS.get(status, 1)
 
     def line(self, at: str, text: str) -> None:
