@@ -21,6 +21,7 @@ which settle or delete by the records' own dates.
 """
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -87,6 +88,12 @@ def _dead_letter(transaction_id: str, error: BaseException | None = None) -> Non
         )
 
 
+# The error a hop of this thread failed with, for its task's ``on_failure``: Celery hands
+# that a copy it can pickle (a ``DependencyUnavailable`` becomes a plain ``RelayError``),
+# and the dead letter names the error as raised.
+_failing = threading.local()
+
+
 class ChainTask(Task):
     """A task of the relay chain: when its hop fails the transaction, the dead letter."""
 
@@ -96,11 +103,12 @@ class ChainTask(Task):
         """Called once the failure is stored, so the waiting view has its answer already.
         The message was opened before the hop ran; a task that refused it never fails."""
         message = args[0] if args else None
+        raised, _failing.error = getattr(_failing, "error", None), None
         try:
             payload = payload_open(message, at=self.name)
         except Refused:
             return
-        _dead_letter(payload["transaction_id"], exc)
+        _dead_letter(payload["transaction_id"], raised if raised is not None else exc)
 
 
 def _hop(
@@ -124,6 +132,9 @@ def _hop(
         if ended.status in DEAD_LETTERED:  # its deadline passed while this task waited
             _dead_letter(payload["transaction_id"])
         raise Ignore from None
+    except Exception as exc:
+        _failing.error = exc
+        raise
 
 
 @shared_task(base=ChainTask, name="relay.publish_request", ignore_result=True)
