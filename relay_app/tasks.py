@@ -33,7 +33,7 @@ from celery.exceptions import Ignore
 from celery.result import AsyncResult
 from django.conf import settings
 
-from .errors import TransactionEnded
+from .errors import DependencyUnavailable, TransactionEnded
 from .hops import Stage
 from .metrics import TASKS
 from .services.chain import (
@@ -47,7 +47,7 @@ from .services.chain import (
     rest_respond,
     settled_if_broken,
 )
-from .services.dead_letters import DEAD_LETTERED, dead_letter_write
+from .services.dead_letters import DEAD_LETTERED, dead_letter_write, dead_letters_sweep
 from .services.transactions import (
     transaction_time_out,
     transactions_purge,
@@ -77,7 +77,11 @@ def opened(message: object, *, task: str) -> ChainPayload | None:
 
 
 def _dead_letter(transaction_id: str, error: BaseException | None = None) -> None:
-    """Write the transaction's dead letter if it is due; nothing here may fail the task."""
+    """Write the transaction's dead letter if it is due; nothing here may fail the task.
+    Not when Kafka's own outage failed it: each would hold the worker for Kafka's timeout
+    twice (reading the record, writing it); the periodic sweep writes it once Kafka is back."""
+    if isinstance(error, DependencyUnavailable) and error.dependency == "Kafka":
+        return
     try:
         dead_letter_write(transaction_id=transaction_id, error=error)
     except Exception:
@@ -226,8 +230,12 @@ CHAIN_TASKS = frozenset(
 
 @shared_task(name="relay.settle_stale_transactions")
 def settle_stale_transactions() -> int:
-    """Periodic (beat): time out transactions whose waiter died; returns how many."""
-    return transactions_settle_stale(grace_seconds=settings.RELAY_STALE_GRACE_SECONDS)
+    """Periodic (beat): time out transactions whose waiter died (returns how many), then
+    write the dead letters that no task wrote (``dead_letters_sweep``)."""
+    grace = settings.RELAY_STALE_GRACE_SECONDS
+    settled = transactions_settle_stale(grace_seconds=grace)
+    dead_letters_sweep(grace_seconds=grace)
+    return settled
 
 
 @shared_task(name="relay.purge_transactions")

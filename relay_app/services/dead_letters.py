@@ -7,7 +7,8 @@ reply's publish, the reply record (hop 7) when it failed after. A transaction th
 before reading any record back (hops 2 and 3) has no dead letter.
 
 Called where a transaction's failure is seen in the worker, after whoever waits has been
-answered (``relay_app/tasks.py``). Once per transaction, however often it is called (a task
+answered (``relay_app/tasks.py``), and by the periodic sweep for what no task saw
+(``dead_letters_sweep``). Once per transaction, however often it is called (a task
 delivered again, two copies at once): one conditional write claims the dead letter first,
 and only its winner reads the record and writes it, through the idempotent producer; then
 the dead letter's place is recorded. If Kafka does not take it, the claim is given back and
@@ -19,7 +20,7 @@ A rerun of the transaction from the hop after the one that read the record is it
 import logging
 import traceback
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -88,14 +89,15 @@ def dead_letter_of(transaction: Transaction) -> DeadLetter | None:
 
 
 def dead_letter_write(
-    *, transaction_id: str, error: BaseException | None = None
+    *, transaction_id: str, error: BaseException | None = None, strict: bool = False
 ) -> RecordCoordinates | None:
     """Write the dead letter of the transaction if it is due and nobody has; return where
     it went, or ``None`` (not due, already claimed, or Kafka did not take it: logged).
 
     ``error``: the exception that failed it, for the exception headers; without one (the
     transaction was ended elsewhere: its deadline passed) they say what the record says.
-    Never raises for Kafka: the transaction's outcome is settled already.
+    Raises for Kafka only if ``strict`` (the sweep stops then): the transaction's outcome
+    is settled already.
     """
     transaction = (
         Transaction.objects.filter(id=transaction_id, status__in=DEAD_LETTERED)
@@ -134,6 +136,8 @@ def dead_letter_write(
                 exc.internal,
                 extra={"transaction_id": transaction_id},
             )
+            if strict:
+                raise
             return None
         tracing.dead_letter_written(span, written["partition"], written["offset"])
     Transaction.objects.filter(id=transaction_id).update(
@@ -150,6 +154,43 @@ def dead_letter_write(
         extra={"transaction_id": transaction_id},
     )
     return written
+
+
+def dead_letters_sweep(*, grace_seconds: float, within: timedelta = timedelta(hours=1)) -> int:
+    """Write the dead letters that are due and were not written; return how many now.
+
+    Those of transactions ended where none of their tasks saw it (a blocking relay's task
+    that expired in the queue once the waiting view had timed it out; the stale sweep), and
+    those Kafka did not take (its outage failed the transaction: the failing task leaves its
+    dead letter to this sweep). Only transactions ended ``grace_seconds`` ago or more (the
+    failing task writes its own first, naming its error), and within ``within``, a bound on
+    the work after a long outage. Stops at the first that Kafka does not take.
+    """
+    now = timezone.now()
+    due = (
+        Transaction.objects.filter(
+            status__in=DEAD_LETTERED,
+            dead_letter_topic="",
+            finished_at__lt=now - timedelta(seconds=grace_seconds),
+            finished_at__gte=now - within,
+            hops__stage__in=(Stage.KAFKA_CONSUME_REQUEST, Stage.KAFKA_CONSUME_REPLY),
+        )
+        .values_list("id", flat=True)
+        .distinct()[:_SWEEP_BATCH]
+    )
+    written = 0
+    for transaction_id in list(due):
+        try:
+            written += (
+                dead_letter_write(transaction_id=str(transaction_id), strict=True) is not None
+            )
+        except RelayError:
+            break  # Kafka is not taking them yet: the next sweep goes on
+    return written
+
+
+#: At most this many dead letters in one sweep (one worker's slot, a few ms each).
+_SWEEP_BATCH = 200
 
 
 def _write(

@@ -9,10 +9,12 @@ import struct
 import subprocess
 import time
 import unittest
+from datetime import timedelta
 from typing import Any, cast
 
 from django.conf import settings
 from django.test import TransactionTestCase
+from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
 from relay_app import tasks
@@ -21,7 +23,7 @@ from relay_app.integrations import dead_letters as spring
 from relay_app.integrations.kafka_records import client_options, dead_letter_topic
 from relay_app.models import Hop, Transaction
 from relay_app.services.chain import ChainPayload, payload_seal
-from relay_app.services.dead_letters import dead_letter_write
+from relay_app.services.dead_letters import dead_letter_write, dead_letters_sweep
 
 from ..support import records_for, service_stopped, signed_in_client, user_with_token
 
@@ -162,3 +164,28 @@ class DeadLetterTests(TransactionTestCase):
         Transaction.objects.filter(id=transaction_id).update(status="cancelled")
         self.assertIsNone(dead_letter_write(transaction_id=transaction_id))
         self.assertEqual(records_for(DLT, transaction_id), [])
+
+    def test_the_sweep_writes_those_no_task_saw_once_their_grace_is_over(self) -> None:
+        # A transaction ended where none of its tasks saw it (the waiting view timed it out
+        # while its next task waited in the queue, then expired): its hop 3 read a record.
+        response = self.client.post("/api/relay/", {"message": "expired"}, format="json")
+        transaction_id = response.json()["transaction_id"]
+        Hop.objects.filter(transaction_id=transaction_id, stage__gt=Stage.GRPC_CLIENT).delete()
+        Transaction.objects.filter(id=transaction_id).update(
+            status="timed_out",
+            error="the deadline of 5 s passed while waiting on grpc_server",
+            finished_at=timezone.now(),
+        )
+        self.assertEqual(dead_letters_sweep(grace_seconds=60), 0)  # its task may yet write it
+        Transaction.objects.filter(id=transaction_id).update(
+            finished_at=timezone.now() - timedelta(seconds=61)
+        )
+        self.assertEqual(dead_letters_sweep(grace_seconds=60), 1)
+        self.assertEqual(dead_letters_sweep(grace_seconds=60), 0)
+        [written] = records_for(DLT, transaction_id)
+        headers = decoded(list(written.headers))
+        self.assertEqual(headers["fqcn"], "relay_app.errors.DeadlineExceeded")
+        self.assertEqual(
+            headers["message"], "the deadline of 5 s passed while waiting on grpc_server"
+        )
+        self.assertEqual(headers["attempts"], [])

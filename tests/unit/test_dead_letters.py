@@ -4,9 +4,11 @@ shows its dead letter (through the real stack: tests/integration/test_dead_lette
 import json
 import struct
 from datetime import UTC, datetime
+from unittest import mock
 
 from django.test import SimpleTestCase
 
+from relay_app import tasks
 from relay_app.errors import DependencyUnavailable
 from relay_app.hops import Stage
 from relay_app.integrations import dead_letters as spring
@@ -87,3 +89,23 @@ class WhereItWentTests(SimpleTestCase):
             assert dead is not None
             self.assertEqual((dead.read_by, dead.redrive_from_hop), (read_by, read_by + 1))
             self.assertEqual(str(dead), f"{topic}.DLT[1]@5")
+
+
+class FailingTaskTests(SimpleTestCase):
+    def test_kafkas_own_outage_leaves_the_dead_letter_to_the_sweep(self) -> None:
+        with mock.patch("relay_app.tasks.dead_letter_write") as write:
+            tasks._dead_letter(ID, DependencyUnavailable("Kafka", "down", kind="not_queued"))
+            write.assert_not_called()
+            tasks._dead_letter(ID, DependencyUnavailable("gRPC server", "down"))
+            write.assert_called_once()
+
+    def test_writing_it_never_fails_the_task(self) -> None:
+        with (
+            mock.patch("relay_app.tasks.dead_letter_write", side_effect=RuntimeError("db")),
+            self.assertLogs("relay_app.tasks", "ERROR") as logged,
+        ):
+            tasks._dead_letter(ID, None)
+        self.assertIn("writing its dead letter broke", logged.output[0])
+
+
+ID = "6f1c3d2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f"
