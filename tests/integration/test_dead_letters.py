@@ -26,6 +26,7 @@ from relay_app.services.chain import ChainPayload, payload_seal
 from relay_app.services.dead_letters import dead_letter_write, dead_letters_sweep
 
 from ..support import records_for, service_stopped, signed_in_client, user_with_token
+from .test_metrics import moved, samples, scrape_port
 
 DLT = dead_letter_topic(settings.KAFKA_REQUEST_TOPIC)
 
@@ -77,7 +78,12 @@ class DeadLetterTests(TransactionTestCase):
     def test_a_transaction_failed_at_the_grpc_hop_has_its_request_record_dead_lettered(
         self,
     ) -> None:
+        worker = settings.RELAY_WORKER_METRICS_ADDRESS.split(",")[0]
+        before = samples(scrape_port(worker))
         body = self.failed_at_grpc()
+        written = [("topic", DLT), ("result", "written")]
+        after = samples(scrape_port(worker))
+        self.assertEqual(moved(before, after, "relay_dead_letters_total", written), 1)
         transaction_id = body["transaction_id"]
         read_back = Hop.objects.get(
             transaction_id=transaction_id, stage=Stage.KAFKA_CONSUME_REQUEST
