@@ -20,7 +20,11 @@ from kafka import KafkaConsumer, TopicPartition
 from relay_app import tasks
 from relay_app.hops import Stage
 from relay_app.integrations import dead_letters as spring
-from relay_app.integrations.kafka_records import client_options, dead_letter_topic
+from relay_app.integrations.kafka_records import (
+    client_options,
+    close_kafka,
+    dead_letter_topic,
+)
 from relay_app.models import Hop, Transaction
 from relay_app.services.chain import ChainPayload, payload_seal
 from relay_app.services.dead_letters import dead_letter_write, dead_letters_sweep
@@ -59,6 +63,9 @@ class DeadLetterTests(TransactionTestCase):
     def setUp(self) -> None:
         _, token = user_with_token("dead-lettered")
         self.client = signed_in_client(token)
+        # Some tests write dead letters from this process: its Kafka clients go with them,
+        # rather than reconnect (and log so) each time a later test stops Kafka.
+        self.addCleanup(close_kafka)
 
     def failed_at_grpc(self) -> dict[str, Any]:
         """A relay while the gRPC server is down, and its transaction once its dead letter
