@@ -164,7 +164,9 @@ def dead_letters_sweep(*, grace_seconds: float, within: timedelta = timedelta(ho
     those Kafka did not take (its outage failed the transaction: the failing task leaves its
     dead letter to this sweep). Only transactions ended ``grace_seconds`` ago or more (the
     failing task writes its own first, naming its error), and within ``within``, a bound on
-    the work after a long outage. Stops at the first that Kafka does not take.
+    the work after a long outage, newest first. Stops after ``_SWEEP_FAILURES`` that Kafka
+    did not take (it is down still; or their records are gone, which must not hold up the
+    others for good).
     """
     now = timezone.now()
     due = (
@@ -175,22 +177,27 @@ def dead_letters_sweep(*, grace_seconds: float, within: timedelta = timedelta(ho
             finished_at__gte=now - within,
             hops__stage__in=(Stage.KAFKA_CONSUME_REQUEST, Stage.KAFKA_CONSUME_REPLY),
         )
+        .order_by("-finished_at")
         .values_list("id", flat=True)
         .distinct()[:_SWEEP_BATCH]
     )
-    written = 0
+    written = failures = 0
     for transaction_id in list(due):
         try:
-            written += (
-                dead_letter_write(transaction_id=str(transaction_id), strict=True) is not None
-            )
+            dead = dead_letter_write(transaction_id=str(transaction_id), strict=True)
         except RelayError:
-            break  # Kafka is not taking them yet: the next sweep goes on
+            failures += 1
+            if failures >= _SWEEP_FAILURES:
+                break  # the next sweep goes on
+        else:
+            written += dead is not None
     return written
 
 
-#: At most this many dead letters in one sweep (one worker's slot, a few ms each).
+#: At most this many dead letters in one sweep (one worker's slot, a few ms each), and at
+#: most this many failures (each may wait Kafka's timeout twice).
 _SWEEP_BATCH = 200
+_SWEEP_FAILURES = 3
 
 
 def _write(

@@ -190,11 +190,13 @@ class DeadLetterTests(TransactionTestCase):
             finished_at=timezone.now(),
         )
         self.assertEqual(dead_letters_sweep(grace_seconds=60), 0)  # its task may yet write it
+        # Ended two hours ago: out of the stack's own sweeps' reach (an hour), in this one's.
         Transaction.objects.filter(id=transaction_id).update(
-            finished_at=timezone.now() - timedelta(seconds=61)
+            finished_at=timezone.now() - timedelta(hours=2)
         )
-        self.assertEqual(dead_letters_sweep(grace_seconds=60), 1)
-        self.assertEqual(dead_letters_sweep(grace_seconds=60), 0)
+        within = timedelta(hours=3)
+        self.assertEqual(dead_letters_sweep(grace_seconds=60, within=within), 1)
+        self.assertEqual(dead_letters_sweep(grace_seconds=60, within=within), 0)
         [written] = records_for(DLT, transaction_id)
         headers = decoded(list(written.headers))
         self.assertEqual(headers["fqcn"], "relay_app.errors.DeadlineExceeded")
