@@ -80,8 +80,9 @@ def _dead_letter(transaction_id: str, error: BaseException | None = None) -> Non
     """Write the transaction's dead letter if it is due; nothing here may fail the task.
     Not when Kafka's own outage failed it: each would hold the worker for Kafka's timeout
     twice (reading the record, writing it); the periodic sweep writes it once Kafka is back."""
-    if isinstance(error, DependencyUnavailable) and error.dependency == "Kafka":
-        return
+    for seen in (error, error.__cause__ if error is not None else None):
+        if isinstance(seen, DependencyUnavailable) and seen.dependency == "Kafka":
+            return  # the deadline too: it passed while the hop waited on Kafka
     try:
         dead_letter_write(transaction_id=transaction_id, error=error)
     except Exception:

@@ -9,7 +9,7 @@ from unittest import mock
 from django.test import SimpleTestCase
 
 from relay_app import tasks
-from relay_app.errors import DependencyUnavailable
+from relay_app.errors import DeadlineExceeded, DependencyUnavailable
 from relay_app.hops import Stage
 from relay_app.integrations import dead_letters as spring
 from relay_app.integrations.kafka_records import Record, RecordCoordinates, dead_letter_topic
@@ -95,6 +95,12 @@ class FailingTaskTests(SimpleTestCase):
     def test_kafkas_own_outage_leaves_the_dead_letter_to_the_sweep(self) -> None:
         with mock.patch("relay_app.tasks.dead_letter_write") as write:
             tasks._dead_letter(ID, DependencyUnavailable("Kafka", "down", kind="not_queued"))
+            try:
+                raise DeadlineExceeded(Stage.KAFKA_PUBLISH_REPLY) from DependencyUnavailable(
+                    "Kafka", "down"
+                )
+            except DeadlineExceeded as timed_out:
+                tasks._dead_letter(ID, timed_out)
             write.assert_not_called()
             tasks._dead_letter(ID, DependencyUnavailable("gRPC server", "down"))
             write.assert_called_once()
