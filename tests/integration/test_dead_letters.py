@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, tag
 from django.utils import timezone
 from kafka import KafkaConsumer, TopicPartition
 
@@ -59,6 +59,7 @@ def kcat_envelope(printed: bytes) -> dict[str, Any]:
     return cast(dict[str, Any], json.loads(printed.decode("latin-1")))
 
 
+@tag("postgres")
 class DeadLetterTests(TransactionTestCase):
     def setUp(self) -> None:
         _, token = user_with_token("dead-lettered")
