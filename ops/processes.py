@@ -428,7 +428,7 @@ def _kafka_topics_ready() -> None:
 
     from ops.kafka_tools import grant_topics, kafka_admin
     from project.settings.profiles import RELAY_KAFKA_USER
-    from relay_app.integrations.kafka_records import ensure_relay_topics
+    from relay_app.integrations.kafka_records import ensure_relay_topics, relay_topics
 
     expected = len(settings.KAFKA_ADDRESS.split(","))
     if expected > 1:
@@ -439,8 +439,7 @@ def _kafka_topics_ready() -> None:
     if created := ensure_relay_topics():
         print(f"[stack] created Kafka topics {', '.join(created)}", flush=True)
     if settings.KAFKA_SECURITY_PROTOCOL == "SASL_SSL":  # Kafka's authorizer is on
-        topics = [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC]
-        grant_topics(RELAY_KAFKA_USER, [*topics, *(f"{topic}.DLT" for topic in topics)])
+        grant_topics(RELAY_KAFKA_USER, relay_topics())
 
 
 def _socket_answers(path: Path) -> None:

@@ -20,6 +20,7 @@ from .hops import Stage
 from .models import ApiToken, Attempt, AuditEntry, Hop, Transaction
 from .services.audit import admin_bulk_deletion, audit_admin_deletion
 from .services.cancel import transaction_cancel_for
+from .services.dead_letters import dead_letter_of
 from .services.tokens import api_tokens_revoke
 from .tasks import HOP_TASKS, chain_task_id
 from .tracing import trace_url
@@ -176,6 +177,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "total_duration",
         "cancelled_by",
         "cancelled_at",
+        "dead_letter",
     )
     readonly_fields = fields
     inlines = (HopInline, AttemptInline)
@@ -213,6 +215,15 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return format_html('<a href="{}" target="_blank">{}</a>', url, transaction.trace_id)
         return transaction.trace_id
 
+    @admin.display(description="dead letter")
+    def dead_letter(self, transaction: Transaction) -> str:
+        """Where its last consumed record went when it failed (``topic[partition]@offset``),
+        and the hop a rerun starts from to redrive it."""
+        written = dead_letter_of(transaction)
+        if written is None:
+            return "-"
+        return f"{written} (redrive: rerun from hop {int(written.redrive_from_hop)})"
+
     @admin.display(description="message")
     def message_excerpt(self, transaction: Transaction) -> str:
         return Truncator(transaction.message).chars(EXCERPT_CHARACTERS)
@@ -235,7 +246,8 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         form_url: str = "",
         obj: Transaction | None = None,
     ) -> HttpResponse:
-        """The page of one transaction, with its hops' waterfall (``change_form.html``)."""
+        """The page of one transaction, with its hops' waterfall and where its dead letter
+        went (``change_form.html``)."""
         if obj is not None:
             context["waterfall"] = waterfall(
                 started_at=obj.created_at,
@@ -243,6 +255,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 hops=obj.hops.all(),
                 attempts=obj.attempts.all(),
             )
+            context["dead_letter"] = dead_letter_of(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

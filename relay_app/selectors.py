@@ -189,3 +189,16 @@ def api_token_list(*, username: str | None = None, prefix: str | None = None) ->
     if prefix is not None:
         tokens = tokens.filter(prefix=prefix)
     return tokens
+
+
+def hop_last_consumed(*, transaction_id: str) -> Hop | None:
+    """The last hop of the transaction that read a Kafka record back (3 or 7), if any: the
+    record a dead letter copies."""
+    consumers = (Stage.KAFKA_CONSUME_REQUEST, Stage.KAFKA_CONSUME_REPLY)
+    return (
+        Hop.objects.filter(
+            transaction_id=transaction_id, stage__in=consumers, kafka_offset__isnull=False
+        )
+        .order_by("-stage")
+        .first()
+    )
