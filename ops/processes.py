@@ -20,7 +20,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -156,117 +156,146 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
     Redis, then as many Kafka nodes, gRPC servers, workers and web servers as the settings
     say, and the reverse proxy (nginx) in front of the web servers."""
     s = settings
-    redis_url = urlsplit(s.CELERY_BROKER_URL)
-    redis = (redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
-    processes = [
-        Process(
-            name="redis",
-            command=["redis-server", str(var_dir / "redis" / "redis.conf")],
-            ports=[redis],
-            setting="REDIS_URL",
-            ready=_health("redis"),
-            prepare=lambda: _write_redis_config(s, var_dir / "redis", *redis),
-        )
-    ]
-    if s.ZIPKIN_ADDRESS:
-        processes.append(_zipkin(s.ZIPKIN_SERVER_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS))
     brokers = [split_address(address) for address in s.KAFKA_ADDRESS.split(",")]
     kafka = _kafka_processes(s, var_dir, brokers)
-    processes += kafka
-    grpc_servers = s.GRPC_ADDRESS.split(",")
-    grpc_metrics = s.RELAY_GRPC_METRICS_ADDRESS.split(",")
-    for name, address, metrics in zip(
-        _names("grpc", len(grpc_servers)), grpc_servers, grpc_metrics, strict=True
-    ):
-        processes.append(
-            Process(
-                name=name,
-                command=grpc_command(address),
-                ports=[split_address(address), split_address(metrics)],
-                setting="GRPC_ADDRESS",
-                ready=partial(_grpc_answers, address),
-                env={"RELAY_METRICS_ADDRESS": metrics, **identity(s, "grpc")},
-            )
+    grpc = _grpc_servers(s)
+    # Workers and web servers start once Redis, every Kafka node and gRPC server are ready.
+    backends = ("redis", *(p.name for p in kafka), *(p.name for p in grpc))
+    webs = _web_servers(s, var_dir, after=backends)
+    flower_socket = var_dir / "run" / "flower.sock"
+    return [
+        _redis(s, var_dir),
+        *(
+            [_zipkin(s.ZIPKIN_SERVER_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS)]
+            if s.ZIPKIN_ADDRESS
+            else []
+        ),
+        *kafka,
+        *grpc,
+        *_workers(s, var_dir, after=backends),
+        *webs,
+        _flower(flower_socket, identity(s, "flower")),
+        _proxy(s, var_dir, [p.name for p in webs], flower_socket),
+    ]
+
+
+def _redis(s: Any, var_dir: Path) -> Process:
+    """Redis, the broker of Celery's tasks and the notices, on REDIS_URL's host and port."""
+    url = urlsplit(s.CELERY_BROKER_URL)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    return Process(
+        name="redis",
+        command=["redis-server", str(var_dir / "redis" / "redis.conf")],
+        ports=[(host, port)],
+        setting="REDIS_URL",
+        ready=_health("redis"),
+        prepare=lambda: _write_redis_config(s, var_dir / "redis", host, port),
+    )
+
+
+def _grpc_servers(s: Any) -> list[Process]:
+    """A gRPC server for each address of GRPC_ADDRESS, its metrics on the matching one."""
+    addresses = s.GRPC_ADDRESS.split(",")
+    metrics = s.RELAY_GRPC_METRICS_ADDRESS.split(",")
+    return [
+        Process(
+            name=name,
+            command=grpc_command(address),
+            ports=[split_address(address), split_address(metrics_address)],
+            setting="GRPC_ADDRESS",
+            ready=partial(_grpc_answers, address),
+            env={"RELAY_METRICS_ADDRESS": metrics_address, **identity(s, "grpc")},
         )
-    worker_metrics = s.RELAY_WORKER_METRICS_ADDRESS.split(",")
+        for name, address, metrics_address in zip(
+            _names("grpc", len(addresses)), addresses, metrics, strict=True
+        )
+    ]
+
+
+def _workers(s: Any, var_dir: Path, *, after: tuple[str, ...]) -> list[Process]:
+    """RELAY_WORKERS Celery workers, the first also the stack's one scheduler (beat)."""
+    metrics = s.RELAY_WORKER_METRICS_ADDRESS.split(",")
+    workers = []
     for number, name in enumerate(_names("worker", s.RELAY_WORKERS), start=1):
         hostname = f"relay-{var_dir.name}{'' if s.RELAY_WORKERS == 1 else f'-{number}'}"
         node = f"{hostname}@{socket.gethostname()}"
-        metrics = worker_metrics[number - 1]
-        processes.append(
+        schedule = var_dir / "run" / "celerybeat-schedule"
+        workers.append(
             Process(
                 name=name,
                 command=worker_command(
                     hostname=node,
                     pool=s.RELAY_WORKER_POOL,
                     concurrency=s.RELAY_WORKER_CONCURRENCY,
-                    # One scheduler, however many workers: the first's.
-                    beat_schedule=str(var_dir / "run" / "celerybeat-schedule")
-                    if number == 1
-                    else None,
+                    beat_schedule=str(schedule) if number == 1 else None,
                 ),
-                ports=[split_address(metrics)],
+                ports=[split_address(metrics[number - 1])],
                 setting="RELAY_WORKERS",
                 ready=partial(_worker_answers, node),
-                after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
-                prepare=partial(_private_folder, var_dir / "metrics" / name),
+                after=after,
+                prepare=partial(private_folder, var_dir / "metrics" / name),
                 env={
-                    "RELAY_METRICS_ADDRESS": metrics,
+                    "RELAY_METRICS_ADDRESS": metrics[number - 1],
                     "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
                     **identity(s, "worker"),
                 },
             )
         )
-    # nginx on the front address, the web servers behind it on the ports after it, on
-    # loopback only: every request reaches them through the proxy (ops/nginx.conf.template).
+    return workers
+
+
+def _web_servers(s: Any, var_dir: Path, *, after: tuple[str, ...]) -> list[Process]:
+    """RELAY_WEB_SERVERS gunicorns on loopback, on the ports after the proxy's: every request
+    reaches them through the proxy (ops/nginx.conf.template)."""
+    names = _names("web", s.RELAY_WEB_SERVERS)
+    binds = web_binds(s.HTTP_ADDRESS, len(names))
+    return [
+        Process(
+            name=name,
+            command=web_command(bind),
+            ports=[split_address(bind)],
+            setting="HTTP_ADDRESS",
+            ready=partial(_web_answers, f"http://{bind}"),
+            after=after,
+            prepare=partial(_prepare_web, s, var_dir / "metrics" / name, static=number == 1),
+            env={
+                "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
+                # The proxy appends the client's address to X-Forwarded-For: trusted from it
+                # alone.
+                "RELAY_TRUSTED_PROXY_COUNT": "1",
+                "RELAY_TRUSTED_PROXY_ADDRESSES": LOOPBACK,
+                **identity(s, "web"),
+            },
+        )
+        for number, (name, bind) in enumerate(zip(names, binds, strict=True), start=1)
+    ]
+
+
+def _proxy(s: Any, var_dir: Path, webs: list[str], flower_socket: Path) -> Process:
+    """nginx on the front address (HTTP_ADDRESS), Flower's (FLOWER_ADDRESS) and, where it
+    serves HTTPS, Zipkin's (ZIPKIN_ADDRESS), in front of the web servers, Flower and Zipkin."""
     front = s.HTTP_ADDRESS
     scheme = "https" if s.HTTP_TLS_CERT_FILE else "http"
-    webs = _names("web", s.RELAY_WEB_SERVERS)
     binds = web_binds(front, len(webs))
-    for number, (name, bind) in enumerate(zip(webs, binds, strict=True), start=1):
-        processes.append(
-            Process(
-                name=name,
-                command=web_command(bind),
-                ports=[split_address(bind)],
-                setting="HTTP_ADDRESS",
-                ready=partial(_web_answers, f"http://{bind}"),
-                after=("redis", *(p.name for p in kafka), *_names("grpc", len(grpc_servers))),
-                prepare=partial(_prepare_web, s, var_dir / "metrics" / name, static=number == 1),
-                env={
-                    "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "metrics" / name),
-                    # The proxy appends the client's address to X-Forwarded-For: trusted from
-                    # it alone.
-                    "RELAY_TRUSTED_PROXY_COUNT": "1",
-                    "RELAY_TRUSTED_PROXY_ADDRESSES": LOOPBACK,
-                    **identity(s, "web"),
-                },
-            )
-        )
-    flower_socket = var_dir / "run" / "flower.sock"
-    processes.append(_flower(flower_socket, identity(s, "flower")))
-    processes.append(
-        Process(
-            name="proxy",
-            command=[
-                # Its errors and access log go to supervisord, which rotates them (proxy.log).
-                *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf", "-e", "stderr"),
-                # As root, nginx would run its workers as nobody, who may not enter the
-                # stack's private folder (its temporary files are there): as the stack's user.
-                *(("-g", "user root;") if os.geteuid() == 0 else ()),
-            ],
-            ports=[
-                split_address(front),
-                split_address(s.FLOWER_ADDRESS),
-                *([split_address(s.ZIPKIN_ADDRESS)] if s.ZIPKIN_BEHIND_PROXY else []),
-            ],
-            setting="HTTP_ADDRESS",
-            ready=partial(_web_answers, f"{scheme}://{front}"),
-            after=(*webs, "flower", *(("zipkin",) if s.ZIPKIN_BEHIND_PROXY else ())),
-            prepare=lambda: _write_nginx_config(s, var_dir, binds, flower=f"unix:{flower_socket}"),
-        )
+    return Process(
+        name="proxy",
+        command=[
+            # Its errors and access log go to supervisord, which rotates them (proxy.log).
+            *("nginx", "-p", str(var_dir / "nginx"), "-c", "nginx.conf", "-e", "stderr"),
+            # As root, nginx would run its workers as nobody, who may not enter the stack's
+            # private folder (its temporary files are there): as the stack's user.
+            *(("-g", "user root;") if os.geteuid() == 0 else ()),
+        ],
+        ports=[
+            split_address(front),
+            split_address(s.FLOWER_ADDRESS),
+            *([split_address(s.ZIPKIN_ADDRESS)] if s.ZIPKIN_BEHIND_PROXY else []),
+        ],
+        setting="HTTP_ADDRESS",
+        ready=partial(_web_answers, f"{scheme}://{front}"),
+        after=(*webs, "flower", *(("zipkin",) if s.ZIPKIN_BEHIND_PROXY else ())),
+        prepare=lambda: _write_nginx_config(s, var_dir, binds, flower=f"unix:{flower_socket}"),
     )
-    return processes
 
 
 def flower_command(*, address: str = "", unix_socket: str = "") -> list[str]:
@@ -327,49 +356,40 @@ def _kafka_processes(s: Any, var_dir: Path, brokers: list[tuple[str, int]]) -> l
     """One Kafka node, broker and controller, for one broker address; for several, each a
     broker, and as many controllers apart (ops/kafka/cluster.properties.template says why),
     each listening on the port after its broker's."""
-    cluster = len(brokers) > 1
-    nodes = [  # (name, node id, roles, address, folder)
-        *(
-            (f"kafka-controller-{n}", CONTROLLER_IDS + n, "controller", (host, port + 1))
-            for n, (host, port) in enumerate(brokers if cluster else [], start=1)
-        ),
-        *(
-            (name, n, "broker" if cluster else "broker,controller", address)
-            for n, (name, address) in enumerate(
-                zip(_names("kafka", len(brokers)), brokers, strict=True), start=1
-            )
-        ),
-    ]
-    voters = ",".join(f"{i}@{h}:{p}" for _, i, roles, (h, p) in nodes if roles == "controller")
-    controllers = tuple(name for name, _, roles, _ in nodes if roles == "controller")
+    if len(brokers) == 1:
+        nodes = [KafkaNode(1, "broker,controller", *brokers[0])]
+    else:
+        quorum = [(CONTROLLER_IDS + n, h, p + 1) for n, (h, p) in enumerate(brokers, start=1)]
+        voters = ",".join(f"{node_id}@{host}:{port}" for node_id, host, port in quorum)
+        nodes = [
+            *(KafkaNode(node_id, "controller", h, p, voters) for node_id, h, p in quorum),
+            *(KafkaNode(n, "broker", h, p, voters) for n, (h, p) in enumerate(brokers, start=1)),
+        ]
+    controllers = tuple(kafka_process_name(n.node_id) for n in nodes if n.roles == "controller")
     processes = []
-    for name, node_id, roles, (host, port) in nodes:
+    for node in nodes:
         # var/kafka alone; var/kafka/controller-1 ... and var/kafka/broker-1 ... in a cluster.
-        folder = var_dir / "kafka" / (f"{roles}-{node_id % CONTROLLER_IDS}" if cluster else "")
-        config = KafkaNode(node_id, roles, host, port, voters)
+        cluster = f"{node.roles}-{node.node_id % CONTROLLER_IDS}"
+        folder = var_dir / "kafka" / (cluster if len(nodes) > 1 else "")
+        name = kafka_process_name(node.node_id) if len(nodes) > 1 else "kafka"
+        # A controller holds only the cluster's metadata.
+        heap = ("-Xms128m", "-Xmx512m") if node.roles == "controller" else ("-Xms256m", "-Xmx1g")
         processes.append(
             Process(
                 name=name,
                 command=[
-                    "java",
-                    # A controller holds only the cluster's metadata.
-                    *(
-                        ("-Xms128m", "-Xmx512m")
-                        if roles == "controller"
-                        else ("-Xms256m", "-Xmx1g")
-                    ),
-                    "-Djava.awt.headless=true",
+                    *("java", *heap, "-Djava.awt.headless=true"),
                     f"-Dlog4j2.configurationFile={KAFKA_CONFIG / 'log4j2.yaml'}",
                     *("-cp", f"{KAFKA_LIBS}/*", "kafka.Kafka", str(folder / "server.properties")),
                 ],
-                ports=config.ports,
+                ports=node.ports,
                 setting="KAFKA_ADDRESS",
                 # A controller cannot start alone: the quorum needs most of them; nor can a
                 # broker without the quorum. So all start, and the last is ready once the
                 # cluster answers and the relay's topics exist.
-                ready=_kafka_topics_ready if name == nodes[-1][0] else _started,
-                after=() if roles == "controller" else controllers,
-                prepare=partial(_prepare_kafka, s, folder, config),
+                ready=_kafka_topics_ready if node == nodes[-1] else _started,
+                after=() if node.roles == "controller" else controllers,
+                prepare=partial(_prepare_kafka, s, folder, node),
                 stop_seconds=30.0,
             )
         )
@@ -408,7 +428,7 @@ def _kafka_topics_ready() -> None:
 
     from ops.kafka_tools import grant_topics, kafka_admin
     from project.settings.profiles import RELAY_KAFKA_USER
-    from relay_app.integrations.kafka_records import ensure_relay_topics
+    from relay_app.integrations.kafka_records import ensure_relay_topics, relay_topics
 
     expected = len(settings.KAFKA_ADDRESS.split(","))
     if expected > 1:
@@ -419,8 +439,7 @@ def _kafka_topics_ready() -> None:
     if created := ensure_relay_topics():
         print(f"[stack] created Kafka topics {', '.join(created)}", flush=True)
     if settings.KAFKA_SECURITY_PROTOCOL == "SASL_SSL":  # Kafka's authorizer is on
-        topics = [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC]
-        grant_topics(RELAY_KAFKA_USER, [*topics, *(f"{topic}.DLT" for topic in topics)])
+        grant_topics(RELAY_KAFKA_USER, relay_topics())
 
 
 def _socket_answers(path: Path) -> None:
@@ -462,12 +481,20 @@ def _web_answers(base_url: str) -> None:
 # --- the files each needs ----------------------------------------------------------------------
 
 
-def private_file(path: Path, text: str) -> None:
-    """Write ``path`` readable by its owner only (it may hold a password)."""
+def private_file(path: Path, data: str | bytes) -> None:
+    """Write ``path`` readable and writable by its owner only, from the first byte on (it may
+    hold a key or a password)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
     path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(text)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def private_folder(path: Path) -> None:
+    """``path``, made if missing, its owner's alone: the stack's data and logs (every client's
+    message), a forking server's metrics (the server empties it as it starts)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 def _secrets(s: Any, needed_by: str) -> dict[str, str]:
@@ -628,53 +655,46 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
     start, with the cluster's one id."""
     if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
         raise StackError(f"Kafka's jars are missing from {KAFKA_LIBS}: run `make kafka`.")
-    protocol = s.KAFKA_SECURITY_PROTOCOL
     security = _kafka_security(s)
+    config = folder / "server.properties"
+    private_file(config, _kafka_config(s, folder, node, security))
+    if not (folder / "data" / "meta.properties").exists():
+        _format_kafka_storage(folder, node, config, security["scram_users"])
+
+
+def _kafka_config(s: Any, folder: Path, node: KafkaNode, security: dict[str, Any]) -> str:
+    """``server.properties`` of ``node``: ``ops/kafka/server.properties.template``, then the
+    templates of its role, its security and of a cluster, with their values."""
+    protocol = s.KAFKA_SECURITY_PROTOCOL
     cluster = bool(node.voters)
-    address = f"{node.host}:{node.port}"
-    if cluster:  # a fixed quorum of controllers, most of them needed
-        quorum = f"controller.quorum.voters={node.voters}"
-    else:
-        quorum = f"controller.quorum.bootstrap.servers={node.host}:{node.port + 1}"
-    listeners = {
-        "broker": f"{protocol}://{address}",
-        "controller": f"CONTROLLER://{address}",
-        "broker,controller": f"{protocol}://{address},CONTROLLER://{node.host}:{node.port + 1}",
-    }[node.roles]
-    broker_listeners = (
-        f"advertised.listeners={protocol}://{address}\ninter.broker.listener.name={protocol}"
-        if "broker" in node.roles
-        else ""
-    )
-    replicas = min(3, len(s.KAFKA_ADDRESS.split(",")))
     values = {
-        "node_id": node.node_id,
-        "roles": node.roles,
-        "quorum": quorum,
-        "listeners": listeners,
-        "broker_listeners": broker_listeners,
+        **asdict(node),
+        "controller_port": node.port + 1,
         "data_dir": folder / "data",
         "protocol": protocol,
         "controller_protocol": "PLAINTEXT" if protocol == "PLAINTEXT" else "SSL",
-        "replicas": replicas,
+        "replicas": min(3, len(s.KAFKA_ADDRESS.split(","))),
         "min_isr": s.KAFKA_MIN_INSYNC_REPLICAS if cluster else 1,
+        **security,
     }
-    parts = [*security["parts"], *(["cluster"] if cluster else [])]
-    config = folder / "server.properties"
-    private_file(
-        config,
-        _template("server").format(**values)
-        + "".join(_template(part).format(**security, **values) for part in parts),
-    )
-    if (folder / "data" / "meta.properties").exists():
-        return
+    role = "alone" if node.roles == "broker,controller" else node.roles
+    parts = ["server", role, *security["parts"], *(["cluster"] if cluster else [])]
+    return "".join(_template(part).format(**values) for part in parts)
+
+
+def _format_kafka_storage(
+    folder: Path, node: KafkaNode, config: Path, scram_users: list[tuple[str, str]]
+) -> None:
+    """Kafka's own storage tool formats ``node``'s data folder, with the cluster's one id and
+    the SCRAM users, which exist from the start."""
     print(
         f"[stack] formatting Kafka's KRaft storage of node {node.node_id} (first start)", flush=True
     )
     (folder / "data").mkdir(parents=True, exist_ok=True)
+    cluster = bool(node.voters)
     scram = [
         argument
-        for user, password in security["scram_users"]
+        for user, password in scram_users
         for argument in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]")
     ]
     formatted = subprocess.run(
@@ -684,7 +704,7 @@ def _prepare_kafka(s: Any, folder: Path, node: KafkaNode) -> None:
             *("kafka.tools.StorageTool", "format"),
             *("--cluster-id", _cluster_id(folder.parent if cluster else folder)),
             *(() if cluster else ("--standalone",)),
-            *("--config", str(config), *scram),  # the SCRAM users exist from the start
+            *("--config", str(config), *scram),
         ],
         capture_output=True,
         text=True,
@@ -771,13 +791,8 @@ def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: s
     private_file(var_dir / "nginx" / "nginx.conf", text)
 
 
-def _private_folder(path: Path) -> None:
-    """A forking server's metrics folder (the server empties it as it starts)."""
-    path.mkdir(parents=True, mode=0o700, exist_ok=True)
-
-
 def _prepare_web(s: Any, metrics: Path, *, static: bool) -> None:
-    _private_folder(metrics)
+    private_folder(metrics)
     if static:  # one web server collects the static files for all
         _collect_static(s)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import logging
 import os
 import secrets
@@ -25,11 +24,12 @@ import time
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from ops import tls
 from ops.client import Credentials, issue_token
-from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, table
+from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, private_folder, table
 from ops.supervisor import RUNNING, STOPPED, Supervisor
 
 __all__ = ["Stack", "StackError", "fresh_stack"]
@@ -69,13 +69,6 @@ def interrupt_on_termination() -> None:
         signal.signal(sig, interrupt)
 
 
-def _private_dir(path: Path) -> None:
-    """``path``, made if missing, readable by its owner only: it holds the database, the logs
-    (every client's message) and the services' data."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
-
-
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -103,8 +96,8 @@ class Stack:
         self.processes = {process.name: process for process in table(settings, var_dir)}
         self.supervisor = Supervisor(var_dir / "run", self.log_dir)
 
-    def start_order(self, names: Iterable[str] | None = None) -> list[str]:
-        """``names`` (all by default) and what they wait for, each after what it waits for."""
+    def start_order(self) -> list[str]:
+        """Every process, each after what it waits for."""
         ordered: list[str] = []
 
         def visit(name: str) -> None:
@@ -113,7 +106,7 @@ class Stack:
                     visit(before)
                 ordered.append(name)
 
-        for name in names if names is not None else self.processes:
+        for name in self.processes:
             visit(name)
         return ordered
 
@@ -133,7 +126,7 @@ class Stack:
 
     def manage(self, *args: str, timeout: float = 300) -> None:
         """``manage.py ARGS`` with the stack's settings and environment."""
-        _private_dir(self.var_dir)
+        private_folder(self.var_dir)
         subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args],
             check=True,
@@ -159,17 +152,15 @@ class Stack:
                 + ". Stop that program, or move the process with its setting."
             )
 
-    def up(self, names: Iterable[str] | None = None, *, timeout: float = 90.0) -> None:
-        """Start ``names`` (all by default) and what they wait for, each once those are ready;
-        those already running are left as they are."""
-        order = self.start_order(names)
+    def up(self) -> None:
+        """Start every process, each once what it waits for is ready; those already running
+        are left as they are."""
+        order = self.start_order()
         self.check_ports(order)
-        _private_dir(self.var_dir)
-        self.supervisor.ensure_running(
-            [self.processes[name] for name in self.start_order()], self.env
-        )
+        private_folder(self.var_dir)
+        self.supervisor.ensure_running([self.processes[name] for name in order], self.env)
         for name in order:
-            self.start(name, timeout=timeout)
+            self.start(name)
 
     def start(self, name: str, *, timeout: float = 90.0) -> None:
         process = self.processes[name]
@@ -223,15 +214,11 @@ class Stack:
             f" Last lines of {log_path}:\n{_tail(log_path)}"
         )
 
-    def down(self, names: Iterable[str] | None = None) -> None:
-        """Stop ``names`` (all by default), each before what it waits for; all of them: the
-        supervisor too."""
-        if names is None:
-            grace = max((p.stop_seconds for p in self.processes.values()), default=15.0)
-            self.supervisor.shutdown(timeout=grace * 2 + 10)
-            return
-        for name in reversed(self.start_order(names)):
-            self.stop(name)
+    def down(self) -> None:
+        """Stop every process, each before what it waits for (supervisord's priorities), then
+        supervisord itself."""
+        grace = max((p.stop_seconds for p in self.processes.values()), default=15.0)
+        self.supervisor.shutdown(timeout=grace * 2 + 10)
 
     def stop(self, name: str, *, sig: signal.Signals = signal.SIGTERM) -> None:
         """Stop ``name`` and leave it stopped: supervisord restarts a process that dies, not
@@ -299,7 +286,7 @@ def lines_of(
     transaction_id: str, *, path: Path, expected: int = 12, wait: float = 2.0
 ) -> list[str]:
     """The lines one transaction wrote to the log at ``path`` (timestamp and text, without the
-    id), waiting up to ``wait`` seconds for ``expected`` of them: for the demo and the tests."""
+    id), waiting up to ``wait`` seconds for ``expected`` of them: what the tests check."""
     marker = f"\ttransaction_id={transaction_id}"
     give_up = time.monotonic() + wait
     while True:
@@ -314,13 +301,12 @@ def lines_of(
 
 
 def demo(message: str = "hello world") -> int:
-    """Send one message to the running web server as a user's program would, with an API
-    token of its own (made, used, then revoked); print the answer and the transaction's log."""
+    """Relay one message through the running stack as a person does, with ``manage.py relay``
+    and an API token of its own (made, used, then revoked): the original example's lines as
+    the hops complete, and the command's exit code (0: relayed)."""
     from django.conf import settings
 
     from ops.client import revoke_token, web_url
-    from relay_app.hops import expected_final_message
-    from relay_app.integrations.relay_api import RelayClient
 
     try:
         token = issue_token("demo", name="make demo")
@@ -328,34 +314,21 @@ def demo(message: str = "hello world") -> int:
         say(f"could not make an API token for the demo: {exc}")
         return 1
     say(
-        f"POST {web_url('/api/relay/')} {{'message': {message!r}}}"
-        " as user 'demo' (Authorization: Bearer <a token from manage.py create_api_token>)"
-    )
-    client = RelayClient(
-        web_url(""),
-        token=token,
-        ca_file=settings.HTTP_TLS_CA_FILE,
-        timeout=settings.RELAY_DEADLINE_SECONDS + 5,
+        f"POST {web_url('/api/relay/')} {{'message': {message!r}}} as user 'demo', with"
+        " manage.py relay (Authorization: Bearer <a token from manage.py create_api_token>)"
     )
     try:
-        answer = client.relay(message)
-    except OSError as exc:  # requests' errors among them
-        say(f"the web server does not answer ({exc}): is the stack up (`make up`)?")
-        return 1
+        relayed = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "relay", message],
+            env={**os.environ, "RELAY_API_TOKEN": token},
+            timeout=settings.RELAY_DEADLINE_SECONDS + 30,
+            check=False,
+        )
     finally:
-        client.close()
         revoke_token(token)
-    status, body = answer.status, answer.body
-    if not isinstance(body, dict):  # not the API's answer: a proxy's page, say
-        body = {"detail": answer.raw.decode(errors="replace")[:500]}
-    transaction_id = body.get("transaction_id")
-    lines = lines_of(transaction_id, path=settings.RELAY_TRANSACTION_LOG) if transaction_id else []
-    print("\n" + ("\n".join(lines) or "(no transaction recorded)") + "\n")
-    say(f"HTTP {status}: {json.dumps(body.get('message') if status == 200 else body)}")
-    if status != 200 or body.get("message") != expected_final_message(message):
-        say("the relay did not answer as expected")
-        return 1
-    return 0
+    if relayed.returncode != 0:
+        say(f"the relay did not answer as expected (manage.py relay exited {relayed.returncode})")
+    return relayed.returncode
 
 
 def follow_transaction_log(stop: Callable[[], bool]) -> None:
@@ -396,16 +369,12 @@ def admin_login(settings: Any) -> str:
 
 
 def _banner(stack: Stack) -> None:
+    """Where everything is, from ``ops/banner.template``."""
     from ops.client import web_url
     from relay_app.error_reports import hide_url_passwords
 
     s = stack.settings
     grpc_tls = "mutual TLS" if s.GRPC_SERVER_TLS_CERT_FILE or s.GRPC_TLS_CA_FILE else "plaintext"
-    tls = (
-        f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n"
-        if s.HTTP_TLS_CERT_FILE
-        else ""
-    )
     zipkin = (
         f"https://{s.ZIPKIN_ADDRESS}/zipkin/  (Zipkin: staff, signed in at the admin)"
         if s.ZIPKIN_BEHIND_PROXY
@@ -419,20 +388,31 @@ def _banner(stack: Stack) -> None:
         )
         if url and not url.startswith("/")
     )
+    template = Template((ROOT / "ops" / "banner.template").read_text())
     say(
-        f"""relay is up: {web_url("/live/")}  ({admin_login(s)})
-  API        {web_url("/api/relay/")}      (POST {{"message": "..."}} with a token)
-  token      make token NAME=alice         (the token is the last line it prints)
-  browse     {web_url("/api/")}            (the API in a browser; docs: /api/docs/)
-  admin      {web_url("/admin/")}
-{viewers}  health     {web_url("/healthz")}    (readiness: /readyz)
-  Kafka      {s.KAFKA_ADDRESS} ({s.KAFKA_SECURITY_PROTOCOL})
-  Redis      {hide_url_passwords(s.REDIS_URL, "***")}{" (TLS)" if s.REDIS_TLS else ""}
-  gRPC       {s.GRPC_ADDRESS} ({grpc_tls})
-{tls}  logs       {stack.log_dir}/  (transactions.log: every transaction's log lines)
-  stop       Ctrl-C where make run runs, make down after make up   (make status: every process)
-"""
+        template.substitute(
+            {name: web_url(path) for name, path in BANNER_URLS.items()},
+            login=admin_login(s),
+            viewers=viewers,
+            kafka=f"{s.KAFKA_ADDRESS} ({s.KAFKA_SECURITY_PROTOCOL})",
+            redis=hide_url_passwords(s.REDIS_URL, "***") + (" (TLS)" if s.REDIS_TLS else ""),
+            grpc=f"{s.GRPC_ADDRESS} ({grpc_tls})",
+            tls=f"  TLS        clients verify against {s.HTTP_TLS_CA_FILE}\n"
+            if s.HTTP_TLS_CERT_FILE
+            else "",
+            logs=stack.log_dir,
+        )
     )
+
+
+# The banner's links, on the stack's web server.
+BANNER_URLS = {
+    "live": "/live/",
+    "api": "/api/relay/",
+    "browse": "/api/",
+    "admin": "/admin/",
+    "health": "/healthz",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -456,48 +436,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupt_on_termination()
     try:
         if args.command == "status":
-            if not stack.supervisor.running():
-                say(f"not running ({stack.supervisor.conf} has no supervisord)")
-                return 3
-            ctl = [
-                sys.executable,
-                "-m",
-                "supervisor.supervisorctl",
-                "-c",
-                str(stack.supervisor.conf),
-            ]
-            return subprocess.run([*ctl, "status"], check=False).returncode
+            return _status(stack)
         if args.command == "down":
             stack.down()
             return 0
         if args.command == "demo":
             return demo(args.message)
-        if settings.RELAY_TLS_DIR and settings.RELAY_PROCESS_ROLE != "stack":
-            # The readiness checks (and the topics' ACLs) speak as the stack's own identity:
-            # this tool runs again with it, which none of the processes it starts inherits.
-            folder = tls.ensure(Path(settings.RELAY_TLS_DIR))
-            own = {**os.environ, **tls.role_env(folder, "stack")}
-            argv = [sys.executable, "-m", "ops.stack", *sys.argv[1:]]
-            os.execve(sys.executable, argv, own)  # noqa: S606 - this very tool again
-        stack.check_ports(stack.processes)  # before migrations, or anything, start
-        stack.manage("migrate", "--noinput", "-v", "0")
-        if settings.RELAY_DEVELOPMENT_SUPERUSER:
-            stack.manage("ensure_development_superuser", timeout=120)
-        try:
-            stack.up()
-        except BaseException:
-            stack.down()
-            raise
-        _banner(stack)
-        if args.command == "up":
-            return 0
-        return _run(stack, args.message)
+        _start(stack)
+        return 0 if args.command == "up" else _run(stack, args.message)
     except StackError as exc:
         say(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         say("interrupted: what it started is stopped")
         return 130
+
+
+def _status(stack: Stack) -> int:
+    """``make status``: supervisorctl's own; 3 (as supervisorctl says of a stopped process)
+    when no supervisord runs."""
+    if not stack.supervisor.running():
+        say(f"not running ({stack.supervisor.conf} has no supervisord)")
+        return 3
+    ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(stack.supervisor.conf)]
+    return subprocess.run([*ctl, "status"], check=False).returncode
+
+
+def _start(stack: Stack) -> None:
+    """``make up`` and ``make run``: the database migrated, every process started in order,
+    the banner; on any failure, what was started is stopped again."""
+    settings = stack.settings
+    if settings.RELAY_TLS_DIR and settings.RELAY_PROCESS_ROLE != "stack":
+        # The readiness checks (and the topics' ACLs) speak as the stack's own identity:
+        # this tool runs again with it, which none of the processes it starts inherits.
+        own = {**os.environ, **tls.role_env(Path(settings.RELAY_TLS_DIR), "stack")}
+        argv = [sys.executable, "-m", "ops.stack", *sys.argv[1:]]
+        os.execve(sys.executable, argv, own)  # noqa: S606 - this very tool again
+    stack.check_ports(stack.processes)  # before migrations, or anything, start
+    stack.manage("migrate", "--noinput", "-v", "0")
+    if settings.RELAY_DEVELOPMENT_SUPERUSER:
+        stack.manage("ensure_development_superuser", timeout=120)
+    try:
+        stack.up()
+    except BaseException:
+        stack.down()
+        raise
+    _banner(stack)
 
 
 def _run(stack: Stack, message: str) -> int:

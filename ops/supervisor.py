@@ -16,22 +16,17 @@ import sys
 import time
 import xmlrpc.client
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
 from ops.processes import PYTHON, ROOT, Process, StackError, private_file
 
-# A process that ran this long counts as started; one that exits sooner is started again
-# this many times (1 s, 2 s, 3 s apart) before supervisord gives up on it (FATAL).
-START_SECONDS = 1
-START_RETRIES = 3
-# Each process's log rotates at this size, keeping this many older files.
-LOG_BYTES = "10MB"
-LOG_BACKUPS = 3
 # What supervisord calls a process that runs, or is being started again after it died.
 RUNNING = {"STARTING", "RUNNING", "BACKOFF"}
 STOPPED = {"STOPPED", "EXITED", "FATAL"}
+TEMPLATES = ROOT / "ops"
 
 
 def _quoted(value: str) -> str:
@@ -48,43 +43,28 @@ def _environment(env: dict[str, str]) -> str:
 
 
 def render(folder: Path, log_dir: Path, processes: list[Process]) -> str:
-    """supervisord's configuration for ``processes``, listed in their start order."""
-    lines = [
-        "[unix_http_server]",
-        f"file={folder / 'supervisor.sock'}",
-        "chmod=0700",
-        "[supervisord]",
-        f"logfile={log_dir / 'supervisord.log'}",
-        f"pidfile={folder / 'supervisord.pid'}",
-        f"childlogdir={log_dir}",
-        # Every log and data file is its owner's alone: they hold the clients' messages.
-        "umask=077",
-        "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory=supervisor.rpcinterface:make_main_rpcinterface",
-        "[supervisorctl]",
-        f"serverurl=unix://{folder / 'supervisor.sock'}",
+    """supervisord's configuration for ``processes``, listed in their start order
+    (``ops/supervisord*.template``)."""
+    program = Template((TEMPLATES / "supervisord-program.template").read_text())
+    sections = [
+        Template((TEMPLATES / "supervisord.conf.template").read_text()).substitute(
+            folder=folder, log_dir=log_dir
+        )
     ]
     for priority, process in enumerate(processes, start=1):
         command = [sys.executable if part == PYTHON else part for part in process.command]
-        lines += [
-            f"[program:{process.name}]",
-            f"command={_quoted(shlex.join(command))}",
-            f"directory={ROOT}",
-            *([f"environment={_environment(process.env)}"] if process.env else []),
-            f"priority={priority}",
-            "autostart=false",
-            "autorestart=true",
-            f"startsecs={START_SECONDS}",
-            f"startretries={START_RETRIES}",
-            f"stopwaitsecs={process.stop_seconds:g}",
-            "stopasgroup=true",
-            "killasgroup=true",
-            "redirect_stderr=true",
-            f"stdout_logfile={log_dir / f'{process.name}.log'}",
-            f"stdout_logfile_maxbytes={LOG_BYTES}",
-            f"stdout_logfile_backups={LOG_BACKUPS}",
-        ]
-    return "\n".join(lines) + "\n"
+        sections.append(
+            program.substitute(
+                name=process.name,
+                command=_quoted(shlex.join(command)),
+                root=ROOT,
+                environment=_environment(process.env),
+                priority=priority,
+                stop_seconds=f"{process.stop_seconds:g}",
+                log_dir=log_dir,
+            )
+        )
+    return "".join(sections)
 
 
 class Supervisor:

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ops.processes import private_file
 from project.settings.environment import read_env_file
 
 CA_DAYS = 3650
@@ -98,7 +99,7 @@ def ensure(folder: Path, *, renew: bool = False) -> Path:
     kept = read_env_file(folder / "secrets.env")
     values = {name: kept.get(name) or secrets.token_urlsafe(32) for name in SECRETS}
     values["DJANGO_SECRET_KEY"] = kept.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
-    _write(folder / "secrets.env", "".join(f"{k}={v}\n" for k, v in values.items()).encode())
+    private_file(folder / "secrets.env", "".join(f"{k}={v}\n" for k, v in values.items()).encode())
     files = [
         "ca.pem",
         "kafka-keystore.p12",
@@ -107,13 +108,13 @@ def ensure(folder: Path, *, renew: bool = False) -> Path:
     if not renew and all((folder / name).exists() for name in files):
         return folder
     ca = certificate_authority()
-    _write(folder / "ca.pem", pem(ca[0]))
+    private_file(folder / "ca.pem", pem(ca[0]))
     issued = {service: issue(ca, service, usages) for service, usages in SERVICES.items()}
     for service, (certificate, key) in issued.items():
-        _write(folder / f"{service}.pem", pem(certificate))
-        _write(folder / f"{service}-key.pem", key_pem(key))
+        private_file(folder / f"{service}.pem", pem(certificate))
+        private_file(folder / f"{service}-key.pem", key_pem(key))
     keystore_password = values["KAFKA_KEYSTORE_PASSWORD"].encode()
-    _write(
+    private_file(
         folder / "kafka-keystore.p12",
         pkcs12.serialize_key_and_certificates(
             b"kafka",
@@ -217,13 +218,6 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write ``path`` readable and writable by its owner only, from the first byte on."""
-    path.unlink(missing_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from .services.audit import REASON_MAX_LENGTH, admin_bulk_deletion, audit_admin_
 from .services.bulk import ACTIONS as BULK_ACTIONS
 from .services.bulk import BulkJobNotStarted, bulk_dry_run, bulk_job_cancel, bulk_job_start
 from .services.cancel import transaction_cancel_for
+from .services.dead_letters import dead_letter_of
 from .services.tokens import api_tokens_revoke
 from .tasks import HOP_TASKS, chain_task_id
 from .tracing import trace_url
@@ -187,6 +188,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "total_duration",
         "cancelled_by",
         "cancelled_at",
+        "dead_letter",
     )
     readonly_fields = fields
     inlines = (HopInline, AttemptInline)
@@ -290,6 +292,15 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return format_html('<a href="{}" target="_blank">{}</a>', url, transaction.trace_id)
         return transaction.trace_id
 
+    @admin.display(description="dead letter")
+    def dead_letter(self, transaction: Transaction) -> str:
+        """Where its last consumed record went when it failed (``topic[partition]@offset``),
+        and the hop a rerun starts from to redrive it."""
+        written = dead_letter_of(transaction)
+        if written is None:
+            return "-"
+        return f"{written} (redrive: rerun from hop {int(written.redrive_from_hop)})"
+
     @admin.display(description="message")
     def message_excerpt(self, transaction: Transaction) -> str:
         return Truncator(transaction.message).chars(EXCERPT_CHARACTERS)
@@ -312,7 +323,8 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         form_url: str = "",
         obj: Transaction | None = None,
     ) -> HttpResponse:
-        """The page of one transaction, with its hops' waterfall (``change_form.html``)."""
+        """The page of one transaction, with its hops' waterfall and where its dead letter
+        went (``change_form.html``)."""
         if obj is not None:
             context["waterfall"] = waterfall(
                 started_at=obj.created_at,
@@ -320,6 +332,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 hops=obj.hops.all(),
                 attempts=obj.attempts.all(),
             )
+            context["dead_letter"] = dead_letter_of(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

@@ -78,6 +78,12 @@ CANCELLATIONS = Counter(
     "Cancel requests, by result: cancelled, or already_finished (409).",
     ["result"],
 )
+DEAD_LETTERS = Counter(
+    "relay_dead_letters",
+    "Dead letters (a failed transaction's last consumed record), by dead-letter topic and"
+    " result: written, or not_written (Kafka did not take it; the log says why).",
+    ["topic", "result"],
+)
 TASKS = Counter(
     "relay_celery_tasks", "Celery tasks of the relay, by task and outcome.", ["task", "outcome"]
 )

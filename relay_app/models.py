@@ -70,6 +70,19 @@ class Transaction(models.Model):
         help_text="Who cancelled it (its owner or staff).",
     )
     cancelled_at = models.DateTimeField(null=True, blank=True, help_text="When it was cancelled.")
+    # Where the last Kafka record it consumed went once it failed for good: set (topic alone)
+    # by the one writer that claims it, then with the record's place once Kafka has it.
+    dead_letter_topic = models.CharField(
+        max_length=249,
+        blank=True,
+        default="",
+        help_text="The dead-letter topic its last consumed record was written to (<topic>.DLT).",
+    )
+    dead_letter_partition = models.IntegerField(null=True, blank=True)
+    dead_letter_offset = models.BigIntegerField(null=True, blank=True)
+    dead_letter_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Kafka acknowledged its dead letter."
+    )
 
     class Meta:
         ordering = ["-created_at"]

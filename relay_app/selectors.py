@@ -244,3 +244,16 @@ def bulk_job_items(*, job: BulkJob, outcome: str | None = None) -> QuerySet[Bulk
     """The job's items in its order, optionally only those with ``outcome``."""
     items = BulkJobItem.objects.filter(job=job).order_by("position")
     return items.filter(outcome=outcome) if outcome else items
+
+
+def hop_last_consumed(*, transaction_id: str) -> Hop | None:
+    """The last hop of the transaction that read a Kafka record back (3 or 7), if any: the
+    record a dead letter copies."""
+    consumers = (Stage.KAFKA_CONSUME_REQUEST, Stage.KAFKA_CONSUME_REPLY)
+    return (
+        Hop.objects.filter(
+            transaction_id=transaction_id, stage__in=consumers, kafka_offset__isnull=False
+        )
+        .order_by("-stage")
+        .first()
+    )

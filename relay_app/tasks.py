@@ -12,24 +12,29 @@ CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED).
 Each hop first reads its transaction's state: one that ended (cancelled, say) stops its chain
 there, storing nothing, counted with outcome ``ended``.
 
+A transaction that failed for good after reading a Kafka record back gets its dead letter
+(``services/dead_letters.py``) from the task that saw it fail, once its failure is stored
+(``ChainTask.on_failure``): whoever waits is answered first.
+
 The periodic tasks take no argument: a forged one only runs the sweep or the purge early,
 which settle or delete by the records' own dates. A bulk job's step takes the job's id: a
 forged one only moves an existing job on, at the shared rate, as its operator asked.
 """
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from celery import Celery, chain, shared_task, states
+from celery import Celery, Task, chain, shared_task, states
 from celery.canvas import Signature
 from celery.exceptions import Ignore
 from celery.result import AsyncResult
 from django.conf import settings
 
-from .errors import TransactionEnded
+from .errors import DependencyUnavailable, TransactionEnded
 from .hops import Stage
 from .metrics import TASKS
 from .services.chain import (
@@ -43,6 +48,7 @@ from .services.chain import (
     rest_respond,
     settled_if_broken,
 )
+from .services.dead_letters import DEAD_LETTERED, dead_letter_write, dead_letters_sweep
 from .services.transactions import (
     transaction_time_out,
     transactions_purge,
@@ -71,6 +77,46 @@ def opened(message: object, *, task: str) -> ChainPayload | None:
         return None
 
 
+def _dead_letter(transaction_id: str, error: BaseException | None = None) -> None:
+    """Write the transaction's dead letter if it is due; nothing here may fail the task.
+    Not when Kafka's own outage failed it: each would hold the worker for Kafka's timeout
+    twice (reading the record, writing it); the periodic sweep writes it once Kafka is back."""
+    for seen in (error, error.__cause__ if error is not None else None):
+        if isinstance(seen, DependencyUnavailable) and seen.dependency == "Kafka":
+            return  # the deadline too: it passed while the hop waited on Kafka
+    try:
+        dead_letter_write(transaction_id=transaction_id, error=error)
+    except Exception:
+        logger.exception(
+            "transaction %s: writing its dead letter broke",
+            transaction_id,
+            extra={"transaction_id": transaction_id},
+        )
+
+
+# The error a hop of this thread failed with, for its task's ``on_failure``: Celery hands
+# that a copy it can pickle (a ``DependencyUnavailable`` becomes a plain ``RelayError``),
+# and the dead letter names the error as raised.
+_failing = threading.local()
+
+
+class ChainTask(Task):
+    """A task of the relay chain: when its hop fails the transaction, the dead letter."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called once the failure is stored, so the waiting view has its answer already.
+        The message was opened before the hop ran; a task that refused it never fails."""
+        message = args[0] if args else None
+        raised, _failing.error = getattr(_failing, "error", None), None
+        try:
+            payload = payload_open(message, at=self.name)
+        except Refused:
+            return
+        _dead_letter(payload["transaction_id"], raised if raised is not None else exc)
+
+
 def _hop(
     message: object, *, task: str, to: str, perform: Callable[[ChainPayload], ChainPayload]
 ) -> SealedPayload:
@@ -89,10 +135,15 @@ def _hop(
             ended,
             extra={"transaction_id": payload["transaction_id"]},
         )
+        if ended.status in DEAD_LETTERED:  # its deadline passed while this task waited
+            _dead_letter(payload["transaction_id"])
         raise Ignore from None
+    except Exception as exc:
+        _failing.error = exc
+        raise
 
 
-@shared_task(name="relay.publish_request", ignore_result=True)
+@shared_task(base=ChainTask, name="relay.publish_request", ignore_result=True)
 def publish_request(message: SealedPayload) -> SealedPayload:
     """Hop 2: publish to the request topic."""
     return _hop(
@@ -105,7 +156,7 @@ def publish_request(message: SealedPayload) -> SealedPayload:
     )
 
 
-@shared_task(name="relay.consume_request", ignore_result=True)
+@shared_task(base=ChainTask, name="relay.consume_request", ignore_result=True)
 def consume_request(message: SealedPayload) -> SealedPayload:
     """Hop 3: read that record back from the request topic."""
     return _hop(
@@ -116,13 +167,13 @@ def consume_request(message: SealedPayload) -> SealedPayload:
     )
 
 
-@shared_task(name="relay.call_grpc", ignore_result=True)
+@shared_task(base=ChainTask, name="relay.call_grpc", ignore_result=True)
 def call_grpc(message: SealedPayload) -> SealedPayload:
     """Hops 4 and 5: the gRPC client calls the gRPC server."""
     return _hop(message, task=call_grpc.name, to=publish_reply.name, perform=grpc_call)
 
 
-@shared_task(name="relay.publish_reply", ignore_result=True)
+@shared_task(base=ChainTask, name="relay.publish_reply", ignore_result=True)
 def publish_reply(message: SealedPayload) -> SealedPayload:
     """Hop 6: publish to the reply topic."""
     return _hop(
@@ -135,7 +186,7 @@ def publish_reply(message: SealedPayload) -> SealedPayload:
     )
 
 
-@shared_task(name="relay.consume_reply")
+@shared_task(base=ChainTask, name="relay.consume_reply")
 def consume_reply(message: SealedPayload) -> SealedPayload:
     """Hop 7: read that record back from the reply topic; sealed for ``respond`` after it."""
     return _hop(
@@ -146,7 +197,7 @@ def consume_reply(message: SealedPayload) -> SealedPayload:
     )
 
 
-@shared_task(name="relay.respond", ignore_result=True)
+@shared_task(base=ChainTask, name="relay.respond", ignore_result=True)
 def respond(message: SealedPayload) -> bool:
     """Hop 8 of an asynchronous request, from the records: the REST response nobody waits
     for. Only the transaction's id is taken from the message."""
@@ -166,7 +217,10 @@ def time_out_transaction(message: SealedPayload) -> bool:
     payload = opened(message, task=time_out_transaction.name)
     if payload is None:
         raise Ignore
-    return transaction_time_out(transaction_id=payload["transaction_id"])
+    timed_out = transaction_time_out(transaction_id=payload["transaction_id"])
+    if timed_out:
+        _dead_letter(payload["transaction_id"])
+    return timed_out
 
 
 #: The tasks of a relay chain: each takes a ``SealedPayload`` addressed to it.
@@ -178,8 +232,12 @@ CHAIN_TASKS = frozenset(
 
 @shared_task(name="relay.settle_stale_transactions")
 def settle_stale_transactions() -> int:
-    """Periodic (beat): time out transactions whose waiter died; returns how many."""
-    return transactions_settle_stale(grace_seconds=settings.RELAY_STALE_GRACE_SECONDS)
+    """Periodic (beat): time out transactions whose waiter died (returns how many), then
+    write the dead letters that no task wrote (``dead_letters_sweep``)."""
+    grace = settings.RELAY_STALE_GRACE_SECONDS
+    settled = transactions_settle_stale(grace_seconds=grace)
+    dead_letters_sweep(grace_seconds=grace)
+    return settled
 
 
 @shared_task(name="relay.bulk_job_continue", ignore_result=True)

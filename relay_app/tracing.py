@@ -342,3 +342,25 @@ def record_read(current: trace.Span, headers: Sequence[tuple[str, bytes | None]]
     produced = trace.get_current_span(extract(carrier)).get_span_context()
     if produced.is_valid:
         current.add_link(produced, {"relay.link": "produced_by"})
+
+
+def dead_letter_span(transaction_id: str, topic: str) -> AbstractContextManager[trace.Span]:
+    """The write of a transaction's dead letter to ``topic``: a producer span, under the
+    span of the task that failed (so in the transaction's trace); ``dead_letter_written``
+    adds where it went."""
+    attributes: dict[str, str | int] = {
+        TRANSACTION_ATTRIBUTE: transaction_id,
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.operation.type": "send",
+    }
+    return span(f"{topic} dead letter", attributes, SpanKind.PRODUCER)
+
+
+def dead_letter_written(current: trace.Span, partition: int, offset: int) -> None:
+    """Mark the dead letter's span with the record's place, as an event a trace viewer lists."""
+    if not _enabled or not current.is_recording():
+        return
+    current.set_attribute("messaging.destination.partition.id", str(partition))
+    current.set_attribute("messaging.kafka.offset", offset)
+    current.add_event("dead letter written", {"partition": partition, "offset": offset})

@@ -16,6 +16,7 @@ from ..models import Attempt, BulkJob, BulkJobItem, Hop, Transaction
 from ..selectors import attempts_by_stage, bulk_job_progress
 from ..services.audit import REASON_MAX_LENGTH
 from ..services.bulk import ACTIONS_OFFERED as BULK_ACTIONS_OFFERED
+from ..services.dead_letters import dead_letter_of
 from ..tracing import trace_url
 
 STAGE_SLUGS = [stage.slug for stage in Stage]
@@ -193,6 +194,35 @@ class KafkaRecordSerializer(serializers.Serializer):
     offset = serializers.IntegerField()
 
 
+class DeadLetterSerializer(serializers.Serializer):
+    """Where a failed transaction's last consumed record went: its dead letter."""
+
+    topic = serializers.CharField(help_text="The dead-letter topic: `<topic>.DLT`.")
+    partition = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    written_at = serializers.DateTimeField(help_text="When Kafka acknowledged it.")
+    redrive_from_hop = serializers.IntegerField(
+        min_value=1,
+        max_value=len(Stage),
+        help_text="The hop after the one that read the record: a rerun from it"
+        " (`from_hop`) is the dead letter's redrive.",
+    )
+
+
+def dead_letter_representation(transaction: Transaction) -> dict[str, Any] | None:
+    """The transaction's dead letter once Kafka has it, else ``None``."""
+    written = dead_letter_of(transaction)
+    if written is None:
+        return None
+    return {
+        "topic": written.topic,
+        "partition": written.partition,
+        "offset": written.offset,
+        "written_at": _DATETIME.to_representation(written.written_at),
+        "redrive_from_hop": int(written.redrive_from_hop),
+    }
+
+
 # How the API writes a time (ISO 8601, in the current time zone), as DRF's field does.
 _DATETIME = serializers.DateTimeField()
 
@@ -358,6 +388,7 @@ class TransactionSerializer(serializers.ModelSerializer):
     trace_id = serializers.SerializerMethodField()
     trace_url = serializers.SerializerMethodField()
     cancelled_by = serializers.SerializerMethodField()
+    dead_letter = serializers.SerializerMethodField()
     hops = HopSerializer(many=True)
     unfinished_hops = serializers.SerializerMethodField()
 
@@ -378,10 +409,22 @@ class TransactionSerializer(serializers.ModelSerializer):
             "trace_url",
             "cancelled_by",
             "cancelled_at",
+            "dead_letter",
             "hops",
             "unfinished_hops",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(
+        DeadLetterSerializer(
+            allow_null=True,
+            help_text="Where its last consumed Kafka record went when it failed or timed out"
+            ' (docs/operations.md, "Dead letters"); null otherwise, and until it is written'
+            " (moments after the answer).",
+        )
+    )
+    def get_dead_letter(self, transaction: Transaction) -> dict[str, Any] | None:
+        return dead_letter_representation(transaction)
 
     @extend_schema_field(
         serializers.CharField(
@@ -459,6 +502,7 @@ class TransactionSerializer(serializers.ModelSerializer):
             "cancelled_at": _DATETIME.to_representation(instance.cancelled_at)
             if instance.cancelled_at
             else None,
+            "dead_letter": dead_letter_representation(instance),
             "hops": [
                 hop.to_representation(each, by_stage.get(each.stage, []))
                 for each in instance.hops.all()

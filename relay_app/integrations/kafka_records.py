@@ -70,12 +70,17 @@ def describe(coordinates: RecordCoordinates) -> str:
 
 @dataclass(frozen=True)
 class Record:
-    """A record read back from Kafka: its place, key, ``transaction_id`` header and text."""
+    """A record read back from Kafka: its place, key, ``transaction_id`` header and text,
+    and what a dead letter copies of it: every header as written, and its timestamp (Unix
+    milliseconds) with the timestamp's type (0: CreateTime, 1: LogAppendTime)."""
 
     coordinates: RecordCoordinates
     key: str
     transaction_id: str
     value: str
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int = -1
+    timestamp_type: int = 0
 
     @classmethod
     def of(cls, message: Any) -> "Record":
@@ -88,6 +93,9 @@ class Record:
             key=(message.key or b"").decode(),
             transaction_id=headers.get(TRANSACTION_HEADER, b"").decode(),
             value=message.value.decode(),
+            headers=tuple((name, value or b"") for name, value in message.headers or []),
+            timestamp=message.timestamp,
+            timestamp_type=message.timestamp_type,
         )
 
 
@@ -232,6 +240,37 @@ class KafkaGateway:
             metric = metrics.metrics.get(name)
         return float(metric.value()) if metric is not None else None
 
+    def write(
+        self,
+        *,
+        topic: str,
+        partition: int | None,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        timeout: float,
+    ) -> RecordCoordinates:
+        """Write one record as given (on ``partition`` if the topic has it, else where the
+        producer's partitioner puts it) and wait for the broker's ack: dead letters.
+
+        ``DependencyUnavailable`` if the producer did not take it or no ack came in time.
+        """
+        try:
+            producer = self.producer()
+            if partition is not None and partition not in (producer.partitions_for(topic) or ()):
+                partition = None
+            future = producer.send(
+                topic, key=key, value=value, headers=list(headers), partition=partition
+            )
+        except KafkaError as exc:
+            raise DependencyUnavailable(
+                "Kafka",
+                f"publishing to {topic} failed ({type(exc).__name__})",
+                internal=repr(exc),
+                kind="not_queued",
+            ) from exc
+        return self.acknowledgement(future, topic=topic, timeout=timeout)
+
     def read(self, coordinates: RecordCoordinates, *, timeout: float) -> Record | None:
         """Read the record at ``coordinates``; ``None`` if it did not arrive within ``timeout``."""
         partition = TopicPartition(coordinates["topic"], coordinates["partition"])
@@ -254,6 +293,16 @@ class KafkaGateway:
                     tracing.record_read(span, message.headers or [])
                     return Record.of(message)
         return None
+
+    def close(self) -> None:
+        """Close the producer and this thread's consumers (a process done with Kafka)."""
+        with self._producer_lock:
+            if self._producer is not None:
+                self._producer.close(timeout=1)
+                self._producer = None
+        for consumer in self._consumers.values():
+            consumer.close()
+        self._consumers.clear()
 
     def connect(self, topics: list[str]) -> None:
         """Connect the producer, and this thread's consumer of each topic to its partitions'
@@ -340,14 +389,39 @@ def get_kafka() -> KafkaGateway:
     return _gateway_for(os.getpid())
 
 
+def close_kafka() -> None:
+    """Close this process's gateway, if it made one; the next ``get_kafka`` makes another."""
+    if _gateway_for.cache_info().currsize:
+        get_kafka().close()
+        _gateway_for.cache_clear()
+
+
+#: What a topic's dead-letter topic is named after it (Spring Kafka's default suffix).
+DEAD_LETTER_SUFFIX = ".DLT"
+
+
+def dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic of ``topic``: ``CommunicationTopic.DLT``."""
+    return f"{topic}{DEAD_LETTER_SUFFIX}"
+
+
 def _relay_topics() -> list[str]:
     return [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC]
 
 
+def relay_topics() -> list[str]:
+    """Every topic the relay writes: the request and reply topics, and their dead-letter
+    topics, all made alike (``ensure_relay_topics``) and granted alike (the secure profile)."""
+    topics = _relay_topics()
+    return [*topics, *(dead_letter_topic(topic) for topic in topics)]
+
+
 def ensure_relay_topics() -> list[str]:
-    """Create the request and reply topics if missing (partitions from settings)."""
+    """Create the request and reply topics and their dead-letter topics if missing
+    (partitions from settings: a dead letter keeps its record's partition, as Spring
+    Kafka's recoverer does)."""
     return get_kafka().ensure_topics(
-        _relay_topics(),
+        relay_topics(),
         partitions=settings.KAFKA_TOPIC_PARTITIONS,
         replication=settings.KAFKA_TOPIC_REPLICATION,
         min_insync=settings.KAFKA_MIN_INSYNC_REPLICAS,

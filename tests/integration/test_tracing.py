@@ -229,9 +229,21 @@ class TracingTests(TransactionTestCase):
         self.assertEqual(answer.body["trace_id"], trace_id)
         self.assertIn(trace_id, answer.headers["traceparent"])
 
-        spans = self.spans(trace_id, lambda found: Stage.GRPC_CLIENT in self.hops(found))
+        # Zipkin writes span names in lower case.
+        dead_letter = f"{settings.KAFKA_REQUEST_TOPIC}.DLT dead letter".lower()
+        spans = self.spans(
+            trace_id,
+            lambda found: (
+                Stage.GRPC_CLIENT in self.hops(found)
+                and any(s["name"] == dead_letter for s in found)
+            ),
+        )
         root = self.assert_one_tree(spans, client_span=client_span, transaction_id=transaction_id)
         self.assertEqual(root["attributes"].get("http.status_code"), str(answer.status))
+        # Its dead letter, written by the worker after the answer, is in the same trace.
+        [written] = [s for s in spans if s["name"] == dead_letter]
+        self.assertEqual((written["service"], written["kind"]), ("relay-worker", "producer"))
+        self.assertIn("messaging.kafka.offset", written["attributes"])
         hops = self.hops(spans)
         self.assertEqual(sorted(hops), [Stage(n) for n in range(1, 5)])
         self.assertEqual(hops[Stage.GRPC_CLIENT]["status"], "error")

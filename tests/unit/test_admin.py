@@ -189,3 +189,18 @@ class AdminTests(TestCase):
         self.assert_shows(page, "/static/relay_app/transaction.css")
         # Nothing loaded from another host (links out, to Flower or a trace, are no load).
         self.assertNotRegex(page, r'(src=|<link[^>]*href=)"(https?:)?//')
+
+    def test_the_transaction_page_says_where_its_dead_letter_went(self) -> None:
+        transaction = recorded("hello world", status="failed")
+        page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        self.assert_shows(page, "relay-waterfall__dead-letter", shown=False)
+        Transaction.objects.filter(id=transaction.id).update(
+            dead_letter_topic="CommunicationTopic.DLT",
+            dead_letter_partition=1,
+            dead_letter_offset=7,
+            dead_letter_at=timezone.now(),
+        )
+        page = self.client.get(f"{LIST}{transaction.id}/change/").content.decode()
+        self.assert_shows(page, "CommunicationTopic.DLT[1]@7 (redrive: rerun from hop 4)")
+        self.assert_shows(page, "Dead letter: the record hop 3 read went to")
+        self.assert_shows(page, "a rerun from hop 4 redrives it")

@@ -97,4 +97,38 @@ class CancelCommandTests(SimpleTestCase):
         self.assertIn("quoted as one argument", str(refused.exception))
 
 
+class ShowCommandTests(SimpleTestCase):
+    def show(self, answer: Answer) -> tuple[int, str, str]:
+        out, err = StringIO(), StringIO()
+        with mock.patch("relay_app.integrations.relay_api.RelayClient.get", return_value=answer):
+            try:
+                call_command("relay", "show", ID, stdout=out, stderr=err)
+            except CommandError as refused:
+                return refused.returncode, out.getvalue(), str(refused)
+        return 0, out.getvalue(), err.getvalue()
+
+    def test_show_id_prints_the_transaction_and_where_its_dead_letter_went(self) -> None:
+        dead = {
+            "topic": "CommunicationTopic.DLT",
+            "partition": 0,
+            "offset": 3,
+            "written_at": "2026-12-05T10:00:00Z",
+            "redrive_from_hop": 4,
+        }
+        body = {"transaction_id": ID, "status": "failed", "dead_letter": dead}
+        code, printed, said = self.show(Answer(200, {}, body, b"", 0.0))
+        self.assertEqual(code, 0)
+        self.assertEqual(json.loads(printed)["dead_letter"], dead)
+        self.assertIn("CommunicationTopic.DLT[0]@3 (redrive: rerun from hop 4)", said)
+
+    def test_without_a_dead_letter_nothing_is_said_of_one(self) -> None:
+        body = {"transaction_id": ID, "status": "succeeded", "dead_letter": None}
+        code, _, said = self.show(Answer(200, {}, body, b"", 0.0))
+        self.assertEqual((code, said), (0, ""))
+
+    def test_someone_elses_is_not_found(self) -> None:
+        code, _, _ = self.show(Answer(404, {}, {"detail": "Not found."}, b"", 0.0))
+        self.assertEqual(code, NOT_FOUND)
+
+
 ID = "6f1c3d2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f"

@@ -3,15 +3,17 @@
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from relay_app.errors import DependencyUnavailable
-from relay_app.integrations.kafka_records import ensure_relay_topics
+from relay_app.integrations.kafka_records import ensure_relay_topics, relay_topics
 
 
 class Command(BaseCommand):
-    help = "Create the request and reply topics (KAFKA_TOPIC_PARTITIONS partitions) if missing."
+    help = (
+        "Create the request and reply topics and their dead-letter topics (<topic>.DLT;"
+        " KAFKA_TOPIC_PARTITIONS partitions each) if missing."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -33,5 +35,5 @@ class Command(BaseCommand):
                     raise CommandError(f"{exc} ({exc.internal})") from exc
                 self.stderr.write(f"Kafka is not ready yet ({exc}); retrying")
                 time.sleep(2)
-        topics = [settings.KAFKA_REQUEST_TOPIC, settings.KAFKA_REPLY_TOPIC]
-        self.stdout.write(f"created: {', '.join(created)}" if created else f"present: {topics}")
+        present = relay_topics()
+        self.stdout.write(f"created: {', '.join(created)}" if created else f"present: {present}")

@@ -1,6 +1,7 @@
 """``manage.py relay "hello world"``: send a message through a running stack and print the
 original example's log lines live, as its hops complete (and each attempt of a hop that
-failed, as it ends); ``manage.py relay cancel ID`` cancels a transaction in flight.
+failed, as it ends); ``manage.py relay cancel ID`` cancels a transaction in flight, and
+``manage.py relay show ID`` prints one as it is now (its dead letter among the rest).
 
 A thin client of the HTTP API (``relay_app/integrations/relay_api.py``): it relays with
 ``Prefer: respond-async``, then follows the transaction's event stream. Its exit code says
@@ -44,6 +45,8 @@ EXIT_CODES = f"""exit codes:
   {NOT_FOUND}  `relay cancel ID`: no such transaction of yours (404)
 
 `relay cancel ID` cancels the transaction ID (yours; staff: anyone's) and prints it as JSON.
+`relay show ID` prints it as JSON, and on stderr where its dead letter went, if it has one
+(exit code 0, or 7 if not found).
 """
 _BY_STATUS = {
     "succeeded": SUCCEEDED,
@@ -87,7 +90,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "message",
             nargs="+",
-            help="the text to relay (one argument: quote it); or `cancel ID`",
+            help="the text to relay (one argument: quote it); or `cancel ID`, or `show ID`",
         )
         parser.add_argument(
             "--url",
@@ -127,15 +130,20 @@ class Command(BaseCommand):
         self.attempts_failed = 0
         self.started = time.monotonic()
         words = options["message"]
-        cancelling = len(words) == 2 and words[0] == "cancel"
-        if len(words) > 1 and not cancelling:
+        operation = words[0] if len(words) == 2 and words[0] in ("cancel", "show") else None
+        if len(words) > 1 and operation is None:
             raise CommandError(
-                "relay one message, quoted as one argument, or `cancel ID`",
+                "relay one message, quoted as one argument, or `cancel ID`, or `show ID`",
                 returncode=BAD_INPUT,
             )
         try:
             with self.client() as client:
-                code = self.cancel(client, words[1]) if cancelling else self.run(client, words[0])
+                if operation == "cancel":
+                    code = self.cancel(client, words[1])
+                elif operation == "show":
+                    code = self.show(client, words[1])
+                else:
+                    code = self.run(client, words[0])
         except OSError as exc:  # requests' errors among them: no answer
             raise CommandError(
                 f"cannot reach the relay at {options['url']}: {exc}", returncode=UNREACHABLE
@@ -184,6 +192,23 @@ class Command(BaseCommand):
         if answer.status == 409 and "transaction_id" in body:
             self.stdout.write(json.dumps(body, indent=2))
         return self.refused(answer.status, body)
+
+    def show(self, client: RelayClient, transaction_id: str) -> int:
+        """Print the transaction as it is now (JSON), and where its dead letter went; the
+        exit code."""
+        try:
+            uuid.UUID(transaction_id)
+        except ValueError:
+            self.failure = f"{transaction_id!r} is not a transaction id"
+            return BAD_INPUT
+        answer = client.get(f"/api/transactions/{transaction_id}/")
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.status != 200:
+            return self.refused(answer.status, body)
+        self.stdout.write(json.dumps(body, indent=2))
+        if dead := body.get("dead_letter"):
+            self.stderr.write(f"dead letter: {_dead_letter(dead)}")
+        return SUCCEEDED
 
     def refused(self, status: int, body: dict[str, Any]) -> int:
         """An answer without a transaction: say why, in the API's words, each field's
@@ -251,6 +276,8 @@ class Command(BaseCommand):
         self.failure = (
             f"transaction {transaction['transaction_id']} {status}: {transaction['error']}"
         )
+        if dead := transaction.get("dead_letter"):
+            self.failure += f"; dead letter: {_dead_letter(dead)}"
         return _BY_STATUS.get(status, 1)
 
     def line(self, at: str, text: str) -> None:
@@ -274,3 +301,11 @@ class Command(BaseCommand):
     def clear_progress(self) -> None:
         if getattr(self, "progress", False):
             self.stdout.write("\r\033[K", ending="")
+
+
+def _dead_letter(dead: dict[str, Any]) -> str:
+    """``CommunicationTopic.DLT[0]@3 (redrive: rerun from hop 4)``."""
+    return (
+        f"{dead['topic']}[{dead['partition']}]@{dead['offset']}"
+        f" (redrive: rerun from hop {dead['redrive_from_hop']})"
+    )
