@@ -40,6 +40,10 @@ class HopSide:
         return self.state == "inherited"
 
     @property
+    def label(self) -> str:
+        return self.state.replace("_", " ")
+
+    @property
     def kafka(self) -> str:
         """``CommunicationTopic[0]@17``, or empty without a record."""
         if not self.kafka_topic:
@@ -71,6 +75,12 @@ class HopRow:
     @property
     def same_record(self) -> bool:
         return self.left.kafka == self.right.kafka
+
+    @property
+    def sides(self) -> tuple[dict[str, object], dict[str, object]]:
+        """Both sides, for a template: each hop, and whether it is the left one (whose
+        text shows what only it has as deleted; the right one's, as inserted)."""
+        return {"hop": self.left, "left": True}, {"hop": self.right, "left": False}
 
 
 @dataclass(frozen=True)
