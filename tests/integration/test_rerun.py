@@ -8,8 +8,16 @@ from django.conf import settings
 from django.test import TransactionTestCase, tag
 
 from relay_app.hops import Stage, expected_final_message
+from relay_app.management.commands.relay import REFUSED
 
-from ..support import records_for, service_stopped, signed_in_client, user_with_token
+from ..support import (
+    expected_log_lines,
+    records_for,
+    service_stopped,
+    signed_in_client,
+    user_with_token,
+)
+from .test_relay_command import STAMP, relay_command
 
 MESSAGE = "hello rerun"
 
@@ -17,10 +25,10 @@ MESSAGE = "hello rerun"
 @tag("postgres")
 class RerunTests(TransactionTestCase):
     def setUp(self) -> None:
-        _, token = user_with_token("rerunner")
-        self.client = signed_in_client(token)
-        _, staff_token = user_with_token("operator", staff=True)
-        self.staff = signed_in_client(staff_token)
+        _, self.token = user_with_token("rerunner")
+        self.client = signed_in_client(self.token)
+        _, self.staff_token = user_with_token("operator", staff=True)
+        self.staff = signed_in_client(self.staff_token)
         _, other_token = user_with_token("stranger")
         self.stranger = signed_in_client(other_token)
 
@@ -146,3 +154,28 @@ class RerunTests(TransactionTestCase):
         refused = self.rerun(original_id, from_hop=other)
         self.assertEqual(refused.status_code, 403, refused.json())
         self.assertIn("staff may choose another", refused.json()["detail"])
+
+    def test_the_command_line_reruns_and_prints_the_inherited_hops_as_such(self) -> None:
+        relayed = self.client.post("/api/relay/", {"message": MESSAGE}, format="json").json()
+        original_id = relayed["transaction_id"]
+        refused = relay_command("rerun", original_id, "--from-hop", "4", "--token", self.token)
+        self.assertEqual(refused.returncode, REFUSED, refused.stderr)
+        self.assertIn("only staff rerun it", refused.stderr)
+
+        run = relay_command(
+            "rerun",
+            original_id,
+            "--from-hop",
+            "4",
+            "--reason",
+            "a check",
+            "--token",
+            self.staff_token,
+        )
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn(f"of {original_id} from hop 4", run.stderr)
+        lines = [STAMP.sub("", line) for line in run.stdout.splitlines()]
+        inherited = [line.removesuffix("\tinherited") for line in lines[:3]]
+        self.assertTrue(all(line.endswith("\tinherited") for line in lines[:3]), lines)
+        self.assertFalse(any(line.endswith("\tinherited") for line in lines[3:]), lines)
+        self.assertEqual(inherited + lines[3:], expected_log_lines(MESSAGE))
