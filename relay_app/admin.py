@@ -440,7 +440,7 @@ class RerunForm(ReasonForm):
 
     field_order = ["from_hop", "reason"]
     from_hop = forms.TypedChoiceField(
-        coerce=int, label="from hop", help_text="The hops before it are inherited, unchanged."
+        coerce=int, label="From hop", help_text="The hops before it are inherited, unchanged."
     )
 
     def __init__(self, *args: Any, original: Transaction, **kwargs: Any) -> None:
