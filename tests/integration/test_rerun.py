@@ -2,6 +2,7 @@
 hop (its server down) is rerun once the server is back; its first hops are inherited, not
 done again (no new Kafka record); the original never changes; compare shows both."""
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.test import TransactionTestCase, tag
 
 from relay_app.hops import Stage, expected_final_message
 from relay_app.management.commands.relay import REFUSED
+from relay_app.models import Transaction
 
 from ..support import (
     expected_log_lines,
@@ -16,6 +18,7 @@ from ..support import (
     service_stopped,
     signed_in_client,
     user_with_token,
+    web,
 )
 from .test_relay_command import STAMP, relay_command
 
@@ -179,3 +182,19 @@ class RerunTests(TransactionTestCase):
         self.assertTrue(all(line.endswith("\tinherited") for line in lines[:3]), lines)
         self.assertFalse(any(line.endswith("\tinherited") for line in lines[3:]), lines)
         self.assertEqual(inherited + lines[3:], expected_log_lines(MESSAGE))
+
+    def test_the_same_key_sent_at_once_by_several_clients_makes_one_rerun(self) -> None:
+        relayed = self.client.post("/api/relay/", {"message": MESSAGE}, format="json").json()
+        original_id = relayed["transaction_id"]
+
+        def rerun(_: int) -> Any:
+            return web(self.staff_token).rerun(
+                original_id, from_hop=6, respond_async=True, idempotency_key="at-once"
+            )
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(rerun, range(4)))
+        for answer in answers:
+            self.assertIn(answer.status, (200, 202), answer.body)
+        self.assertEqual(len({answer.body["transaction_id"] for answer in answers}), 1)
+        self.assertEqual(Transaction.objects.filter(rerun_of_id=original_id).count(), 1)
