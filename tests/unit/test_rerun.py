@@ -191,3 +191,61 @@ class DiffTests(TestCase):
         self.assertEqual([(s.op, s.left, s.right) for s in segments][-1], ("insert", "", " client"))
         self.assertEqual("".join(s.left for s in segments), "hello and gRPC")
         self.assertEqual("".join(s.right for s in segments), "hello and gRPC client")
+
+
+class AdminRerunTests(TestCase):
+    def setUp(self) -> None:
+        self.staff = User.objects.create_user("staff", is_staff=True)
+        self.client.force_login(self.staff)
+        self.owner = User.objects.create_user("owner")
+
+    def test_one_is_rerun_from_the_chosen_hop_only_with_a_reason(self) -> None:
+        failed = failed_at(self.owner, Stage.GRPC_CLIENT)
+        url = f"/admin/relay_app/transaction/{failed.id}/rerun/"
+        page = self.client.get(url)
+        self.assertContains(page, "rerun from hop 4 (grpc_client)")
+        self.assertContains(page, '<option value="4" selected>4. gRPC client (where it stopped)')
+        self.assertNotContains(page, '<option value="5"')  # hop 4's output was never recorded
+        with mock.patch("relay_app.services.rerun.relay_chain") as chain:
+            blank = self.client.post(url, {"from_hop": "3", "reason": " "})
+            self.assertContains(blank, "This field is required")
+            done = self.client.post(url, {"from_hop": "3", "reason": "check"})
+        rerun = Transaction.objects.get(rerun_of=failed)
+        self.assertRedirects(done, f"/admin/relay_app/transaction/{rerun.id}/change/")
+        self.assertEqual((rerun.from_hop, rerun.owner), (3, self.owner))
+        self.assertEqual(chain.call_count, 1)
+        page = self.client.get(f"/admin/relay_app/transaction/{rerun.id}/change/")
+        self.assertContains(page, f"/admin/relay_app/transaction/compare/{failed.id}/{rerun.id}/")
+        self.assertContains(page, "relay-waterfall__row--inherited", count=2)
+
+    def test_the_selected_are_shown_first_then_rerun_or_skipped_saying_why(self) -> None:
+        failed = failed_at(self.owner, Stage.GRPC_CLIENT)
+        pending = recorded(self.owner, upto=Stage.REST_REQUEST)
+        selected = {"action": "rerun", "_selected_action": [str(failed.id), str(pending.id)]}
+        page = self.client.post("/admin/relay_app/transaction/", selected)
+        self.assertContains(page, "1 of 2 rerun")
+        self.assertContains(page, "skipped: transaction")
+        self.assertEqual(Transaction.objects.count(), 2)  # a dry run: nothing done
+        with mock.patch("relay_app.services.rerun.relay_chain"):
+            done = self.client.post(
+                "/admin/relay_app/transaction/",
+                {**selected, "apply": "yes", "reason": "the server is back"},
+                follow=True,
+            )
+        self.assertContains(done, "Started 1 rerun(s).")
+        self.assertContains(done, "still pending")
+        self.assertEqual(Transaction.objects.filter(rerun_of=failed).count(), 1)
+
+    def test_two_of_one_lineage_side_by_side_with_the_differences_marked(self) -> None:
+        failed = failed_at(self.owner, Stage.GRPC_CLIENT)
+        with mock.patch("relay_app.services.rerun.relay_chain"):
+            rerun = transaction_rerun(failed, user=self.staff, from_hop=3)
+        page = self.client.get(f"/admin/relay_app/transaction/compare/{failed.id}/{rerun.id}/")
+        self.assertContains(page, "relay-compare__cell--inherited", count=2)
+        # Hop 3, done by the original and not yet by the rerun: its text only on the left.
+        left = "ping from rest and Kafka publisher and Kafka consumer"
+        self.assertContains(page, f'<del class="relay-compare__del">{left}</del>')
+        self.assertContains(page, '<div class="relay-compare__text">-</div>', count=11)
+        other = failed_at(self.owner, Stage.GRPC_CLIENT)
+        page = self.client.get(f"/admin/relay_app/transaction/compare/{failed.id}/{other.id}/")
+        self.assertRedirects(page, f"/admin/relay_app/transaction/{failed.id}/change/")
