@@ -570,6 +570,20 @@ class HealthSerializer(serializers.Serializer):
     )
 
 
+class StrictCharField(serializers.CharField):
+    """A string, as given: numbers, lists and objects are refused, not converted."""
+
+    default_error_messages = {"not_a_string": "Must be a string, not {type}."}
+    #: For the OpenAPI schema: no NUL (CharField refuses it), as ``MessageField``'s; not
+    #: empty, since the schema offers an empty string apart where one is allowed (``oneOf``).
+    schema_pattern = r"^[^\u0000]+$"
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string", type=type(data).__name__)
+        return str(super().to_internal_value(data))
+
+
 class RerunInputSerializer(ClosedSerializer):
     """What to rerun from, and why; both optional."""
 
@@ -582,7 +596,7 @@ class RerunInputSerializer(ClosedSerializer):
         " inherited. By default the hop that failed; only staff choose another, or rerun a"
         " transaction that succeeded.",
     )
-    reason = serializers.CharField(
+    reason = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=500,
