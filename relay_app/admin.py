@@ -2,13 +2,15 @@
 their attempts that did not succeed, an action to cancel those still pending, reruns (one
 from a hop staff choose, or the selected ones from the hops they failed at; a reason is
 required) and two of one lineage compared hop by hop; API tokens, to see and revoke
-(``manage.py create_api_token`` makes them)."""
+(``manage.py create_api_token`` makes them); the audit trail, read-only."""
 
+import json
 from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -16,12 +18,14 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from .comparison import NotOneLineage, compare
 from .hops import Stage
-from .models import ApiToken, Attempt, Hop, Transaction
+from .models import ApiToken, Attempt, AuditEntry, Hop, Transaction
 from .selectors import transaction_get
+from .services.audit import admin_bulk_deletion, audit_admin_deletion
 from .services.cancel import transaction_cancel_for
 from .services.rerun import (
     REASON_MAX_LENGTH,
@@ -229,6 +233,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     user=request.user,
                     from_hop=int(form.cleaned_data["from_hop"]),
                     reason=form.cleaned_data["reason"],
+                    source=AuditEntry.Source.ADMIN,
                 )
             except RerunRefused as refused:
                 form.add_error(None, str(refused))
@@ -258,6 +263,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                         original,
                         user=request.user,
                         reason=form.cleaned_data["reason"],
+                        source=AuditEntry.Source.ADMIN,
                     )
                 except RerunRefused as refused:
                     skipped += 1
@@ -351,7 +357,9 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         cancelled = finished = 0
         for transaction_id in queryset.values_list("id", flat=True):
             _, done = transaction_cancel_for(
-                transaction_id=str(transaction_id), viewer=request.user
+                transaction_id=str(transaction_id),
+                viewer=request.user,
+                source=AuditEntry.Source.ADMIN,
             )
             cancelled, finished = cancelled + done, finished + (not done)
         self.message_user(request, f"Cancelled {cancelled} transaction(s).", messages.SUCCESS)
@@ -486,5 +494,82 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        revoked = api_tokens_revoke(tokens=queryset)
+        revoked = api_tokens_revoke(
+            tokens=queryset, actor=request.user, source=AuditEntry.Source.ADMIN
+        )
         self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
+
+
+@admin.action(
+    permissions=["delete"],
+    description=delete_selected.short_description,  # type: ignore[attr-defined]
+)
+def delete_selected_audited(
+    modeladmin: "admin.ModelAdmin[Any]", request: HttpRequest, queryset: QuerySet[Any]
+) -> HttpResponse | None:
+    """Django's "Delete selected", recorded in the audit trail as one entry. Django logs the
+    deletion of several objects with no signal (one ``bulk_create`` of its ``LogEntry``), so
+    the entry the other admin changes get from that log is made here instead."""
+    objects = [(str(obj.pk), str(obj)[:200]) for obj in queryset]
+    with admin_bulk_deletion():
+        response = delete_selected(modeladmin, request, queryset)
+    # None after a confirmed deletion; a page when it asks to confirm or refuses.
+    if response is None and request.POST.get("post") and objects:
+        audit_admin_deletion(actor=request.user, model=modeladmin.model, objects=objects)
+    return response
+
+
+# Every model's "Delete selected" is this one (the site-wide action of that name).
+admin.site.add_action(delete_selected_audited, "delete_selected")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every operator action, newest first: staff read it; nobody adds, edits or deletes an
+    entry here, not even a superuser (no delete action, no delete page)."""
+
+    list_display = ("at", "actor_name", "action", "source", "transaction_count", "reason_excerpt")
+    list_filter = ("action", "source", "actor_name", "at")
+    # A transaction's id (or its first digits) finds every entry that names it.
+    search_fields = ("transaction_ids", "actor_name", "reason")
+    date_hierarchy = "at"
+    list_per_page = 50
+    fields = (
+        "at",
+        "actor",
+        "actor_name",
+        "action",
+        "source",
+        "reason",
+        "transaction_count",
+        "transactions",
+        "details_shown",
+    )
+    readonly_fields = fields
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return {}  # not even "Delete selected" (refused anyway: no delete permission)
+
+    @admin.display(description="reason")
+    def reason_excerpt(self, entry: AuditEntry) -> str:
+        return Truncator(entry.reason).chars(EXCERPT_CHARACTERS)
+
+    @admin.display(description="transactions")
+    def transactions(self, entry: AuditEntry) -> str:
+        """The ids kept, each a link to its transaction (while retention keeps it)."""
+        if not entry.transaction_ids:
+            return "-"
+        links = format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:relay_app_transaction_change", args=[pk]), pk)
+                for pk in entry.transaction_ids
+            ),
+        )
+        more = entry.transaction_count - len(entry.transaction_ids)
+        return format_html("{}{}", links, f" and {more} more" if more > 0 else "")
+
+    @admin.display(description="details")
+    def details_shown(self, entry: AuditEntry) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(entry.details, indent=2, sort_keys=True))

@@ -1,6 +1,6 @@
 """What the relay records: one ``Transaction`` per client message, one ``Hop`` per stage, an
-``Attempt`` for each try of a hop that did not succeed, and the ``ApiToken`` clients
-authenticate with."""
+``Attempt`` for each try of a hop that did not succeed, the ``ApiToken`` clients
+authenticate with, and an ``AuditEntry`` for each operator action."""
 
 import uuid
 from datetime import timedelta
@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .hops import Stage
 
@@ -222,3 +223,70 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class AuditEntry(models.Model):
+    """One operator action (a cancel, a rerun, a bulk job, a token made or revoked, a change in
+    the admin): who, when, what, on which transactions, and why. Written once, never changed.
+
+    The transactions are named by id, not by foreign key: retention removes transactions, the
+    record of what was done to them stays. A bulk job names its job and its count here (its
+    items are the job's); an entry keeps at most ``TRANSACTION_IDS_KEPT`` ids.
+    """
+
+    TRANSACTION_IDS_KEPT = 100
+
+    class Action(models.TextChoices):
+        CANCEL = "cancel"
+        RERUN = "rerun"
+        BULK_CANCEL = "bulk_cancel", "bulk cancel"
+        BULK_RERUN = "bulk_rerun", "bulk rerun"
+        BULK_JOB_CANCEL = "bulk_job_cancel", "bulk job cancelled"
+        TOKEN_CREATED = "token_created", "token created"
+        TOKEN_REVOKED = "token_revoked", "token revoked"
+        ADMIN_ADD = "admin_add", "admin: added"
+        ADMIN_CHANGE = "admin_change", "admin: changed"
+        ADMIN_DELETE = "admin_delete", "admin: deleted"
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        ADMIN = "admin", "admin"
+        CLI = "cli", "command line"
+        JOB = "job", "bulk job"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When it was done.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        # The entry outlives the account: its name stays in actor_name.
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who did it; empty for a command-line operator without an account.",
+    )
+    actor_name = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="Who did it, by name, as it was then (a command-line operator: their login).",
+    )
+    # Not enforced to the choices: a new kind of action is recorded before it is listed.
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    reason = models.TextField(blank=True, help_text="Why, as the operator gave it.")
+    transaction_ids = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The ids of the transactions concerned (the first ones, for many).",
+    )
+    transaction_count = models.PositiveIntegerField(
+        default=0, help_text="How many transactions it concerned."
+    )
+    details = models.JSONField(default=dict, blank=True, help_text="What else says what was done.")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"

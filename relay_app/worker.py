@@ -2,10 +2,15 @@
 connections each pool process opens as it starts, and what it does on Celery's signals
 (``connect_signals``, called by the Celery app's own ``worker_init``, project/celery.py)."""
 
+import ctypes
 import logging
+import os
+import signal as os_signal
+import sys
 from typing import Any
 
 from celery.signals import (
+    beat_init,
     task_failure,
     task_retry,
     task_revoked,
@@ -38,6 +43,30 @@ def connect_dependencies(**_: Any) -> None:
         kafka_records.connect_relay_topics()
     except DependencyUnavailable as exc:
         logger.warning("not connected ahead of the first hop: %s (%s)", exc, exc.internal)
+
+
+# prctl(2)'s option: the signal the kernel sends a process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_main_process(**_: Any) -> None:
+    """Have this child of the worker (a pool process, the embedded scheduler) terminated
+    when the worker's main process dies.
+
+    A main process killed outright (SIGKILL, the kernel's out-of-memory killer) cannot stop
+    its children, which would stay behind beside the worker the supervisor starts in its
+    place: idle pool processes holding memory, and a second scheduler.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, os_signal.SIGTERM, 0, 0, 0) != 0:
+        logger.warning(
+            "pool process will outlive its main process: prctl errno %d", ctypes.get_errno()
+        )
+    elif os.getppid() != parent:  # the main process died before prctl took effect
+        os.kill(os.getpid(), os_signal.SIGTERM)
 
 
 def expose_metrics(**_: Any) -> None:
@@ -91,6 +120,8 @@ def connect_signals() -> None:
     pool process has them too). Each task's outcome is counted as Celery reports it: a
     revoked task (it reached the worker after its deadline) by the main process, the others
     by the pool process that ran it."""
+    worker_process_init.connect(end_with_main_process, weak=False)
+    beat_init.connect(end_with_main_process, weak=False)
     worker_process_init.connect(connect_dependencies, weak=False)
     worker_ready.connect(expose_metrics, weak=False)
     task_revoked.connect(time_out_expired_chain, weak=False)

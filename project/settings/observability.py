@@ -137,6 +137,8 @@ LOGGING: dict[str, Any] = {
             "propagate": False,
         },
         "relay_app": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # One line per operator action (relay_app/services/audit.py), whatever LOG_LEVEL is.
+        "relay.audit": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
 }

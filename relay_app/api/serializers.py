@@ -111,6 +111,22 @@ class RelayInputSerializer(ClosedSerializer):
     )
 
 
+#: How long an operator's reason may be (kept in the audit trail).
+REASON_MAX_LENGTH = 1000
+
+
+class CancelInputSerializer(ClosedSerializer):
+    """Why, optionally: the cancellation's entry in the audit trail keeps it."""
+
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=REASON_MAX_LENGTH,
+        help_text="Why it is cancelled, for the audit trail.",
+    )
+
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Up to 255 visible ASCII characters (``!`` to ``~``); empty is as none.
 KEY_PATTERN = "^[!-~]{0,255}$"

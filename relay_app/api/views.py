@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from ..comparison import compare
 from ..metrics import exposition
-from ..models import Transaction
+from ..models import AuditEntry, Transaction
 from ..selectors import transaction_get, transaction_list
 from ..services.cancel import transaction_cancel_for
 from ..services.health import readiness
@@ -47,6 +47,7 @@ from .schema import IDEMPOTENCY_KEY_PARAMETER, LAST_EVENT_ID_PARAMETER, PREFER_P
 from .serializers import (
     RESPOND_ASYNC,
     ApiRootSerializer,
+    CancelInputSerializer,
     ComparisonSerializer,
     ErrorSerializer,
     HealthSerializer,
@@ -330,17 +331,19 @@ class TransactionCancelView(APIView):
     It ends `cancelled`, with who and when: no hop is recorded after, its tasks not yet run
     do nothing, a gRPC call in progress is cancelled, a client blocked on it gets 409 at
     once, and its event stream ends with `event: cancelled`. A transaction that has already
-    ended is left as it is: 409.
+    ended is left as it is: 409. An optional `reason` goes into the audit trail with who and
+    when.
     """
 
     @extend_schema(
         tags=["transactions"],
-        request=None,
+        request=CancelInputSerializer,
         responses={
             200: OpenApiResponse(
                 TransactionSerializer, "Cancelled: the transaction, with `status` `cancelled`."
             ),
             401: UNAUTHENTICATED,
+            400: INVALID,
             404: NOT_FOUND,
             409: OpenApiResponse(
                 TransactionFailureSerializer,
@@ -350,9 +353,14 @@ class TransactionCancelView(APIView):
         },
     )
     def post(self, request: Request, transaction_id: str) -> Response:
+        given = CancelInputSerializer(data=request.data or {})
+        given.is_valid(raise_exception=True)
         try:
             transaction, cancelled = transaction_cancel_for(
-                transaction_id=str(transaction_id), viewer=request.user
+                transaction_id=str(transaction_id),
+                viewer=request.user,
+                source=AuditEntry.Source.API,
+                reason=given.validated_data["reason"],
             )
         except Transaction.DoesNotExist as exc:
             raise Http404(f"no transaction {transaction_id}") from exc

@@ -108,10 +108,15 @@ class RelayClient:
             headers={**sent, **(headers or {})},
         )
 
-    def cancel(self, transaction_id: str) -> Answer:
+    def cancel(self, transaction_id: str, *, reason: str = "") -> Answer:
         """``POST /api/transactions/<id>/cancel/``: 200 with the cancelled transaction, 409
-        if it had already ended, 404 if it is not the client's to cancel."""
-        return self.request("POST", f"/api/transactions/{transaction_id}/cancel/")
+        if it had already ended, 404 if it is not the client's to cancel. ``reason`` goes
+        into the audit trail."""
+        return self.request(
+            "POST",
+            f"/api/transactions/{transaction_id}/cancel/",
+            json_body={"reason": reason} if reason else None,
+        )
 
     def rerun(
         self,

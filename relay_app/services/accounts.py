@@ -1,5 +1,6 @@
 """Accounts: users made for API tokens, and the local development superuser (development only)."""
 
+import getpass
 from typing import Literal
 
 from django.conf import settings
@@ -46,3 +47,12 @@ def user_get_or_create(*, username: str) -> tuple[User, bool]:
     user.full_clean()
     user.save()
     return user, True
+
+
+def operator_name() -> str:
+    """Who runs a management command, as the audit trail names them: their login on this
+    machine (``cli:`` before it), since a command has no signed-in user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name (a container's numeric user): the command alone
+        return "cli"

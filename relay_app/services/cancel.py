@@ -8,25 +8,35 @@ work, and a gRPC call in progress is cancelled once the worker sees the record c
 """
 
 import logging
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 
 from ..metrics import CANCELLATIONS
-from ..models import Transaction
+from ..models import AuditEntry, Transaction
 from ..selectors import transaction_get
 from ..tasks import chain_wake
+from .audit import audit_record
 from .transactions import transaction_cancel
 
 logger = logging.getLogger(__name__)
 
 
 def transaction_cancel_for(
-    *, transaction_id: str, viewer: AbstractBaseUser | AnonymousUser
+    *,
+    transaction_id: str,
+    viewer: AbstractBaseUser | AnonymousUser,
+    source: str,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
 ) -> tuple[Transaction, bool]:
     """Cancel the transaction for ``viewer``; return it as it is now, and whether this
     request cancelled it (``False``: it had already ended, and nothing changed).
+
+    A cancellation is recorded in the audit trail, with ``source`` (api, admin, job),
+    ``reason`` and ``details``; a request that changed nothing is not.
 
     Raises ``Transaction.DoesNotExist`` if ``viewer`` may not see it (its owner and staff
     may), as for reading it.
@@ -41,6 +51,14 @@ def transaction_cancel_for(
             transaction_id,
             by.get_username() if by else "nobody",
             extra={"transaction_id": transaction_id},
+        )
+        audit_record(
+            actor=by,
+            action=AuditEntry.Action.CANCEL,
+            reason=reason,
+            transactions=[transaction_id],
+            details=details,
+            source=source,
         )
         _wake(transaction_id)
     return transaction_get(transaction_id=transaction_id, viewer=None), cancelled

@@ -28,10 +28,11 @@ from redis.exceptions import RedisError
 from .. import tracing
 from ..errors import RelayError
 from ..hops import Stage
-from ..models import Attempt, Hop, Transaction
+from ..models import Attempt, AuditEntry, Hop, Transaction
 from ..original_log import log_hop
 from ..selectors import transaction_find, transaction_get
 from ..tasks import relay_chain
+from .audit import audit_record
 from .chain import ChainPayload, rest_respond
 from .relay import redis_unavailable
 from .transactions import HopRecord, hops_record
@@ -159,6 +160,7 @@ def transaction_rerun(
     from_hop: int | None = None,
     idempotency_key: str | None = None,
     reason: str = "",
+    source: str = AuditEntry.Source.API,
 ) -> Transaction:
     """Start a rerun of ``original`` for ``user`` and return it at once, pending (or already
     failed: Redis is down; or settled: from hop 8), with its inherited hops.
@@ -167,6 +169,9 @@ def transaction_rerun(
     may), as for reading it; ``RerunRefused`` (or a subclass) with why a rerun is refused.
     The rerun belongs to the original's owner; with an ``idempotency_key`` that owner already
     used for a rerun of ``original`` from the same hop, that rerun comes back instead.
+
+    Each rerun made is recorded in the audit trail (action ``rerun``, from ``source``: api,
+    admin, job), with ``reason``, the original and the rerun; a repeated key records nothing.
     """
     if not _may_see(user, original):
         raise Transaction.DoesNotExist(f"no transaction {original.id}")
@@ -186,13 +191,20 @@ def transaction_rerun(
             raise
         return _same_rerun(earlier, original, from_hop)
     logger.info(
-        "transaction %s reruns %s from %s for %s: %s",
+        "transaction %s reruns %s from %s for %s",
         rerun.id,
         original.id,
         hop.slug,
         user.get_username() or "nobody",
-        reason[:REASON_MAX_LENGTH] or "no reason given",
         extra={"transaction_id": str(rerun.id)},
+    )
+    audit_record(
+        actor=user,
+        action=AuditEntry.Action.RERUN,
+        reason=reason[:REASON_MAX_LENGTH],
+        transactions=[original.id, rerun.id],
+        details={"original": str(original.id), "rerun": str(rerun.id), "from_hop": int(hop)},
+        source=source,
     )
     return _start(rerun, hop=hop, deadline=deadline)
 

@@ -4,12 +4,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import transaction as db_transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..models import ApiToken
+from ..models import ApiToken, AuditEntry
+from .audit import Actor, audit_record
 
 # Marks a string as this service's token (and lets secret scanners recognise a leaked one).
 TOKEN_PREFIX = "rly_"  # noqa: S105 - a marker, not a secret
@@ -31,13 +34,37 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def api_token_create(*, user: User, name: str = "") -> IssuedToken:
-    """Make a new token for ``user``; only its hash and first characters are stored."""
+def api_token_create(
+    *,
+    user: User,
+    name: str = "",
+    actor: Actor = None,
+    source: str = AuditEntry.Source.CLI,
+    reason: str = "",
+) -> IssuedToken:
+    """Make a new token for ``user``; only its hash and first characters are stored.
+
+    Recorded in the audit trail as made by ``actor`` (a user, or a command-line operator's
+    login) from ``source``.
+    """
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    record = ApiToken.objects.create(
-        user=user, name=name, prefix=token[:SHOWN_CHARACTERS], digest=_digest(token)
-    )
+    with db_transaction.atomic():
+        record = ApiToken.objects.create(
+            user=user, name=name, prefix=token[:SHOWN_CHARACTERS], digest=_digest(token)
+        )
+        audit_record(
+            actor=actor,
+            action=AuditEntry.Action.TOKEN_CREATED,
+            reason=reason,
+            details=_described(record, user),
+            source=source,
+        )
     return IssuedToken(token=token, record=record)
+
+
+def _described(record: ApiToken, user: User) -> dict[str, Any]:
+    """A token as the audit trail names it: never the token, only what the admin shows."""
+    return {"token": record.prefix, "user": user.get_username(), "name": record.name}
 
 
 def api_token_authenticate(*, token: str) -> tuple[User, ApiToken] | None:
@@ -59,6 +86,22 @@ def api_token_authenticate(*, token: str) -> tuple[User, ApiToken] | None:
     return record.user, record
 
 
-def api_tokens_revoke(*, tokens: "QuerySet[ApiToken]") -> int:
-    """Revoke ``tokens`` (those not revoked yet); how many were."""
-    return tokens.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+def api_tokens_revoke(
+    *, tokens: "QuerySet[ApiToken]", actor: Actor, source: str, reason: str = ""
+) -> int:
+    """Revoke ``tokens`` (those not revoked yet); how many were. Recorded in the audit trail
+    as done by ``actor`` from ``source``, if any was."""
+    with db_transaction.atomic():
+        active = list(tokens.filter(revoked_at__isnull=True).select_related("user"))
+        revoked = ApiToken.objects.filter(
+            pk__in=[token.pk for token in active], revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        if revoked:
+            audit_record(
+                actor=actor,
+                action=AuditEntry.Action.TOKEN_REVOKED,
+                reason=reason,
+                details={"tokens": [_described(token, token.user) for token in active]},
+                source=source,
+            )
+    return revoked

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 from django.conf import settings
 from django.test import TransactionTestCase
 
@@ -35,9 +36,13 @@ class SupervisionTests(TransactionTestCase):
             with self.subTest(name):
                 killed = stack.pid(name)
                 assert killed is not None
+                children = psutil.Process(killed).children(recursive=True)
                 started = time.monotonic()
                 os.kill(killed, signal.SIGKILL)
                 self.restarted(name, killed)
+                # Its own processes (the worker's pool) do not outlive it.
+                _, alive = psutil.wait_procs(children, timeout=10)
+                self.assertEqual(alive, [], f"{name}'s processes outlived it")
                 # Up again: the stack's own readiness check of it passes, within seconds.
                 while True:
                     try:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from relay_app.comparison import compare, diff
 from relay_app.hops import Stage
-from relay_app.models import Attempt, Transaction
+from relay_app.models import Attempt, AuditEntry, Transaction
 from relay_app.selectors import transaction_get
 from relay_app.services.rerun import rerun_check, transaction_rerun
 from relay_app.services.transactions import (
@@ -164,6 +164,9 @@ class WhatARerunInheritsTests(TestCase):
         again = transaction_rerun(original, user=owner, idempotency_key="k")
         self.assertEqual(again.id, rerun.id)
         self.assertEqual(chain.call_count, 1)
+        # Recorded once, in the audit trail, from the API by default.
+        entry = AuditEntry.objects.get(action="rerun")
+        self.assertEqual((entry.actor, entry.source), (owner, "api"))
 
         # Compared: inherited hops the same, the rest not done yet on the rerun's side.
         rows = compare(original, transaction_get(transaction_id=str(rerun.id), viewer=None)).hops
@@ -214,6 +217,10 @@ class AdminRerunTests(TestCase):
         self.assertRedirects(done, f"/admin/relay_app/transaction/{rerun.id}/change/")
         self.assertEqual((rerun.from_hop, rerun.owner), (3, self.owner))
         self.assertEqual(chain.call_count, 1)
+        entry = AuditEntry.objects.get(action="rerun")
+        self.assertEqual((entry.actor, entry.source, entry.reason), (self.staff, "admin", "check"))
+        self.assertEqual(entry.transaction_ids, [str(failed.id), str(rerun.id)])
+        self.assertEqual(entry.details["from_hop"], 3)
         page = self.client.get(f"/admin/relay_app/transaction/{rerun.id}/change/")
         self.assertContains(page, f"/admin/relay_app/transaction/compare/{failed.id}/{rerun.id}/")
         self.assertContains(page, "relay-waterfall__row--inherited", count=2)

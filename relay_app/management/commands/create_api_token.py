@@ -5,7 +5,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from relay_app.services.accounts import user_get_or_create
+from relay_app.models import AuditEntry
+from relay_app.services.accounts import operator_name, user_get_or_create
 from relay_app.services.tokens import api_token_create
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="", help="what the token is for (shown in the admin)")
+        parser.add_argument("--reason", default="", help="why it is made (for the audit trail)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -33,7 +35,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"user {user.get_username()!r} is inactive: its tokens would open nothing"
             )
-        issued = api_token_create(user=user, name=options["name"])
+        issued = api_token_create(
+            user=user,
+            name=options["name"],
+            actor=operator_name(),
+            source=AuditEntry.Source.CLI,
+            reason=options["reason"],
+        )
         role = "staff" if getattr(user, "is_staff", False) else "not staff"
         self.stdout.write(
             f"{'created' if created else 'existing'} user {user.get_username()!r} ({role});"

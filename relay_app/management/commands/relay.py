@@ -111,6 +111,9 @@ class Command(BaseCommand):
             "--json", action="store_true", help="print only the final transaction, as JSON"
         )
         parser.add_argument(
+            "--reason", default="", help="`cancel ID`, `rerun ID`: why (kept in the audit trail)"
+        )
+        parser.add_argument(
             "--async",
             dest="respond_async",
             action="store_true",
@@ -124,7 +127,6 @@ class Command(BaseCommand):
             help="`relay rerun ID`: the hop to run again from, 1-8 (staff; default: the one"
             " it stopped at)",
         )
-        parser.add_argument("--reason", default="", help="`relay rerun ID`: why, for the record")
         parser.add_argument(
             "--timeout",
             type=float,
@@ -195,7 +197,7 @@ class Command(BaseCommand):
         except ValueError:
             self.failure = f"{transaction_id!r} is not a transaction id"
             return BAD_INPUT
-        answer = client.cancel(transaction_id)
+        answer = client.cancel(transaction_id, reason=self.options["reason"])
         body = answer.body if isinstance(answer.body, dict) else {}
         if answer.status == 200:
             self.stdout.write(json.dumps(body, indent=2))

@@ -4,7 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from relay_app.models import AuditEntry
 from relay_app.selectors import api_token_list
+from relay_app.services.accounts import operator_name
 from relay_app.services.tokens import SHOWN_CHARACTERS, api_tokens_revoke
 
 
@@ -18,6 +20,7 @@ class Command(BaseCommand):
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--user", metavar="USERNAME", help="every token of this user")
         which.add_argument("--prefix", help=f"the token's first {SHOWN_CHARACTERS} characters")
+        parser.add_argument("--reason", default="", help="why (for the audit trail)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["user"] is not None:
@@ -32,5 +35,10 @@ class Command(BaseCommand):
                 )
         if not tokens.exists():
             raise CommandError("no such token")
-        revoked = api_tokens_revoke(tokens=tokens)
+        revoked = api_tokens_revoke(
+            tokens=tokens,
+            actor=operator_name(),
+            source=AuditEntry.Source.CLI,
+            reason=options["reason"],
+        )
         self.stdout.write(f"revoked {revoked} token(s)")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('relay_app', '0004_attempts_and_cancel'),
+        ('relay_app', '0005_audit'),
     ]
 
     operations = [
