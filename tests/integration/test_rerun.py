@@ -10,7 +10,7 @@ from django.test import TransactionTestCase, tag
 
 from relay_app.hops import Stage, expected_final_message
 from relay_app.management.commands.relay import REFUSED
-from relay_app.models import Transaction
+from relay_app.models import AuditEntry, Transaction
 
 from ..support import (
     expected_log_lines,
@@ -82,6 +82,14 @@ class RerunTests(TransactionTestCase):
         self.assertEqual(records_for(settings.KAFKA_REQUEST_TOPIC, rerun_id), [])
         self.assertEqual(len(records_for(settings.KAFKA_REQUEST_TOPIC, original_id)), 1)
         self.assertEqual(len(records_for(settings.KAFKA_REPLY_TOPIC, rerun_id)), 1)
+
+        # Recorded in the audit trail: who, why, on which transactions.
+        [entry] = [
+            e for e in AuditEntry.objects.filter(action="rerun") if rerun_id in e.transaction_ids
+        ]
+        self.assertEqual(entry.transaction_ids, [original_id, rerun_id])
+        self.assertIn(entry.actor_name, ("rerunner", "operator"))
+        self.assertIn("back", entry.reason)
 
         # The original is as it was.
         self.assertEqual(self.get(f"/api/transactions/{original_id}/").json(), before)
