@@ -21,6 +21,7 @@ from relay_app.services.transactions import (
     transaction_cancel,
     transaction_fail,
     transaction_start,
+    transactions_purge,
 )
 from relay_app.waterfall import waterfall
 
@@ -256,3 +257,19 @@ class AdminRerunTests(TestCase):
         other = failed_at(self.owner, Stage.GRPC_CLIENT)
         page = self.client.get(f"/admin/relay_app/transaction/compare/{failed.id}/{other.id}/")
         self.assertRedirects(page, f"/admin/relay_app/transaction/{failed.id}/change/")
+
+
+class RetentionTests(TestCase):
+    def test_purging_an_original_leaves_its_younger_rerun_whole_without_the_link(self) -> None:
+        owner = User.objects.create_user("owner")
+        original = failed_at(owner, Stage.GRPC_CLIENT)
+        with mock.patch("relay_app.services.rerun.relay_chain"):
+            rerun = transaction_rerun(original, user=owner)
+        Transaction.objects.filter(id=original.id).update(
+            created_at=timezone.now() - timedelta(days=30)
+        )
+        self.assertEqual(transactions_purge(older_than=timedelta(days=7)), 1)
+        rerun.refresh_from_db()
+        self.assertIsNone(rerun.rerun_of_id)
+        self.assertEqual(rerun.from_hop, Stage.GRPC_CLIENT)
+        self.assertEqual(rerun.hops.filter(inherited=True).count(), 3)
