@@ -11,7 +11,7 @@ from django.test import TestCase
 from django.utils import timezone
 
 from relay_app.comparison import compare, diff
-from relay_app.hops import Stage
+from relay_app.hops import Stage, expected_final_message
 from relay_app.models import Attempt, AuditEntry, Transaction
 from relay_app.selectors import transaction_get
 from relay_app.services.rerun import rerun_check, transaction_rerun
@@ -273,3 +273,22 @@ class RetentionTests(TestCase):
         self.assertIsNone(rerun.rerun_of_id)
         self.assertEqual(rerun.from_hop, Stage.GRPC_CLIENT)
         self.assertEqual(rerun.hops.filter(inherited=True).count(), 3)
+
+
+class FromHopEightTests(TestCase):
+    def test_a_rerun_from_hop_8_runs_no_chain_and_answers_from_the_inherited_records(
+        self,
+    ) -> None:
+        owner = User.objects.create_user("owner")
+        staff = User.objects.create_user("staff", is_staff=True)
+        original = recorded(owner, upto=Stage.KAFKA_CONSUME_REPLY, message="hello world")
+        transaction_fail(
+            transaction_id=str(original.id), timed_out=True, stage=Stage(8), error="late"
+        )
+        original = transaction_get(transaction_id=str(original.id), viewer=None)
+        with mock.patch("relay_app.services.rerun.relay_chain") as chain:
+            rerun = transaction_rerun(original, user=staff, from_hop=8)
+        chain.assert_not_called()
+        self.assertEqual(rerun.status, "succeeded")
+        self.assertEqual(rerun.final_message, expected_final_message("hello world"))
+        self.assertEqual([h.inherited for h in rerun.hops.all()], [True] * 7 + [False])
