@@ -115,10 +115,24 @@ class RelayInputSerializer(ClosedSerializer):
 REASON_MAX_LENGTH = 1000
 
 
+class StrictCharField(serializers.CharField):
+    """A string, as given: numbers, lists and objects are refused, not converted."""
+
+    default_error_messages = {"not_a_string": "Must be a string, not {type}."}
+    #: For the OpenAPI schema: no NUL (CharField refuses it), as ``MessageField``'s; not
+    #: empty, since the schema offers an empty string apart where one is allowed (``oneOf``).
+    schema_pattern = r"^[^\u0000]+$"
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string", type=type(data).__name__)
+        return str(super().to_internal_value(data))
+
+
 class CancelInputSerializer(ClosedSerializer):
     """Why, optionally: the cancellation's entry in the audit trail keeps it."""
 
-    reason = serializers.CharField(
+    reason = StrictCharField(
         required=False,
         allow_blank=True,
         default="",
@@ -586,20 +600,6 @@ class HealthSerializer(serializers.Serializer):
     )
 
 
-class StrictCharField(serializers.CharField):
-    """A string, as given: numbers, lists and objects are refused, not converted."""
-
-    default_error_messages = {"not_a_string": "Must be a string, not {type}."}
-    #: For the OpenAPI schema: no NUL (CharField refuses it), as ``MessageField``'s; not
-    #: empty, since the schema offers an empty string apart where one is allowed (``oneOf``).
-    schema_pattern = r"^[^\u0000]+$"
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("not_a_string", type=type(data).__name__)
-        return str(super().to_internal_value(data))
-
-
 class RerunInputSerializer(ClosedSerializer):
     """What to rerun from, and why; both optional."""
 
@@ -615,8 +615,8 @@ class RerunInputSerializer(ClosedSerializer):
     reason = StrictCharField(
         required=False,
         allow_blank=True,
-        max_length=500,
-        help_text="Why, for the record (the admin requires one).",
+        max_length=REASON_MAX_LENGTH,
+        help_text="Why, for the audit trail (the admin requires one).",
     )
 
 

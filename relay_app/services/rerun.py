@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 RERUNNABLE_BY_OWNER = frozenset(
     {Transaction.Status.FAILED, Transaction.Status.TIMED_OUT, Transaction.Status.CANCELLED}
 )
-#: The longest reason kept with a rerun.
-REASON_MAX_LENGTH = 500
+#: The longest reason kept with a rerun: as long as the API takes (``api/serializers.py``).
+REASON_MAX_LENGTH = 1000
 
 Operator = User | AnonymousUser
 

@@ -1,7 +1,8 @@
 """Reruns in a real browser: staff rerun a transaction that failed at the gRPC hop from the
 admin (the confirmation says what would be done and asks why), then compare the rerun with
 its original hop by hop, and pick several failed ones for a rerun that skips what it cannot
-rerun. Screenshots go to ``var/screenshots/`` (``rerun-*``)."""
+rerun; the live page replays the rerun. Screenshots go to ``var/screenshots/``
+(``rerun-*``)."""
 
 import secrets
 import time
@@ -78,6 +79,14 @@ class RerunPagesTests(TransactionTestCase):
             self.assertIn("AND GRPC SERVER", table.inner_text().upper())
             self.assertGreater(table.locator("ins.relay-compare__ins").count(), 0)
             screenshot(page, "rerun-compare")
+
+            # The live page replays the rerun: its inherited hops said to be so.
+            page.goto(f"{BASE}/live/?transaction={rerun_id}")
+            page.locator("#live[data-state='succeeded']").wait_for()
+            inherited = page.locator("#hops .live__row[data-state='inherited']")
+            self.assertEqual(inherited.count(), 3)
+            self.assertIn("inherited, not done again", inherited.first.inner_text())
+            screenshot(page, "rerun-live")
 
             # Several at once: a dry run first; the succeeded one is skipped, saying why.
             page.goto(f"{BASE}/admin/relay_app/transaction/")
