@@ -86,6 +86,7 @@ class RerunPagesTests(TransactionTestCase):
             inherited = page.locator("#hops .live__row[data-state='inherited']")
             self.assertEqual(inherited.count(), 3)
             self.assertIn("inherited, not done again", inherited.first.inner_text())
+            self.assertIn("a rerun from hop 4", page.locator("#status").inner_text())
             screenshot(page, "rerun-live")
 
             # Several at once: a dry run first; the succeeded one is skipped, saying why.

@@ -107,7 +107,10 @@
     if (transaction.status === "succeeded") {
       finalText.textContent = transaction.message;
       finalSection.hidden = false;
-      setStatus("Succeeded: all eight hops done" + total + ".");
+      const rerun = transaction.rerun_of
+        ? "a rerun from hop " + transaction.from_hop + " of " + transaction.rerun_of + ", the hops before it inherited"
+        : "all eight hops done";
+      setStatus("Succeeded: " + rerun + total + ".");
     } else if (transaction.status === "cancelled") {
       setStatus("Cancelled" + total + ".");
       showError("The transaction was " + transaction.error + ".", "cancelled");
