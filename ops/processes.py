@@ -169,7 +169,7 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
         )
     ]
     if s.ZIPKIN_ADDRESS:
-        processes.append(_zipkin(s.ZIPKIN_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS))
+        processes.append(_zipkin(s.ZIPKIN_SERVER_ADDRESS, max_spans=s.ZIPKIN_MAX_SPANS))
     brokers = [split_address(address) for address in s.KAFKA_ADDRESS.split(",")]
     kafka = _kafka_processes(s, var_dir, brokers)
     processes += kafka
@@ -255,10 +255,14 @@ def table(settings: Any, var_dir: Path) -> list[Process]:
                 # stack's private folder (its temporary files are there): as the stack's user.
                 *(("-g", "user root;") if os.geteuid() == 0 else ()),
             ],
-            ports=[split_address(front), split_address(s.FLOWER_ADDRESS)],
+            ports=[
+                split_address(front),
+                split_address(s.FLOWER_ADDRESS),
+                *([split_address(s.ZIPKIN_ADDRESS)] if s.ZIPKIN_BEHIND_PROXY else []),
+            ],
             setting="HTTP_ADDRESS",
             ready=partial(_web_answers, f"{scheme}://{front}"),
-            after=(*webs, "flower"),
+            after=(*webs, "flower", *(("zipkin",) if s.ZIPKIN_BEHIND_PROXY else ())),
             prepare=lambda: _write_nginx_config(s, var_dir, binds, flower=f"unix:{flower_socket}"),
         )
     )
@@ -478,18 +482,40 @@ def _secrets(s: Any, needed_by: str) -> dict[str, str]:
 
 
 # Redis's users (ACLs) where the profile has identities: each role may run the commands and
-# touch the keys that Celery (kombu), its results and events, the notices, the throttles and
-# readiness need, nothing else (found by running the stack with them and reading Redis's
-# refusals); Redis's default user is off. Channels: all, as kombu subscribes to patterns,
-# which Redis's ACL can only match literally (the relay's Redis carries no other channels).
-# The monitor is Flower's and the stack's readiness checks': it reads queues and events and
-# asks workers for a ping.
-_KOMBU = "~celery* ~_kombu.* ~*.celery.pidbox* allchannels"
+# touch the keys and channels that Celery (kombu), its results and events, the notices, the
+# throttles and readiness need, nothing else (found by running the stack with them and reading
+# Redis's refusals); Redis's default user is off. The monitor is Flower's and the stack's
+# readiness checks': it reads queues and events and asks workers for a ping.
+_KOMBU = "~celery* ~_kombu.* ~*.celery.pidbox*"
 # kombu's and the throttles' Lua scripts too (their keys checked all the same).
 _COMMANDS = (
     "-@all +@connection +@read +@write +@pubsub +@transaction +@scripting -@dangerous"
     " -script|flush -script|kill -function +time"
 )
+
+
+def redis_channels(db: int) -> dict[str, list[str]]:
+    """The pub/sub channels each Redis user may use, on database ``db`` (kombu's fanout
+    channels name it). kombu subscribes to a fanout exchange by pattern (PSUBSCRIBE), which
+    Redis's ACL allows only for the very pattern granted, so each is granted as kombu spells it.
+    """
+    # Celery's events (task-sent from the web servers, the workers' heartbeats and tasks), to
+    # which Flower subscribes: /<db>.celeryev/<routing key>.
+    events = f"/{db}.celeryev/*"
+    # Remote control (ping, and any other command): the workers subscribe, readiness and Flower
+    # send; the replies go through lists (*.reply.celery.pidbox keys), not channels.
+    control = f"/{db}.celery.pidbox"
+    # A stored result's notice (its waiter subscribes) and a transaction's notice
+    # (relay_app/integrations/notices.py; the event streams subscribe).
+    results, notices = "celery-task-meta-*", "relay:transaction:*"
+    return {
+        # Readiness pings the workers (relay_app/services/health.py).
+        "web": [events, control, results, notices],
+        "worker": [events, control, results, notices],
+        "monitor": [events, control],
+    }
+
+
 REDIS_USERS = {
     # ... and the throttles (relay_app/integrations/rate_limit.py).
     "web": f"{_KOMBU} ~relay:rate:* {_COMMANDS}",
@@ -522,9 +548,11 @@ def _write_redis_config(s: Any, folder: Path, host: str, port: int) -> None:
     if s.RELAY_TLS_DIR:
         secrets = _secrets(s, "Redis's users")
         lines.append("user default off resetkeys resetchannels -@all")
+        channels = redis_channels(int(urlsplit(s.CELERY_BROKER_URL).path.strip("/") or 0))
         for user, rules in REDIS_USERS.items():
             digest = hashlib.sha256(secrets[f"REDIS_{user.upper()}_PASSWORD"].encode()).hexdigest()
-            lines.append(f"user {user} on #{digest} resetchannels {rules}")
+            allowed = " ".join(f"&{channel}" for channel in channels[user])
+            lines.append(f"user {user} on #{digest} resetchannels {allowed} {rules}")
     elif password := urlsplit(s.CELERY_BROKER_URL).password:
         lines.append(f"requirepass {unquote(password)}")
     private_file(folder / "redis.conf", "\n".join(lines) + "\n")
@@ -687,10 +715,13 @@ def proxy_config(
     pid: str,
     access_log: str,
     tls: tuple[str, str] | None,
+    zipkin: tuple[str, str, str] | None = None,
 ) -> str:
     """``ops/nginx.conf.template`` with its values, as envsubst fills it in the compose proxy:
     the relay on ``listen``, Flower (``flower``: where the proxy listens, and where Flower is)
-    for staff; with ``tls`` (a certificate and its key), over HTTPS."""
+    for staff; with ``tls`` (a certificate and its key), over HTTPS; with ``zipkin`` (where the
+    proxy listens, where Zipkin is, and the CA of the exporters' certificates), Zipkin over
+    TLS (``ops/nginx-zipkin.conf.template``)."""
     from relay_app.api.parsers import max_body_bytes
 
     cert, key = tls or ("", "")
@@ -707,13 +738,23 @@ def proxy_config(
         "RELAY_PROXY_PID": pid,
         "RELAY_PROXY_ACCESS_LOG": access_log,
     }
-    template = (ROOT / "ops" / "nginx.conf.template").read_text()
-    return re.sub(r"\$\{(RELAY_PROXY_\w+)\}", lambda match: values[match[1]], template)
+    if zipkin and tls:
+        values["RELAY_PROXY_ZIPKIN_LISTEN"], values["RELAY_PROXY_ZIPKIN_SERVER"] = zipkin[:2]
+        values["RELAY_PROXY_ZIPKIN_CA"] = zipkin[2]
+        values["RELAY_PROXY_TRACING"] = _filled("nginx-zipkin.conf.template", values)
+    else:
+        values["RELAY_PROXY_TRACING"] = ""
+    return _filled("nginx.conf.template", values)
+
+
+def _filled(template: str, values: dict[str, str]) -> str:
+    text = (ROOT / "ops" / template).read_text()
+    return re.sub(r"\$\{(RELAY_PROXY_\w+)\}", lambda match: values[match[1]], text)
 
 
 def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: str) -> None:
-    """The reverse proxy in front of the web servers and Flower; it serves HTTPS with the
-    web's certificate where the settings name one (the secure profile)."""
+    """The reverse proxy in front of the web servers, Flower and (where it serves HTTPS: the
+    secure and cluster profiles) Zipkin, with the proxy's certificate."""
     cert, key = s.HTTP_TLS_CERT_FILE, s.HTTP_TLS_KEY_FILE
     text = proxy_config(
         listen=s.HTTP_ADDRESS,
@@ -722,6 +763,9 @@ def _write_nginx_config(s: Any, var_dir: Path, backends: list[str], *, flower: s
         pid=str(var_dir / "run" / "nginx.pid"),
         access_log="/dev/stdout",
         tls=(cert, key) if cert else None,
+        zipkin=(s.ZIPKIN_ADDRESS, s.ZIPKIN_SERVER_ADDRESS, s.HTTP_TLS_CA_FILE)
+        if s.ZIPKIN_BEHIND_PROXY
+        else None,
     )
     private_file(var_dir / "nginx" / "nginx.conf", text)
 

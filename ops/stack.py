@@ -406,10 +406,15 @@ def _banner(stack: Stack) -> None:
         if s.HTTP_TLS_CERT_FILE
         else ""
     )
+    zipkin = (
+        f"https://{s.ZIPKIN_ADDRESS}/zipkin/  (Zipkin: staff, signed in at the admin)"
+        if s.ZIPKIN_BEHIND_PROXY
+        else f"http://{s.ZIPKIN_ADDRESS}/zipkin/"
+    )
     viewers = "".join(
         f"  {name:<10} {url}\n"
         for name, url in (
-            ("traces", f"http://{s.ZIPKIN_ADDRESS}/zipkin/" if s.ZIPKIN_ADDRESS else ""),
+            ("traces", zipkin if s.ZIPKIN_ADDRESS else ""),
             ("Celery", f"{s.RELAY_FLOWER_URL}/  (Flower: staff, signed in at the admin)"),
         )
         if url and not url.startswith("/")

@@ -41,10 +41,10 @@ SERVER, CLIENT = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUT
 # Each service's certificate (its common name) and what it may prove: a server's identity,
 # a client's, or both for a process that is both.
 SERVICES = {
-    "proxy": [SERVER],  # nginx: HTTPS, and Flower behind it
-    "web": [CLIENT],  # the web servers: gRPC health checks for readiness
-    "worker": [SERVER, CLIENT],  # gRPC's client (mutual TLS); its metrics server
-    "grpc": [SERVER],  # the gRPC servers, and their metrics
+    "proxy": [SERVER],  # nginx: HTTPS, Flower and Zipkin behind it
+    "web": [CLIENT],  # the web servers: gRPC health checks for readiness; their spans
+    "worker": [SERVER, CLIENT],  # gRPC's client (mutual TLS); its metrics server; its spans
+    "grpc": [SERVER, CLIENT],  # the gRPC servers, and their metrics; their spans
     "kafka": [SERVER, CLIENT],  # brokers and controllers, servers and each other's clients
     "redis": [SERVER],
     "probe": [CLIENT],  # the stack's readiness checks (gRPC health)
@@ -137,6 +137,13 @@ def role_env(folder: Path, role: str) -> dict[str, str]:
             f"{setting}_KEY_FILE": str(folder / f"{service}-key.pem"),
         }
 
+    def spans(service: str) -> dict[str, str]:
+        """The exporter's certificate: the proxy in front of Zipkin takes spans with it alone."""
+        return {
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": str(folder / f"{service}.pem"),
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": str(folder / f"{service}-key.pem"),
+        }
+
     def redis(user: str) -> dict[str, str]:
         return {"REDIS_USERNAME": user, "REDIS_PASSWORD": s[f"REDIS_{user.upper()}_PASSWORD"]}
 
@@ -145,6 +152,7 @@ def role_env(folder: Path, role: str) -> dict[str, str]:
             **{k: s[k] for k in ("DJANGO_SECRET_KEY", "RELAY_CHAIN_SIGNING_KEY")},
             **redis("web"),
             **own("GRPC_TLS", "web"),
+            **spans("web"),
         },
         "worker": {
             **{k: s[k] for k in ("RELAY_CHAIN_SIGNING_KEY", "RELAY_GRPC_CAPABILITY_KEY")},
@@ -152,11 +160,13 @@ def role_env(folder: Path, role: str) -> dict[str, str]:
             **redis("worker"),
             **own("GRPC_TLS", "worker"),
             **own("RELAY_METRICS_TLS", "worker"),
+            **spans("worker"),
         },
         "grpc": {
             "RELAY_GRPC_CAPABILITY_KEY": s["RELAY_GRPC_CAPABILITY_KEY"],
             **own("GRPC_SERVER_TLS", "grpc"),
             **own("RELAY_METRICS_TLS", "grpc"),
+            **spans("grpc"),
         },
         "flower": redis("monitor"),
         "stack": {

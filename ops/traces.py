@@ -81,7 +81,8 @@ def show(transaction_id: str | None, *, wait: float) -> int:
         print(f"no trace of {what}: is the stack up with tracing on (make up)?", file=sys.stderr)
         return 1
     give_up = time.monotonic() + wait
-    while not (spans := spans_of(transaction.trace_id, zipkin=settings.ZIPKIN_ADDRESS)):
+    # Zipkin's own port, on loopback: behind the proxy (secure, cluster) its API is for staff.
+    while not (spans := spans_of(transaction.trace_id, zipkin=settings.ZIPKIN_SERVER_ADDRESS)):
         if time.monotonic() > give_up:
             print(f"Zipkin has no span of trace {transaction.trace_id} yet", file=sys.stderr)
             return 1

@@ -151,6 +151,8 @@ def _exporter(name: str) -> Any:
     With a CA of its own (``OTEL_EXPORTER_OTLP_CERTIFICATE``) the exporter's session verifies
     against that CA and ignores the environment: requests would otherwise verify against
     ``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``) where one is set, and refuse the certificate.
+    With a certificate and key of its own (``OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE``,
+    ``_CLIENT_KEY``), it proves who sends the spans: the local stacks' collector takes no others.
     """
     import requests
 
@@ -158,6 +160,10 @@ def _exporter(name: str) -> Any:
     if certificate := settings.OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE:
         session.trust_env = False
         session.verify = certificate
+    client = settings.OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE
+    client_key = settings.OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY
+    if client and client_key:
+        session.cert = (client, client_key)
     if name == "zipkin_json":
         from opentelemetry.exporter.zipkin.json import ZipkinExporter
 
@@ -167,6 +173,8 @@ def _exporter(name: str) -> Any:
     return OTLPSpanExporter(
         endpoint=settings.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
         certificate_file=certificate or None,
+        client_certificate_file=client or None,
+        client_key_file=client_key or None,
         session=session,
     )
 

@@ -46,6 +46,16 @@ OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE = env.str(
     "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
     default=env.str("OTEL_EXPORTER_OTLP_CERTIFICATE", default=""),
 )
+# The exporter's own certificate and key, its credential where the collector asks for one
+# (the local stacks' proxy in front of Zipkin takes the web's, worker's and gRPC's only).
+OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE = env.str(
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    default=env.str("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", default=""),
+)
+OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY = env.str(
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    default=env.str("OTEL_EXPORTER_OTLP_CLIENT_KEY", default=""),
+)
 # parentbased_traceidratio (or traceidratio) with a ratio from 0 to 1 samples that share of
 # the requests; anything else traces them all.
 OTEL_TRACES_SAMPLER = env.str("OTEL_TRACES_SAMPLER", default="parentbased_always_on").lower()
@@ -60,11 +70,23 @@ OTEL_PYTHON_DJANGO_EXCLUDED_URLS = env.str(
 # spans it keeps in memory before it drops the oldest; empty: none is started.
 ZIPKIN_ADDRESS = env.str("ZIPKIN_ADDRESS", default="")
 ZIPKIN_MAX_SPANS = env.int("ZIPKIN_MAX_SPANS", default=100_000)
+# Where the stack makes TLS its own (HTTP_TLS_CERT_FILE: secure, cluster), the proxy serves
+# ZIPKIN_ADDRESS over TLS (spans from a certificate of the relay's processes, the viewer for
+# staff) and Zipkin listens behind it on the port after, on loopback; elsewhere Zipkin itself
+# listens on ZIPKIN_ADDRESS.
+ZIPKIN_BEHIND_PROXY = bool(ZIPKIN_ADDRESS and HTTP_TLS_CERT_FILE)
+_zipkin_host, _, _zipkin_port = ZIPKIN_ADDRESS.rpartition(":")
+ZIPKIN_SERVER_ADDRESS = (
+    f"{_zipkin_host}:{int(_zipkin_port) + 1}" if ZIPKIN_BEHIND_PROXY else ZIPKIN_ADDRESS
+)
 # A transaction's trace in a viewer (the API's trace_url, the admin's link): this URL with
 # {trace_id} in it, so a deployment can point at its own Jaeger, Tempo or Zipkin; empty: none.
 RELAY_TRACE_URL = env.str(
     "RELAY_TRACE_URL",
-    default=f"http://{ZIPKIN_ADDRESS}/zipkin/traces/{{trace_id}}" if ZIPKIN_ADDRESS else "",
+    default=f"{'https' if ZIPKIN_BEHIND_PROXY else 'http'}://{ZIPKIN_ADDRESS}"
+    "/zipkin/traces/{trace_id}"
+    if ZIPKIN_ADDRESS
+    else "",
 )
 # Flower, Celery's own monitor of the workers, their queues and tasks (ops/processes.py starts
 # it behind the proxy, which lets staff alone through): where people open it; empty: none.

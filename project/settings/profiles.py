@@ -81,7 +81,7 @@ DEVELOPMENT = {
 # The local stacks under production settings (secure, cluster): TLS and credentials on every
 # hop; keys, passwords and certificates of their own, made by ops/tls.py in <RELAY_VAR_DIR>/tls
 # and handed to each process by the table of processes, each only what it needs
-# (docs/security.md); traced to the stack's Zipkin on loopback.
+# (docs/security.md); traced to the stack's Zipkin through the proxy, over TLS.
 _LOCAL_PRODUCTION = {
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     # nginx terminates TLS in front of the web servers and says so.
@@ -106,6 +106,7 @@ def with_local_tls(profile: dict[str, str], environ: Mapping[str, str]) -> dict[
     the stack may know. Each process's own key and secrets come from the table of processes."""
     folder = Path(environ.get("RELAY_VAR_DIR", profile["RELAY_VAR_DIR"])) / "tls"
     ca = str(folder / "ca.pem")
+    zipkin = environ.get("ZIPKIN_ADDRESS", profile.get("ZIPKIN_ADDRESS", ""))
     return {
         **profile,
         "RELAY_TLS_DIR": str(folder),
@@ -121,6 +122,15 @@ def with_local_tls(profile: dict[str, str], environ: Mapping[str, str]) -> dict[
         "HTTP_TLS_KEY_FILE": str(folder / "proxy-key.pem"),
         "HTTP_TLS_CA_FILE": ca,
         "RELAY_METRICS_TLS_CA_FILE": ca,
+        # Spans go to the proxy in front of Zipkin, over TLS, each process with its certificate.
+        **(
+            {
+                "OTEL_EXPORTER_ZIPKIN_ENDPOINT": f"https://{zipkin}/api/v2/spans",
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": ca,
+            }
+            if zipkin
+            else {}
+        ),
     }
 
 

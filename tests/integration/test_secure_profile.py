@@ -43,6 +43,8 @@ VAR = Path(settings.RELAY_VAR_DIR) / "secure"
 TLS = VAR / "tls"
 KAFKA, REDIS, GRPC, WEB = "127.0.0.1:29092", "127.0.0.1:26379", "127.0.0.1:25051", "127.0.0.1:28000"
 ZIPKIN = "127.0.0.1:29411"
+# Zipkin itself, behind the proxy on ZIPKIN (the port after it, on loopback).
+ZIPKIN_SERVER = "127.0.0.1:29412"
 METRICS_GRPC = "127.0.0.1:29474"
 SECURE_ENV = {
     "DJANGO_SETTINGS_MODULE": "project.settings.secure",
@@ -55,7 +57,6 @@ SECURE_ENV = {
     "RELAY_GRPC_METRICS_ADDRESS": METRICS_GRPC,
     "ZIPKIN_ADDRESS": ZIPKIN,
     "FLOWER_ADDRESS": "127.0.0.1:25555",
-    "OTEL_EXPORTER_ZIPKIN_ENDPOINT": f"http://{ZIPKIN}/api/v2/spans",
     "RELAY_TRANSACTION_LOG_CONSOLE": "false",
 }
 # Settings of the suite's own (test) stack, which must not leak into the secure one.
@@ -110,13 +111,14 @@ class SecureProfileTests(SimpleTestCase):
         self.assertIn(f"POST https://{WEB}/api/relay/", demo.stdout)
         lines = [line[20:] for line in demo.stdout.splitlines() if line[:4].isdigit()]
         self.assertEqual(lines, expected_log_lines("hello world"))
-        # Its trace reached the stack's Zipkin (on loopback), from all three kinds of process.
+        # Its trace reached the stack's Zipkin through the proxy, over TLS with each process's
+        # certificate, from all three kinds of process.
         deadline, services = time.monotonic() + 10, set[str]()
         while services != {"relay-web", "relay-worker", "relay-grpc"}:
             if time.monotonic() > deadline:
                 self.fail(f"Zipkin holds no trace from every process: {services}")
             time.sleep(0.2)
-            traces = requests.get(f"http://{ZIPKIN}/api/v2/traces?limit=5", timeout=5).json()
+            traces = requests.get(f"http://{ZIPKIN_SERVER}/api/v2/traces?limit=5", timeout=5).json()
             services = max(
                 ({span["localEndpoint"]["serviceName"] for span in trace} for trace in traces),
                 key=len,
@@ -227,6 +229,44 @@ class SecureProfileTests(SimpleTestCase):
                 command()
         web.close()
 
+    def test_each_redis_role_uses_its_own_channels_alone(self) -> None:
+        def role(user: str) -> redis.Redis:
+            password = self.secrets[f"REDIS_{user.upper()}_PASSWORD"]
+            return self.redis_client(
+                ssl=True, ssl_ca_certs=str(TLS / "ca.pem"), username=user, password=password
+            )
+
+        def subscribed(client: redis.Redis, pattern: bool, channel: str) -> bool:
+            """Whether Redis lets ``client`` (P)SUBSCRIBE to ``channel``."""
+            with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
+                (pubsub.psubscribe if pattern else pubsub.subscribe)(channel)
+                try:
+                    return pubsub.get_message(timeout=3) is not None
+                except redis.exceptions.NoPermissionError:
+                    return False
+
+        web, worker, monitor = role("web"), role("worker"), role("monitor")
+        notice = "relay:transaction:00000000-0000-0000-0000-000000000000"
+        # What each role does, as kombu, Celery's results and the notices spell it.
+        self.assertTrue(subscribed(web, False, notice))
+        self.assertTrue(subscribed(web, False, "celery-task-meta-x"))
+        self.assertTrue(subscribed(worker, True, "/0.celery.pidbox"))
+        self.assertTrue(subscribed(monitor, True, "/0.celeryev/*"))
+        self.assertEqual(worker.publish(notice, "1"), 0)
+        # What none of them does.
+        for user, client in {"web": web, "worker": worker, "monitor": monitor}.items():
+            with self.subTest(user):
+                self.assertFalse(subscribed(client, True, "*"))
+                self.assertFalse(subscribed(client, False, "not-the-relays-channel"))
+                with self.assertRaises(redis.exceptions.NoPermissionError):
+                    client.publish("not-the-relays-channel", "1")
+        # Flower and readiness read neither a transaction's notices nor its results.
+        self.assertFalse(subscribed(monitor, False, notice))
+        self.assertFalse(subscribed(monitor, True, "relay:transaction:*"))
+        self.assertFalse(subscribed(monitor, False, "celery-task-meta-x"))
+        for client in (web, worker, monitor):
+            client.close()
+
     # --- gRPC: mutual TLS only, the workers' certificate for the relay ------------------------
 
     def credentials(self, service: str) -> grpc.ChannelCredentials:
@@ -325,6 +365,86 @@ class SecureProfileTests(SimpleTestCase):
                     requests.get(url, verify=ca, timeout=5)  # no certificate
                 with self.assertRaises(requests.exceptions.RequestException):
                     requests.get(f"http://{address}/metrics", timeout=5)  # plaintext
+
+    # --- traces: over TLS, spans with a certificate of the relay's, the viewer for staff ------
+
+    def test_zipkin_takes_spans_from_the_relays_certificates_and_shows_them_to_staff(
+        self,
+    ) -> None:
+        ca, spans = str(TLS / "ca.pem"), f"https://{ZIPKIN}/api/v2/spans"
+
+        def span(service: str) -> list[dict[str, Any]]:
+            trace_id = os.urandom(16).hex()
+            return [
+                {
+                    "traceId": trace_id,
+                    "id": trace_id[:16],
+                    "name": "probe",
+                    "timestamp": int(time.time() * 1e6),
+                    "duration": 1,
+                    "localEndpoint": {"serviceName": service},
+                }
+            ]
+
+        def certificate(service: str) -> tuple[str, str]:
+            return str(TLS / f"{service}.pem"), str(TLS / f"{service}-key.pem")
+
+        for service in ("web", "worker", "grpc"):
+            with self.subTest(service):
+                sent = requests.post(
+                    spans,
+                    json=span(f"probe-{service}"),
+                    verify=ca,
+                    cert=certificate(service),
+                    timeout=5,
+                )
+                self.assertEqual(sent.status_code, 202, sent.text)
+        refused: dict[str, tuple[str, str] | None] = {
+            "no certificate": None,
+            "the scraper's certificate": certificate("scraper"),
+            "the probe's certificate": certificate("probe"),
+        }
+        for case, cert in refused.items():
+            with self.subTest(case):
+                answer = requests.post(
+                    spans, json=span("intruder"), verify=ca, cert=cert, timeout=5
+                )
+                self.assertEqual(answer.status_code, 403, answer.text)
+        with self.subTest("plaintext"):
+            answer = requests.post(
+                f"http://{ZIPKIN}/api/v2/spans", json=span("intruder"), timeout=5
+            )
+            self.assertEqual(answer.status_code, 400)
+        services = requests.get(f"http://{ZIPKIN_SERVER}/api/v2/services", timeout=5).json()
+        self.assertIn("probe-worker", services)
+        self.assertNotIn("intruder", services)
+        # The viewer and Zipkin's API: staff only, as Flower.
+        api = f"https://{ZIPKIN}/api/v2/services"
+        signed_out = requests.get(api, verify=ca, timeout=5, allow_redirects=False)
+        self.assertEqual(signed_out.status_code, 302)
+        self.assertTrue(signed_out.headers["Location"].endswith("/admin/login/"))
+        env = secure_env()
+        user = issue_token("secure-zipkin-user", name="test_secure_profile", env=env)
+        staff = issue_token("secure-zipkin-staff", name="test_secure_profile", env=env)
+        made_staff = subprocess.run(
+            [
+                *(sys.executable, "manage.py", "shell", "-c"),
+                "from django.contrib.auth.models import User;"
+                " User.objects.filter(username='secure-zipkin-staff').update(is_staff=True)",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(made_staff.returncode, 0, made_staff.stderr)
+        for token, status in ((user, 403), (staff, 200)):
+            answer = requests.get(
+                api, headers={"Authorization": f"Bearer {token}"}, verify=ca, timeout=5
+            )
+            self.assertEqual(answer.status_code, status, answer.text)
+        self.assertIn("probe-worker", answer.json())
 
     # --- production settings --------------------------------------------------------------
 

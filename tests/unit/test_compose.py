@@ -63,7 +63,9 @@ def resolved(env_file: str | None) -> subprocess.CompletedProcess[str]:
 SECRETS = {
     "DJANGO_SECRET_KEY": "test-only-" + "k" * 40,
     "POSTGRES_PASSWORD": "test-only-password",
-    "REDIS_PASSWORD": "test-only-redis-password",
+    "REDIS_WEB_PASSWORD": "test-only-redis-web-password",
+    "REDIS_WORKER_PASSWORD": "test-only-redis-worker-password",
+    "REDIS_MONITOR_PASSWORD": "test-only-redis-monitor-password",
     "RELAY_CHAIN_SIGNING_KEY": "test-only-chain-" + "c" * 32,
     "RELAY_GRPC_CAPABILITY_KEY": "test-only-grpc-" + "g" * 32,
 }
@@ -135,7 +137,7 @@ class ComposeTests(SimpleTestCase):
                 self.assertEqual(
                     environment["DJANGO_SETTINGS_MODULE"], "project.settings.production"
                 )
-                for secret in ("DJANGO_SECRET_KEY", "RELAY_CHAIN_SIGNING_KEY", "REDIS_PASSWORD"):
+                for secret in ("DJANGO_SECRET_KEY", "RELAY_CHAIN_SIGNING_KEY"):
                     self.assertEqual(environment[secret], SECRETS[secret])
                 self.assertEqual(
                     environment["RELAY_GRPC_CAPABILITY_KEY"], SECRETS["RELAY_GRPC_CAPABILITY_KEY"]
@@ -154,7 +156,9 @@ class ComposeTests(SimpleTestCase):
     def test_a_missing_secret_is_named(self) -> None:
         for name in (
             "POSTGRES_PASSWORD",
-            "REDIS_PASSWORD",
+            "REDIS_WEB_PASSWORD",
+            "REDIS_WORKER_PASSWORD",
+            "REDIS_MONITOR_PASSWORD",
             "RELAY_CHAIN_SIGNING_KEY",
             "RELAY_GRPC_CAPABILITY_KEY",
         ):
@@ -163,18 +167,49 @@ class ComposeTests(SimpleTestCase):
                 self.assertNotEqual(run.returncode, 0)
                 self.assertIn(f"set {name} in .env", run.stderr)
 
-    def test_redis_requires_the_password_without_it_on_a_command_line(self) -> None:
+    def test_redis_has_a_user_per_role_with_the_local_stacks_rules_and_no_password_in_sight(
+        self,
+    ) -> None:
         redis = self.services["redis"]
-        password = SECRETS["REDIS_PASSWORD"]
-        self.assertEqual(redis["environment"]["REDIS_PASSWORD"], password)
+        passwords = {f"REDIS_{user.upper()}_PASSWORD" for user in processes.REDIS_USERS}
+        for name in passwords:
+            self.assertEqual(redis["environment"][name], SECRETS[name])
         command = " ".join(redis["command"])
-        self.assertIn("requirepass", command)
-        self.assertNotIn(password, command)
+        self.assertIn("user default off resetkeys resetchannels -@all", command)
+        channels = processes.redis_channels(0)  # REDIS_URL's database
+        for user, rules in processes.REDIS_USERS.items():
+            with self.subTest(user):
+                allowed = " ".join(f"&{channel}" for channel in channels[user])
+                self.assertIn(f"user {user} on #", command)
+                self.assertIn(f" resetchannels {allowed} {rules}", command)
+        for name in passwords:
+            self.assertNotIn(SECRETS[name], command)
+        self.assertIn("sha256sum", command)  # Redis keeps each password as its digest
         self.assertIn("exec docker-entrypoint.sh redis-server", command)
-        # The health check authenticates, through the environment too.
+        # The health check signs in as the monitor, its password through the environment.
         check = " ".join(redis["healthcheck"]["test"])
         self.assertIn("REDISCLI_AUTH=", check)
-        self.assertNotIn(password, check)
+        self.assertIn("--user monitor", check)
+        self.assertNotIn(SECRETS["REDIS_MONITOR_PASSWORD"], check)
+
+    def test_each_relay_service_is_given_its_roles_redis_user_and_no_other_password(
+        self,
+    ) -> None:
+        users = {"web": "web", "worker": "worker", "beat": "worker", "flower": "monitor"}
+        passwords = {f"REDIS_{user.upper()}_PASSWORD" for user in processes.REDIS_USERS}
+        for name in RELAY:
+            with self.subTest(name):
+                environment = self.services[name]["environment"]
+                user = users.get(name)
+                self.assertEqual(environment.get("REDIS_USERNAME"), user)
+                own = SECRETS[f"REDIS_{user.upper()}_PASSWORD"] if user else None
+                self.assertEqual(environment.get("REDIS_PASSWORD"), own)
+                # .env reaches every service whole (env_file): the others' are blanked.
+                others = {SECRETS[password] for password in passwords} - {own}
+                self.assertFalse(others & set(environment.values()))
+                # Its role: the secrets and hops production settings ask of it.
+                role = "command" if name in ("migrate", "topics") else name
+                self.assertEqual(environment["RELAY_PROCESS_ROLE"], role)
 
     def test_only_the_proxy_is_published_and_on_loopback(self) -> None:
         published = {

@@ -75,6 +75,19 @@ class ConfigurationTests(SimpleTestCase):
                 ids = {message.id for message in run_checks()}
                 self.assertIn("relay.E006", ids)
 
+    def test_the_exporter_sends_its_own_certificate_where_it_has_one(self) -> None:
+        with override_settings(
+            OTEL_EXPORTER_ZIPKIN_ENDPOINT="https://127.0.0.1:9411/api/v2/spans",
+            OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE="/tls/ca.pem",
+            OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE="/tls/worker.pem",
+            OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY="/tls/worker-key.pem",
+        ):
+            exporter = tracing._exporter("zipkin_json")
+        self.assertEqual(exporter.session.verify, "/tls/ca.pem")
+        self.assertEqual(exporter.session.cert, ("/tls/worker.pem", "/tls/worker-key.pem"))
+        with override_settings(OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE=""):
+            self.assertIsNone(tracing._exporter("zipkin_json").session.cert)
+
 
 @override_settings(RELAY_ENVIRONMENT="production", **SECURE_TRANSPORT)
 class ProductionCheckTests(SimpleTestCase):
