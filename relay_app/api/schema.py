@@ -14,7 +14,13 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 
-from .serializers import IDEMPOTENCY_HEADER, KEY_PATTERN, ClosedSerializer, MessageField
+from .serializers import (
+    IDEMPOTENCY_HEADER,
+    KEY_PATTERN,
+    ClosedSerializer,
+    MessageField,
+    StrictCharField,
+)
 
 
 class ClosedSerializerSchema(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
@@ -37,6 +43,18 @@ class MessageFieldSchema(OpenApiSerializerFieldExtension):  # type: ignore[no-un
 
     def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
         return {"type": "string", "pattern": MessageField.schema_pattern}
+
+
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):  # type: ignore[no-untyped-call]
+    """A string field that takes strings only, without a NUL character."""
+
+    target_class = StrictCharField
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string", "pattern": StrictCharField.schema_pattern}
+        if self.target.max_length is not None:
+            schema["maxLength"] = self.target.max_length
+        return schema
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
