@@ -1,32 +1,44 @@
 """Admin: transactions and their hops, read-only, with a waterfall of the hops' timing and
-their attempts that did not succeed, and an action to cancel those still pending; API tokens,
-to see and revoke (``manage.py create_api_token`` makes them); the audit trail, read-only."""
+their attempts that did not succeed, an action to cancel those still pending, reruns (one
+from a hop staff choose, or the selected ones from the hops they failed at; a reason is
+required) and two of one lineage compared hop by hop, and bulk jobs (cancel or rerun the
+filtered list's, a dry run first) with their progress; API tokens, to see and revoke
+(``manage.py create_api_token`` makes them); the audit trail, read-only."""
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
+from .comparison import NotOneLineage, compare
 from .hops import Stage
 from .models import ApiToken, Attempt, AuditEntry, BulkJob, BulkJobItem, Hop, Transaction
-from .selectors import bulk_job_progress, transaction_filter
-from .services.audit import REASON_MAX_LENGTH, admin_bulk_deletion, audit_admin_deletion
+from .selectors import bulk_job_progress, transaction_filter, transaction_get
+from .services.audit import admin_bulk_deletion, audit_admin_deletion
 from .services.bulk import ACTIONS as BULK_ACTIONS
 from .services.bulk import BulkJobNotStarted, bulk_dry_run, bulk_job_cancel, bulk_job_start
 from .services.cancel import transaction_cancel_for
 from .services.dead_letters import dead_letter_of
+from .services.rerun import (
+    REASON_MAX_LENGTH,
+    RerunRefused,
+    rerun_check,
+    rerun_default_hop,
+    rerun_hops_allowed,
+    transaction_rerun,
+)
 from .services.tokens import api_tokens_revoke
 from .tasks import HOP_TASKS, chain_task_id
 from .tracing import trace_url
@@ -79,6 +91,7 @@ class HopInline(ReadOnlyAdminMixin, admin.TabularInline):
         "kafka_topic",
         "kafka_partition",
         "kafka_offset",
+        "inherited",
         "task",
     )
     readonly_fields = fields
@@ -89,7 +102,12 @@ class HopInline(ReadOnlyAdminMixin, admin.TabularInline):
         """The task that performed the hop, a link to its page in Flower (RELAY_FLOWER_URL);
         hops 1 and 8 are the web server's own."""
         name = HOP_TASKS.get(Stage(hop.stage))
-        if name is None or hop.stage == Stage.REST_RESPONSE or not settings.RELAY_FLOWER_URL:
+        if (
+            name is None
+            or hop.stage == Stage.REST_RESPONSE
+            or hop.inherited  # done by the original's task
+            or not settings.RELAY_FLOWER_URL
+        ):
             return "-"
         task_id = chain_task_id(str(hop.transaction_id), name)
         return format_html(
@@ -189,10 +207,13 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "cancelled_by",
         "cancelled_at",
         "dead_letter",
+        "rerun_of_link",
+        "from_hop",
+        "reruns_links",
     )
     readonly_fields = fields
     inlines = (HopInline, AttemptInline)
-    actions = ["cancel", "bulk_cancel", "bulk_rerun"]
+    actions = ["cancel", "rerun", "bulk_cancel", "bulk_rerun"]
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         """The bulk actions the relay offers (a rerun once it can rerun)."""
@@ -253,11 +274,158 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "form": form,
             "action_name": f"bulk_{action}",
             "select_across": request.POST.get("select_across", "0"),
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(
             request, "admin/relay_app/transaction/bulk_confirmation.html", context
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<uuid:transaction_id>/rerun/",
+                view(self.rerun_view),
+                name="relay_app_transaction_rerun",
+            ),
+            path(
+                "compare/<uuid:left_id>/<uuid:right_id>/",
+                view(self.compare_view),
+                name="relay_app_transaction_compare",
+            ),
+            *super().get_urls(),
+        ]
+
+    def rerun_view(self, request: HttpRequest, transaction_id: str) -> HttpResponse:
+        """Rerun one transaction: which hop (those it can be rerun from; the one that failed
+        first), and why (required); the confirmation says what would be done."""
+        original = _get_or_404(transaction_id)
+        form = RerunForm(request.POST or None, original=original)
+        if request.method == "POST" and form.is_valid():
+            try:
+                rerun = transaction_rerun(
+                    original,
+                    user=request.user,
+                    from_hop=int(form.cleaned_data["from_hop"]),
+                    reason=form.cleaned_data["reason"],
+                    source=AuditEntry.Source.ADMIN,
+                )
+            except RerunRefused as refused:
+                form.add_error(None, str(refused))
+            else:
+                self.message_user(
+                    request,
+                    f"Rerun {rerun.id} of {original.id} started from hop {rerun.from_hop}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:relay_app_transaction_change", args=[rerun.id])
+                )
+        plan = [_plan(request, original)]
+        return self._rerun_page(request, form=form, plan=plan, single=original)
+
+    @admin.action(description="Rerun the selected transactions from the hops they stopped at")
+    def rerun(self, request: HttpRequest, queryset: QuerySet[Transaction]) -> HttpResponse | None:
+        """First a confirmation with what would be done to each (a dry run), and the reason
+        (required); then each is rerun from the hop it stopped at, or skipped, saying why."""
+        originals = [transaction_get(transaction_id=str(t.id), viewer=None) for t in queryset]
+        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            started = skipped = 0
+            for original in originals:
+                try:
+                    transaction_rerun(
+                        original,
+                        user=request.user,
+                        reason=form.cleaned_data["reason"],
+                        source=AuditEntry.Source.ADMIN,
+                    )
+                except RerunRefused as refused:
+                    skipped += 1
+                    self.message_user(request, f"{original.id}: {refused}", messages.WARNING)
+                else:
+                    started += 1
+            self.message_user(request, f"Started {started} rerun(s).", messages.SUCCESS)
+            if skipped:
+                self.message_user(request, f"Skipped {skipped}.", messages.WARNING)
+            return None
+        plan = [_plan(request, original) for original in originals]
+        return self._rerun_page(request, form=form, plan=plan, single=None)
+
+    def _rerun_page(
+        self,
+        request: HttpRequest,
+        *,
+        form: forms.Form,
+        plan: list[dict[str, Any]],
+        single: Transaction | None,
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Rerun a transaction" if single else "Rerun the selected transactions",
+            "form": form,
+            "plan": plan,
+            "single": single,
+            "would_run": sum(1 for row in plan if row["hop"] is not None),
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/relay_app/transaction/rerun_confirmation.html", context
+        )
+
+    def compare_view(self, request: HttpRequest, left_id: str, right_id: str) -> HttpResponse:
+        """Two transactions of one lineage side by side, hop by hop."""
+        left, right = _get_or_404(left_id), _get_or_404(right_id)
+        try:
+            comparison = compare(left, right)
+        except NotOneLineage as refused:
+            self.message_user(request, str(refused), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:relay_app_transaction_change", args=[left.id])
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Compare two transactions of one lineage",
+            "comparison": comparison,
+        }
+        return TemplateResponse(request, "admin/relay_app/transaction/compare.html", context)
+
+    @admin.display(description="rerun of")
+    def rerun_of_link(self, transaction: Transaction) -> str:
+        """The transaction this one reruns, and the two compared."""
+        if transaction.rerun_of_id is None:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">compare with it</a>',
+            reverse("admin:relay_app_transaction_change", args=[transaction.rerun_of_id]),
+            transaction.rerun_of_id,
+            reverse(
+                "admin:relay_app_transaction_compare",
+                args=[transaction.rerun_of_id, transaction.id],
+            ),
+        )
+
+    @admin.display(description="reruns")
+    def reruns_links(self, transaction: Transaction) -> str:
+        """Its reruns, each with its comparison to this one."""
+        reruns = list(transaction.reruns.order_by("created_at").values_list("id", "status"))
+        if not reruns:
+            return "-"
+        return format_html_join(
+            format_html("<br>"),
+            '<a href="{}">{}</a> ({}) · <a href="{}">compare</a>',
+            (
+                (
+                    reverse("admin:relay_app_transaction_change", args=[rerun_id]),
+                    rerun_id,
+                    rerun_status,
+                    reverse("admin:relay_app_transaction_compare", args=[transaction.id, rerun_id]),
+                )
+                for rerun_id, rerun_status in reruns
+            ),
         )
 
     @admin.action(description="Cancel the selected transactions (those still pending)")
@@ -326,6 +494,7 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """The page of one transaction, with its hops' waterfall and where its dead letter
         went (``change_form.html``)."""
         if obj is not None:
+            context["rerun_url"] = reverse("admin:relay_app_transaction_rerun", args=[obj.id])
             context["waterfall"] = waterfall(
                 started_at=obj.created_at,
                 finished_at=obj.finished_at,
@@ -334,6 +503,52 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             )
             context["dead_letter"] = dead_letter_of(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _get_or_404(transaction_id: str) -> Transaction:
+    try:
+        return transaction_get(transaction_id=str(transaction_id), viewer=None)
+    except Transaction.DoesNotExist as exc:
+        raise Http404(f"no transaction {transaction_id}") from exc
+
+
+def _plan(request: HttpRequest, original: Transaction) -> dict[str, Any]:
+    """What a rerun of ``original`` from the hop it stopped at would do, or why not."""
+    try:
+        hop: Stage | None = rerun_check(original, user=request.user)
+        why = ""
+    except RerunRefused as refused:
+        hop, why = None, str(refused)
+    return {"transaction": original, "hop": hop, "why": why}
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="Why it is rerun: kept in the record.",
+    )
+
+
+class RerunForm(ReasonForm):
+    """Which hop to rerun one transaction from (those whose input is recorded), and why."""
+
+    field_order = ["from_hop", "reason"]
+    from_hop = forms.TypedChoiceField(
+        coerce=int, label="From hop", help_text="The hops before it are inherited, unchanged."
+    )
+
+    def __init__(self, *args: Any, original: Transaction, **kwargs: Any) -> None:
+        default = rerun_default_hop(original)
+        super().__init__(*args, **{"initial": {"from_hop": default}, **kwargs})
+        cast(forms.TypedChoiceField, self.fields["from_hop"]).choices = [
+            (
+                stage.value,
+                f"{stage.value}. {stage.spec.description}"
+                + (" (where it stopped)" if stage == default else ""),
+            )
+            for stage in rerun_hops_allowed(original)
+        ]
 
 
 @admin.register(ApiToken)
@@ -508,7 +723,7 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def reason_excerpt(self, entry: AuditEntry) -> str:
         return Truncator(entry.reason).chars(EXCERPT_CHARACTERS)
 
-    @admin.display(description="transaction ids")
+    @admin.display(description="transactions")
     def transactions(self, entry: AuditEntry) -> str:
         """The ids kept, each a link to its transaction (while retention keeps it)."""
         if not entry.transaction_ids:

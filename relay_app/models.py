@@ -83,6 +83,22 @@ class Transaction(models.Model):
     dead_letter_at = models.DateTimeField(
         null=True, blank=True, help_text="When Kafka acknowledged its dead letter."
     )
+    rerun_of = models.ForeignKey(
+        "self",
+        # Retention deletes a transaction before its reruns (they are younger): a rerun keeps
+        # its inherited hops, copies, and only loses the link. PROTECT would stop the purge.
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reruns",
+        help_text="The transaction this one reruns (services/rerun.py); it never changes.",
+    )
+    from_hop = models.PositiveSmallIntegerField(
+        choices=[(s.value, s.slug) for s in Stage],
+        null=True,
+        blank=True,
+        help_text="A rerun's first hop done again; the hops before it are inherited.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -124,6 +140,14 @@ class Hop(models.Model):
         default=1,
         help_text="Which attempt succeeded: the earlier ones are its Attempts. The hop's own"
         " times are that attempt's.",
+    )
+    # A default in the database too: the hops' own INSERT (services/transactions.py) names
+    # only the columns a hop that runs has.
+    inherited = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Copied from the transaction this one reruns, with its text, times and"
+        " Kafka coordinates: not done again.",
     )
 
     class Meta:

@@ -204,6 +204,24 @@ _HOP_CHAIN_END_SQL = (
 )
 
 
+#: How far back a lineage is followed: further than any operator reruns by hand.
+LINEAGE_DEPTH = 100
+
+
+def transaction_lineage(*, transaction_id: str) -> list[str]:
+    """The transaction's id, then the id of the one it reruns, and so on back to the first
+    (its root): one small SELECT per generation. A link lost to retention ends it early."""
+    lineage = [str(transaction_id)]
+    for _ in range(LINEAGE_DEPTH):
+        parent = (
+            Transaction.objects.filter(id=lineage[-1]).values_list("rerun_of_id", flat=True).first()
+        )
+        if parent is None:
+            break
+        lineage.append(str(parent))
+    return lineage
+
+
 def transaction_waiting_on(*, transaction_id: str) -> Stage:
     """The first hop not yet recorded: what the transaction was waiting on."""
     done = set(Hop.objects.filter(transaction_id=transaction_id).values_list("stage", flat=True))

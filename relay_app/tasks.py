@@ -265,10 +265,18 @@ def purge_transactions() -> int:
     return transactions_purge(older_than=timedelta(days=days)) if days else 0
 
 
-def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signature:
+def relay_chain(
+    payload: ChainPayload,
+    *,
+    respond_async: bool = False,
+    start: Stage = Stage.KAFKA_PUBLISH_REQUEST,
+) -> Signature:
     """Hops 2-7 as one chain, starting from ``payload`` (sealed here for its first task); its
     result is stored under the transaction's id (``chain_result``), so that any web server
     can be woken when hop 7 is done.
+
+    ``start``: the chain's first hop (a rerun's, ``services/rerun.py``): it begins with the
+    task that performs it (hop 5's is hop 4's, the gRPC call), the hops before are recorded.
 
     ``respond_async``: no view waits, so hop 8 (``respond``) ends the chain; hop 7's result
     still wakes a repeated request, which may then do hop 8 itself (whoever is first).
@@ -289,12 +297,16 @@ def relay_chain(payload: ChainPayload, *, respond_async: bool = False) -> Signat
         signature: Signature = task.s(*args)
         return signature.set(**options, task_id=chain_task_id(transaction_id, task.name))
 
+    tasks = [publish_request, consume_request, call_grpc, publish_reply, consume_reply]
+    first = next(
+        i
+        for i, task in enumerate(tasks)
+        if max(STAGES_OF[task.name]) >= min(start, Stage.KAFKA_CONSUME_REPLY)
+    )
+    later = tasks[first:]
     hops = [
-        step(publish_request, payload_seal(payload, to=publish_request.name)),
-        step(consume_request),
-        step(call_grpc),
-        step(publish_reply),
-        step(consume_reply),
+        step(later[0], payload_seal(payload, to=later[0].name)),
+        *(step(task) for task in later[1:]),
     ]
     return chain(*hops, step(respond)) if respond_async else chain(*hops)
 
@@ -308,6 +320,13 @@ HOP_TASKS = {
     Stage.KAFKA_PUBLISH_REPLY: publish_reply.name,
     Stage.KAFKA_CONSUME_REPLY: consume_reply.name,
     Stage.REST_RESPONSE: respond.name,
+}
+
+
+#: The hops each task of a chain performs.
+STAGES_OF = {
+    task: [stage for stage, performer in HOP_TASKS.items() if performer == task]
+    for task in set(HOP_TASKS.values())
 }
 
 

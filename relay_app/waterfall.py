@@ -72,7 +72,9 @@ class AttemptBar:
 @dataclass(frozen=True)
 class Bar:
     """One hop on the axis: when it started and how long it took, in ms and in percent; its
-    attempts that did not succeed; ``recorded`` false for a hop only attempted (no bar)."""
+    attempts that did not succeed; ``recorded`` false for a hop only attempted (no bar);
+    ``inherited`` for a rerun's hop copied from its original (no bar: it ran then, not on
+    this axis; its duration is the original's)."""
 
     stage: Stage
     offset_ms: float
@@ -81,6 +83,7 @@ class Bar:
     width: float
     attempts: tuple[AttemptBar, ...] = ()
     recorded: bool = True
+    inherited: bool = False
 
     @property
     def position(self) -> int:
@@ -152,15 +155,20 @@ def waterfall(
     attempts: Iterable[TimedAttempt] = (),
 ) -> Waterfall:
     """The hops in stage order on an axis from the transaction's start to its end, each
-    with its ``attempts`` that did not succeed (a hop only attempted gets a row too).
+    with its ``attempts`` that did not succeed (a hop only attempted gets a row too). A hop
+    with a true ``inherited`` (a rerun's, copied from its original) gets a row without a
+    bar, and stays off the axis: it ran long before.
 
     The axis starts at the earlier of ``started_at`` and the first hop or attempt, and ends at
     the later of ``finished_at`` and the last, so every bar fits on it.
     """
-    ordered = {hop.stage: hop for hop in sorted(hops, key=lambda hop: hop.stage)}
+    every = sorted(hops, key=lambda hop: hop.stage)
+    inherited = {hop.stage: hop for hop in every if getattr(hop, "inherited", False)}
+    ordered = {hop.stage: hop for hop in every if hop.stage not in inherited}
     tried: dict[int, list[TimedAttempt]] = {}
     for attempt in sorted(attempts, key=lambda a: (a.stage, a.number)):
-        tried.setdefault(attempt.stage, []).append(attempt)
+        if attempt.stage not in inherited:
+            tried.setdefault(attempt.stage, []).append(attempt)
     timed: list[TimedHop] = [*ordered.values(), *(a for each in tried.values() for a in each)]
     origin = min([started_at, *(item.started_at for item in timed)])
     end = max([finished_at or origin, *(item.finished_at for item in timed)])
@@ -173,7 +181,10 @@ def waterfall(
         width = min(max(duration_ms * scale, MIN_BAR_PERCENT), 100.0)
         return offset_ms, duration_ms, min(offset_ms * scale, 100.0 - width), width
 
-    bars = []
+    bars = [
+        Bar(Stage(stage), 0.0, _ms(hop.finished_at - hop.started_at), 0.0, 0.0, inherited=True)
+        for stage, hop in inherited.items()
+    ]
     for stage in sorted(ordered.keys() | tried.keys()):
         failed = tuple(
             AttemptBar(a.number, a.outcome, a.error, *place(a)) for a in tried.get(stage, [])

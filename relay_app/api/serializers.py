@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from ..comparison import Comparison, HopSide
 from ..hops import Stage
 from ..models import Attempt, BulkJob, BulkJobItem, Hop, Transaction
 from ..selectors import attempts_by_stage, bulk_job_progress
@@ -290,6 +291,10 @@ class HopSerializer(serializers.ModelSerializer):
     duration_ms = serializers.SerializerMethodField()
     kafka = serializers.SerializerMethodField()
     attempts = serializers.SerializerMethodField()
+    inherited = serializers.BooleanField(
+        help_text="A rerun's hop copied from the transaction it reruns (`rerun_of`), as it"
+        " was there: same text, times and Kafka record; not done again."
+    )
 
     class Meta:
         model = Hop
@@ -302,6 +307,7 @@ class HopSerializer(serializers.ModelSerializer):
             "duration_ms",
             "kafka",
             "attempts",
+            "inherited",
         ]
         read_only_fields = fields
 
@@ -351,6 +357,7 @@ class HopSerializer(serializers.ModelSerializer):
             "attempts": hop_attempts(instance, earlier)
             if earlier is not None
             else self.get_attempts(instance),
+            "inherited": instance.inherited,
         }
 
 
@@ -389,6 +396,19 @@ class TransactionSerializer(serializers.ModelSerializer):
     trace_url = serializers.SerializerMethodField()
     cancelled_by = serializers.SerializerMethodField()
     dead_letter = serializers.SerializerMethodField()
+    rerun_of = serializers.UUIDField(
+        source="rerun_of_id",
+        allow_null=True,
+        help_text="The transaction this one reruns (`POST /api/transactions/<id>/rerun/`);"
+        " null for a relay.",
+    )
+    from_hop = serializers.IntegerField(
+        min_value=1,
+        max_value=len(Stage),
+        allow_null=True,
+        help_text="A rerun's first hop done again (its position); the hops before it are"
+        " inherited. Null for a relay.",
+    )
     hops = HopSerializer(many=True)
     unfinished_hops = serializers.SerializerMethodField()
 
@@ -410,6 +430,8 @@ class TransactionSerializer(serializers.ModelSerializer):
             "cancelled_by",
             "cancelled_at",
             "dead_letter",
+            "rerun_of",
+            "from_hop",
             "hops",
             "unfinished_hops",
         ]
@@ -503,6 +525,8 @@ class TransactionSerializer(serializers.ModelSerializer):
             if instance.cancelled_at
             else None,
             "dead_letter": dead_letter_representation(instance),
+            "rerun_of": str(instance.rerun_of_id) if instance.rerun_of_id else None,
+            "from_hop": instance.from_hop,
             "hops": [
                 hop.to_representation(each, by_stage.get(each.stage, []))
                 for each in instance.hops.all()
@@ -787,3 +811,106 @@ class BulkJobDetailSerializer(BulkJobSerializer):
     @extend_schema_field(BulkJobItemPageSerializer)
     def get_items(self, job: BulkJob) -> dict[str, Any]:
         return dict(self.context["items"])
+
+
+class RerunInputSerializer(ClosedSerializer):
+    """What to rerun from, and why; both optional."""
+
+    from_hop = serializers.IntegerField(
+        min_value=1,
+        max_value=len(Stage),
+        required=False,
+        allow_null=True,
+        help_text="The hop to run again from (its position); the hops before it are"
+        " inherited. By default the hop that failed; only staff choose another, or rerun a"
+        " transaction that succeeded.",
+    )
+    reason = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=REASON_MAX_LENGTH,
+        help_text="Why, for the audit trail (the admin requires one).",
+    )
+
+
+class CompareSideSerializer(serializers.Serializer):
+    """One hop of one of the two transactions."""
+
+    state = serializers.ChoiceField(
+        choices=["done", "inherited", "failed", "not_reached"],
+        help_text="`done`; `inherited` (copied from the transaction it reruns); `failed`"
+        " (attempted, never recorded); `not_reached`.",
+    )
+    text = serializers.CharField(allow_null=True, help_text="The text after the hop.")
+    attempts = serializers.IntegerField(help_text="How many attempts it took (or were made).")
+    duration_ms = serializers.FloatField(allow_null=True)
+    inherited = serializers.BooleanField()
+    kafka = KafkaRecordSerializer(allow_null=True)
+
+
+class DiffSegmentSerializer(serializers.Serializer):
+    """A stretch of the two texts, as ``difflib`` finds it."""
+
+    op = serializers.ChoiceField(
+        choices=["equal", "replace", "delete", "insert"],
+        help_text="`equal`: the same on both sides; `replace`, `delete` (left only),"
+        " `insert` (right only).",
+    )
+    left = serializers.CharField(allow_blank=True)
+    right = serializers.CharField(allow_blank=True)
+
+
+class CompareHopSerializer(serializers.Serializer):
+    position = serializers.IntegerField(min_value=1, max_value=len(Stage))
+    stage = serializers.ChoiceField(choices=STAGE_SLUGS)
+    same_text = serializers.BooleanField()
+    same_record = serializers.BooleanField(help_text="Whether both read or wrote one Kafka record.")
+    left = CompareSideSerializer()
+    right = CompareSideSerializer()
+    diff = DiffSegmentSerializer(many=True)
+
+
+class ComparisonSerializer(serializers.Serializer):
+    """Two transactions of one lineage, side by side, hop by hop."""
+
+    lineage_root = serializers.UUIDField(help_text="The lineage's first transaction.")
+    left = TransactionSerializer()
+    right = TransactionSerializer()
+    hops = CompareHopSerializer(many=True)
+
+
+def comparison_representation(comparison: Comparison) -> dict[str, Any]:
+    """A ``relay_app.comparison.Comparison`` as the API shows it."""
+
+    def side(hop: HopSide) -> dict[str, Any]:
+        kafka = (
+            {"topic": hop.kafka_topic, "partition": hop.kafka_partition, "offset": hop.kafka_offset}
+            if hop.kafka_topic
+            else None
+        )
+        return {
+            "state": hop.state,
+            "text": hop.text,
+            "attempts": hop.attempts,
+            "duration_ms": hop.duration_ms,
+            "inherited": hop.inherited,
+            "kafka": kafka,
+        }
+
+    return {
+        "lineage_root": comparison.root_id,
+        "left": TransactionSerializer(comparison.left).data,
+        "right": TransactionSerializer(comparison.right).data,
+        "hops": [
+            {
+                "position": row.stage.value,
+                "stage": row.stage.slug,
+                "same_text": row.same_text,
+                "same_record": row.same_record,
+                "left": side(row.left),
+                "right": side(row.right),
+                "diff": [{"op": s.op, "left": s.left, "right": s.right} for s in row.segments],
+            }
+            for row in comparison.hops
+        ],
+    }

@@ -28,6 +28,16 @@ urlpatterns = [
         name="transaction-cancel",
     ),
     path(
+        "api/transactions/<uuid:transaction_id>/rerun/",
+        views.TransactionRerunView.as_view(),
+        name="transaction-rerun",
+    ),
+    path(
+        "api/transactions/<uuid:transaction_id>/compare/<uuid:other_id>/",
+        views.TransactionCompareView.as_view(),
+        name="transaction-compare",
+    ),
+    path(
         "api/transactions/<uuid:transaction_id>/events/",
         views.TransactionEventsView.as_view(),
         name="transaction-events",

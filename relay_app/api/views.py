@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from ..comparison import compare
 from ..hops import Stage
 from ..metrics import exposition
 from ..models import AuditEntry, BulkJob, BulkJobItem, Transaction
@@ -40,7 +41,8 @@ from ..services.bulk import (
 )
 from ..services.cancel import transaction_cancel_for
 from ..services.health import readiness
-from ..services.relay import relay_message, relay_message_async
+from ..services.relay import relay_await, relay_message, relay_message_async
+from ..services.rerun import transaction_rerun
 from .admission import DEADLINE_ATTRIBUTE
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
 from .errors import unlogged
@@ -66,15 +68,18 @@ from .serializers import (
     BulkJobItemSerializer,
     BulkJobSerializer,
     CancelInputSerializer,
+    ComparisonSerializer,
     ErrorSerializer,
     HealthSerializer,
     LivenessSerializer,
     RelayAcceptedSerializer,
     RelayInputSerializer,
+    RerunInputSerializer,
     ServerSentEventSerializer,
     TransactionFailureSerializer,
     TransactionListSerializer,
     TransactionSerializer,
+    comparison_representation,
     idempotency_key,
     prefers_async,
 )
@@ -384,6 +389,113 @@ class TransactionCancelView(APIView):
             return Response(body)
         detail = f"transaction {transaction_id} has already ended ({transaction.status})"
         return unlogged(Response({"detail": detail, **body}, status=status.HTTP_409_CONFLICT))
+
+
+class TransactionRerunView(APIView):
+    """Rerun one of your transactions that failed, timed out or was cancelled, from the hop
+    it stopped at (staff: any finished transaction, from a hop they choose: `from_hop`).
+
+    A new transaction, yours like the original, inherits the hops before that one unchanged
+    (`inherited`, with their times and Kafka records) and runs the rest again; the original
+    never changes. Answered as a relay is: once it has ended (200, 503, 504, 409), or at once
+    with `Prefer: respond-async` (202, `Location`). The same `Idempotency-Key` again gives the
+    same rerun. Refused with the reason: 409 (still pending; succeeded without `from_hop`),
+    400 (a hop it cannot be rerun from), 403 (a hop other than the failed one, not staff).
+    """
+
+    @extend_schema(
+        tags=["transactions"],
+        request=RerunInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER, PREFER_PARAMETER],
+        examples=[
+            OpenApiExample(
+                "from the hop that failed", value={"reason": "gRPC server back"}, request_only=True
+            ),
+        ],
+        responses={
+            200: OpenApiResponse(TransactionSerializer, "The rerun, succeeded."),
+            202: OpenApiResponse(
+                RelayAcceptedSerializer,
+                "`Prefer: respond-async`: the rerun, pending (its inherited hops already"
+                " there). Poll `Location` (`url`) or follow `events`.",
+            ),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                "Invalid input, or a hop it cannot be rerun from (its input was never"
+                " recorded); `detail` says why.",
+            ),
+            401: UNAUTHENTICATED,
+            403: OpenApiResponse(
+                ErrorSerializer,
+                "Not staff, and `from_hop` is not the hop the transaction stopped at.",
+            ),
+            404: NOT_FOUND,
+            409: OpenApiResponse(
+                RELAY_FAILURE,
+                "Refused, with the reason (`detail` alone): the transaction is still pending,"
+                " or succeeded and no `from_hop` was given (staff only). Or the rerun was"
+                " cancelled while the request waited (the rerun, `status` `cancelled`).",
+            ),
+            415: OpenApiResponse(ErrorSerializer, "The body is not `application/json`."),
+            422: OpenApiResponse(
+                ErrorSerializer, "The Idempotency-Key was already used for another request."
+            ),
+            503: OpenApiResponse(
+                RELAY_FAILURE, "The rerun failed: a dependency is down (`detail` names it)."
+            ),
+            504: OpenApiResponse(
+                TransactionFailureSerializer,
+                "The rerun's deadline passed; `failed_stage` is the hop it was waiting on.",
+            ),
+        },
+    )
+    def post(self, request: Request, transaction_id: str) -> Response:
+        key = idempotency_key(request.headers)
+        serializer = RerunInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            original = transaction_get(transaction_id=str(transaction_id), viewer=request.user)
+            rerun = transaction_rerun(
+                original,
+                user=request.user,
+                from_hop=serializer.validated_data.get("from_hop"),
+                idempotency_key=key,
+                reason=serializer.validated_data.get("reason", ""),
+            )
+        except Transaction.DoesNotExist as exc:
+            raise Http404(f"no transaction {transaction_id}") from exc
+        if rerun.status == Transaction.Status.PENDING:
+            if prefers_async(request.headers):
+                return _accepted(request, rerun)
+            rerun = relay_await(transaction=rerun)
+        body: dict[str, Any] = dict(TransactionSerializer(rerun).data)
+        if rerun.status != Transaction.Status.SUCCEEDED:
+            body = {"detail": rerun.error or f"the rerun is {rerun.status}", **body}
+        return unlogged(Response(body, status=HTTP_STATUS[Transaction.Status(rerun.status)]))
+
+
+class TransactionCompareView(APIView):
+    """Two of your transactions of one lineage (one reruns the other, or both rerun one)
+    side by side, hop by hop: each hop's text (with `diff`, the differences by character),
+    state, attempts, duration and Kafka record. Staff: anyone's. 409 if not of one lineage."""
+
+    @extend_schema(
+        tags=["transactions"],
+        responses={
+            200: ComparisonSerializer,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+            409: OpenApiResponse(ErrorSerializer, "Not of one lineage; `detail` says so."),
+            503: DATABASE_DOWN,
+        },
+    )
+    def get(self, request: Request, transaction_id: str, other_id: str) -> Response:
+        try:
+            left = transaction_get(transaction_id=str(transaction_id), viewer=request.user)
+            right = transaction_get(transaction_id=str(other_id), viewer=request.user)
+        except Transaction.DoesNotExist as exc:
+            raise Http404("no such transaction") from exc
+        return Response(comparison_representation(compare(left, right)))
 
 
 class TransactionBulkView(APIView):

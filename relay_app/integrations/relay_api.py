@@ -118,6 +118,27 @@ class RelayClient:
             json_body={"reason": reason} if reason else None,
         )
 
+    def rerun(
+        self,
+        transaction_id: str,
+        *,
+        from_hop: int | None = None,
+        reason: str = "",
+        respond_async: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Answer:
+        """``POST /api/transactions/<id>/rerun/``: the rerun once it ended, or at once (202)
+        with ``respond_async``; 409 (or 400, 403) with why it was refused."""
+        sent = {"Prefer": "respond-async"} if respond_async else {}
+        if idempotency_key is not None:
+            sent["Idempotency-Key"] = idempotency_key
+        body: dict[str, Any] = {"reason": reason}
+        if from_hop is not None:
+            body["from_hop"] = from_hop
+        return self.request(
+            "POST", f"/api/transactions/{transaction_id}/rerun/", json_body=body, headers=sent
+        )
+
     def get(self, path: str, *, headers: Mapping[str, str] | None = None) -> Answer:
         """``GET path``."""
         return self.request("GET", path, headers=headers)

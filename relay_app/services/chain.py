@@ -51,7 +51,7 @@ from ..integrations.kafka_records import (
 from ..metrics import count_dependency_error
 from ..models import Hop, Transaction
 from ..original_log import log_end, log_hop
-from ..selectors import hop_chain_end, hop_progress, transaction_status
+from ..selectors import hop_chain_end, hop_progress, transaction_lineage, transaction_status
 from .attempts import attempts_run
 from .transactions import (
     HopRecord,
@@ -301,7 +301,7 @@ def kafka_consume(payload: ChainPayload, *, stage: Stage) -> ChainPayload:
                     f"the record at {describe(coordinates)} was not readable within {wait:.2g} s",
                     kind="not_readable",
                 )
-            if payload["transaction_id"] not in (record.transaction_id, record.key):
+            if not _of_lineage(payload["transaction_id"], record):
                 raise RecordMismatch(describe(coordinates), owner=record.transaction_id)
             return record
 
@@ -317,6 +317,16 @@ def kafka_consume(payload: ChainPayload, *, stage: Stage) -> ChainPayload:
         )
         _record(payload, hop)
     return _without_record(payload, text)
+
+
+def _of_lineage(transaction_id: str, record: Record) -> bool:
+    """Whether ``record`` was written for this transaction or, for a rerun reading a record
+    its hop inherited (``services/rerun.py``), for one it reruns: the record names its
+    writer, and nobody else. The lineage is read only when the record is not its own."""
+    named = {record.transaction_id, record.key}
+    if transaction_id in named:
+        return True
+    return bool(named & set(transaction_lineage(transaction_id=transaction_id)[1:]))
 
 
 def _without_record(payload: ChainPayload, text: str) -> ChainPayload:

@@ -69,7 +69,7 @@ def relay_message(
         try:
             relay_chain(payload).apply_async()
         except (BrokerError, RedisError) as exc:
-            _redis_unavailable(transaction_id, exc)
+            redis_unavailable(transaction_id, exc)
         else:
             _await_outcome(transaction_id, deadline=payload["deadline"])
     settled = transaction_get(transaction_id=transaction_id, viewer=None)
@@ -106,7 +106,7 @@ def relay_message_async(
         with tracing.transaction_traced(transaction_id):
             relay_chain(payload, respond_async=True).apply_async()
     except (BrokerError, RedisError) as exc:
-        _redis_unavailable(transaction_id, exc)
+        redis_unavailable(transaction_id, exc)
         failed = transaction_get(transaction_id=transaction_id, viewer=None)
         _count(failed, deadline=payload["deadline"])
         return failed
@@ -160,7 +160,7 @@ def _same_message(earlier: Transaction, message: str) -> Transaction:
     return earlier
 
 
-def _redis_unavailable(transaction_id: str, exc: Exception) -> None:
+def redis_unavailable(transaction_id: str, exc: Exception) -> None:
     """Fail the transaction: its chain could not be sent (or waited for) through Redis."""
     # The client learns which dependency; the log also gets the why (it names hosts).
     logger.warning(
@@ -233,6 +233,12 @@ def _ended(transaction_id: str) -> bool:
     return rest_respond(transaction_id=transaction_id) or (
         transaction_status(transaction_id=transaction_id) != Transaction.Status.PENDING
     )
+
+
+def relay_await(*, transaction: Transaction) -> Transaction:
+    """``transaction`` once it has ended, waited for as a blocking relay waits (its deadline
+    is its own); a rerun started with ``services/rerun.py`` is answered so."""
+    return _replay(transaction)
 
 
 def _replay(earlier: Transaction) -> Transaction:

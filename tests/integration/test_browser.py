@@ -285,10 +285,10 @@ class BrowsableApiInBrowserTests(TransactionTestCase):
             log_in(page, "docs-reader", password, then="/api/docs/")
             operations = page.locator(".opblock")
             operations.first.wait_for()
-            # Every operation of the schema: relay, seed, transactions (4, with the event
-            # stream and cancel), bulk actions (3: start, a job, its cancel), health,
-            # readiness, metrics, the API root.
-            self.assertEqual(operations.count(), 14)
+            # Every operation of the schema: relay, seed, transactions (6, with the event
+            # stream, cancel, rerun and compare), bulk actions (3: start, a job, its cancel),
+            # health, readiness, metrics, the API root.
+            self.assertEqual(operations.count(), 16)
             relay = page.locator(".opblock-post:has-text('/api/relay/')")
             relay.locator(".opblock-summary").click()
             relay.locator("button:has-text('Try it out')").click()

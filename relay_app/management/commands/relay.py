@@ -1,7 +1,9 @@
 """``manage.py relay "hello world"``: send a message through a running stack and print the
 original example's log lines live, as its hops complete (and each attempt of a hop that
-failed, as it ends); ``manage.py relay cancel ID`` cancels a transaction in flight, and
-``manage.py relay show ID`` prints one as it is now (its dead letter among the rest).
+failed, as it ends); ``manage.py relay cancel ID`` cancels a transaction in flight;
+``manage.py relay show ID`` prints one as it is now (its dead letter among the rest);
+``manage.py relay rerun ID [--from-hop N] [--reason ...]`` reruns one that ended, printing
+its hops as ``relay`` does, the inherited ones marked so.
 
 A thin client of the HTTP API (``relay_app/integrations/relay_api.py``): it relays with
 ``Prefer: respond-async``, then follows the transaction's event stream. Its exit code says
@@ -32,6 +34,7 @@ UNAVAILABLE = 4
 UNREACHABLE = 5
 CANCELLED = 6
 NOT_FOUND = 7
+REFUSED = 8
 EXIT_CODES = f"""exit codes:
   {SUCCEEDED}  succeeded (with --async: accepted)
   1  an unexpected answer (a bug: please report it)
@@ -42,11 +45,16 @@ EXIT_CODES = f"""exit codes:
   {UNREACHABLE}  the relay cannot be reached, or refused the credentials (401, 403)
   {CANCELLED}  cancelled (409 while waiting, or the transaction ended cancelled); for
      `relay cancel ID`: it had already ended (409)
-  {NOT_FOUND}  `relay cancel ID`: no such transaction of yours (404)
+  {NOT_FOUND}  `relay cancel ID` or `relay rerun ID`: no such transaction of yours (404)
+  {REFUSED}  `relay rerun ID`: refused, and why (409: still pending, or succeeded; 403:
+     only staff choose another hop; 400: no such hop to rerun from)
 
 `relay cancel ID` cancels the transaction ID (yours; staff: anyone's) and prints it as JSON.
 `relay show ID` prints it as JSON, and on stderr where its dead letter went, if it has one
 (exit code 0, or 7 if not found).
+`relay rerun ID` reruns it from the hop it stopped at (staff: --from-hop N, any hop whose
+input was recorded) as a new transaction, and prints that one's hops as they complete: the
+inherited ones (done by the original, not again) end with a tab and `inherited`.
 """
 _BY_STATUS = {
     "succeeded": SUCCEEDED,
@@ -90,7 +98,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "message",
             nargs="+",
-            help="the text to relay (one argument: quote it); or `cancel ID`, or `show ID`",
+            help="the text to relay (one argument: quote it); or `cancel ID`, `show ID` or"
+            " `rerun ID`",
         )
         parser.add_argument(
             "--url",
@@ -106,13 +115,21 @@ class Command(BaseCommand):
             "--json", action="store_true", help="print only the final transaction, as JSON"
         )
         parser.add_argument(
-            "--reason", default="", help="`cancel ID`: why (kept in the audit trail)"
+            "--reason", default="", help="`cancel ID`, `rerun ID`: why (kept in the audit trail)"
         )
         parser.add_argument(
             "--async",
             dest="respond_async",
             action="store_true",
             help="print the transaction's id once accepted, and return at once",
+        )
+        parser.add_argument(
+            "--from-hop",
+            type=int,
+            choices=range(1, len(Stage) + 1),
+            metavar="N",
+            help="`relay rerun ID`: the hop to run again from, 1-8 (staff; default: the one"
+            " it stopped at)",
         )
         parser.add_argument(
             "--timeout",
@@ -130,18 +147,25 @@ class Command(BaseCommand):
         self.attempts_failed = 0
         self.started = time.monotonic()
         words = options["message"]
-        operation = words[0] if len(words) == 2 and words[0] in ("cancel", "show") else None
+        operation = (
+            words[0] if len(words) == 2 and words[0] in ("cancel", "show", "rerun") else None
+        )
         if len(words) > 1 and operation is None:
             raise CommandError(
-                "relay one message, quoted as one argument, or `cancel ID`, or `show ID`",
+                "relay one message, quoted as one argument, or `cancel ID`, `show ID` or"
+                " `rerun ID`",
                 returncode=BAD_INPUT,
             )
+        if operation and not _is_uuid(words[1]):
+            raise CommandError(f"{words[1]!r} is not a transaction id", returncode=BAD_INPUT)
         try:
             with self.client() as client:
                 if operation == "cancel":
                     code = self.cancel(client, words[1])
                 elif operation == "show":
                     code = self.show(client, words[1])
+                elif operation == "rerun":
+                    code = self.rerun(client, words[1])
                 else:
                     code = self.run(client, words[0])
         except OSError as exc:  # requests' errors among them: no answer
@@ -179,11 +203,6 @@ class Command(BaseCommand):
 
     def cancel(self, client: RelayClient, transaction_id: str) -> int:
         """Cancel the transaction; print it as it is now (JSON); the exit code."""
-        try:
-            uuid.UUID(transaction_id)
-        except ValueError:
-            self.failure = f"{transaction_id!r} is not a transaction id"
-            return BAD_INPUT
         answer = client.cancel(transaction_id, reason=self.options["reason"])
         body = answer.body if isinstance(answer.body, dict) else {}
         if answer.status == 200:
@@ -196,11 +215,6 @@ class Command(BaseCommand):
     def show(self, client: RelayClient, transaction_id: str) -> int:
         """Print the transaction as it is now (JSON), and where its dead letter went; the
         exit code."""
-        try:
-            uuid.UUID(transaction_id)
-        except ValueError:
-            self.failure = f"{transaction_id!r} is not a transaction id"
-            return BAD_INPUT
         answer = client.get(f"/api/transactions/{transaction_id}/")
         body = answer.body if isinstance(answer.body, dict) else {}
         if answer.status != 200:
@@ -209,6 +223,34 @@ class Command(BaseCommand):
         if dead := body.get("dead_letter"):
             self.stderr.write(f"dead letter: {_dead_letter(dead)}")
         return SUCCEEDED
+
+    def rerun(self, client: RelayClient, transaction_id: str) -> int:
+        """Rerun the transaction, follow the rerun and print it as ``run`` does; the exit
+        code (``REFUSED`` with why, when it was)."""
+        if not self.options["token"]:
+            self.failure = f"rerunning needs an API token (--token or ${TOKEN_VARIABLE})"
+            return UNREACHABLE
+        answer = client.rerun(
+            transaction_id,
+            from_hop=self.options["from_hop"],
+            reason=self.options["reason"],
+            respond_async=True,
+        )
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.status == 202:
+            if self.options["respond_async"]:
+                self.stdout.write(body["transaction_id"])
+                return SUCCEEDED
+            if not self.options["json"]:
+                self.stderr.write(
+                    f"rerun {body['transaction_id']} of {transaction_id} from hop"
+                    f" {body['from_hop']}"
+                )
+            return self.follow(client, body["events"])
+        if "transaction_id" in body and "status" in body:
+            return self.settled(body)  # from hop 8: done at once
+        code = self.refused(answer.status, body)
+        return REFUSED if answer.status in (400, 403, 409) else code
 
     def refused(self, status: int, body: dict[str, Any]) -> int:
         """An answer without a transaction: say why, in the API's words, each field's
@@ -259,7 +301,8 @@ class Command(BaseCommand):
         if hop["position"] in self.hops_seen:
             return
         self.hops_seen.add(hop["position"])
-        self.line(hop["finished_at"], f"{hop['label']}{escape(hop['text'])} ")
+        inherited = "\tinherited" if hop.get("inherited") else ""
+        self.line(hop["finished_at"], f"{hop['label']}{escape(hop['text'])} {inherited}")
         self.show_progress()
 
     def settled(self, transaction: dict[str, Any]) -> int:
@@ -301,6 +344,14 @@ class Command(BaseCommand):
     def clear_progress(self) -> None:
         if getattr(self, "progress", False):
             self.stdout.write("\r\033[K", ending="")
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _dead_letter(dead: dict[str, Any]) -> str:

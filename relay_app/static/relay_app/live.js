@@ -66,9 +66,10 @@
 
   function ms(value) { return value.toFixed(2) + " ms"; }
 
-  /* Every hop received so far, on one axis from the first hop's start to the last's end. */
+  /* Every hop received so far, on one axis from the first hop's start to the last's end; a
+     rerun's inherited hops stay off it (they ran before, in the original). */
   function draw() {
-    const received = Object.values(hops);
+    const received = Object.values(hops).filter((hop) => !hop.inherited);
     if (!received.length) { return; }
     const start = Math.min(...received.map((hop) => Date.parse(hop.started_at)));
     const end = Math.max(...received.map((hop) => Date.parse(hop.finished_at)));
@@ -88,12 +89,13 @@
     if (hops[hop.position]) { return; } /* hop 1 came with the 202 already */
     hops[hop.position] = hop;
     const row = rows[hop.position - 1];
-    row.dataset.state = "done";
+    row.dataset.state = hop.inherited ? "inherited" : "done";
     const tries = hop.attempts ? hop.attempts.length : 1;
     row.querySelector(".live__duration").textContent = ms(hop.duration_ms) + (tries > 1 ? " (attempt " + tries + ")" : "");
-    row.querySelector(".live__text").textContent = hop.text;
+    row.querySelector(".live__text").textContent = (hop.inherited ? "inherited, not done again: " : "") + hop.text;
     draw();
-    setStatus("Hop " + hop.position + " of " + rows.length + " done: " + hop.stage.replace(/_/g, " ") + ".");
+    const done = hop.inherited ? " inherited: " : " done: ";
+    setStatus("Hop " + hop.position + " of " + rows.length + done + hop.stage.replace(/_/g, " ") + ".");
   }
 
   function onSettled(transaction) {
@@ -105,7 +107,10 @@
     if (transaction.status === "succeeded") {
       finalText.textContent = transaction.message;
       finalSection.hidden = false;
-      setStatus("Succeeded: all eight hops done" + total + ".");
+      const rerun = transaction.rerun_of
+        ? "a rerun from hop " + transaction.from_hop + " of " + transaction.rerun_of + ", the hops before it inherited"
+        : "all eight hops done";
+      setStatus("Succeeded: " + rerun + total + ".");
     } else if (transaction.status === "cancelled") {
       setStatus("Cancelled" + total + ".");
       showError("The transaction was " + transaction.error + ".", "cancelled");

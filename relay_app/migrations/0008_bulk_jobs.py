@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('relay_app', '0006_dead_letters'),
+        ('relay_app', '0007_reruns'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
