@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,11 +15,12 @@ from django.contrib.auth.models import User
 from django.test import TransactionTestCase
 from django.utils import timezone
 
+from relay_app.hops import expected_final_message
 from relay_app.models import AuditEntry, BulkJob, Transaction
 from relay_app.services.audit import audit_record
 from relay_app.services.bulk import RATE_KEY
 
-from ..support import user_with_token, web
+from ..support import service_stopped, user_with_token, web
 from .test_browser import BASE, browser_page, screenshot
 from .test_retries_and_cancel import ScriptedServicer, grpc_server, wait_until_cancelled
 
@@ -30,6 +32,12 @@ def wait_for(condition: Callable[[], Any], seconds: float = 15.0) -> Any:
             raise AssertionError("the condition did not hold in time")
         time.sleep(0.05)
     return value
+
+
+def settled(transaction_id: str) -> Transaction | None:
+    """The transaction once it has ended, else None."""
+    transaction = Transaction.objects.get(id=transaction_id)
+    return None if transaction.status == Transaction.Status.PENDING else transaction
 
 
 class BulkActionTests(TransactionTestCase):
@@ -93,6 +101,44 @@ class BulkActionTests(TransactionTestCase):
         self.assertEqual((entry.actor_name, entry.reason), ("bulk-operator", "gRPC server stuck"))
         self.assertEqual(entry.details["job"], run.body["job_id"])
         self.assertEqual(sorted(entry.transaction_ids), sorted(ids[1:]))
+
+    def test_a_bulk_rerun_of_transactions_failed_at_the_grpc_hop(self) -> None:
+        with service_stopped("grpc"):
+            failed = [web(self.token).relay(f"in the outage {n}") for n in range(5)]
+        self.assertEqual([answer.status for answer in failed], [503] * 5)
+        ids = [answer.body["transaction_id"] for answer in failed]
+        bulk = {
+            "action": "rerun",
+            "reason": "the gRPC server is back",
+            "filter": {"status": "failed"},
+        }
+        dry = web(self.token).request("POST", "/api/transactions/bulk/", json_body=bulk)
+        self.assertEqual((dry.status, dry.body["acting"]), (200, 5), dry.body)
+        self.assertEqual(sorted(dry.body["sample"]), sorted(ids))
+        run = web(self.token).request(
+            "POST", "/api/transactions/bulk/", json_body={**bulk, "dry_run": False}
+        )
+        self.assertEqual(run.status, 202, run.body)
+        job = wait_for(lambda: (body := self.job(run.body["url"]))["status"] == "finished" and body)
+        self.assertEqual(job["progress"]["done"], 5, job)
+        reruns = {
+            item["transaction_id"]: item["result_transaction_id"]
+            for item in job["items"]["results"]
+        }
+        self.assertEqual(sorted(reruns), sorted(ids))
+        for original_id, rerun_id in reruns.items():
+            original = Transaction.objects.get(id=original_id)
+            self.assertEqual(original.status, "failed")  # never changed
+            rerun: Transaction = wait_for(partial(settled, rerun_id))
+            self.assertEqual(rerun.status, "succeeded", rerun.error)
+            self.assertEqual(rerun.final_message, expected_final_message(original.message))
+            self.assertEqual(rerun.rerun_of_id, original.id)
+        (entry,) = AuditEntry.objects.filter(action="bulk_rerun")
+        self.assertEqual((entry.actor_name, entry.reason), ("bulk-operator", bulk["reason"]))
+        each = AuditEntry.objects.filter(action="rerun")
+        self.assertEqual(each.count(), 5)
+        self.assertEqual({e.source for e in each}, {"job"})
+        self.assertEqual({e.reason for e in each}, {bulk["reason"]})
 
     def test_a_job_is_paced_by_the_shared_rate_and_stops_when_cancelled(self) -> None:
         # Transactions recorded pending with no chain behind them: only the job touches them.

@@ -80,6 +80,15 @@ class BulkTests(TestCase):
         self.assertFalse(BulkJob.objects.exists())
         self.assertEqual(Transaction.objects.filter(status="pending").count(), 4)
 
+    def test_a_rerun_dry_run_skips_the_pending_and_the_succeeded(self) -> None:
+        cancelled = recorded(self.alice, "cancelled")
+        code, body = self.post(self.alice, {"action": "rerun", "reason": "why"})
+        self.assertEqual(code, 200, body)
+        self.assertEqual((body["matched"], body["acting"]), (6, 2))
+        self.assertEqual(sorted(body["sample"]), sorted([self.failed, cancelled]))
+        skipped = {s["reason"].split(":")[0]: s["count"] for s in body["skipped"]}
+        self.assertEqual(skipped, {"pending": 3, "succeeded": 1})
+
     def test_the_filter_narrows_by_status_hop_error_and_time(self) -> None:
         for criteria, expected in [
             ({"status": "failed"}, 1),
