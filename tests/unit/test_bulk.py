@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 from unittest import mock
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import TestCase
 from django.utils import timezone
@@ -189,7 +190,7 @@ class BulkTests(TestCase):
         with mock.patch("relay_app.services.bulk.get_rate_limiter", return_value=paced):
             self.assertEqual(bulk_job_step(job_id=str(job.id)), 0.25)
         self.assertEqual(job.items.filter(outcome="pending").count(), 3)
-        paced.hit.assert_called_once_with("bulk-items", (10, 1.0))
+        paced.hit.assert_called_once_with("bulk-items", settings.RELAY_BULK_RATE)
 
     def test_a_job_cancelled_stops_before_its_next_item_and_says_so_once(self) -> None:
         _code, body = self.post(self.alice, {"action": "cancel", "dry_run": False, "reason": "r"})
