@@ -670,8 +670,12 @@ class BulkFilterSerializer(ClosedSerializer):
         required=False,
         help_text="The hop it failed or timed out at, by name, as `failed_stage` shows it.",
     )
+    # Both as given, spaces included: a user's name and an error's text are matched exactly.
     owner = StrictCharField(
-        required=False, max_length=150, help_text="Staff only: one user's transactions."
+        required=False,
+        trim_whitespace=False,
+        max_length=150,
+        help_text="Staff only: one user's transactions.",
     )
     created_after = serializers.DateTimeField(
         required=False, help_text="Created at or after this time."
@@ -679,6 +683,7 @@ class BulkFilterSerializer(ClosedSerializer):
     created_before = serializers.DateTimeField(required=False, help_text="Created before this.")
     error_contains = StrictCharField(
         required=False,
+        trim_whitespace=False,
         max_length=200,
         help_text="Its error holds this text, regardless of case.",
     )
