@@ -28,7 +28,7 @@ from ..selectors import transaction_get, transaction_list
 from ..services.cancel import transaction_cancel_for
 from ..services.health import readiness
 from ..services.relay import relay_message, relay_message_async
-from .admission import DEADLINE_ATTRIBUTE
+from .admission import DEADLINE_KEY
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
 from .errors import unlogged
 from .events import event_stream, last_event_id
@@ -101,7 +101,8 @@ def _owner(request: Request) -> Any:
 
 def _deadline(request: Request) -> float | None:
     """The relay's deadline, counted from the request's arrival (set at admission)."""
-    return getattr(request, DEADLINE_ATTRIBUTE, None)
+    deadline = request.META.get(DEADLINE_KEY)
+    return float(deadline) if deadline is not None else None
 
 
 class ApiRootView(APIView):
