@@ -5,14 +5,15 @@ wrapped around Django's (``project/wsgi.py``): ahead of Django's request handlin
 middleware, authentication, throttling, parsing and the database, so that refusing costs next
 to nothing while the stack is overloaded (``relay_app/services/admission.py`` says when). The
 refusal is a 503 with a JSON body and ``Retry-After``, spread so that refused clients do not
-return together. While this process has places for them, the answer is held until that pause is
-over (and says ``Retry-After: 0``): a client that asks again at once, as most do, then asks no
-more often than one that waits. Every other request passes.
+return together. While this process has places for them, the answer is held for that pause (up
+to half the deadline; ``Retry-After`` is what is left of it): a client that asks again at once,
+as most do, then does not spin. Every other request passes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -71,11 +72,12 @@ def admitting(application: WsgiApplication) -> WsgiApplication:
 def refuse(
     refusal: Overloaded, *, original: bool, start_response: Callable[..., Any]
 ) -> list[bytes]:
-    """The 503 answer to a refused relay, held for its pause first if there is a place."""
+    """The 503 answer to a refused relay, held for (part of) its pause first if there is a
+    place; its ``Retry-After`` the rest of the pause."""
     with holds.place(refusal) as held:
-        if held:
-            time.sleep(refusal.pause)
-    detail = "the relay is at capacity: try again" if held else str(refusal)
+        time.sleep(held)
+    retry_after = 0 if held >= refusal.pause else math.ceil(refusal.pause - held)
+    detail = f"the relay is at capacity: try again in {retry_after} s"
     # The original example's endpoint answers its errors as a JSON string, the API as an object.
     body = json.dumps(f"Error:{detail}" if original else {"detail": detail}).encode()
     start_response(
@@ -83,7 +85,7 @@ def refuse(
         [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
-            ("Retry-After", "0" if held else str(refusal.retry_after)),
+            ("Retry-After", str(retry_after)),
             ("X-Content-Type-Options", "nosniff"),
         ],
     )

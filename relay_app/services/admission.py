@@ -46,6 +46,9 @@ RATE_MIN_SAMPLES = 10
 COLD_IN_FLIGHT = 16
 # A refusal's pause is its expected wait times a random factor from 1 to 1 + this.
 PAUSE_SPREAD = 0.5
+# A held refusal is held at most this share of the deadline (the rest of its pause is its
+# Retry-After).
+HELD_SHARE = 0.5
 
 
 class Overloaded(RelayError):
@@ -66,13 +69,15 @@ class Overloaded(RelayError):
 
 
 class RefusalHolds:
-    """Places for refusals held until their pause is over, at most
+    """Places for refusals held before they are answered, at most
     ``RELAY_ADMISSION_HELD_REFUSALS`` at once in a process.
 
     A client that ignores ``Retry-After`` and asks again at once would otherwise turn each
     refusal into a storm of them, each a request's work for the proxy and the web server:
-    held, it asks again no sooner than a client that waits. A held answer costs a sleeping
-    thread and nothing else, so only so many are held; the rest are answered at once.
+    held, it asks again no sooner than the hold. A held answer costs a sleeping thread and
+    nothing else, so only so many are held, the rest answered at once; and for no longer than
+    ``HELD_SHARE`` of the deadline, so that no answer, a refusal included, takes a client
+    much longer than a relay's deadline.
     """
 
     def __init__(self) -> None:
@@ -80,13 +85,14 @@ class RefusalHolds:
         self._held = 0
 
     @contextmanager
-    def place(self, refusal: Overloaded) -> Iterator[bool]:
-        """Whether ``refusal`` has a place to be held in while the block runs."""
+    def place(self, refusal: Overloaded) -> Iterator[float]:
+        """Seconds ``refusal`` is to be held for while the block runs (0: no place)."""
         with self._lock:
             taken = refusal.holdable and self._held < settings.RELAY_ADMISSION_HELD_REFUSALS
             self._held += taken
         try:
-            yield taken
+            longest = HELD_SHARE * float(settings.RELAY_DEADLINE_SECONDS)
+            yield min(refusal.pause, longest) if taken else 0.0
         finally:
             if taken:
                 with self._lock:

@@ -208,18 +208,23 @@ class RefusalTests(SimpleTestCase):
         self.assertTrue(body.startswith("Error:the relay is at capacity"))
 
     def test_a_refusal_at_capacity_is_held_for_its_pause_while_there_is_a_place(self) -> None:
-        refusal = Overloaded(1.3)
-        with (
-            mock.patch.object(gate, "admit", side_effect=refusal),
-            mock.patch("relay_app.api.admission.time.sleep") as sleep,
-        ):
-            with holds.place(Overloaded(1.0)):  # the one place is taken: answered at once
+        with mock.patch("relay_app.api.admission.time.sleep") as sleep:
+            for pause, held, retry_after in ((1.3, 1.3, "0"), (4.2, 2.5, "2")):
+                with (
+                    self.subTest(pause=pause),
+                    mock.patch.object(gate, "admit", side_effect=Overloaded(pause)),
+                ):
+                    _, headers, body = call(admitting(unreached), "POST", "/api/relay/")
+                    sleep.assert_called_with(held)  # at most half the deadline
+                    self.assertEqual(headers["Retry-After"], retry_after)  # the rest
+                    self.assertIn(f"try again in {retry_after} s", body["detail"])
+            with (
+                holds.place(Overloaded(1.0)),  # the one place is taken: answered at once
+                mock.patch.object(gate, "admit", side_effect=Overloaded(1.3)),
+            ):
                 _, headers, _ = call(admitting(unreached), "POST", "/api/relay/")
-                self.assertEqual((headers["Retry-After"], sleep.call_count), ("2", 0))
-            _, headers, body = call(admitting(unreached), "POST", "/api/relay/")
-        sleep.assert_called_once_with(1.3)
-        self.assertEqual(headers["Retry-After"], "0")  # already waited
-        self.assertIn("at capacity", body["detail"])
+            sleep.assert_called_with(0.0)
+            self.assertEqual(headers["Retry-After"], "2")
 
     def test_refused_clients_are_told_to_return_at_different_times(self) -> None:
         clock = Clock()
