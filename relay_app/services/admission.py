@@ -4,8 +4,9 @@ A transaction's deadline counts from its request's arrival at the web server
 (``project/webserver.py``). When more requests arrive than the stack can carry, taking every
 one on makes every one late: each waits behind the others in Celery's queue, times out, and
 the work spent on it is lost, which leaves even less for the rest. So each web process
-refuses a relay at once (503 with ``Retry-After``, nothing recorded) when, by Little's law,
-the relays it already has in flight would not be done in time:
+refuses a relay before anything is spent on it (503 with ``Retry-After``, nothing recorded,
+``relay_app/api/admission.py``) when, by Little's law, the relays it already has in flight
+would not be done in time:
 
     expected time = relays in flight here / relays this process completed per second
 
@@ -18,7 +19,8 @@ With no rate to go by, or when relays finish without succeeding (the stack is fa
 quiet), a fixed number at once is taken on; never fewer than that.
 
 A refusal's pause (``Overloaded.pause``) is spread at random over up to half as long again,
-so that clients refused together do not all come back together.
+so that clients refused together do not all come back together; while there are places
+(``RefusalHolds``) the answer is held for part of it.
 """
 
 from __future__ import annotations
