@@ -11,6 +11,7 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 from relay_app import tracing
+from relay_app.api.admission import admitting
 from relay_app.checks import check_at_start
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
@@ -18,5 +19,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
 # Before Django loads its middleware, which tracing adds to (gunicorn imports this module in
 # each worker process, after its fork).
 tracing.setup("web")
-application = get_wsgi_application()
+# A relay it cannot finish is refused before Django handles it (relay_app/api/admission.py).
+application = admitting(get_wsgi_application())
 check_at_start("web")

@@ -20,6 +20,14 @@ TARGET_OVERLOAD_MAX_MARGIN_S = 1.5
 TARGET_OVERLOAD_GOODPUT_RATIO = 0.9
 # Of the burst's relays sent at once after a quiet spell, at least this many served.
 TARGET_BURST_ADMITTED = 95
+# Plain clients (they ignore Retry-After) at 128 at a time: 200s per second over the rate at 32.
+TARGET_PLAIN_C128_GOODPUT_RATIO = 0.8
+# A refusal's CPU at most this share of a transaction's; the relay's own CPU (beyond the bare
+# chain's) at most this many times the bare hops'.
+TARGET_REFUSAL_CPU_SHARE = 0.05
+TARGET_OWN_CPU_FACTOR = 2.0
+# The services a refusal reaches: it is answered in the web server, behind the proxy.
+REFUSING_SERVICES = ("web",)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -49,6 +57,13 @@ def ratio(numerator: float | None, denominator: float | None, digits: int) -> fl
     return round(numerator / denominator, digits)
 
 
+def difference(minuend: float | None, subtrahend: float | None) -> float | None:
+    """``minuend - subtrahend`` to two decimals; None where either is missing."""
+    if minuend is None or subtrahend is None:
+        return None
+    return round(minuend - subtrahend, 2)
+
+
 def cpu_per(cpu: dict[str, float], count: int, what: str) -> dict[str, Any]:
     """CPU seconds per service as ms per one ``what`` of ``count`` (None when there is none):
     ``cpu_ms_per_<what>`` per service, and ``cpu_ms_per_<what>_total``."""
@@ -67,6 +82,7 @@ def level(
     failed = [outcome for outcome in outcomes if outcome["kind"] != "ok"]
     timelines = [outcome["timeline"] for outcome in outcomes if outcome["timeline"]]
     done = max(len(outcomes) - len(failed), 1)
+    refused = sum(outcome["kind"] == "shed_503" for outcome in failed)
     return {
         "concurrency": concurrency,
         "transactions": len(outcomes),
@@ -80,6 +96,8 @@ def level(
         "error_samples": [outcome["detail"] for outcome in failed[:5]],
         "peak_rss_mb": peaks,
         **cpu_per(cpu, done, "tx"),
+        "refused": refused,
+        "cpu_ms": {name: round(seconds * 1000, 1) for name, seconds in cpu.items()},
         "timeline_p50_ms": {
             part: round(statistics.median(row[part] for row in timelines), 2)
             for part in (timelines[0] if timelines else {})
@@ -126,6 +144,18 @@ def overload(
     }
 
 
+def cpu_ms_per_refusal(loaded: dict[str, Any], c32: dict[str, Any]) -> float | None:
+    """The CPU (ms) of one refusal at level ``loaded``: what the services a refusal reaches
+    spent there beyond what its transactions cost them at 32 at a time, per refusal; None
+    where none was refused. Noisy by a share of that level's CPU over its refusals."""
+    if not loaded["refused"]:
+        return None
+    done: int = loaded["transactions"] - loaded["errors"]
+    spent = sum(float(loaded["cpu_ms"].get(name, 0.0)) for name in REFUSING_SERVICES)
+    per_tx = sum(float(c32["cpu_ms_per_tx"].get(name) or 0.0) for name in REFUSING_SERVICES)
+    return round(max(0.0, spent - done * per_tx) / int(loaded["refused"]), 3)
+
+
 def headline(*, mode: str, tracing: bool, results: dict[str, Any]) -> dict[str, Any]:
     """The run's one line of figures (keep every field: scripts read them)."""
     bare, chain = results["baselines"]["bare_hops"], results["baselines"]["celery_chain_of_five"]
@@ -154,6 +184,10 @@ def headline(*, mode: str, tracing: bool, results: dict[str, Any]) -> dict[str, 
         "overload_deadline_s": overloaded["deadline_s"],
         "auth_cpu_ms_per_tx": results["auth_cpu_ms_per_tx"],
         "burst_admitted": results["burst"]["ok"],
+        "plain_c128_goodput_ratio": ratio(levels[-1]["tps"], c32["tps"], 3),
+        "cpu_ms_per_refusal": cpu_ms_per_refusal(levels[-1], c32),
+        "hops_cpu_ms": bare.get("cpu_ms_per_tx_total"),
+        "own_cpu_ms": difference(c32["cpu_ms_per_tx_total"], ceiling["cpu_ms_per_chain_total"]),
     }
     if soaked:
         line["soak_max_growth_percent"] = soaked["max_growth_percent"]
@@ -167,12 +201,21 @@ def targets(line: dict[str, Any], overloaded: dict[str, Any]) -> dict[str, bool]
     def at_most(value: float | None, limit: float | None) -> bool:
         return value is not None and limit is not None and value <= limit
 
+    def times(factor: float, value: float | None) -> float | None:
+        return None if value is None else factor * value
+
     deadline = line["overload_deadline_s"]
     return {
         "cpu": at_most(line["cpu_ms_per_tx"], TARGET_CPU_FACTOR * line["baseline_chain_cpu_ms"]),
         "tps": at_most(TARGET_TPS_RATIO, line["tps_ratio_c32"]),
         "ratio": at_most(line["ratio"], TARGET_LATENCY_RATIO),
         "burst": at_most(TARGET_BURST_ADMITTED, line["burst_admitted"]),
+        "plain_c128": at_most(TARGET_PLAIN_C128_GOODPUT_RATIO, line["plain_c128_goodput_ratio"])
+        and line["timeouts_c128"] == 0,
+        "refusal_cpu": at_most(
+            line["cpu_ms_per_refusal"], times(TARGET_REFUSAL_CPU_SHARE, line["cpu_ms_per_tx"])
+        ),
+        "own_cpu": at_most(line["own_cpu_ms"], times(TARGET_OWN_CPU_FACTOR, line["hops_cpu_ms"])),
         "overload": (
             at_most(line["overload_p99_s"], deadline + TARGET_OVERLOAD_P99_MARGIN_S)
             and at_most(line["overload_max_s"], deadline + TARGET_OVERLOAD_MAX_MARGIN_S)

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from ops.bench import figures
 from ops.bench.client import KINDS, TOKEN_VARIABLE
-from ops.bench.usage import Usage
+from ops.bench.usage import Usage, cpu_seconds
 from ops.processes import ROOT
 from project.settings.profiles import BENCH, traced_to_zipkin
 
@@ -82,6 +82,7 @@ def one_at_a_time(rounds: int, per_round: int, usage: Usage) -> tuple[dict[str, 
 
     say("one at a time: the relay, (a) the seven hops bare, (b) a bare chain of five")
     runs, bare, chained, cpu = [], [], [], dict.fromkeys(usage.roots, 0.0)
+    bare_cpu = dict.fromkeys(bare_hops_cpu(usage), 0.0)
     with bare_hops() as bare_transaction:
         timed(bare_transaction, range(20))  # warm up connections first
         timed(one_noop_chain, range(20))
@@ -90,13 +91,27 @@ def one_at_a_time(rounds: int, per_round: int, usage: Usage) -> tuple[dict[str, 
             with usage.measured() as used:
                 runs.append(drive(1, count=per_round))
             cpu = {name: seconds + used[name] for name, seconds in cpu.items()}
+            before = bare_hops_cpu(usage)
             bare += timed(bare_transaction, range(per_round))
+            after = bare_hops_cpu(usage)
+            bare_cpu = {
+                name: seconds + after[name] - before[name] for name, seconds in bare_cpu.items()
+            }
             chained += timed(one_noop_chain, range(per_round))
     level = figures.level(1, runs, cpu, usage.take_peaks())
-    a, b = figures.latencies(bare), figures.latencies(chained)
+    a = figures.latencies(bare) | figures.cpu_per(bare_cpu, len(bare), "tx")
+    b = figures.latencies(chained)
     say(f"  relay p50 {level['p50_ms']} ms, (a) p50 {a['p50_ms']} ms, (b) p50 {b['p50_ms']} ms")
     say(f"  the relay's time, p50 of each part: {level['timeline_p50_ms']}")
+    say(f"  (a)'s CPU ms per transaction: {a['cpu_ms_per_tx_total']} ({a['cpu_ms_per_tx']})")
     return level, a, b
+
+
+def bare_hops_cpu(usage: Usage) -> dict[str, float]:
+    """CPU seconds so far of what baseline (a) runs on: this process (its own threads and
+    kafka-python's, not its children, which are the stack), Kafka and the gRPC server."""
+    servers = {name: cpu_seconds(usage.roots[name]) for name in ("kafka", "grpc")}
+    return {"client": time.process_time(), **servers}
 
 
 def overload(concurrency: int, duration: float, usage: Usage, *, tps_c32: float) -> Any:

@@ -27,8 +27,6 @@ MIDDLEWARE = [
     # First, so that every error under /api/ it sees is JSON (relay_app/api/errors.py).
     "relay_app.api.errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # A relay that cannot be done in time is refused before anything is spent on it.
-    "relay_app.api.admission.RelayAdmissionMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,59 +1,92 @@
-"""Admission of relay requests, before anything else is spent on them.
+"""Admission of relay requests, before Django is touched.
 
-A relay that cannot be done before its deadline is refused here, ahead of authentication,
-throttling and parsing, so that refusing costs next to nothing while the stack is
-overloaded (``relay_app/services/admission.py`` says when). Every other request passes.
+A relay that cannot be done before its deadline is refused here, in a WSGI application
+wrapped around Django's (``project/wsgi.py``): ahead of Django's request handling, its
+middleware, authentication, throttling, parsing and the database, so that refusing costs next
+to nothing while the stack is overloaded (``relay_app/services/admission.py`` says when). The
+refusal is a 503 with a JSON body and ``Retry-After``, spread so that refused clients do not
+return together. While this process has places for them, the answer is held for that pause (up
+to half the deadline; ``Retry-After`` is what is left of it): a client that asks again at once,
+as most do, then does not spin. Every other request passes.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
 from ..metrics import IN_FLIGHT, REFUSED
-from ..services.admission import Overloaded, gate
+from ..services.admission import Overloaded, gate, holds
 from .arrival import ARRIVED_AT
-from .errors import unlogged
 
-# Where a request carries its deadline from here to the view.
-DEADLINE_ATTRIBUTE = "relay_deadline"
+# Where a relay's deadline (seconds since the epoch) is handed from here to the view, in its
+# WSGI environ (``request.META``).
+DEADLINE_KEY = "relay.deadline"
+
+WsgiApplication = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class RelayAdmissionMiddleware:
-    """Holds a place at the gate for each relay request while it is served."""
+def admitting(application: WsgiApplication) -> WsgiApplication:
+    """``application`` with each relay request first admitted, or refused, here."""
+    # (method, path) of each relay route: whether it is the original example's. Resolved on
+    # first use: the URLconf is not loaded yet when the application is built.
+    relays: dict[tuple[str, str], bool] = {}
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-        # (method, path) of each relay route: whether it is the original example's. Resolved on
-        # first use: the URLconf is not loaded yet when middleware is built.
-        self._relays: dict[tuple[str, str], bool] | None = None
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self._relays is None:
-            self._relays = {
-                ("POST", reverse("relay")): False,
-                ("GET", reverse("original-relay")): True,
-            }
-        original = self._relays.get((request.method or "", request.path))
+    def admitted(request: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # ``request``: its WSGI environ.
+        if not relays:
+            relays.update(
+                {("POST", reverse("relay")): False, ("GET", reverse("original-relay")): True}
+            )
+        original = relays.get((request.get("REQUEST_METHOD", ""), request.get("PATH_INFO", "")))
         if original is None:
-            return self.get_response(request)
+            return application(request, start_response)
+        status: list[str] = []
+
+        def starting(line: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            status.append(line)
+            return start_response(line, headers, *exc_info)
+
         try:
             with (
-                gate.admit(arrived_at=request.META.get(ARRIVED_AT) or time.time()) as place,
+                gate.admit(arrived_at=request.get(ARRIVED_AT) or time.time()) as place,
                 IN_FLIGHT.track_inprogress(),
             ):
-                setattr(request, DEADLINE_ATTRIBUTE, place.deadline)
-                response = self.get_response(request)
-                place.succeeded = response.status_code == 200
-                return response
-        except Overloaded as exc:
+                request[DEADLINE_KEY] = place.deadline
+                # Django's answer to a relay is whole when it returns (never a stream).
+                answer = application(request, starting)
+                place.succeeded = bool(status) and status[0].startswith("200 ")
+                return answer
+        except Overloaded as refusal:
             REFUSED.labels("at_capacity").inc()
-            # The original example's endpoint answers its errors as a JSON string, the API as an
-            # object.
-            body = f"Error:{exc}" if original else {"detail": str(exc)}
-            response = JsonResponse(body, status=exc.status_code, safe=False)
-            response["Retry-After"] = str(exc.retry_after)
-            return unlogged(response)
+            return refuse(refusal, original=original, start_response=start_response)
+
+    return admitted
+
+
+def refuse(
+    refusal: Overloaded, *, original: bool, start_response: Callable[..., Any]
+) -> list[bytes]:
+    """The 503 answer to a refused relay, held for (part of) its pause first if there is a
+    place; its ``Retry-After`` the rest of the pause."""
+    with holds.place(refusal) as held:
+        time.sleep(held)
+    retry_after = 0 if held >= refusal.pause else math.ceil(refusal.pause - held)
+    detail = f"the relay is at capacity: try again in {retry_after} s"
+    # The original example's endpoint answers its errors as a JSON string, the API as an object.
+    body = json.dumps(f"Error:{detail}" if original else {"detail": detail}).encode()
+    start_response(
+        "503 Service Unavailable",
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Retry-After", str(retry_after)),
+            ("X-Content-Type-Options", "nosniff"),
+        ],
+    )
+    return [body]

@@ -43,7 +43,7 @@ from ..services.cancel import transaction_cancel_for
 from ..services.health import readiness
 from ..services.relay import relay_await, relay_message, relay_message_async
 from ..services.rerun import transaction_rerun
-from .admission import DEADLINE_ATTRIBUTE
+from .admission import DEADLINE_KEY
 from .authentication import BearerTokenAuthentication, ScraperTokenAuthentication
 from .errors import unlogged
 from .events import event_stream, last_event_id
@@ -127,7 +127,8 @@ def _owner(request: Request) -> Any:
 
 def _deadline(request: Request) -> float | None:
     """The relay's deadline, counted from the request's arrival (set at admission)."""
-    return getattr(request, DEADLINE_ATTRIBUTE, None)
+    deadline = request.META.get(DEADLINE_KEY)
+    return float(deadline) if deadline is not None else None
 
 
 class ApiRootView(APIView):

@@ -4,8 +4,9 @@ A transaction's deadline counts from its request's arrival at the web server
 (``project/webserver.py``). When more requests arrive than the stack can carry, taking every
 one on makes every one late: each waits behind the others in Celery's queue, times out, and
 the work spent on it is lost, which leaves even less for the rest. So each web process
-refuses a relay at once (503 with ``Retry-After``, nothing recorded) when, by Little's law,
-the relays it already has in flight would not be done in time:
+refuses a relay before anything is spent on it (503 with ``Retry-After``, nothing recorded,
+``relay_app/api/admission.py``) when, by Little's law, the relays it already has in flight
+would not be done in time:
 
     expected time = relays in flight here / relays this process completed per second
 
@@ -16,11 +17,16 @@ halving every ``RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS``: a burst after a pause 
 the stack served it before. After a restart ``RELAY_ADMISSION_INITIAL_RATE`` (if set) does.
 With no rate to go by, or when relays finish without succeeding (the stack is failing, not
 quiet), a fixed number at once is taken on; never fewer than that.
+
+A refusal's pause (``Overloaded.pause``) is spread at random over up to half as long again,
+so that clients refused together do not all come back together; while there are places
+(``RefusalHolds``) the answer is held for part of it.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -40,6 +46,11 @@ RATE_WINDOW_SECONDS = 5.0
 RATE_MIN_SAMPLES = 10
 # With no rate to go by, at most this many at once; with one, at least this many.
 COLD_IN_FLIGHT = 16
+# A refusal's pause is its expected wait times a random factor from 1 to 1 + this.
+PAUSE_SPREAD = 0.5
+# A held refusal is held at most this share of the deadline (the rest of its pause is its
+# Retry-After).
+HELD_SHARE = 0.5
 
 
 class Overloaded(RelayError):
@@ -47,9 +58,47 @@ class Overloaded(RelayError):
 
     status_code = 503
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, pause: float, *, holdable: bool = True) -> None:
+        retry_after = max(1, math.ceil(pause))
         super().__init__(f"the relay is at capacity: try again in {retry_after} s")
+        # Seconds the client should wait (spread), and the same in whole seconds, as HTTP's
+        # Retry-After takes it.
+        self.pause = pause
         self.retry_after = retry_after
+        # Whether the answer may be held for the pause (``RefusalHolds``): not when the
+        # process is short of threads.
+        self.holdable = holdable
+
+
+class RefusalHolds:
+    """Places for refusals held before they are answered, at most
+    ``RELAY_ADMISSION_HELD_REFUSALS`` at once in a process.
+
+    A client that ignores ``Retry-After`` and asks again at once would otherwise turn each
+    refusal into a storm of them, each a request's work for the proxy and the web server:
+    held, it asks again no sooner than the hold. A held answer costs a sleeping thread and
+    nothing else, so only so many are held, the rest answered at once; and for no longer than
+    ``HELD_SHARE`` of the deadline, so that no answer, a refusal included, takes a client
+    much longer than a relay's deadline.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = 0
+
+    @contextmanager
+    def place(self, refusal: Overloaded) -> Iterator[float]:
+        """Seconds ``refusal`` is to be held for while the block runs (0: no place)."""
+        with self._lock:
+            taken = refusal.holdable and self._held < settings.RELAY_ADMISSION_HELD_REFUSALS
+            self._held += taken
+        try:
+            longest = HELD_SHARE * float(settings.RELAY_DEADLINE_SECONDS)
+            yield min(refusal.pause, longest) if taken else 0.0
+        finally:
+            if taken:
+                with self._lock:
+                    self._held -= 1
 
 
 @dataclass
@@ -89,13 +138,13 @@ class AdmissionGate:
             now = self._clock()
             rate, measured = self._rate(now)
             left = place.deadline - now
-            if left <= 0:  # it waited out its whole budget for a thread
-                raise Overloaded(self._retry_after(rate))
+            if left <= 0:  # it waited out its whole budget for a thread: none to spare
+                raise Overloaded(self._pause(rate), holdable=False)
             at_least = 0 if measured else COLD_IN_FLIGHT
             if self._in_flight >= at_least and (
                 rate is None or self._in_flight / rate > HEADROOM * left
             ):
-                raise Overloaded(self._retry_after(rate))
+                raise Overloaded(self._pause(rate))
             self._in_flight += 1
             if self._idle_since is not None:
                 self._idle.append((self._idle_since, now))
@@ -151,13 +200,14 @@ class AdmissionGate:
         busy = now - start - idle
         return len(self._succeeded) / busy if busy > 0 else None
 
-    def _retry_after(self, rate: float | None) -> int:
-        """Whole seconds until what is in flight now is done: sooner, the refused clients
-        would mostly be refused again, each refusal costing the web server a request."""
-        if rate is None:
-            return 1
-        longest = math.ceil(float(settings.RELAY_DEADLINE_SECONDS))
-        return int(min(max(1, math.ceil(self._in_flight / rate)), longest))
+    def _pause(self, rate: float | None) -> float:
+        """Seconds until what is in flight now is done (sooner, the refused clients would
+        mostly be refused again, each refusal costing the web server a request), spread at
+        random; at least 1, at most the deadline."""
+        longest = max(1.0, float(settings.RELAY_DEADLINE_SECONDS))
+        expected = 1.0 if rate is None else min(max(1.0, self._in_flight / rate), longest)
+        return min(expected * (1 + PAUSE_SPREAD * random.random()), longest)  # noqa: S311
 
 
 gate = AdmissionGate()
+holds = RefusalHolds()

@@ -1,18 +1,20 @@
 """Admission: a relay that cannot be done before its deadline, counted from its arrival, is
-refused at once with 503 and Retry-After, and nothing is recorded."""
+refused before Django with 503 and a spread Retry-After (or held for it), and nothing is
+recorded."""
 
+import json
 import time
 from typing import Any
 from unittest import mock
 
 from django.conf import settings
 from django.test import SimpleTestCase, TestCase, override_settings
-from rest_framework.test import APIClient
 
 from project.webserver import stamp_arrival
+from relay_app.api.admission import DEADLINE_KEY, admitting
 from relay_app.api.arrival import ARRIVED_AT
 from relay_app.models import Transaction
-from relay_app.services.admission import COLD_IN_FLIGHT, AdmissionGate, Overloaded
+from relay_app.services.admission import COLD_IN_FLIGHT, AdmissionGate, Overloaded, gate, holds
 
 from ..support import signed_in_client, user_with_token
 
@@ -174,33 +176,106 @@ class ArrivalTests(SimpleTestCase):
             self.assertTrue(callable(getattr(ThreadWorker, name, None)), name)
 
 
-@override_settings(RELAY_DEADLINE_SECONDS=5.0)
-class RefusalTests(TestCase):
-    def test_refused_relays_answer_503_with_retry_after_and_record_nothing(self) -> None:
-        _, token = user_with_token("late")
-        client = signed_in_client(token)
+def call(
+    application: Any, method: str, path: str, **environ: Any
+) -> tuple[str, dict[str, str], Any]:
+    """``application``'s status line, headers and JSON body for one request."""
+    started: list[Any] = []
+    body = b"".join(
+        application(
+            {"REQUEST_METHOD": method, "PATH_INFO": path, **environ},
+            lambda status, headers, *exc_info: started.extend([status, dict(headers)]),
+        )
+    )
+    return started[0], started[1], json.loads(body)
+
+
+def unreached(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    raise AssertionError("a refused relay reached Django")
+
+
+@override_settings(RELAY_DEADLINE_SECONDS=5.0, RELAY_ADMISSION_HELD_REFUSALS=1)
+class RefusalTests(SimpleTestCase):
+    def test_refused_relays_answer_503_with_retry_after_before_django(self) -> None:
         late: dict[str, Any] = {ARRIVED_AT: time.time() - 6}
-        answer = client.post("/api/relay/", {"message": "hi"}, format="json", **late)
-        self.assertEqual(answer.status_code, 503)
-        self.assertGreaterEqual(int(answer["Retry-After"]), 1)
-        self.assertIn("at capacity", answer.json()["detail"])
-        original = client.get("/communication/restKafkaGRPC/", **late)
-        self.assertEqual(original.status_code, 503)
-        self.assertTrue(original.json().startswith("Error:the relay is at capacity"))
-        self.assertFalse(Transaction.objects.exists())
+        status, headers, body = call(admitting(unreached), "POST", "/api/relay/", **late)
+        self.assertEqual(status, "503 Service Unavailable")
+        self.assertEqual(headers["Content-Type"], "application/json")
+        self.assertGreaterEqual(int(headers["Retry-After"]), 1)
+        self.assertIn("at capacity", body["detail"])
+        status, _, body = call(admitting(unreached), "GET", "/communication/restKafkaGRPC/", **late)
+        self.assertEqual(status, "503 Service Unavailable")
+        self.assertTrue(body.startswith("Error:the relay is at capacity"))
 
-    def test_other_requests_are_never_refused(self) -> None:
+    def test_a_refusal_at_capacity_is_held_for_its_pause_while_there_is_a_place(self) -> None:
+        with mock.patch("relay_app.api.admission.time.sleep") as sleep:
+            for pause, held, retry_after in ((1.3, 1.3, "0"), (4.2, 2.5, "2")):
+                with (
+                    self.subTest(pause=pause),
+                    mock.patch.object(gate, "admit", side_effect=Overloaded(pause)),
+                ):
+                    _, headers, body = call(admitting(unreached), "POST", "/api/relay/")
+                    sleep.assert_called_with(held)  # at most half the deadline
+                    self.assertEqual(headers["Retry-After"], retry_after)  # the rest
+                    self.assertIn(f"try again in {retry_after} s", body["detail"])
+            with (
+                holds.place(Overloaded(1.0)),  # the one place is taken: answered at once
+                mock.patch.object(gate, "admit", side_effect=Overloaded(1.3)),
+            ):
+                _, headers, _ = call(admitting(unreached), "POST", "/api/relay/")
+            sleep.assert_called_with(0.0)
+            self.assertEqual(headers["Retry-After"], "2")
+
+    def test_refused_clients_are_told_to_return_at_different_times(self) -> None:
+        clock = Clock()
+        busy = AdmissionGate(clock=clock)
+        finish(busy, clock, 20, every=0.1)  # 10 a second
+        held = hold(busy, clock, 33)  # 3.3 s of work ahead: more than 0.65 x 5 s
+        pauses = set()
+        for _ in range(50):
+            with self.assertRaises(Overloaded) as refused:
+                hold(busy, clock, 1)
+            pauses.add(refused.exception.pause)
+        self.assertEqual((len(held), busy._in_flight), (33, 33))
+        self.assertGreater(len(pauses), 40)
+        self.assertTrue(all(3.3 <= pause <= 5 for pause in pauses), pauses)
+
+    def test_other_requests_pass_untouched(self) -> None:
+        passed = []
+
+        def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            passed.append(environ["PATH_INFO"])
+            start_response("401 Unauthorized", [])
+            return [b"{}"]
+
         late: dict[str, Any] = {ARRIVED_AT: time.time() - 60}
-        self.assertEqual(APIClient().get("/api/transactions/", **late).status_code, 401)
+        for method, path in (("GET", "/api/transactions/"), ("GET", "/api/relay/")):
+            self.assertEqual(call(admitting(application), method, path, **late)[0][:3], "401")
+        self.assertEqual(passed, ["/api/transactions/", "/api/relay/"])
 
-    def test_an_admitted_relay_gets_the_deadline_from_its_arrival(self) -> None:
-        _, token = user_with_token("early")
+    def test_an_admitted_relay_is_handed_the_deadline_from_its_arrival(self) -> None:
+        seen: dict[str, Any] = {}
+
+        def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            seen.update(environ)
+            start_response("200 OK", [])
+            return [b"{}"]
+
         arrived = time.time() - 1
+        call(admitting(application), "POST", "/api/relay/", **{ARRIVED_AT: arrived})
+        self.assertEqual(seen[DEADLINE_KEY], arrived + 5.0)
+
+
+class ViewDeadlineTests(TestCase):
+    def test_the_view_relays_with_the_deadline_admission_handed_it(self) -> None:
+        _, token = user_with_token("early")
+        deadline = time.time() + 4
         with mock.patch("relay_app.api.views.relay_message") as relay:
             relay.side_effect = RuntimeError("stop here")
             with self.assertRaises(RuntimeError):
-                arrival: dict[str, Any] = {ARRIVED_AT: arrived}
+                handed: dict[str, Any] = {DEADLINE_KEY: deadline}
                 signed_in_client(token).post(
-                    "/api/relay/", {"message": "hi"}, format="json", **arrival
+                    "/api/relay/", {"message": "hi"}, format="json", **handed
                 )
-        self.assertEqual(relay.call_args.kwargs["deadline"], arrived + 5.0)
+        self.assertEqual(relay.call_args.kwargs["deadline"], deadline)
+        self.assertFalse(Transaction.objects.exists())

@@ -6,7 +6,7 @@ import os
 from django.test import SimpleTestCase
 
 from ops.bench.client import KINDS, classify, outcome
-from ops.bench.figures import cpu_per, latencies, level, percentile
+from ops.bench.figures import cpu_ms_per_refusal, cpu_per, latencies, level, percentile
 from ops.bench.usage import Usage, cpu_seconds, service
 from ops.chaos.report import Report, summarize
 from ops.ledger import Entry
@@ -82,6 +82,17 @@ class LoadFiguresTests(SimpleTestCase):
         self.assertEqual(figures["cpu_ms_per_tx_total"], 300.0)
         self.assertEqual(figures["timeline_p50_ms"], {"hops": 5.0})
         self.assertEqual(cpu_per({"web": 1.0}, 0, "ok")["cpu_ms_per_ok_total"], None)
+
+    def test_a_refusal_costs_what_the_web_spent_beyond_its_transactions(self) -> None:
+        ok = {"seconds": 0.1, "kind": "ok", "detail": "", "pause": None, "timeline": None}
+        shed = {**ok, "seconds": 0.01, "kind": "shed_503", "detail": "HTTP 503", "pause": 0.0}
+        c32 = level(32, [{"seconds": 1.0, "outcomes": [ok] * 10}], {"web": 0.1}, {})
+        run = {"seconds": 1.0, "outcomes": [ok] * 10 + [shed] * 50}
+        loaded = level(128, [run], {"web": 0.15, "worker": 9.0}, {})  # the worker: no refusal's
+        self.assertEqual(loaded["refused"], 50)
+        self.assertEqual(cpu_ms_per_refusal(loaded, c32), 1.0)  # (150 - 10 x 10) ms / 50
+        quiet = level(128, [{"seconds": 1.0, "outcomes": [ok]}], {"web": 0.01}, {})
+        self.assertIsNone(cpu_ms_per_refusal(quiet, c32))
 
     def test_the_proxy_and_numbered_processes_count_for_their_service(self) -> None:
         self.assertEqual(
