@@ -26,13 +26,12 @@ from .comparison import NotOneLineage, compare
 from .hops import Stage
 from .models import ApiToken, Attempt, AuditEntry, BulkJob, BulkJobItem, Hop, Transaction
 from .selectors import bulk_job_progress, transaction_filter, transaction_get
-from .services.audit import admin_bulk_deletion, audit_admin_deletion
+from .services.audit import REASON_MAX_LENGTH, admin_bulk_deletion, audit_admin_deletion
 from .services.bulk import ACTIONS as BULK_ACTIONS
 from .services.bulk import BulkJobNotStarted, bulk_dry_run, bulk_job_cancel, bulk_job_start
 from .services.cancel import transaction_cancel_for
 from .services.dead_letters import dead_letter_of
 from .services.rerun import (
-    REASON_MAX_LENGTH,
     RerunRefused,
     rerun_check,
     rerun_default_hop,

@@ -9,6 +9,7 @@ inherited). Consumers never join a group: they ``assign`` the record's partition
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypedDict
@@ -171,10 +172,20 @@ class KafkaGateway:
         was written, so another attempt may send it again.
         """
         key = transaction_id.encode()
-        try:
-            return self.producer().send(
+        return self._handed(
+            topic,
+            lambda producer: producer.send(
                 topic, key=key, value=value.encode(), headers=[(TRANSACTION_HEADER, key)]
-            )
+            ),
+        )
+
+    def _handed(
+        self, topic: str, send: Callable[[KafkaProducer], FutureRecordMetadata]
+    ) -> FutureRecordMetadata:
+        """``send(producer)``, or ``DependencyUnavailable`` of kind ``not_queued`` if the
+        producer did not take the record."""
+        try:
+            return send(self.producer())
         except KafkaError as exc:
             raise DependencyUnavailable(
                 "Kafka",
@@ -255,20 +266,18 @@ class KafkaGateway:
 
         ``DependencyUnavailable`` if the producer did not take it or no ack came in time.
         """
-        try:
-            producer = self.producer()
-            if partition is not None and partition not in (producer.partitions_for(topic) or ()):
-                partition = None
-            future = producer.send(
-                topic, key=key, value=value, headers=list(headers), partition=partition
+
+        def send(producer: KafkaProducer) -> FutureRecordMetadata:
+            known = producer.partitions_for(topic) or ()
+            return producer.send(
+                topic,
+                key=key,
+                value=value,
+                headers=list(headers),
+                partition=partition if partition in known else None,
             )
-        except KafkaError as exc:
-            raise DependencyUnavailable(
-                "Kafka",
-                f"publishing to {topic} failed ({type(exc).__name__})",
-                internal=repr(exc),
-                kind="not_queued",
-            ) from exc
+
+        future = self._handed(topic, send)
         return self.acknowledgement(future, topic=topic, timeout=timeout)
 
     def read(self, coordinates: RecordCoordinates, *, timeout: float) -> Record | None:

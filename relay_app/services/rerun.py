@@ -32,7 +32,7 @@ from ..models import Attempt, AuditEntry, Hop, Transaction
 from ..original_log import log_hop
 from ..selectors import transaction_find, transaction_get
 from ..tasks import relay_chain
-from .audit import audit_record
+from .audit import REASON_MAX_LENGTH, audit_record
 from .chain import ChainPayload, rest_respond
 from .relay import redis_unavailable
 from .transactions import HopRecord, hops_record
@@ -43,8 +43,6 @@ logger = logging.getLogger(__name__)
 RERUNNABLE_BY_OWNER = frozenset(
     {Transaction.Status.FAILED, Transaction.Status.TIMED_OUT, Transaction.Status.CANCELLED}
 )
-#: The longest reason kept with a rerun: as long as the API takes (``api/serializers.py``).
-REASON_MAX_LENGTH = 1000
 
 Operator = User | AnonymousUser
 
