@@ -27,7 +27,6 @@ from .hops import Stage
 from .models import ApiToken, Attempt, AuditEntry, BulkJob, BulkJobItem, Hop, Transaction
 from .selectors import bulk_job_progress, transaction_filter, transaction_get
 from .services.audit import REASON_MAX_LENGTH, admin_bulk_deletion, audit_admin_deletion
-from .services.bulk import ACTIONS as BULK_ACTIONS
 from .services.bulk import BulkJobNotStarted, bulk_dry_run, bulk_job_cancel, bulk_job_start
 from .services.cancel import transaction_cancel_for
 from .services.dead_letters import dead_letter_of
@@ -212,15 +211,8 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     readonly_fields = fields
     inlines = (HopInline, AttemptInline)
-    actions = ["cancel", "rerun", "bulk_cancel", "bulk_rerun"]
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        """The bulk actions the relay offers (a rerun once it can rerun)."""
-        actions = super().get_actions(request)
-        for action in BulkJob.Action.values:
-            if action not in BULK_ACTIONS:
-                actions.pop(f"bulk_{action}", None)
-        return actions
+    # Many at once are rerun by a paced background job (bulk_rerun), never inside the request.
+    actions = ["cancel", "bulk_cancel", "bulk_rerun"]
 
     @admin.action(description="Cancel (bulk): a dry run, then a background job")
     def bulk_cancel(
@@ -324,51 +316,22 @@ class TransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         plan = [_plan(request, original)]
         return self._rerun_page(request, form=form, plan=plan, single=original)
 
-    @admin.action(description="Rerun the selected transactions from the hops they stopped at")
-    def rerun(self, request: HttpRequest, queryset: QuerySet[Transaction]) -> HttpResponse | None:
-        """First a confirmation with what would be done to each (a dry run), and the reason
-        (required); then each is rerun from the hop it stopped at, or skipped, saying why."""
-        originals = [transaction_get(transaction_id=str(t.id), viewer=None) for t in queryset]
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            started = skipped = 0
-            for original in originals:
-                try:
-                    transaction_rerun(
-                        original,
-                        user=request.user,
-                        reason=form.cleaned_data["reason"],
-                        source=AuditEntry.Source.ADMIN,
-                    )
-                except RerunRefused as refused:
-                    skipped += 1
-                    self.message_user(request, f"{original.id}: {refused}", messages.WARNING)
-                else:
-                    started += 1
-            self.message_user(request, f"Started {started} rerun(s).", messages.SUCCESS)
-            if skipped:
-                self.message_user(request, f"Skipped {skipped}.", messages.WARNING)
-            return None
-        plan = [_plan(request, original) for original in originals]
-        return self._rerun_page(request, form=form, plan=plan, single=None)
-
     def _rerun_page(
         self,
         request: HttpRequest,
         *,
         form: forms.Form,
         plan: list[dict[str, Any]],
-        single: Transaction | None,
+        single: Transaction,
     ) -> TemplateResponse:
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Rerun a transaction" if single else "Rerun the selected transactions",
+            "title": "Rerun a transaction",
             "form": form,
             "plan": plan,
             "single": single,
             "would_run": sum(1 for row in plan if row["hop"] is not None),
-            "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(
             request, "admin/relay_app/transaction/rerun_confirmation.html", context

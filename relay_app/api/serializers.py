@@ -16,7 +16,6 @@ from ..hops import Stage
 from ..models import Attempt, BulkJob, BulkJobItem, Hop, Transaction
 from ..selectors import attempts_by_stage, bulk_job_progress
 from ..services.audit import REASON_MAX_LENGTH
-from ..services.bulk import ACTIONS_OFFERED as BULK_ACTIONS_OFFERED
 from ..services.dead_letters import dead_letter_of
 from ..tracing import trace_url
 
@@ -697,7 +696,7 @@ class BulkFilterSerializer(ClosedSerializer):
 class BulkInputSerializer(ClosedSerializer):
     """A bulk action: a dry run unless `dry_run` is false; always with its reason."""
 
-    action = serializers.ChoiceField(choices=BULK_ACTIONS_OFFERED)
+    action = serializers.ChoiceField(choices=BulkJob.Action.choices)
     filter = BulkFilterSerializer(required=False)
     dry_run = StrictBooleanField(
         default=True, help_text="true (the default): only say what would be done."

@@ -304,11 +304,8 @@ def _rerun(
     return BulkJobItem.Outcome.DONE, detail, rerun.id
 
 
-#: What a job does to each item, by action: the actions the API and the admin offer.
+#: What a job does to each item, by action.
 ACTIONS: dict[str, Callable[[BulkJob, BulkJobItem, Transaction], tuple[str, str, UUID | None]]] = {
     BulkJob.Action.CANCEL: _cancel,
     BulkJob.Action.RERUN: _rerun,
 }
-
-#: The actions offered (the API's and the admin's choices), in their model's order.
-ACTIONS_OFFERED = [action for action in BulkJob.Action.values if action in ACTIONS]

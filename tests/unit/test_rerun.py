@@ -226,23 +226,11 @@ class AdminRerunTests(TestCase):
         self.assertContains(page, f"/admin/relay_app/transaction/compare/{failed.id}/{rerun.id}/")
         self.assertContains(page, "relay-waterfall__row--inherited", count=2)
 
-    def test_the_selected_are_shown_first_then_rerun_or_skipped_saying_why(self) -> None:
-        failed = failed_at(self.owner, Stage.GRPC_CLIENT)
-        pending = recorded(self.owner, upto=Stage.REST_REQUEST)
-        selected = {"action": "rerun", "_selected_action": [str(failed.id), str(pending.id)]}
-        page = self.client.post("/admin/relay_app/transaction/", selected)
-        self.assertContains(page, "1 of 2 rerun")
-        self.assertContains(page, "skipped: transaction")
-        self.assertEqual(Transaction.objects.count(), 2)  # a dry run: nothing done
-        with mock.patch("relay_app.services.rerun.relay_chain"):
-            done = self.client.post(
-                "/admin/relay_app/transaction/",
-                {**selected, "apply": "yes", "reason": "the server is back"},
-                follow=True,
-            )
-        self.assertContains(done, "Started 1 rerun(s).")
-        self.assertContains(done, "still pending")
-        self.assertEqual(Transaction.objects.filter(rerun_of=failed).count(), 1)
+    def test_the_selected_are_rerun_by_a_bulk_job_not_inside_the_request(self) -> None:
+        failed_at(self.owner, Stage.GRPC_CLIENT)  # the list offers actions once it lists any
+        page = self.client.get("/admin/relay_app/transaction/").content.decode()
+        self.assertIn('value="bulk_rerun"', page)
+        self.assertNotIn('value="rerun"', page)
 
     def test_two_of_one_lineage_side_by_side_with_the_differences_marked(self) -> None:
         failed = failed_at(self.owner, Stage.GRPC_CLIENT)
