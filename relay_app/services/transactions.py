@@ -283,9 +283,23 @@ def transaction_time_out(*, transaction_id: str) -> bool:
         timed_out=True,
         describe=lambda stage: (
             f"the deadline of {settings.RELAY_DEADLINE_SECONDS:g} s"
-            f" passed while waiting on {stage.slug}"
+            f" passed while waiting on {stage.slug}" + _last_attempt_error(transaction_id, stage)
         ),
     )
+
+
+def _last_attempt_error(transaction_id: str, stage: Stage) -> str:
+    """Why the latest attempt from ``stage`` on did not succeed, as the reason's tail (empty
+    if none did not): a deadline that ran out while a dependency was down then says so,
+    whether the waiting view or the hop itself times the transaction out first."""
+    error = (
+        Attempt.objects.filter(transaction_id=transaction_id, stage__gte=stage)
+        .exclude(error="")
+        .order_by("-started_at")
+        .values_list("error", flat=True)
+        .first()
+    )
+    return f"; its last attempt: {error}" if error else ""
 
 
 def transactions_settle_stale(*, grace_seconds: float) -> int:

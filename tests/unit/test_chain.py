@@ -238,6 +238,29 @@ class SettlementTests(TestCase):
         self.assertEqual(transaction.status, Transaction.Status.TIMED_OUT)
         self.assertFalse(transaction.hops.filter(stage=Stage.REST_RESPONSE).exists())
 
+    def test_a_transaction_timed_out_while_retrying_says_why_its_last_attempt_failed(
+        self,
+    ) -> None:
+        transaction_id = self.start(through=Stage.REST_REQUEST)
+        now = timezone.now()
+        for number, error in enumerate(("first", "Kafka is unavailable: not acknowledged"), 1):
+            Attempt.objects.create(
+                transaction_id=transaction_id,
+                stage=Stage.KAFKA_PUBLISH_REQUEST,
+                number=number,
+                started_at=now + timedelta(seconds=number),
+                finished_at=now + timedelta(seconds=number),
+                outcome="failed",
+                error=error,
+            )
+        self.assertTrue(transaction_time_out(transaction_id=transaction_id))
+        self.assertTrue(
+            Transaction.objects.get(id=transaction_id).error.endswith(
+                "waiting on kafka_publish_request; its last attempt: Kafka is unavailable:"
+                " not acknowledged"
+            )
+        )
+
     def test_a_hop_that_breaks_unforeseen_fails_its_transaction_with_a_safe_reason(self) -> None:
         transaction_id = self.start(through=Stage.KAFKA_CONSUME_REQUEST)
         with (
