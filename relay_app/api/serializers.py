@@ -77,47 +77,16 @@ class ClosedSerializer(serializers.Serializer):
         return reasons
 
 
-class MessageField(serializers.CharField):
-    """A string with something in it: numbers, lists and objects are refused, not converted.
-
-    NUL and lone surrogate characters are refused by ``CharField`` itself.
-    """
-
-    default_error_messages = {
-        "not_a_string": "Must be a string, not {type}.",
-        "blank": "May not be empty or only whitespace.",
-    }
-    #: The same rules for the OpenAPI schema: something other than whitespace, and no NUL
-    #: (CharField refuses it). Lone surrogates are refused too, but cannot be written here
-    #: portably; JSON Schema tools do not generate them.
-    schema_pattern = rf"^[^\u0000]*[^\u0000{_regex_class(WHITESPACE)}][^\u0000]*$"
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("not_a_string", type=type(data).__name__)
-        if not data.strip():
-            self.fail("blank")
-        return str(super().to_internal_value(data))
-
-
-class RelayInputSerializer(ClosedSerializer):
-    """The client's message; any other field is refused, so a typo never passes silently."""
-
-    message = MessageField(
-        trim_whitespace=False,
-        max_length=settings.RELAY_MESSAGE_MAX_LENGTH,
-        help_text=(
-            f"Any text of 1 to {settings.RELAY_MESSAGE_MAX_LENGTH} characters, not only"
-            " whitespace, without NUL or lone surrogate characters."
-        ),
-        style={"base_template": "textarea.html", "rows": 3},
-    )
-
-
 class StrictCharField(serializers.CharField):
-    """A string, as given: numbers, lists and objects are refused, not converted."""
+    """A string, as given: numbers, lists and objects are refused, not converted, and
+    surrounding whitespace is kept (trimmed first, a string over ``max_length`` would pass,
+    though the schema's ``maxLength`` refuses it)."""
 
     default_error_messages = {"not_a_string": "Must be a string, not {type}."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     @property
     def schema_pattern(self) -> str:
@@ -128,6 +97,37 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_a_string", type=type(data).__name__)
         return str(super().to_internal_value(data))
+
+
+class MessageField(StrictCharField):
+    """A string, as given, with something in it other than whitespace.
+
+    NUL and lone surrogate characters are refused by ``CharField`` itself.
+    """
+
+    default_error_messages = {"blank": "May not be empty or only whitespace."}
+    #: The same rules for the OpenAPI schema: something other than whitespace, and no NUL
+    #: (CharField refuses it). Lone surrogates are refused too, but cannot be written here
+    #: portably; JSON Schema tools do not generate them.
+    schema_pattern = rf"^[^\u0000]*[^\u0000{_regex_class(WHITESPACE)}][^\u0000]*$"
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, str) and not data.strip():
+            self.fail("blank")
+        return super().to_internal_value(data)
+
+
+class RelayInputSerializer(ClosedSerializer):
+    """The client's message; any other field is refused, so a typo never passes silently."""
+
+    message = MessageField(
+        max_length=settings.RELAY_MESSAGE_MAX_LENGTH,
+        help_text=(
+            f"Any text of 1 to {settings.RELAY_MESSAGE_MAX_LENGTH} characters, not only"
+            " whitespace, without NUL or lone surrogate characters."
+        ),
+        style={"base_template": "textarea.html", "rows": 3},
+    )
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -672,7 +672,6 @@ class BulkFilterSerializer(ClosedSerializer):
     # Both as given, spaces included: a user's name and an error's text are matched exactly.
     owner = StrictCharField(
         required=False,
-        trim_whitespace=False,
         max_length=150,
         help_text="Staff only: one user's transactions.",
     )
@@ -682,7 +681,6 @@ class BulkFilterSerializer(ClosedSerializer):
     created_before = serializers.DateTimeField(required=False, help_text="Created before this.")
     error_contains = StrictCharField(
         required=False,
-        trim_whitespace=False,
         max_length=200,
         help_text="Its error holds this text, regardless of case.",
     )

@@ -132,6 +132,8 @@ class BulkTests(TestCase):
             ({"action": "cancel"}, "reason"),
             ({"action": "cancel", "dry_run": False, "reason": "  "}, "reason"),
             ({"action": "cancel", "reason": "x" * 1001}, "reason"),
+            # Over the limit as sent, though not once its whitespace (\x1c too) is trimmed.
+            ({"action": "cancel", "reason": "x" * 999 + " \x1c"}, "reason"),
             ({"action": "cancel", "reason": "why", "extra": 1}, "extra"),
             ({"action": "cancel", "dry_run": "false", "reason": "r"}, "dry_run"),
             (
