@@ -1,4 +1,5 @@
-"""``python -m ops.bench run [--quick] [--tracing]``, and ``load``, the load client's process."""
+"""``python -m ops.bench run [--quick] [--tracing]``, ``profile`` (py-spy on the stack under load),
+and ``load``, the load client's process."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="the whole benchmark (default)")
     run.add_argument("--quick", action="store_true", help="fewer transactions, no soak")
     run.add_argument("--tracing", action="store_true", help="every process traced (its cost)")
+    spy = sub.add_parser("profile", help="py-spy on the stack at steady load: CPU by code part")
+    spy.add_argument("--seconds", type=float, default=60.0, help="of load, sampled")
+    spy.add_argument("--concurrency", type=int, default=32, help="relays in flight")
     load = sub.add_parser("load", help="(internal) the load client process")
     load.add_argument("--concurrency", type=int, required=True)
     amount = load.add_mutually_exclusive_group(required=True)
@@ -30,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(outcomes))
         return 0
     interrupt_on_termination()
+    if args.command == "profile":
+        from ops.bench.profile import profile
+
+        profile(seconds=args.seconds, concurrency=args.concurrency)
+        return 0
     headline = bench(quick=getattr(args, "quick", False), tracing=getattr(args, "tracing", False))
     print(json.dumps(headline), flush=True)
     return 0
