@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.bench.run import BENCH_DIR, drive, say
-from ops.bench.usage import Usage
+from ops.bench.usage import Usage, cpu_seconds
 
 PROFILE_DIR = BENCH_DIR / "profile"
 # Services sampled: the stack's processes whose trees hold the relay's Python code.
@@ -130,8 +130,11 @@ def profile(*, seconds: float, concurrency: int) -> dict[str, Any]:
                 output.unlink(missing_ok=True)
                 spies.append(record(pid, output, seconds))
         time.sleep(1.0)  # py-spy attached to every process before the load starts
+        roots = {process: pid for process, pid in pids.items() if pid is not None}
+        before = {process: cpu_seconds([pid]) for process, pid in roots.items()}
         with usage.measured() as cpu:
             run = drive(concurrency, duration=seconds - 2)
+        used = {process: cpu_seconds([pid]) - before[process] for process, pid in roots.items()}
         for spy in spies:
             try:
                 spy.wait(timeout=30)
@@ -152,6 +155,9 @@ def profile(*, seconds: float, concurrency: int) -> dict[str, Any]:
         "seconds": seconds,
         "served": served,
         "cpu_ms_per_tx": {service: round(ms, 2) for service, ms in sorted(cpu_ms.items())},
+        "cpu_ms_per_tx_by_process": {
+            process: round(seconds * 1000 / served, 2) for process, seconds in sorted(used.items())
+        },
         "split": split,
     }
     (PROFILE_DIR / "split.json").write_text(json.dumps(result, indent=2))
@@ -159,5 +165,6 @@ def profile(*, seconds: float, concurrency: int) -> dict[str, Any]:
         say(f"{service}: {figures['cpu_ms_per_tx']} ms per transaction")
         for name, ms in figures["parts_ms"].items():
             say(f"  {ms:7.2f}  {name}")
+    say(f"CPU ms per transaction by process: {result['cpu_ms_per_tx_by_process']}")
     say(f"collapsed stacks and split.json in {PROFILE_DIR}")
     return result
