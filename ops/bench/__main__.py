@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     spy = sub.add_parser("profile", help="py-spy on the stack at steady load: CPU by code part")
     spy.add_argument("--seconds", type=float, default=60.0, help="of load, sampled")
     spy.add_argument("--concurrency", type=int, default=32, help="relays in flight")
+    spy.add_argument("--summary", action="store_true", help="only split the last profile again")
     load = sub.add_parser("load", help="(internal) the load client process")
     load.add_argument("--concurrency", type=int, required=True)
     amount = load.add_mutually_exclusive_group(required=True)
@@ -35,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     interrupt_on_termination()
     if args.command == "profile":
-        from ops.bench.profile import profile
+        from ops.bench.profile import profile, summary
 
-        profile(seconds=args.seconds, concurrency=args.concurrency)
+        if args.summary:
+            summary()
+        else:
+            profile(seconds=args.seconds, concurrency=args.concurrency)
         return 0
     headline = bench(quick=getattr(args, "quick", False), tracing=getattr(args, "tracing", False))
     print(json.dumps(headline), flush=True)

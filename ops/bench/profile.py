@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ SAMPLED = {"worker": "worker", "web": "web", "flower": "flower"}
 # the innermost library that the time is spent in, then who asked for it.
 GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("logging (handlers, file lock)", ("logging/__init__.py", "logging/handlers.py", "/fcntl")),
-    ("HMAC sealing and opening", ("relay_app/services/sealing", "hmac.py", "relay_app/seal")),
+    ("HMAC sealing and opening", ("relay_app/signing.py", "hmac.py")),
     ("prometheus metrics", ("prometheus_client",)),
     ("OpenTelemetry", ("opentelemetry",)),
     ("database (Django ORM, sqlite3)", ("django/db/", "sqlite3")),
@@ -49,6 +50,56 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
     ("json", ("json/",)),
     ("the relay's own code", ("relay_app/", "project/")),
 ]
+
+
+# What the time was spent for, by the first of these found anywhere in a stack, whatever
+# library does the work; a stack with none of them goes by the innermost library it is in
+# (``group``). A worker's stack outside every task is Celery's: its main process (one
+# ``process`` frame, the pool's parent) or a pool process around the task.
+PURPOSES: list[tuple[str, tuple[str, ...]]] = [
+    ("notices to event streams (Redis PUBLISH)", ("integrations/notices.py",)),
+    ("transaction log and other log lines", ("logging/__init__.py", "concurrent_log_handler")),
+    ("metrics (prometheus_client)", ("prometheus_client",)),
+    ("sealing and opening payloads (HMAC)", ("relay_app/signing.py",)),
+    ("Kafka client (kafka-python, its threads too)", ("kafka/",)),
+    ("gRPC client (grpcio, its threads too)", ("grpc/",)),
+    ("authentication (API token lookup)", ("api/authentication.py",)),
+    ("reading the transaction back for the answer", ("transaction_get", "api/serializers.py")),
+    (
+        "recording the transaction and its hops (database)",
+        (
+            *("services/transactions.py", "hop_progress", "attempt_next_number"),
+            *("hop_chain_end", "transaction_find", "transaction_status", "django/db/"),
+        ),
+    ),
+    ("starting the chain and waiting for its result (Celery)", ("services/relay.py",)),
+    ("the relay's hop code (payloads, texts, attempts)", ("relay_app/tasks.py",)),
+]
+BY_LIBRARY = {
+    "gunicorn (HTTP)": "gunicorn (HTTP)",
+    "Django (handlers, middleware, templates)": "Django and DRF (request, view, response)",
+    "DRF (views, serializers, auth)": "Django and DRF (request, view, response)",
+    "Flower (event handling, state)": "Flower's own (event handling, state)",
+    "the relay's own code": "the relay's own code, elsewhere",
+}
+CELERY_MAIN = "Celery's main process (receiving, handing to the pool, events, acks)"
+CELERY_TASKS = "Celery around each task (trace, publishing the next task, its result)"
+
+
+def purpose(stack: str) -> str:
+    """What a collapsed stack's time was spent for (``PURPOSES``)."""
+    for name, markers in PURPOSES:
+        if any(marker in stack for marker in markers):
+            return name
+    library = group(stack)
+    if library in BY_LIBRARY:
+        return BY_LIBRARY[library]
+    if any(marker in stack for marker in ("celery/", "kombu/", "billiard/", "flower/")):
+        if "flower/" in stack:
+            return BY_LIBRARY["Flower (event handling, state)"]
+        main = sum(frame.startswith("process ") for frame in stack.split(";")) == 1
+        return CELERY_MAIN if main else CELERY_TASKS
+    return "other (Python runtime, threads)"
 
 
 def group(stack: str) -> str:
@@ -73,10 +124,10 @@ def collapsed(path: Path) -> Counter[str]:
     return counts
 
 
-def by_group(counts: Counter[str]) -> Counter[str]:
+def by_group(counts: Counter[str], of: Callable[[str], str]) -> Counter[str]:
     groups: Counter[str] = Counter()
     for stack, samples in counts.items():
-        groups[group(stack)] += samples
+        groups[of(stack)] += samples
     return groups
 
 
@@ -144,27 +195,41 @@ def profile(*, seconds: float, concurrency: int) -> dict[str, Any]:
     finally:
         stack.down()
     served = sum(1 for entry in run["outcomes"] if entry.get("kind") == "ok") or 1
-    cpu_ms = {service: seconds_used * 1000 / served for service, seconds_used in cpu.items()}
-    groups: dict[str, Counter[str]] = {}
-    for path in PROFILE_DIR.glob("*.txt"):
-        service = path.stem.split("-")[0]
-        groups.setdefault(service, Counter()).update(by_group(collapsed(path)))
-    split = table(cpu_ms, groups)
-    result = {
+    measured = {
         "concurrency": concurrency,
         "seconds": seconds,
         "served": served,
-        "cpu_ms_per_tx": {service: round(ms, 2) for service, ms in sorted(cpu_ms.items())},
+        "cpu_ms_per_tx": {name: round(used * 1000 / served, 2) for name, used in cpu.items()},
         "cpu_ms_per_tx_by_process": {
-            process: round(seconds * 1000 / served, 2) for process, seconds in sorted(used.items())
+            process: round(seconds_used * 1000 / served, 2)
+            for process, seconds_used in sorted(used.items())
         },
-        "split": split,
+    }
+    (PROFILE_DIR / "measured.json").write_text(json.dumps(measured, indent=2))
+    return summary()
+
+
+def summary() -> dict[str, Any]:
+    """The split of the last profile's samples (``var/bench/profile/``), by library and by
+    purpose, printed and written to ``split.json``."""
+    measured = json.loads((PROFILE_DIR / "measured.json").read_text())
+    cpu_ms: dict[str, float] = measured["cpu_ms_per_tx"]
+    stacks: dict[str, Counter[str]] = {}
+    for path in sorted(PROFILE_DIR.glob("*.txt")):
+        stacks.setdefault(path.stem.split("-")[0], Counter()).update(collapsed(path))
+    result = {
+        **measured,
+        "by_library": table(cpu_ms, {s: by_group(c, group) for s, c in stacks.items()}),
+        "by_purpose": table(cpu_ms, {s: by_group(c, purpose) for s, c in stacks.items()}),
     }
     (PROFILE_DIR / "split.json").write_text(json.dumps(result, indent=2))
-    for service, figures in split.items():
-        say(f"{service}: {figures['cpu_ms_per_tx']} ms per transaction")
-        for name, ms in figures["parts_ms"].items():
-            say(f"  {ms:7.2f}  {name}")
-    say(f"CPU ms per transaction by process: {result['cpu_ms_per_tx_by_process']}")
+    say(f"{measured['served']} served in {measured['seconds']:g} s at {measured['concurrency']}")
+    say(f"CPU ms per transaction by process: {measured['cpu_ms_per_tx_by_process']}")
+    for kind in ("by_library", "by_purpose"):
+        for service, figures in result[kind].items():
+            what = kind.replace("_", " ")
+            say(f"{service}, {what}: {figures['cpu_ms_per_tx']} ms per transaction")
+            for name, ms in figures["parts_ms"].items():
+                say(f"  {ms:7.2f}  {name}")
     say(f"collapsed stacks and split.json in {PROFILE_DIR}")
     return result
