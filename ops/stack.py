@@ -23,6 +23,7 @@ import sys
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Sequence
+from graphlib import TopologicalSorter
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -98,17 +99,8 @@ class Stack:
 
     def start_order(self) -> list[str]:
         """Every process, each after what it waits for."""
-        ordered: list[str] = []
-
-        def visit(name: str) -> None:
-            if name not in ordered:
-                for before in self.processes[name].after:
-                    visit(before)
-                ordered.append(name)
-
-        for name in self.processes:
-            visit(name)
-        return ordered
+        waits = {name: process.after for name, process in self.processes.items()}
+        return list(TopologicalSorter(waits).static_order())
 
     def _state(self, name: str) -> str:
         state = self.supervisor.state(name)
