@@ -410,7 +410,6 @@ BANNER_URLS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.stack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "run", "demo", "status"])
-    parser.add_argument("--message", default="hello world", help="the message `demo` sends")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.development")
@@ -433,9 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.down()
             return 0
         if args.command == "demo":
-            return demo(args.message)
+            return demo()
         _start(stack)
-        return 0 if args.command == "up" else _run(stack, args.message)
+        return 0 if args.command == "up" else _run(stack)
     except StackError as exc:
         say(f"error: {exc}")
         return 1
@@ -476,7 +475,7 @@ def _start(stack: Stack) -> None:
     _banner(stack)
 
 
-def _run(stack: Stack, message: str) -> int:
+def _run(stack: Stack) -> int:
     """``make run``: the demo, then the transaction log live until Ctrl-C, then every process
     stopped, whatever happened to our output meanwhile."""
     stopping = False
@@ -489,7 +488,7 @@ def _run(stack: Stack, message: str) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a closed pipe is an error, not a death
     try:
-        status = demo(message)
+        status = demo()
         say("following the transaction log; press Ctrl-C to stop the stack")
         follow_transaction_log(lambda: stopping)
     finally:

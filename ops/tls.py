@@ -224,13 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.tls", description=__doc__)
     parser.add_argument("folder", type=Path, help="where the certificates and secrets go")
     parser.add_argument("--renew", action="store_true", help="a new CA and every certificate")
-    parser.add_argument("--env", metavar="ROLE", help="print ROLE's (or 'deployment's) env")
+    parser.add_argument("--env", choices=["deployment"], help="print a deployment's env")
     args = parser.parse_args(argv)
     ensure(args.folder, renew=args.renew)
     if args.env:
-        env = deployment_env(args.folder) if args.env == "deployment" else None
-        env = env or role_env(args.folder, args.env)
-        print("".join(f"{k}={v}\n" for k, v in env.items()), end="")
+        print("".join(f"{k}={v}\n" for k, v in deployment_env(args.folder).items()), end="")
     else:
         print(f"[tls] a certificate per service and the secrets in {args.folder}")
     return 0
