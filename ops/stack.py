@@ -29,7 +29,7 @@ from string import Template
 from typing import Any
 
 from ops import tls
-from ops.client import Credentials, issue_token
+from ops.client import Credentials, issue_token, manage
 from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, private_folder, table
 from ops.supervisor import RUNNING, STOPPED, Supervisor
 
@@ -117,14 +117,9 @@ class Stack:
         return {name: self.pid(name) for name in self.processes}
 
     def manage(self, *args: str, timeout: float = 300) -> None:
-        """``manage.py ARGS`` with the stack's settings and environment."""
+        """``manage.py ARGS`` with the stack's settings and environment, its output shown."""
         private_folder(self.var_dir)
-        subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            check=True,
-            env=self.env,
-            timeout=timeout,
-        )
+        manage(list(args), env=self.env, timeout=timeout, show=True)
 
     def check_ports(self, names: Iterable[str]) -> None:
         """Every port the processes ``names`` that are not running will take is free; else
