@@ -444,8 +444,7 @@ def _status(stack: Stack) -> int:
     if not stack.supervisor.running():
         say(f"not running ({stack.supervisor.conf} has no supervisord)")
         return 3
-    ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(stack.supervisor.conf)]
-    return subprocess.run([*ctl, "status"], check=False).returncode
+    return stack.supervisor.ctl("status")
 
 
 def _start(stack: Stack) -> None:
