@@ -136,7 +136,7 @@ def record(pid: int, output: Path, seconds: float) -> subprocess.Popen[bytes]:
     in each, without pausing them."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
-        raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
+        raise SystemExit("py-spy is not installed: run `make setup`")
     command = [spy, "record", "--pid", str(pid), "--subprocesses", "--gil", "--nonblocking"]
     command += ["--format", "raw", "--rate", "100", "--duration", str(int(seconds))]
     command += ["--output", str(output)]
