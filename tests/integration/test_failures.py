@@ -150,7 +150,7 @@ class FailureTests(TransactionTestCase):
             try:
                 status, body, seconds = self.relay()
             finally:
-                server.stop(0)
+                server.stop(0).wait(10)  # its port free again before the stack's server starts
         self.assertEqual(status, 504, body)
         self.assertLess(seconds, SHORT_BUDGET + MARGIN_SECONDS)
         self.assertIn("grpc_server", body["detail"])

@@ -87,7 +87,7 @@ def grpc_server(servicer: RelayServicer) -> Iterator[None]:
         try:
             yield
         finally:
-            server.stop(0)
+            server.stop(0).wait(10)  # its port free again before the stack's server starts
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:

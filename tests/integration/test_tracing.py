@@ -270,7 +270,7 @@ class TracingTests(TransactionTestCase):
                 # the server stays until then (stopped, it would end the call UNAVAILABLE).
                 time.sleep(1.5)
             finally:
-                server.stop(0)
+                server.stop(0).wait(10)  # its port free again before the stack's server starts
         self.assertEqual(answer.status, 504, answer.body)
         self.assertEqual(answer.body["failed_stage"], Stage.GRPC_SERVER.slug)
         transaction_id = answer.body["transaction_id"]
