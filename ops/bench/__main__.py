@@ -1,4 +1,5 @@
-"""``python -m ops.bench run [--quick] [--tracing]``, and ``load``, the load client's process."""
+"""``python -m ops.bench run [--quick] [--tracing] [--only PART]``, and ``load``, the load
+client's process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 
 from ops.bench import client
-from ops.bench.run import bench
+from ops.bench.run import PARTS, bench
 from ops.stack import interrupt_on_termination
 from project.settings.profiles import BENCH
 
@@ -18,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="the whole benchmark (default)")
     run.add_argument("--quick", action="store_true", help="fewer transactions, no soak")
     run.add_argument("--tracing", action="store_true", help="every process traced (its cost)")
+    run.add_argument(
+        "--only",
+        choices=PARTS,
+        help="only this part, after the warm-up (plain_c128: with the level at 32 it is read"
+        " against); its own line, figures in results-<part>.json",
+    )
     load = sub.add_parser("load", help="(internal) the load client process")
     load.add_argument("--concurrency", type=int, required=True)
     amount = load.add_mutually_exclusive_group(required=True)
@@ -30,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(outcomes))
         return 0
     interrupt_on_termination()
-    headline = bench(quick=getattr(args, "quick", False), tracing=getattr(args, "tracing", False))
+    headline = bench(
+        quick=getattr(args, "quick", False),
+        tracing=getattr(args, "tracing", False),
+        only=getattr(args, "only", None),
+    )
     print(json.dumps(headline), flush=True)
     return 0
 

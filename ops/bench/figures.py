@@ -195,6 +195,31 @@ def headline(*, mode: str, tracing: bool, results: dict[str, Any]) -> dict[str, 
     return line
 
 
+def part_line(*, mode: str, part: str, results: dict[str, Any]) -> dict[str, Any]:
+    """The line of a part run alone (``run --only``): its figures as the whole run's line names
+    them, and its target."""
+    line: dict[str, Any] = {"mode": mode, "only": part}
+    if part == "burst":
+        line |= {"burst_admitted": results["burst"]["ok"], "burst": results["burst"]}
+        line["targets_met"] = {"burst": line["burst_admitted"] >= TARGET_BURST_ADMITTED}
+        return line
+    c32, c128 = results["levels"]
+    line |= {
+        "tps_c32": c32["tps"],
+        "plain_c128_goodput_ratio": ratio(c128["tps"], c32["tps"], 3),
+        "timeouts_c128": c128["timeouts"],
+        "refused_c128": c128["refused"],
+    }
+    met = at_least(line["plain_c128_goodput_ratio"], TARGET_PLAIN_C128_GOODPUT_RATIO)
+    line["targets_met"] = {"plain_c128": met and line["timeouts_c128"] == 0}
+    return line
+
+
+def at_least(value: float | None, floor: float) -> bool:
+    """Whether ``value`` is there and at least ``floor``."""
+    return value is not None and value >= floor
+
+
 def targets(line: dict[str, Any], overloaded: dict[str, Any]) -> dict[str, bool]:
     """Which of the relay's targets this run met; a figure that is missing meets none."""
 
