@@ -36,7 +36,7 @@ MODES = {
 SOAK_TRANSACTIONS = 10_000
 # Parts that run alone (``--only``), to measure one figure again quickly: each with what its
 # figure is read against.
-PARTS = ("burst", "plain_c128")
+PARTS = ("burst", "plain_c128", "overload")
 # A burst after a quiet spell: relays at a low concurrency, seconds of quiet, then at once.
 BURST = (60, 8, 10.0, 100)
 
@@ -209,6 +209,12 @@ def measure_part(part: str, mode: str, usage: Usage) -> dict[str, Any]:
     if part == "burst":
         return {"burst": burst()}
     levels = dict(MODES[mode].levels)
+    if part == "overload":
+        c32 = run_level(32, levels[32], usage)
+        return {
+            "levels": [c32],
+            "overload": overload(*MODES[mode].overload, usage, tps_c32=c32["tps"]),
+        }
     return {"levels": [run_level(c, levels[c], usage) for c in (32, 128)]}
 
 

@@ -107,15 +107,24 @@ class LoadFiguresTests(SimpleTestCase):
         line = part_line(mode="quick", part="plain_c128", results={"levels": [c32, c128]})
         self.assertEqual((line["plain_c128_goodput_ratio"], line["timeouts_c128"]), (0.9, 1))
         self.assertEqual(line["targets_met"], {"plain_c128": False})
+        over = {"p99_s": 5.2, "max_s": 5.9, "goodput_ratio": 0.95, "deadline_s": 5.0}
+        over |= dict.fromkeys(KINDS, 0)
+        results = {"levels": [c32], "overload": over}
+        line = part_line(mode="quick", part="overload", results=results)
+        self.assertEqual(line["targets_met"], {"overload": True})
+        results["overload"] = over | {"max_s": 6.6}  # the slowest past deadline + 1.5 s
+        line = part_line(mode="quick", part="overload", results=results)
+        self.assertEqual(line["targets_met"], {"overload": False})
 
     def test_only_the_named_parts_run_alone(self) -> None:
-        with self.assertRaises(SystemExit), mock.patch("sys.stderr"):
-            main(["run", "--only", "overload"])
         with (
             mock.patch("ops.bench.__main__.bench", return_value={}) as bench,
             mock.patch("ops.bench.__main__.interrupt_on_termination"),
             mock.patch("sys.stdout"),
+            mock.patch("sys.stderr"),
         ):
+            with self.assertRaises(SystemExit):
+                main(["run", "--only", "soak"])  # no part of its own
             main(["run", "--quick", "--only", "burst"])
         bench.assert_called_once_with(quick=True, tracing=False, only="burst")
 
