@@ -94,9 +94,9 @@ def _dead_letter(transaction_id: str, error: BaseException | None = None) -> Non
         )
 
 
-# The error a hop of this thread failed with, for its task's ``on_failure``: Celery hands
-# that a copy it can pickle (a ``DependencyUnavailable`` becomes a plain ``RelayError``),
-# and the dead letter names the error as raised.
+# The transaction a hop of this thread failed and the error as raised, for its task's
+# ``on_failure``: Celery hands that a copy it can pickle (a ``DependencyUnavailable`` becomes a
+# plain ``RelayError``), and the message need not be opened a second time.
 _failing = threading.local()
 
 
@@ -107,20 +107,18 @@ class ChainTask(Task):
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         """Called once the failure is stored, so the waiting view has its answer already.
-        The message was opened before the hop ran; a task that refused it never fails."""
-        message = args[0] if args else None
-        raised, _failing.error = getattr(_failing, "error", None), None
-        try:
-            payload = payload_open(message, at=self.name)
-        except Refused:
-            return
-        _dead_letter(payload["transaction_id"], raised if raised is not None else exc)
+        Only a hop's failure names a transaction; a task that refused its message never fails."""
+        failure: tuple[str, BaseException] | None = getattr(_failing, "failure", None)
+        _failing.failure = None
+        if failure is not None:
+            _dead_letter(*failure)
 
 
 def _hop(
     message: object, *, task: str, to: str, perform: Callable[[ChainPayload], ChainPayload]
 ) -> SealedPayload:
     """Open ``message`` for ``task``, perform its hop, and seal the result for the task ``to``."""
+    _failing.failure = None
     payload = opened(message, task=task)
     if payload is None:
         raise Ignore  # the chain stops here; nothing is stored
@@ -139,7 +137,7 @@ def _hop(
             _dead_letter(payload["transaction_id"])
         raise Ignore from None
     except Exception as exc:
-        _failing.error = exc
+        _failing.failure = (payload["transaction_id"], exc)
         raise
 
 

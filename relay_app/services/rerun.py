@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
@@ -220,6 +221,18 @@ def _same_rerun(earlier: Transaction, original: Transaction, from_hop: int | Non
     return transaction_get(transaction_id=str(earlier.id), viewer=None)
 
 
+_Row = TypeVar("_Row", Hop, Attempt)
+
+
+def _copied(row: _Row, **changes: Any) -> _Row:
+    """A new, unsaved row with ``row``'s every field (a field added later is copied too) but
+    ``changes``, keyed as the columns are (``transaction_id``)."""
+    fields = {
+        f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields if not f.primary_key
+    }
+    return type(row)(**{**fields, **changes})
+
+
 def _create(
     original: Transaction, *, hop: Stage, deadline: float, idempotency_key: str | None
 ) -> Transaction:
@@ -236,33 +249,12 @@ def _create(
             from_hop=hop,
         )
         Hop.objects.bulk_create(
-            Hop(
-                transaction=rerun,
-                stage=each.stage,
-                text=each.text,
-                started_at=each.started_at,
-                finished_at=each.finished_at,
-                kafka_topic=each.kafka_topic,
-                kafka_partition=each.kafka_partition,
-                kafka_offset=each.kafka_offset,
-                attempt=each.attempt,
-                inherited=True,
-            )
+            _copied(each, transaction_id=rerun.pk, inherited=True)
             for each in original.hops.all()
             if each.stage < hop
         )
         Attempt.objects.bulk_create(
-            Attempt(
-                transaction=rerun,
-                stage=each.stage,
-                number=each.number,
-                started_at=each.started_at,
-                finished_at=each.finished_at,
-                outcome=each.outcome,
-                kind=each.kind,
-                error=each.error,
-                retried=each.retried,
-            )
+            _copied(each, transaction_id=rerun.pk)
             for each in original.attempts.all()
             if each.stage < hop
         )
