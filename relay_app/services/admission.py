@@ -18,10 +18,11 @@ time is refused then. So the relays taken on finish in about the order they came
 earliest soonest, and a burst larger than the stack can serve in time loses its last
 arrivals, not all of them.
 
-The rate is measured over the last few seconds of relays that succeeded. When there are too
-few of them (a quiet spell), the last rate measured stands in, halving every
-``RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS``: a burst after a pause is taken on as the stack
-served it before. After a restart ``RELAY_ADMISSION_INITIAL_RATE`` (if set) does. With no rate
+Each relay that succeeded measures the rate it was served at (the relays in flight beside it
+on average, over the time it took: Little's law again); the gate goes by the mean of the last
+few seconds'. When there are too few of them (a quiet spell), the last rate measured stands
+in, halving every ``RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS``: a burst after a pause waits in
+line as the stack served before it. After a restart ``RELAY_ADMISSION_INITIAL_RATE`` (if set) does. With no rate
 to go by, or when relays finish without succeeding (the stack is failing, not quiet), as many
 as the concurrency allows are taken on at once and none waits.
 
