@@ -22,9 +22,9 @@ Each relay that succeeded measures the rate it was served at (the relays in flig
 on average, over the time it took: Little's law again); the gate goes by the mean of the last
 few seconds'. When there are too few of them (a quiet spell), the last rate measured stands
 in, halving every ``RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS``: a burst after a pause waits in
-line as the stack served before it. After a restart ``RELAY_ADMISSION_INITIAL_RATE`` (if set) does. With no rate
-to go by, or when relays finish without succeeding (the stack is failing, not quiet), as many
-as the concurrency allows are taken on at once and none waits.
+line as the stack served before it. After a restart ``RELAY_ADMISSION_INITIAL_RATE`` (if
+set) does. With no rate to go by, or when relays finish without succeeding (the stack is
+failing, not quiet), as many as the concurrency allows are taken on at once and none waits.
 
 A refusal's pause (``Overloaded.pause``) is spread at random over up to half as long again,
 so that clients refused together do not all come back together; while there are places
