@@ -17,9 +17,9 @@ RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS = env.float(
 RELAY_ADMISSION_CONCURRENCY = env.int("RELAY_ADMISSION_CONCURRENCY", default=16)
 # Refusals a web process holds for their pause (up to half the deadline) before it answers
 # them (0: every refusal answered at once). Each holds one of its 128 threads
-# (ops/processes.py WEB_THREADS); relays in flight and waiting take up to 80 more
-# (RELAY_ADMISSION_CONCURRENCY and admission's MOST_WAITING), which leaves 32 for event streams.
-RELAY_ADMISSION_HELD_REFUSALS = env.int("RELAY_ADMISSION_HELD_REFUSALS", default=16)
+# (ops/processes.py WEB_THREADS), and only while relays in flight and in line leave one of the
+# 96 that relays may take (relay_app/services/admission.py THREADS_FOR_RELAYS).
+RELAY_ADMISSION_HELD_REFUSALS = env.int("RELAY_ADMISSION_HELD_REFUSALS", default=56)
 # Longest message accepted, in characters. Even at 4 UTF-8 bytes a character and with the
 # hops' own text, a record stays far below Kafka's 1 MB default limit.
 RELAY_MESSAGE_MAX_LENGTH = env.int("RELAY_MESSAGE_MAX_LENGTH", default=10_000)

@@ -52,9 +52,10 @@ from ..errors import RelayError
 # start is checked again with the rate measured then.
 START_HEADROOM = 0.8
 ARRIVAL_HEADROOM = 1.0
-# At most this many wait for a place in a process: each holds one of its threads (128,
-# ops/processes.py WEB_THREADS), shared with the relays in flight, held refusals
-# (RELAY_ADMISSION_HELD_REFUSALS, 16 by default) and event streams (at most 32): 16 + 64 + 16 + 32.
+# Of a web process's 128 threads (ops/processes.py WEB_THREADS), what relays in flight, in
+# line and held refusals may take together: the other 32 are for event streams. At most
+# MOST_WAITING of them wait in line; held refusals take what the relays leave.
+THREADS_FOR_RELAYS = 96
 MOST_WAITING = 64
 # The rate is measured over relays that succeeded this recently, once there are this many.
 RATE_WINDOW_SECONDS = 5.0
@@ -92,18 +93,21 @@ class RefusalHolds:
     held, it asks again no sooner than the hold. A held answer costs a sleeping thread and
     nothing else, so only so many are held, the rest answered at once; and for no longer than
     ``HELD_SHARE`` of the deadline, so that no answer, a refusal included, takes a client
-    much longer than a relay's deadline.
+    much longer than a relay's deadline. The threads relays in flight and in line (``beside``)
+    hold come first: held refusals take no more than ``THREADS_FOR_RELAYS`` leaves.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, beside: Callable[[], int] = lambda: 0) -> None:
         self._lock = threading.Lock()
         self._held = 0
+        self._beside = beside
 
     @contextmanager
     def place(self, refusal: Overloaded) -> Iterator[float]:
         """Seconds ``refusal`` is to be held for while the block runs (0: no place)."""
         with self._lock:
-            taken = refusal.holdable and self._held < settings.RELAY_ADMISSION_HELD_REFUSALS
+            most = min(settings.RELAY_ADMISSION_HELD_REFUSALS, THREADS_FOR_RELAYS - self._beside())
+            taken = refusal.holdable and self._held < most
             self._held += taken
         try:
             longest = HELD_SHARE * float(settings.RELAY_DEADLINE_SECONDS)
@@ -238,6 +242,11 @@ class AdmissionGate:
                     waiter.outcome = "refused"
                 waiter.woken.set()
 
+    def threads(self) -> int:
+        """The threads its relays hold, in flight and in line (read without the lock: a
+        moment's count)."""
+        return self._in_flight + len(self._waiting)
+
     def _start(self, place: Place, now: float) -> None:
         self._count_busy(now)
         self._in_flight += 1
@@ -306,4 +315,4 @@ class AdmissionGate:
 
 
 gate = AdmissionGate()
-holds = RefusalHolds()
+holds = RefusalHolds(beside=gate.threads)

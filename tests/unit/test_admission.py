@@ -20,6 +20,7 @@ from relay_app.services.admission import (
     AdmissionGate,
     Overloaded,
     Place,
+    RefusalHolds,
     Waiter,
     gate,
     holds,
@@ -319,6 +320,19 @@ class RefusalTests(SimpleTestCase):
                 _, headers, _ = call(admitting(unreached), "POST", "/api/relay/")
             sleep.assert_called_with(0.0)
             self.assertEqual(headers["Retry-After"], "2")
+
+    def test_refusals_are_held_only_in_threads_the_relays_leave(self) -> None:
+        relays = [90]  # in flight and in line: 6 of the 96 threads left
+        beside = RefusalHolds(beside=lambda: relays[0])
+        with self.settings(RELAY_ADMISSION_HELD_REFUSALS=56):
+            places = [beside.place(Overloaded(2.0)) for _ in range(7)]
+            held = [place.__enter__() for place in places]
+            self.assertEqual(held, [2.0] * 6 + [0.0])
+            for place in places:
+                place.__exit__(None, None, None)
+            relays[0] = 96  # a line that takes every thread: refusals answered at once
+            with beside.place(Overloaded(2.0)) as none:
+                self.assertEqual(none, 0.0)
 
     def test_refused_clients_are_told_to_return_at_different_times(self) -> None:
         clock = Clock()
