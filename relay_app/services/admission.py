@@ -57,10 +57,6 @@ ARRIVAL_HEADROOM = 1.0
 # MOST_WAITING of them wait in line; held refusals take what the relays leave.
 THREADS_FOR_RELAYS = 96
 MOST_WAITING = 64
-MOST_IN_FLIGHT = 32
-# Past RELAY_ADMISSION_CONCURRENCY, a process carries as many as its rate serves in this
-# share of the deadline (a relay's time in flight is what a slowdown can make late).
-SERVICE_SHARE = 0.25
 # The rate is measured over relays that succeeded this recently, once there are this many.
 RATE_WINDOW_SECONDS = 5.0
 RATE_MIN_SAMPLES = 10
@@ -189,7 +185,7 @@ class AdmissionGate:
             ahead = self._in_flight + len(self._waiting)
             if deadline <= now:  # it waited out its whole budget for a thread: none to spare
                 raise Overloaded(self._pause(rate, ahead), holdable=False)
-            if not self._waiting and self._in_flight < self._limit(rate):
+            if not self._waiting and self._in_flight < self._limit():
                 # A rate not measured lately (a faded one) does not hold back what the
                 # concurrency allows: it may be far below what the stack serves now.
                 fresh = rate if measured else None
@@ -237,7 +233,7 @@ class AdmissionGate:
                 if self._failed_in_a_row >= RATE_MIN_SAMPLES:
                     self._learned = None  # failing, not quiet: what it served is no guide
             rate, _ = self._rate(now)
-            while self._waiting and self._in_flight < self._limit(rate):
+            while self._waiting and self._in_flight < self._limit():
                 waiter = self._waiting.popleft()
                 if now < self._latest_start(rate, waiter.place.deadline):
                     self._start(waiter.place, now)
@@ -262,17 +258,8 @@ class AdmissionGate:
         self._busy_to = now
 
     @staticmethod
-    def _limit(rate: float | None) -> int:
-        """Relays this process may carry at once: ``RELAY_ADMISSION_CONCURRENCY``, or more
-        while ``rate`` serves them within ``SERVICE_SHARE`` of the deadline
-        (Little's law: concurrency = rate x time), up to ``MOST_IN_FLIGHT``.
-
-        Web processes share the stack but not their lines: the one that accepted most of a
-        burst measures a rate above its share while the other is idle, and carries more.
-        """
-        least = max(1, int(settings.RELAY_ADMISSION_CONCURRENCY))
-        service = SERVICE_SHARE * float(settings.RELAY_DEADLINE_SECONDS)
-        return max(least, min(MOST_IN_FLIGHT, int((rate or 0.0) * service)))
+    def _limit() -> int:
+        return max(1, int(settings.RELAY_ADMISSION_CONCURRENCY))
 
     @staticmethod
     def _in_time(rate: float | None, relays: int, left: float, headroom: float) -> bool:
@@ -285,7 +272,7 @@ class AdmissionGate:
         beside it, it could not be done in time."""
         if rate is None:
             return -math.inf
-        return deadline - self._limit(rate) / rate / START_HEADROOM
+        return deadline - self._limit() / rate / START_HEADROOM
 
     def _rate(self, now: float) -> tuple[float | None, bool]:
         """Relays that succeeded per second of busy time lately (and True), else the last

@@ -142,7 +142,7 @@ class GateTests(SimpleTestCase):
 
     def test_waiters_start_first_come_first_served_as_places_free(self) -> None:
         gate = AdmissionGate(clock=self.clock)  # waits for real: places are given back
-        finish(gate, self.clock, 20, every=0.1)
+        finish(gate, self.clock, 20, every=0.05)
         held = hold(gate, self.clock, 16)
         started: list[int] = []
         done = threading.Event()
@@ -164,21 +164,6 @@ class GateTests(SimpleTestCase):
         for line in lines:
             line.join(10)
         self.assertEqual(started, [0, 1, 2])
-
-    def test_a_process_whose_rate_serves_more_in_a_quarter_of_the_deadline_carries_more(
-        self,
-    ) -> None:
-        finish(self.gate, self.clock, 20, every=1 / 24)  # 24 a second: 30 in 1.25 s
-        held = hold(self.gate, self.clock, 30)
-        with self.assertRaises(Overloaded):
-            hold(self.gate, self.clock, 1)
-        self.assertEqual((len(held), len(self.waits)), (30, 1))  # the 31st waited in line
-        fast = AdmissionGate(clock=self.clock, wait=self.nobody_leaves)
-        finish(fast, self.clock, 20, every=0.01)  # 100 a second: at most 32 all the same
-        held += hold(fast, self.clock, 32)
-        with self.assertRaises(Overloaded):
-            hold(fast, self.clock, 1)
-        self.assertEqual(len(self.waits), 2)
 
     def test_no_more_wait_than_their_place_in_line_would_make_late(self) -> None:
         finish(self.gate, self.clock, 20, every=0.25)  # 4 a second: 20 in 5 s
@@ -208,14 +193,14 @@ class GateTests(SimpleTestCase):
         self.assertEqual((len(held), self.waits), (16, []))
 
     def test_a_burst_after_a_quiet_spell_waits_at_the_rate_served_before(self) -> None:
-        finish(self.gate, self.clock, 20, every=0.1)  # 10 a second
+        finish(self.gate, self.clock, 20, every=0.05)  # 20 a second
         self.clock.now += 10  # quiet: the window is empty, the rate learned has faded a little
         held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(self.gate, self.clock, 1)  # it waited: nobody left
-        # 16 at 9.4/s: 1.69 s, 0.8 of 2.12 s; it waited until that was all it had left.
+        # 16 at 18.9/s: 0.85 s, 0.8 of 1.06 s; it waited until that was all it had left.
         self.assertEqual(len(self.waits), 1)
-        self.assertAlmostEqual(self.waits[0], 5 - 16 / (10 * 0.5 ** (10 / 120)) / 0.8, 2)
+        self.assertAlmostEqual(self.waits[0], 5 - 16 / (20 * 0.5 ** (10 / 120)) / 0.8, 2)
         self.assertEqual(len(held), 16)
 
     def test_over_a_long_quiet_spell_the_rate_learned_fades(self) -> None:
@@ -233,11 +218,10 @@ class GateTests(SimpleTestCase):
     @override_settings(RELAY_ADMISSION_INITIAL_RATE=20.0)
     def test_after_a_start_the_configured_rate_stands_in(self) -> None:
         gate = AdmissionGate(clock=self.clock, wait=self.nobody_leaves)
-        held = hold(gate, self.clock, 25)  # as many as 20/s serves in a quarter of 5 s
+        held = hold(gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(gate, self.clock, 1)
-        self.assertEqual(len(held), 25)
-        self.assertTrue(self.waits)  # it waited in line
+        self.assertEqual((len(held), len(self.waits)), (16, 1))  # it waited in line
 
     def test_relays_failing_in_a_row_make_it_forget_the_rate_learned(self) -> None:
         finish(self.gate, self.clock, 20, every=0.05)
