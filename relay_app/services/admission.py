@@ -50,7 +50,7 @@ from ..errors import RelayError
 # mean hides a spread, and a relay started that then times out costs as much as one that
 # succeeds. It waits for a place only if its place in line fits in this (larger) share: the
 # start is checked again with the rate measured then.
-START_HEADROOM = 0.8
+START_HEADROOM = 0.65
 ARRIVAL_HEADROOM = 1.0
 # Of a web process's 128 threads (ops/processes.py WEB_THREADS), what relays in flight, in
 # line and held refusals may take together: the other 32 are for event streams. At most

@@ -98,12 +98,12 @@ class GateTests(SimpleTestCase):
     @override_settings(RELAY_ADMISSION_CONCURRENCY=1000)
     def test_it_refuses_what_the_relays_in_flight_would_make_late(self) -> None:
         finish(self.gate, self.clock, 20, every=0.125)  # 8 relays a second
-        # At 8/s, 0.8 x 5 s of work is 32 relays: 32 fit, the next would be late.
-        held = hold(self.gate, self.clock, 32)
+        # At 8/s, 0.65 x 5 s of work is 26 relays: 25 fit, 2 more would make the last late.
+        held = hold(self.gate, self.clock, 25)
         with self.assertRaises(Overloaded) as refused:
-            hold(self.gate, self.clock, 1)
+            hold(self.gate, self.clock, 2)
         self.assertTrue(1 <= refused.exception.retry_after <= 5)
-        self.assertEqual(len(held), 32)
+        self.assertEqual(len(held), 25)
 
     def test_relays_that_finish_together_count_the_time_they_took(self) -> None:
         # 16 taken on together finish together 2 s later: 8 a second, not 16 in an instant.
@@ -115,16 +115,16 @@ class GateTests(SimpleTestCase):
             manager.__exit__(None, None, None)
             self.clock.now += 0.001
         with self.settings(RELAY_ADMISSION_CONCURRENCY=1000):
-            admitted = hold(self.gate, self.clock, 31)  # 0.8 x 5 s at 8/s: 32
+            admitted = hold(self.gate, self.clock, 25)  # 0.65 x 5 s at 8/s: 26
             with self.assertRaises(Overloaded):
                 hold(self.gate, self.clock, 2)
-        self.assertEqual(len(admitted), 31)
+        self.assertEqual(len(admitted), 25)
 
     @override_settings(RELAY_ADMISSION_CONCURRENCY=1000)
     def test_time_spent_waiting_for_a_thread_counts(self) -> None:
         finish(self.gate, self.clock, 20, every=0.1)
         held = hold(self.gate, self.clock, 30)  # 3 s of work ahead
-        with self.assertRaises(Overloaded):  # 3 s left, of which 0.8 x 3 may be used
+        with self.assertRaises(Overloaded):  # 3 s left, of which 0.65 x 3 may be used
             self.gate.admit(arrived_at=self.clock.now - 2).__enter__()
         with self.gate.admit(arrived_at=self.clock.now):  # 5 s left
             self.assertEqual(len(held), 30)
@@ -135,8 +135,8 @@ class GateTests(SimpleTestCase):
         arrived = self.clock.now
         with self.assertRaises(Overloaded) as refused:
             hold(self.gate, self.clock, 1)  # nobody leaves: it waits, then is refused
-        # 16 in flight beside it at 10/s take 1.6 s, 0.8 of the 2 s it must have left.
-        self.assertAlmostEqual(self.clock.now, arrived + 5 - 2.0)
+        # 16 in flight beside it at 10/s take 1.6 s, 0.65 of the 2.46 s it must have left.
+        self.assertAlmostEqual(self.clock.now, arrived + 5 - 1.6 / 0.65)
         self.assertFalse(refused.exception.holdable)  # it waited already
         self.assertEqual((len(held), len(self.gate._waiting)), (16, 0))
 
@@ -166,15 +166,15 @@ class GateTests(SimpleTestCase):
         self.assertEqual(started, [0, 1, 2])
 
     def test_no_more_wait_than_their_place_in_line_would_make_late(self) -> None:
-        finish(self.gate, self.clock, 20, every=0.25)  # 4 a second: 20 in 5 s
+        finish(self.gate, self.clock, 20, every=0.2)  # 5 a second: 25 in 5 s
         held = hold(self.gate, self.clock, 16)
-        waiting = [Waiter(Place(self.clock.now + 5)) for _ in range(4)]
+        waiting = [Waiter(Place(self.clock.now + 5)) for _ in range(9)]
         self.gate._waiting.extend(waiting)
-        with self.assertRaises(Overloaded) as refused:  # the 21st in line: 5.25 s of work
+        with self.assertRaises(Overloaded) as refused:  # the 26th in line: 5.2 s of work
             hold(self.gate, self.clock, 1)
         self.assertEqual(self.waits, [])
         self.assertTrue(refused.exception.holdable)  # refused at once: may be held
-        for _ in range(MOST_WAITING - 4):  # a fast stack: only the threads bound the line
+        for _ in range(MOST_WAITING - 9):  # a fast stack: only the threads bound the line
             self.gate._waiting.append(Waiter(Place(self.clock.now + 5)))
         with self.settings(RELAY_ADMISSION_INITIAL_RATE=1000.0):
             fast = AdmissionGate(clock=self.clock, wait=self.nobody_leaves)
@@ -198,9 +198,9 @@ class GateTests(SimpleTestCase):
         held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(self.gate, self.clock, 1)  # it waited: nobody left
-        # 16 at 18.9/s: 0.85 s, 0.8 of 1.06 s; it waited until that was all it had left.
+        # 16 at 18.9/s: 0.85 s, 0.65 of 1.3 s; it waited until that was all it had left.
         self.assertEqual(len(self.waits), 1)
-        self.assertAlmostEqual(self.waits[0], 5 - 16 / (20 * 0.5 ** (10 / 120)) / 0.8, 2)
+        self.assertAlmostEqual(self.waits[0], 5 - 16 / (20 * 0.5 ** (10 / 120)) / 0.65, 2)
         self.assertEqual(len(held), 16)
 
     def test_over_a_long_quiet_spell_the_rate_learned_fades(self) -> None:
@@ -239,8 +239,8 @@ class GateTests(SimpleTestCase):
         finish(self.gate, self.clock, 10, every=0.1)  # 10 a second
         self.clock.now += 3  # nothing in flight
         finish(self.gate, self.clock, 10, every=0.1)
-        held = hold(self.gate, self.clock, 39)  # at 10/s, 4 s of work: fits 0.8 x 5 s
-        self.assertEqual(len(held), 39)
+        held = hold(self.gate, self.clock, 32)  # at 10/s, 3.2 s of work: fits 0.65 x 5 s
+        self.assertEqual(len(held), 32)
 
     def test_only_relays_that_succeeded_count_as_capacity(self) -> None:
         for _ in range(40):  # all time out: finished, but nothing done
@@ -341,7 +341,7 @@ class RefusalTests(SimpleTestCase):
         with self.settings(RELAY_ADMISSION_CONCURRENCY=1000):
             held = hold(busy, clock, 25)  # 2.5 s of work ahead
             pauses = set()
-            for _ in range(50):  # each with 3 s left, of which 0.8 x 3 s may be used
+            for _ in range(50):  # each with 3 s left, of which 0.65 x 3 s may be used
                 with self.assertRaises(Overloaded) as refused:
                     busy.admit(arrived_at=clock.now - 2).__enter__()
                 pauses.add(refused.exception.pause)
