@@ -23,7 +23,7 @@ CLUSTER := DJANGO_SETTINGS_MODULE=project.settings.cluster
 # make demo, down and status act on the profile that is up (written by up and up-secure).
 PROFILE := DJANGO_SETTINGS_MODULE=$$(cat var/profile 2>/dev/null || echo project.settings.development)
 
-.PHONY: help setup system python kafka zipkin run run-cluster up up-secure up-cluster down demo status token superuser trace test test-fast test-postgres lint check-deploy check-compose lock audit proto bench bench-quick chaos chaos-quick chaos-cluster sweep clean
+.PHONY: help setup system python kafka zipkin run run-cluster up up-secure up-cluster down demo status token superuser trace test test-fast test-postgres lint check-deploy check-compose lock audit proto bench bench-quick profile chaos chaos-quick chaos-cluster sweep clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -119,6 +119,9 @@ bench: setup ## Benchmark over HTTP at concurrency 1/8/32/128 against baselines 
 
 bench-quick: setup ## The benchmark with fewer transactions and no soak (~1.5 min)
 	@$(PY) -m ops.bench run --quick
+
+profile: setup ## The stack's CPU per transaction split by code, with py-spy at 32 in flight (~2.5 min)
+	@$(PY) -m ops.bench profile
 
 chaos: setup ## Kill, restart and starve each service under load; check nothing is lost (~3 min)
 	@$(PY) -m ops.chaos

@@ -32,31 +32,38 @@ def web_url(path: str) -> str:
     return f"{scheme}://{settings.HTTP_ADDRESS}{path}"
 
 
-def issue_token(
-    username: str, *, name: str, env: Mapping[str, str] | None = None, timeout: float = 120
-) -> str:
+def issue_token(username: str, *, name: str, env: Mapping[str, str] | None = None) -> str:
     """A new API token for ``username``, as a script gets one: the last line of
     ``manage.py create_api_token``, which also creates the user if missing."""
-    return _manage(["create_api_token", username, "--name", name], env, timeout).splitlines()[-1]
+    return manage(["create_api_token", username, "--name", name], env=env).splitlines()[-1]
 
 
-def revoke_token(token: str, *, env: Mapping[str, str] | None = None, timeout: float = 120) -> None:
+def revoke_token(token: str, *, env: Mapping[str, str] | None = None) -> None:
     """Revoke a token made by ``issue_token`` (by its first characters, never its whole text)."""
     from relay_app.services.tokens import SHOWN_CHARACTERS
 
-    _manage(["revoke_api_tokens", "--prefix", token[:SHOWN_CHARACTERS]], env, timeout)
+    manage(["revoke_api_tokens", "--prefix", token[:SHOWN_CHARACTERS]], env=env)
 
 
-def _manage(args: list[str], env: Mapping[str, str] | None, timeout: float) -> str:
+def manage(
+    args: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    show: bool = False,
+) -> str:
+    """``manage.py ARGS`` in the repository, with ``env`` (else this tool's environment): its
+    output, or with ``show`` its output shown as it comes; an error saying why if it fails."""
     run = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,
         env=dict(env) if env is not None else None,
-        capture_output=True,
+        capture_output=not show,
         text=True,
         timeout=timeout,
         check=False,
     )
     if run.returncode != 0:
-        raise RuntimeError(f"manage.py {args[0]} failed: {(run.stderr or run.stdout).strip()}")
-    return run.stdout.strip()
+        why = (run.stderr or run.stdout or f"exit status {run.returncode}").strip()
+        raise RuntimeError(f"manage.py {args[0]} failed: {why}")
+    return (run.stdout or "").strip()

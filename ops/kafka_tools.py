@@ -4,8 +4,6 @@ path: every record of a topic, and who leads what."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
@@ -25,8 +23,7 @@ from relay_app.integrations.kafka_records import Record, client_options
 def read_all(topics: list[str], *, give_up_after: float = 60.0) -> list[Record]:
     """Every record on ``topics``, read to their ends by a consumer of its own: for audits
     of what Kafka holds (the chaos ledger, the tests), never on a transaction's path."""
-    consumer = KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False)
-    try:
+    with KafkaConsumer(**client_options(), group_id=None, enable_auto_commit=False) as consumer:
         partitions = [
             TopicPartition(topic, number)
             for topic in topics
@@ -43,8 +40,6 @@ def read_all(topics: list[str], *, give_up_after: float = 60.0) -> list[Record]:
             for batch in consumer.poll(timeout_ms=500).values():
                 found += [Record.of(message) for message in batch]
         return found
-    finally:
-        consumer.close()
 
 
 @dataclass(frozen=True)
@@ -69,20 +64,15 @@ class Leadership:
         )
 
 
-@contextmanager
-def kafka_admin(*, timeout: float = 2.0) -> Iterator[KafkaAdminClient]:
+def kafka_admin(*, timeout: float = 2.0) -> KafkaAdminClient:
     """An admin client for tools that watch the cluster (the chaos runs), with short timeouts:
-    a dead node must not stall the watcher."""
-    admin = KafkaAdminClient(
+    a dead node must not stall the watcher. Closed at the end of its ``with`` block."""
+    return KafkaAdminClient(
         **client_options(),
         request_timeout_ms=int(timeout * 1000),
         bootstrap_timeout_ms=int(timeout * 1000),
         reconnect_backoff_max_ms=500,
     )
-    try:
-        yield admin
-    finally:
-        admin.close()
 
 
 def leadership(admin: KafkaAdminClient, topics: list[str]) -> Leadership:

@@ -17,7 +17,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from ops.client import manage
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LIBS = ROOT / "var" / "kafka" / "libs"
@@ -799,10 +800,5 @@ def _prepare_web(s: Any, metrics: Path, *, static: bool) -> None:
 
 def _collect_static(s: Any) -> None:
     """The admin's and the docs' static files, for whitenoise (not under test settings)."""
-    if s.STATIC_ROOT is None:
-        return
-    subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v", "0"],
-        check=True,
-        timeout=120,
-    )
+    if s.STATIC_ROOT is not None:
+        manage(["collectstatic", "--noinput", "-v", "0"])

@@ -23,12 +23,13 @@ import sys
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Sequence
+from graphlib import TopologicalSorter
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from ops import tls
-from ops.client import Credentials, issue_token
+from ops.client import Credentials, issue_token, manage
 from ops.processes import KAFKA_LIBS, ROOT, Process, StackError, private_folder, table
 from ops.supervisor import RUNNING, STOPPED, Supervisor
 
@@ -98,17 +99,8 @@ class Stack:
 
     def start_order(self) -> list[str]:
         """Every process, each after what it waits for."""
-        ordered: list[str] = []
-
-        def visit(name: str) -> None:
-            if name not in ordered:
-                for before in self.processes[name].after:
-                    visit(before)
-                ordered.append(name)
-
-        for name in self.processes:
-            visit(name)
-        return ordered
+        waits = {name: process.after for name, process in self.processes.items()}
+        return list(TopologicalSorter(waits).static_order())
 
     def _state(self, name: str) -> str:
         state = self.supervisor.state(name)
@@ -125,14 +117,9 @@ class Stack:
         return {name: self.pid(name) for name in self.processes}
 
     def manage(self, *args: str, timeout: float = 300) -> None:
-        """``manage.py ARGS`` with the stack's settings and environment."""
+        """``manage.py ARGS`` with the stack's settings and environment, its output shown."""
         private_folder(self.var_dir)
-        subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            check=True,
-            env=self.env,
-            timeout=timeout,
-        )
+        manage(list(args), env=self.env, timeout=timeout, show=True)
 
     def check_ports(self, names: Iterable[str]) -> None:
         """Every port the processes ``names`` that are not running will take is free; else
@@ -418,7 +405,6 @@ BANNER_URLS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.stack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "run", "demo", "status"])
-    parser.add_argument("--message", default="hello world", help="the message `demo` sends")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.development")
@@ -441,9 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.down()
             return 0
         if args.command == "demo":
-            return demo(args.message)
+            return demo()
         _start(stack)
-        return 0 if args.command == "up" else _run(stack, args.message)
+        return 0 if args.command == "up" else _run(stack)
     except StackError as exc:
         say(f"error: {exc}")
         return 1
@@ -458,8 +444,7 @@ def _status(stack: Stack) -> int:
     if not stack.supervisor.running():
         say(f"not running ({stack.supervisor.conf} has no supervisord)")
         return 3
-    ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(stack.supervisor.conf)]
-    return subprocess.run([*ctl, "status"], check=False).returncode
+    return stack.supervisor.ctl("status")
 
 
 def _start(stack: Stack) -> None:
@@ -484,7 +469,7 @@ def _start(stack: Stack) -> None:
     _banner(stack)
 
 
-def _run(stack: Stack, message: str) -> int:
+def _run(stack: Stack) -> int:
     """``make run``: the demo, then the transaction log live until Ctrl-C, then every process
     stopped, whatever happened to our output meanwhile."""
     stopping = False
@@ -497,7 +482,7 @@ def _run(stack: Stack, message: str) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a closed pipe is an error, not a death
     try:
-        status = demo(message)
+        status = demo()
         say("following the transaction log; press Ctrl-C to stop the stack")
         follow_transaction_log(lambda: stopping)
     finally:

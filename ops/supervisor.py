@@ -100,13 +100,9 @@ class Supervisor:
         (self.log_dir / "supervisord.log").touch()
         (self.log_dir / "supervisord.log").chmod(0o600)
         if self.running():
-            added, _, removed = self.rpc.reloadConfig()[0]
-            for name in removed:
-                with contextlib.suppress(xmlrpc.client.Fault):
-                    self.rpc.stopProcessGroup(name)
-                self.rpc.removeProcessGroup(name)
-            for name in added:
-                self.rpc.addProcessGroup(name)
+            # Processes added or removed; a changed one stopped, to be started again in order.
+            if self.ctl("update") != 0:
+                raise StackError(f"supervisorctl update failed on {self.conf}: see above")
             return
         started = subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
@@ -124,6 +120,11 @@ class Supervisor:
                     f" {(started.stdout + started.stderr).strip()[-2000:]}"
                 )
             time.sleep(0.1)
+
+    def ctl(self, *args: str) -> int:
+        """``supervisorctl ARGS`` on this supervisord, its output shown; its exit status."""
+        command = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(self.conf), *args]
+        return subprocess.run(command, check=False, timeout=60).returncode
 
     def state(self, name: str) -> dict[str, Any] | None:
         """What supervisord says of ``name``; ``None`` when supervisord is not running."""

@@ -19,8 +19,10 @@ import argparse
 import ipaddress
 import secrets
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ops.processes import private_file
+from ops.processes import ROOT, private_file
 from project.settings.environment import read_env_file
 
 CA_DAYS = 3650
@@ -60,6 +62,8 @@ SECRETS = [
     *("KAFKA_KEYSTORE_PASSWORD", "REDIS_WEB_PASSWORD", "REDIS_WORKER_PASSWORD"),
     "REDIS_MONITOR_PASSWORD",
 ]
+# What each role's processes are given of them, and their certificates.
+ROLES: dict[str, dict[str, Any]] = tomllib.loads((ROOT / "ops" / "roles.toml").read_text())
 
 
 def certificate_authority(
@@ -129,55 +133,21 @@ def ensure(folder: Path, *, renew: bool = False) -> Path:
 
 def role_env(folder: Path, role: str) -> dict[str, str]:
     """What a process of ``role`` is given on top of its profile's settings: its own
-    certificate and key, passwords and keys, and no other's (docs/security.md)."""
+    certificate and key, passwords and keys, and no other's (``ops/roles.toml``)."""
     s = read_env_file(folder / "secrets.env")
-
-    def own(setting: str, service: str) -> dict[str, str]:
-        return {
-            f"{setting}_CERT_FILE": str(folder / f"{service}.pem"),
-            f"{setting}_KEY_FILE": str(folder / f"{service}-key.pem"),
-        }
-
-    def spans(service: str) -> dict[str, str]:
-        """The exporter's certificate: the proxy in front of Zipkin takes spans with it alone."""
-        return {
-            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": str(folder / f"{service}.pem"),
-            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": str(folder / f"{service}-key.pem"),
-        }
-
-    def redis(user: str) -> dict[str, str]:
-        return {"REDIS_USERNAME": user, "REDIS_PASSWORD": s[f"REDIS_{user.upper()}_PASSWORD"]}
-
-    env = {
-        "web": {
-            **{k: s[k] for k in ("DJANGO_SECRET_KEY", "RELAY_CHAIN_SIGNING_KEY")},
-            **redis("web"),
-            **own("GRPC_TLS", "web"),
-            **spans("web"),
-        },
-        "worker": {
-            **{k: s[k] for k in ("RELAY_CHAIN_SIGNING_KEY", "RELAY_GRPC_CAPABILITY_KEY")},
-            "KAFKA_SASL_PASSWORD": s["KAFKA_RELAY_PASSWORD"],
-            **redis("worker"),
-            **own("GRPC_TLS", "worker"),
-            **own("RELAY_METRICS_TLS", "worker"),
-            **spans("worker"),
-        },
-        "grpc": {
-            "RELAY_GRPC_CAPABILITY_KEY": s["RELAY_GRPC_CAPABILITY_KEY"],
-            **own("GRPC_SERVER_TLS", "grpc"),
-            **own("RELAY_METRICS_TLS", "grpc"),
-            **spans("grpc"),
-        },
-        "flower": redis("monitor"),
-        "stack": {
-            **redis("monitor"),
-            **own("GRPC_TLS", "probe"),
-            "KAFKA_SASL_USERNAME": "admin",
-            "KAFKA_SASL_PASSWORD": s["KAFKA_ADMIN_PASSWORD"],
-        },
-    }[role]
-    return {"RELAY_PROCESS_ROLE": role, **env}
+    given = ROLES[role]
+    env = {"RELAY_PROCESS_ROLE": role, **given.get("values", {})}
+    env |= {name: s[name] for name in given.get("secrets", [])}
+    env |= {name: s[secret] for name, secret in given.get("renamed", {}).items()}
+    if user := given.get("redis_user"):
+        env |= {"REDIS_USERNAME": user, "REDIS_PASSWORD": s[f"REDIS_{user.upper()}_PASSWORD"]}
+    for setting, service in given.get("certificates", {}).items():
+        env[f"{setting}_CERT_FILE"] = str(folder / f"{service}.pem")
+        env[f"{setting}_KEY_FILE"] = str(folder / f"{service}-key.pem")
+    if service := given.get("spans"):
+        env["OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"] = str(folder / f"{service}.pem")
+        env["OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"] = str(folder / f"{service}-key.pem")
+    return env
 
 
 def deployment_env(folder: Path) -> dict[str, str]:
@@ -224,13 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.tls", description=__doc__)
     parser.add_argument("folder", type=Path, help="where the certificates and secrets go")
     parser.add_argument("--renew", action="store_true", help="a new CA and every certificate")
-    parser.add_argument("--env", metavar="ROLE", help="print ROLE's (or 'deployment's) env")
+    parser.add_argument("--env", choices=["deployment"], help="print a deployment's env")
     args = parser.parse_args(argv)
     ensure(args.folder, renew=args.renew)
     if args.env:
-        env = deployment_env(args.folder) if args.env == "deployment" else None
-        env = env or role_env(args.folder, args.env)
-        print("".join(f"{k}={v}\n" for k, v in env.items()), end="")
+        print("".join(f"{k}={v}\n" for k, v in deployment_env(args.folder).items()), end="")
     else:
         print(f"[tls] a certificate per service and the secrets in {args.folder}")
     return 0

@@ -67,7 +67,7 @@ def tree(spans: list[Span]) -> list[str]:
     return lines
 
 
-def show(transaction_id: str | None, *, wait: float) -> int:
+def show(transaction_id: str | None, *, wait: float = 5.0) -> int:
     """Print the transaction's trace; wait up to ``wait`` seconds for its spans to arrive
     (processes send theirs every half second on the local stack)."""
     from django.conf import settings
@@ -97,13 +97,12 @@ def show(transaction_id: str | None, *, wait: float) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.traces", description=__doc__)
     parser.add_argument("transaction_id", nargs="?", help="default: the last one traced")
-    parser.add_argument("--wait", type=float, default=5.0, help="seconds to wait for spans")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.development")
     import django
 
     django.setup()
-    return show(args.transaction_id, wait=args.wait)
+    return show(args.transaction_id)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""``python -m ops.bench run [--quick] [--tracing] [--only PART]``, and ``load``, the load
-client's process."""
+"""``python -m ops.bench run [--quick] [--tracing] [--only PART]``, ``profile`` (py-spy on the
+stack under load), and ``load``, the load client's process."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         help="only this part, after the warm-up (plain_c128: with the level at 32 it is read"
         " against); its own line, figures in results-<part>.json",
     )
+    spy = sub.add_parser("profile", help="py-spy on the stack at steady load: CPU by code part")
+    spy.add_argument("--seconds", type=float, default=60.0, help="of load, sampled")
+    spy.add_argument("--concurrency", type=int, default=32, help="relays in flight")
+    spy.add_argument("--summary", action="store_true", help="only split the last profile again")
     load = sub.add_parser("load", help="(internal) the load client process")
     load.add_argument("--concurrency", type=int, required=True)
     amount = load.add_mutually_exclusive_group(required=True)
@@ -37,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(outcomes))
         return 0
     interrupt_on_termination()
+    if args.command == "profile":
+        from ops.bench.profile import profile, summary
+
+        if args.summary:
+            summary()
+        else:
+            profile(seconds=args.seconds, concurrency=args.concurrency)
+        return 0
     headline = bench(
         quick=getattr(args, "quick", False),
         tracing=getattr(args, "tracing", False),

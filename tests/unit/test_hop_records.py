@@ -1,5 +1,5 @@
-"""A hop's record and its lookup, in plain SQL: the same rows as the ORM's, a re-run kept as
-it was, on SQLite and PostgreSQL alike."""
+"""A hop's record, its lookup and its next attempt's number, in plain SQL: the same rows as
+the ORM's, a re-run kept as it was, on SQLite and PostgreSQL alike."""
 
 from datetime import timedelta
 
@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from relay_app.hops import Stage
 from relay_app.integrations.kafka_records import RecordCoordinates
-from relay_app.models import Hop, Transaction
-from relay_app.selectors import hop_find
+from relay_app.models import Attempt, Hop, Transaction
+from relay_app.selectors import attempt_next_number, hop_find
 from relay_app.services.transactions import HopRecord, hops_record
 
 
@@ -73,3 +73,34 @@ class HopRecordTests(TestCase):
             ("text", "CommunicationRestTopic", 0, 7),
         )
         self.assertIsNone(hop_find(transaction_id=self.transaction_id, stage=Stage.GRPC_SERVER))
+
+    def test_the_next_attempt_counts_on_from_the_last_of_its_stage(self) -> None:
+        self.assertEqual(
+            attempt_next_number(transaction_id=self.transaction_id, stage=Stage.GRPC_SERVER), 1
+        )
+        other = Transaction.objects.create(
+            owner=None, message="other", deadline_at=self.transaction.deadline_at
+        )
+        for transaction, stage, number in (
+            (self.transaction, Stage.GRPC_SERVER, 1),
+            (self.transaction, Stage.GRPC_SERVER, 2),
+            (self.transaction, Stage.KAFKA_CONSUME_REQUEST, 5),
+            (other, Stage.GRPC_SERVER, 7),
+        ):
+            Attempt.objects.create(
+                transaction=transaction,
+                stage=stage,
+                number=number,
+                started_at=self.started,
+                finished_at=self.started,
+                outcome=Attempt.Outcome.FAILED,
+            )
+        self.assertEqual(
+            attempt_next_number(transaction_id=self.transaction_id, stage=Stage.GRPC_SERVER), 3
+        )
+        self.assertEqual(
+            attempt_next_number(
+                transaction_id=self.transaction_id, stage=Stage.KAFKA_PUBLISH_REPLY
+            ),
+            1,
+        )
