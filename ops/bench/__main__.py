@@ -1,5 +1,5 @@
-"""``python -m ops.bench run [--quick] [--tracing]``, ``profile`` (py-spy on the stack under load),
-and ``load``, the load client's process."""
+"""``python -m ops.bench run [--quick] [--tracing] [--only PART]``, ``profile`` (py-spy on the
+stack under load), and ``load``, the load client's process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import sys
 
 from ops.bench import client
-from ops.bench.run import bench
+from ops.bench.run import PARTS, bench
 from ops.stack import interrupt_on_termination
 from project.settings.profiles import BENCH
 
@@ -19,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="the whole benchmark (default)")
     run.add_argument("--quick", action="store_true", help="fewer transactions, no soak")
     run.add_argument("--tracing", action="store_true", help="every process traced (its cost)")
+    run.add_argument(
+        "--only",
+        choices=PARTS,
+        help="only this part, after the warm-up (plain_c128: with the level at 32 it is read"
+        " against); its own line, figures in results-<part>.json",
+    )
     spy = sub.add_parser("profile", help="py-spy on the stack at steady load: CPU by code part")
     spy.add_argument("--seconds", type=float, default=60.0, help="of load, sampled")
     spy.add_argument("--concurrency", type=int, default=32, help="relays in flight")
@@ -43,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             profile(seconds=args.seconds, concurrency=args.concurrency)
         return 0
-    headline = bench(quick=getattr(args, "quick", False), tracing=getattr(args, "tracing", False))
+    headline = bench(
+        quick=getattr(args, "quick", False),
+        tracing=getattr(args, "tracing", False),
+        only=getattr(args, "only", None),
+    )
     print(json.dumps(headline), flush=True)
     return 0
 

@@ -195,6 +195,43 @@ def headline(*, mode: str, tracing: bool, results: dict[str, Any]) -> dict[str, 
     return line
 
 
+def part_line(*, mode: str, part: str, results: dict[str, Any]) -> dict[str, Any]:
+    """The line of a part run alone (``run --only``): its figures as the whole run's line names
+    them, and its target."""
+    line: dict[str, Any] = {"mode": mode, "only": part}
+    if part == "burst":
+        line |= {"burst_admitted": results["burst"]["ok"], "burst": results["burst"]}
+        line["targets_met"] = {"burst": line["burst_admitted"] >= TARGET_BURST_ADMITTED}
+        return line
+    if part == "overload":
+        over = results["overload"]
+        line |= {
+            "tps_c32": results["levels"][0]["tps"],
+            "overload_p99_s": over["p99_s"],
+            "overload_max_s": over["max_s"],
+            "overload_goodput_ratio": over["goodput_ratio"],
+            "overload_deadline_s": over["deadline_s"],
+            "overload": {kind: over[kind] for kind in KINDS},
+        }
+        line["targets_met"] = {"overload": overload_met(line, over)}
+        return line
+    c32, c128 = results["levels"]
+    line |= {
+        "tps_c32": c32["tps"],
+        "plain_c128_goodput_ratio": ratio(c128["tps"], c32["tps"], 3),
+        "timeouts_c128": c128["timeouts"],
+        "refused_c128": c128["refused"],
+    }
+    met = at_least(line["plain_c128_goodput_ratio"], TARGET_PLAIN_C128_GOODPUT_RATIO)
+    line["targets_met"] = {"plain_c128": met and line["timeouts_c128"] == 0}
+    return line
+
+
+def at_least(value: float | None, floor: float) -> bool:
+    """Whether ``value`` is there and at least ``floor``."""
+    return value is not None and value >= floor
+
+
 def targets(line: dict[str, Any], overloaded: dict[str, Any]) -> dict[str, bool]:
     """Which of the relay's targets this run met; a figure that is missing meets none."""
 
@@ -204,7 +241,6 @@ def targets(line: dict[str, Any], overloaded: dict[str, Any]) -> dict[str, bool]
     def times(factor: float, value: float | None) -> float | None:
         return None if value is None else factor * value
 
-    deadline = line["overload_deadline_s"]
     return {
         "cpu": at_most(line["cpu_ms_per_tx"], TARGET_CPU_FACTOR * line["baseline_chain_cpu_ms"]),
         "tps": at_most(TARGET_TPS_RATIO, line["tps_ratio_c32"]),
@@ -216,14 +252,27 @@ def targets(line: dict[str, Any], overloaded: dict[str, Any]) -> dict[str, bool]
             line["cpu_ms_per_refusal"], times(TARGET_REFUSAL_CPU_SHARE, line["cpu_ms_per_tx"])
         ),
         "own_cpu": at_most(line["own_cpu_ms"], times(TARGET_OWN_CPU_FACTOR, line["hops_cpu_ms"])),
-        "overload": (
-            at_most(line["overload_p99_s"], deadline + TARGET_OVERLOAD_P99_MARGIN_S)
-            and at_most(line["overload_max_s"], deadline + TARGET_OVERLOAD_MAX_MARGIN_S)
-            and at_most(TARGET_OVERLOAD_GOODPUT_RATIO, line["overload_goodput_ratio"])
-            # every answer but a 200 is a 503 with Retry-After or a 504; every 200 is right
-            and not any(
-                overloaded[kind]
-                for kind in ("connection_errors", "other", "other_503", "wrong_text")
-            )
-        ),
+        "overload": overload_met(line, overloaded),
     }
+
+
+def overload_met(line: dict[str, Any], overloaded: dict[str, Any]) -> bool:
+    """Whether the overload level met its target: p99 and slowest within their margins of the
+    deadline, goodput against the rate at 32, and every answer a right 200, a 503 with
+    ``Retry-After`` or a 504 (no connection error, no other status)."""
+    deadline = line["overload_deadline_s"]
+    p99, slowest, goodput = (
+        line["overload_p99_s"],
+        line["overload_max_s"],
+        line["overload_goodput_ratio"],
+    )
+    return (
+        p99 is not None
+        and p99 <= deadline + TARGET_OVERLOAD_P99_MARGIN_S
+        and slowest is not None
+        and slowest <= deadline + TARGET_OVERLOAD_MAX_MARGIN_S
+        and at_least(goodput, TARGET_OVERLOAD_GOODPUT_RATIO)
+        and not any(
+            overloaded[kind] for kind in ("connection_errors", "other", "other_503", "wrong_text")
+        )
+    )

@@ -34,6 +34,9 @@ MODES = {
     "quick": Mode((2, 30), [(8, 160), (32, 320), (128, 384)], 300, (256, 15.0), soak=False),
 }
 SOAK_TRANSACTIONS = 10_000
+# Parts that run alone (``--only``), to measure one figure again quickly: each with what its
+# figure is read against.
+PARTS = ("burst", "plain_c128", "overload")
 # A burst after a quiet spell: relays at a low concurrency, seconds of quiet, then at once.
 BURST = (60, 8, 10.0, 100)
 
@@ -200,7 +203,22 @@ def measure(mode: str, usage: Usage, *, noop_worker: int) -> dict[str, Any]:
     }
 
 
-def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
+def measure_part(part: str, mode: str, usage: Usage) -> dict[str, Any]:
+    """One part of the run alone (``PARTS``) on a stack that is up, after the same warm-up."""
+    drive(8, count=100)
+    if part == "burst":
+        return {"burst": burst()}
+    levels = dict(MODES[mode].levels)
+    if part == "overload":
+        c32 = run_level(32, levels[32], usage)
+        return {
+            "levels": [c32],
+            "overload": overload(*MODES[mode].overload, usage, tps_c32=c32["tps"]),
+        }
+    return {"levels": [run_level(c, levels[c], usage) for c in (32, 128)]}
+
+
+def bench(*, quick: bool, tracing: bool = False, only: str | None = None) -> dict[str, Any]:
     """The whole run; its headline, the rest in results.json and the chart."""
     from ops.stack import fresh_stack
 
@@ -215,14 +233,21 @@ def bench(*, quick: bool, tracing: bool = False) -> dict[str, Any]:
     from ops.bench.baselines import auth_cpu_ms_per_tx, noop_worker  # once settings are the stack's
     from ops.bench.chart import chart
 
-    auth_cpu_ms = auth_cpu_ms_per_tx()
-    say(f"message authentication: {auth_cpu_ms} ms of CPU per transaction")
+    auth_cpu_ms = None if only else auth_cpu_ms_per_tx()
+    if auth_cpu_ms is not None:
+        say(f"message authentication: {auth_cpu_ms} ms of CPU per transaction")
     try:
         stack.up()
-        with noop_worker(BENCH_DIR / "log" / "noop-worker.log") as worker:
-            results = measure(mode, Usage(stack.status()), noop_worker=worker)
+        if only:
+            results = measure_part(only, mode, Usage(stack.status()))
+        else:
+            with noop_worker(BENCH_DIR / "log" / "noop-worker.log") as worker:
+                results = measure(mode, Usage(stack.status()), noop_worker=worker)
     finally:
         stack.down()
+    if only:
+        (BENCH_DIR / f"results-{only}.json").write_text(json.dumps(results, indent=2))
+        return figures.part_line(mode=mode, part=only, results=results)
     results["auth_cpu_ms_per_tx"] = auth_cpu_ms
     headline = figures.headline(mode=mode, tracing=tracing, results=results)
     pool = {"pool": settings.RELAY_WORKER_POOL, "concurrency": settings.RELAY_WORKER_CONCURRENCY}

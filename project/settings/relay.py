@@ -12,9 +12,13 @@ RELAY_ADMISSION_INITIAL_RATE = env.float("RELAY_ADMISSION_INITIAL_RATE", default
 RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS = env.float(
     "RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS", default=120.0
 )
+# Relays a web process carries at once (admission): the rest wait for a place, first come
+# first served, while they can still be done in time.
+RELAY_ADMISSION_CONCURRENCY = env.int("RELAY_ADMISSION_CONCURRENCY", default=16)
 # Refusals a web process holds for their pause (up to half the deadline) before it answers
 # them (0: every refusal answered at once). Each holds one of its 128 threads
-# (ops/processes.py WEB_THREADS), which leaves 72 for relays and event streams.
+# (ops/processes.py WEB_THREADS), and only while relays in flight and in line leave one of the
+# 96 that relays may take (relay_app/services/admission.py THREADS_FOR_RELAYS).
 RELAY_ADMISSION_HELD_REFUSALS = env.int("RELAY_ADMISSION_HELD_REFUSALS", default=56)
 # Longest message accepted, in characters. Even at 4 UTF-8 bytes a character and with the
 # hops' own text, a record stays far below Kafka's 1 MB default limit.

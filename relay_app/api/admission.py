@@ -1,8 +1,9 @@
 """Admission of relay requests, before Django is touched.
 
-A relay that cannot be done before its deadline is refused here, in a WSGI application
-wrapped around Django's (``project/wsgi.py``): ahead of Django's request handling, its
-middleware, authentication, throttling, parsing and the database, so that refusing costs next
+A relay waits here for a place while the web process carries as many as it may, and one
+that cannot be done before its deadline is refused here, in a WSGI application wrapped
+around Django's (``project/wsgi.py``): ahead of Django's request handling, its middleware,
+authentication, throttling, parsing and the database, so that waiting and refusing cost next
 to nothing while the stack is overloaded (``relay_app/services/admission.py`` says when). The
 refusal is a 503 with a JSON body and ``Retry-After``, spread so that refused clients do not
 return together. While this process has places for them, the answer is held for that pause (up

@@ -3,6 +3,7 @@ refused before Django with 503 and a spread Retry-After (or held for it), and no
 recorded."""
 
 import json
+import threading
 import time
 from typing import Any
 from unittest import mock
@@ -14,7 +15,16 @@ from project.webserver import stamp_arrival
 from relay_app.api.admission import DEADLINE_KEY, admitting
 from relay_app.api.arrival import ARRIVED_AT
 from relay_app.models import Transaction
-from relay_app.services.admission import COLD_IN_FLIGHT, AdmissionGate, Overloaded, gate, holds
+from relay_app.services.admission import (
+    MOST_WAITING,
+    AdmissionGate,
+    Overloaded,
+    Place,
+    RefusalHolds,
+    Waiter,
+    gate,
+    holds,
+)
 
 from ..support import signed_in_client, user_with_token
 
@@ -35,6 +45,16 @@ def hold(gate: AdmissionGate, clock: Clock, count: int) -> list[Any]:
     return places
 
 
+def seconds_until(condition: Any, at_most: float = 10.0) -> bool:
+    """Whether ``condition()`` became true within ``at_most`` seconds (polled)."""
+    ends = time.monotonic() + at_most
+    while not condition():
+        if time.monotonic() > ends:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def finish(gate: AdmissionGate, clock: Clock, count: int, *, every: float) -> None:
     """``count`` relays, one after another, each taking ``every`` seconds."""
     for _ in range(count):
@@ -43,51 +63,64 @@ def finish(gate: AdmissionGate, clock: Clock, count: int, *, every: float) -> No
             place.succeeded = True
 
 
-@override_settings(RELAY_DEADLINE_SECONDS=5.0)
+@override_settings(RELAY_DEADLINE_SECONDS=5.0, RELAY_ADMISSION_CONCURRENCY=16)
 class GateTests(SimpleTestCase):
+    """With a rate to go by, at most the concurrency at once; the rest wait in line while they
+    can still be done in time. Tests of the rate's rule alone lift the concurrency."""
+
     def setUp(self) -> None:
         self.clock = Clock()
-        self.gate = AdmissionGate(clock=self.clock)
+        self.waits: list[float] = []
+        self.gate = AdmissionGate(clock=self.clock, wait=self.nobody_leaves)
+
+    def nobody_leaves(self, woken: threading.Event, timeout: float) -> None:
+        """A wait for a place that no relay gives back: it lasts its whole timeout."""
+        self.waits.append(timeout)
+        self.clock.now += timeout
 
     def test_the_deadline_counts_from_arrival(self) -> None:
         with self.gate.admit(arrived_at=self.clock.now - 2) as place:
             self.assertEqual(place.deadline, self.clock.now + 3)
 
-    def test_cold_it_takes_on_a_fixed_number(self) -> None:
-        held = hold(self.gate, self.clock, COLD_IN_FLIGHT)
+    def test_cold_it_takes_on_the_concurrency_and_none_waits(self) -> None:
+        held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(self.gate, self.clock, 1)
-        self.assertEqual(len(held), COLD_IN_FLIGHT)
+        self.assertEqual((len(held), self.waits), (16, []))
 
     def test_a_request_that_waited_out_its_budget_is_refused(self) -> None:
         with self.assertRaises(Overloaded) as refused:
             self.gate.admit(arrived_at=self.clock.now - 5.01).__enter__()
         self.assertGreaterEqual(refused.exception.retry_after, 1)
         self.assertEqual(refused.exception.status_code, 503)
+        self.assertFalse(refused.exception.holdable)
 
+    @override_settings(RELAY_ADMISSION_CONCURRENCY=1000)
     def test_it_refuses_what_the_relays_in_flight_would_make_late(self) -> None:
         finish(self.gate, self.clock, 20, every=0.125)  # 8 relays a second
-        # At 8/s, 0.65 x 5 s of work is 26 relays: 25 fit, 10 more would make the last late.
+        # At 8/s, 0.65 x 5 s of work is 26 relays: 25 fit, 2 more would make the last late.
         held = hold(self.gate, self.clock, 25)
         with self.assertRaises(Overloaded) as refused:
-            hold(self.gate, self.clock, 10)
+            hold(self.gate, self.clock, 2)
         self.assertTrue(1 <= refused.exception.retry_after <= 5)
         self.assertEqual(len(held), 25)
 
     def test_relays_that_finish_together_count_the_time_they_took(self) -> None:
         # 16 taken on together finish together 2 s later: 8 a second, not 16 in an instant.
-        managers = [self.gate.admit(arrived_at=self.clock.now) for _ in range(COLD_IN_FLIGHT)]
+        managers = [self.gate.admit(arrived_at=self.clock.now) for _ in range(16)]
         places = [manager.__enter__() for manager in managers]
-        self.clock.now += COLD_IN_FLIGHT / 8
+        self.clock.now += 16 / 8
         for manager, place in zip(managers, places, strict=True):
             place.succeeded = True
             manager.__exit__(None, None, None)
             self.clock.now += 0.001
-        admitted = hold(self.gate, self.clock, 25)  # 0.65 x 5 s at 8/s: 26
-        with self.assertRaises(Overloaded):
-            hold(self.gate, self.clock, 5)
+        with self.settings(RELAY_ADMISSION_CONCURRENCY=1000):
+            admitted = hold(self.gate, self.clock, 25)  # 0.65 x 5 s at 8/s: 26
+            with self.assertRaises(Overloaded):
+                hold(self.gate, self.clock, 2)
         self.assertEqual(len(admitted), 25)
 
+    @override_settings(RELAY_ADMISSION_CONCURRENCY=1000)
     def test_time_spent_waiting_for_a_thread_counts(self) -> None:
         finish(self.gate, self.clock, 20, every=0.1)
         held = hold(self.gate, self.clock, 30)  # 3 s of work ahead
@@ -96,38 +129,99 @@ class GateTests(SimpleTestCase):
         with self.gate.admit(arrived_at=self.clock.now):  # 5 s left
             self.assertEqual(len(held), 30)
 
-    def test_after_a_quiet_spell_a_slow_rate_still_allows_the_fixed_number(self) -> None:
+    def test_beyond_the_concurrency_a_relay_waits_while_it_can_still_start_in_time(self) -> None:
+        finish(self.gate, self.clock, 20, every=0.1)  # 10 a second
+        held = hold(self.gate, self.clock, 16)
+        arrived = self.clock.now
+        with self.assertRaises(Overloaded) as refused:
+            hold(self.gate, self.clock, 1)  # nobody leaves: it waits, then is refused
+        # 16 in flight beside it at 10/s take 1.6 s, 0.65 of the 2.46 s it must have left.
+        self.assertAlmostEqual(self.clock.now, arrived + 5 - 1.6 / 0.65)
+        self.assertFalse(refused.exception.holdable)  # it waited already
+        self.assertEqual((len(held), len(self.gate._waiting)), (16, 0))
+
+    def test_waiters_start_first_come_first_served_as_places_free(self) -> None:
+        gate = AdmissionGate(clock=self.clock)  # waits for real: places are given back
+        finish(gate, self.clock, 20, every=0.05)
+        held = hold(gate, self.clock, 16)
+        started: list[int] = []
+        done = threading.Event()
+
+        def wait_in_line(number: int) -> None:
+            with gate.admit(arrived_at=self.clock.now):
+                started.append(number)
+                done.wait(10)
+
+        lines = [threading.Thread(target=wait_in_line, args=(n,)) for n in range(3)]
+        for number, line in enumerate(lines):
+            line.start()
+            self.assertTrue(seconds_until(lambda n=number: len(gate._waiting) == n + 1))
+        held[0].__exit__(None, None, None)
+        self.assertTrue(seconds_until(lambda: started == [0]))
+        held[1].__exit__(None, None, None)
+        self.assertTrue(seconds_until(lambda: started == [0, 1]))
+        done.set()  # 0 and 1 leave: 2 starts
+        for line in lines:
+            line.join(10)
+        self.assertEqual(started, [0, 1, 2])
+
+    def test_no_more_wait_than_their_place_in_line_would_make_late(self) -> None:
+        finish(self.gate, self.clock, 20, every=0.2)  # 5 a second: 25 in 5 s
+        held = hold(self.gate, self.clock, 16)
+        waiting = [Waiter(Place(self.clock.now + 5)) for _ in range(9)]
+        self.gate._waiting.extend(waiting)
+        with self.assertRaises(Overloaded) as refused:  # the 26th in line: 5.2 s of work
+            hold(self.gate, self.clock, 1)
+        self.assertEqual(self.waits, [])
+        self.assertTrue(refused.exception.holdable)  # refused at once: may be held
+        for _ in range(MOST_WAITING - 9):  # a fast stack: only the threads bound the line
+            self.gate._waiting.append(Waiter(Place(self.clock.now + 5)))
+        with self.settings(RELAY_ADMISSION_INITIAL_RATE=1000.0):
+            fast = AdmissionGate(clock=self.clock, wait=self.nobody_leaves)
+            held += hold(fast, self.clock, 16)
+            fast._waiting.extend(self.gate._waiting)
+            with self.assertRaises(Overloaded):
+                hold(fast, self.clock, 1)
+        self.assertEqual((self.waits, len(held)), ([], 32))
+
+    def test_after_a_quiet_spell_a_slow_rate_still_allows_the_concurrency(self) -> None:
         finish(self.gate, self.clock, 20, every=1.0)  # slow: 1 a second
         self.clock.now += 60
-        held = hold(self.gate, self.clock, COLD_IN_FLIGHT)
+        held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(self.gate, self.clock, 1)
-        self.assertEqual(len(held), COLD_IN_FLIGHT)
+        self.assertEqual((len(held), self.waits), (16, []))
 
-    def test_a_burst_after_a_quiet_spell_is_taken_on_at_the_rate_served_before(self) -> None:
+    def test_a_burst_after_a_quiet_spell_waits_at_the_rate_served_before(self) -> None:
         finish(self.gate, self.clock, 20, every=0.05)  # 20 a second
         self.clock.now += 10  # quiet: the window is empty, the rate learned has faded a little
-        held = hold(self.gate, self.clock, 50)  # 2.6 s of work at 18.9/s: fits 0.65 x 5 s
+        held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
-            hold(self.gate, self.clock, 20)
-        self.assertEqual(len(held), 50)
+            hold(self.gate, self.clock, 1)  # it waited: nobody left
+        # 16 at 18.9/s: 0.85 s, 0.65 of 1.3 s; it waited until that was all it had left.
+        self.assertEqual(len(self.waits), 1)
+        self.assertAlmostEqual(self.waits[0], 5 - 16 / (20 * 0.5 ** (10 / 120)) / 0.65, 2)
+        self.assertEqual(len(held), 16)
 
     def test_over_a_long_quiet_spell_the_rate_learned_fades(self) -> None:
         for half_lives in (10, 2000):  # the second: faded to 0.0 in floating point
             with self.subTest(half_lives=half_lives):
-                gate = AdmissionGate(clock=self.clock)
+                gate = AdmissionGate(clock=self.clock, wait=self.nobody_leaves)
                 finish(gate, self.clock, 20, every=0.05)
                 self.clock.now += half_lives * settings.RELAY_ADMISSION_RATE_HALF_LIFE_SECONDS
-                held = hold(gate, self.clock, COLD_IN_FLIGHT)
+                held = hold(gate, self.clock, 16)
                 with self.assertRaises(Overloaded) as refused:
                     hold(gate, self.clock, 1)
-                self.assertEqual(len(held), COLD_IN_FLIGHT)
+                self.assertEqual((len(held), self.waits), (16, []))
                 self.assertTrue(1 <= refused.exception.retry_after <= 5)
 
     @override_settings(RELAY_ADMISSION_INITIAL_RATE=20.0)
     def test_after_a_start_the_configured_rate_stands_in(self) -> None:
-        held = hold(AdmissionGate(clock=self.clock), self.clock, 60)  # 3 s at 20/s
-        self.assertEqual(len(held), 60)
+        gate = AdmissionGate(clock=self.clock, wait=self.nobody_leaves)
+        held = hold(gate, self.clock, 16)
+        with self.assertRaises(Overloaded):
+            hold(gate, self.clock, 1)
+        self.assertEqual((len(held), len(self.waits)), (16, 1))  # it waited in line
 
     def test_relays_failing_in_a_row_make_it_forget_the_rate_learned(self) -> None:
         finish(self.gate, self.clock, 20, every=0.05)
@@ -135,26 +229,27 @@ class GateTests(SimpleTestCase):
         for _ in range(10):  # all time out: the stack is failing, not quiet
             with self.gate.admit(arrived_at=self.clock.now):
                 self.clock.now += 0.01
-        held = hold(self.gate, self.clock, COLD_IN_FLIGHT)
+        held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(self.gate, self.clock, 1)
-        self.assertEqual(len(held), COLD_IN_FLIGHT)
+        self.assertEqual((len(held), self.waits), (16, []))
 
+    @override_settings(RELAY_ADMISSION_CONCURRENCY=1000)
     def test_a_gap_between_bursts_does_not_read_as_a_slow_stack(self) -> None:
         finish(self.gate, self.clock, 10, every=0.1)  # 10 a second
         self.clock.now += 3  # nothing in flight
         finish(self.gate, self.clock, 10, every=0.1)
-        held = hold(self.gate, self.clock, 30)  # at 10/s, 3 s of work: fits 0.65 x 5 s
-        self.assertEqual(len(held), 30)
+        held = hold(self.gate, self.clock, 32)  # at 10/s, 3.2 s of work: fits 0.65 x 5 s
+        self.assertEqual(len(held), 32)
 
     def test_only_relays_that_succeeded_count_as_capacity(self) -> None:
         for _ in range(40):  # all time out: finished, but nothing done
             with self.gate.admit(arrived_at=self.clock.now):
                 self.clock.now += 0.01
-        held = hold(self.gate, self.clock, COLD_IN_FLIGHT)
+        held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(self.gate, self.clock, 1)
-        self.assertEqual(len(held), COLD_IN_FLIGHT)
+        self.assertEqual((len(held), self.waits), (16, []))
 
 
 class ArrivalTests(SimpleTestCase):
@@ -226,19 +321,33 @@ class RefusalTests(SimpleTestCase):
             sleep.assert_called_with(0.0)
             self.assertEqual(headers["Retry-After"], "2")
 
+    def test_refusals_are_held_only_in_threads_the_relays_leave(self) -> None:
+        relays = [90]  # in flight and in line: 6 of the 96 threads left
+        beside = RefusalHolds(beside=lambda: relays[0])
+        with self.settings(RELAY_ADMISSION_HELD_REFUSALS=56):
+            places = [beside.place(Overloaded(2.0)) for _ in range(7)]
+            held = [place.__enter__() for place in places]
+            self.assertEqual(held, [2.0] * 6 + [0.0])
+            for place in places:
+                place.__exit__(None, None, None)
+            relays[0] = 96  # a line that takes every thread: refusals answered at once
+            with beside.place(Overloaded(2.0)) as none:
+                self.assertEqual(none, 0.0)
+
     def test_refused_clients_are_told_to_return_at_different_times(self) -> None:
         clock = Clock()
         busy = AdmissionGate(clock=clock)
         finish(busy, clock, 20, every=0.1)  # 10 a second
-        held = hold(busy, clock, 33)  # 3.3 s of work ahead: more than 0.65 x 5 s
-        pauses = set()
-        for _ in range(50):
-            with self.assertRaises(Overloaded) as refused:
-                hold(busy, clock, 1)
-            pauses.add(refused.exception.pause)
-        self.assertEqual((len(held), busy._in_flight), (33, 33))
+        with self.settings(RELAY_ADMISSION_CONCURRENCY=1000):
+            held = hold(busy, clock, 25)  # 2.5 s of work ahead
+            pauses = set()
+            for _ in range(50):  # each with 3 s left, of which 0.65 x 3 s may be used
+                with self.assertRaises(Overloaded) as refused:
+                    busy.admit(arrived_at=clock.now - 2).__enter__()
+                pauses.add(refused.exception.pause)
+        self.assertEqual((len(held), busy._in_flight), (25, 25))
         self.assertGreater(len(pauses), 40)
-        self.assertTrue(all(3.3 <= pause <= 5 for pause in pauses), pauses)
+        self.assertTrue(all(2.5 <= pause <= 3.75 for pause in pauses), pauses)
 
     def test_other_requests_pass_untouched(self) -> None:
         passed = []

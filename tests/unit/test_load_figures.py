@@ -2,11 +2,13 @@
 unit, CPU counted per service (a proxy as the web's), and one summary line for both chaos runs."""
 
 import os
+from unittest import mock
 
 from django.test import SimpleTestCase
 
+from ops.bench.__main__ import main
 from ops.bench.client import KINDS, classify, outcome
-from ops.bench.figures import cpu_ms_per_refusal, cpu_per, latencies, level, percentile
+from ops.bench.figures import cpu_ms_per_refusal, cpu_per, latencies, level, part_line, percentile
 from ops.bench.usage import Usage, cpu_seconds, service
 from ops.chaos.report import Report, summarize
 from ops.ledger import Entry
@@ -93,6 +95,38 @@ class LoadFiguresTests(SimpleTestCase):
         self.assertEqual(cpu_ms_per_refusal(loaded, c32), 1.0)  # (150 - 10 x 10) ms / 50
         quiet = level(128, [{"seconds": 1.0, "outcomes": [ok]}], {"web": 0.01}, {})
         self.assertIsNone(cpu_ms_per_refusal(quiet, c32))
+
+    def test_a_part_run_alone_has_the_whole_runs_figure_and_target(self) -> None:
+        burst = {"sent": 100, "ok": 94, "shed_503": 6}
+        line = part_line(mode="quick", part="burst", results={"burst": burst})
+        self.assertEqual((line["burst_admitted"], line["targets_met"]), (94, {"burst": False}))
+        ok = {"seconds": 0.1, "kind": "ok", "detail": "", "pause": None, "timeline": None}
+        late = {**ok, "kind": "timeouts_504", "detail": "HTTP 504"}
+        c32 = level(32, [{"seconds": 1.0, "outcomes": [ok] * 10}], {}, {})
+        c128 = level(128, [{"seconds": 1.0, "outcomes": [ok] * 9 + [late]}], {}, {})
+        line = part_line(mode="quick", part="plain_c128", results={"levels": [c32, c128]})
+        self.assertEqual((line["plain_c128_goodput_ratio"], line["timeouts_c128"]), (0.9, 1))
+        self.assertEqual(line["targets_met"], {"plain_c128": False})
+        over = {"p99_s": 5.2, "max_s": 5.9, "goodput_ratio": 0.95, "deadline_s": 5.0}
+        over |= dict.fromkeys(KINDS, 0)
+        results = {"levels": [c32], "overload": over}
+        line = part_line(mode="quick", part="overload", results=results)
+        self.assertEqual(line["targets_met"], {"overload": True})
+        results["overload"] = over | {"max_s": 6.6}  # the slowest past deadline + 1.5 s
+        line = part_line(mode="quick", part="overload", results=results)
+        self.assertEqual(line["targets_met"], {"overload": False})
+
+    def test_only_the_named_parts_run_alone(self) -> None:
+        with (
+            mock.patch("ops.bench.__main__.bench", return_value={}) as bench,
+            mock.patch("ops.bench.__main__.interrupt_on_termination"),
+            mock.patch("sys.stdout"),
+            mock.patch("sys.stderr"),
+        ):
+            with self.assertRaises(SystemExit):
+                main(["run", "--only", "soak"])  # no part of its own
+            main(["run", "--quick", "--only", "burst"])
+        bench.assert_called_once_with(quick=True, tracing=False, only="burst")
 
     def test_the_proxy_and_numbered_processes_count_for_their_service(self) -> None:
         self.assertEqual(
