@@ -14,12 +14,26 @@ from .models import ApiToken, Attempt, BulkJob, BulkJobItem, Hop, Transaction
 Viewer = User | AnonymousUser | None
 
 
+def is_staff(user: User | AnonymousUser) -> bool:
+    """Whether ``user`` sees every transaction and bulk job (the relay itself does too)."""
+    return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
+def may_see(user: User | AnonymousUser, transaction: Transaction) -> bool:
+    """Whether ``transaction``, already read, is one ``user`` sees (``_visible_to``'s rule)."""
+    return is_staff(user) or bool(
+        user.is_authenticated
+        and transaction.owner_id is not None
+        and transaction.owner_id == user.pk
+    )
+
+
 def _visible_to(viewer: Viewer) -> QuerySet[Transaction]:
     """Staff see every transaction; a user only their own; anonymous, none.
 
     Anonymous relays are owned by nobody, so only staff see them.
     """
-    if viewer is None or (viewer.is_authenticated and viewer.is_active and viewer.is_staff):
+    if viewer is None or is_staff(viewer):
         return Transaction.objects.all()
     if viewer.is_authenticated:
         return Transaction.objects.filter(owner_id=viewer.pk)
@@ -251,7 +265,7 @@ def bulk_job_get(*, job_id: str, viewer: Viewer) -> BulkJob:
     """A bulk job: staff see every one, a user only those they started. Raises
     ``BulkJob.DoesNotExist`` otherwise, as for a job that never existed."""
     jobs = BulkJob.objects.select_related("created_by", "cancelled_by")
-    if not (viewer is None or (viewer.is_authenticated and viewer.is_active and viewer.is_staff)):
+    if not (viewer is None or is_staff(viewer)):
         jobs = jobs.filter(created_by_id=viewer.pk) if viewer.is_authenticated else jobs.none()
     return jobs.get(id=job_id)
 

@@ -31,7 +31,7 @@ from ..errors import RelayError
 from ..hops import Stage
 from ..models import Attempt, AuditEntry, Hop, Transaction
 from ..original_log import log_hop
-from ..selectors import transaction_find, transaction_get
+from ..selectors import is_staff, may_see, transaction_find, transaction_get
 from ..tasks import relay_chain
 from .audit import REASON_MAX_LENGTH, audit_record
 from .chain import ChainPayload, rest_respond
@@ -72,18 +72,6 @@ class RerunKeyConflict(RerunRefused):
     status_code = 422
 
 
-def _is_staff(user: Operator) -> bool:
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
-
-
-def _may_see(user: Operator, transaction: Transaction) -> bool:
-    return _is_staff(user) or (
-        user.is_authenticated
-        and transaction.owner_id is not None
-        and transaction.owner_id == user.pk
-    )
-
-
 def _named(stage: Stage | None) -> str:
     return f"hop {stage:d}, {stage.slug}" if stage is not None else "none"
 
@@ -117,7 +105,7 @@ def rerun_check(original: Transaction, *, user: Operator, from_hop: int | None =
     if from_hop is not None and from_hop not in {stage.value for stage in Stage}:
         raise RerunHopInvalid(f"from_hop must be a hop's position, 1 to {len(Stage)}")
     default = rerun_default_hop(original)
-    staff = _is_staff(user)
+    staff = is_staff(user)
     if not staff and original.status not in RERUNNABLE_BY_OWNER:
         raise RerunRefused(
             f"transaction {original.id} is {original.status}: only staff rerun it, from a hop"
@@ -172,7 +160,7 @@ def transaction_rerun(
     Each rerun made is recorded in the audit trail (action ``rerun``, from ``source``: api,
     admin, job), with ``reason``, the original and the rerun; a repeated key records nothing.
     """
-    if not _may_see(user, original):
+    if not may_see(user, original):
         raise Transaction.DoesNotExist(f"no transaction {original.id}")
     original = transaction_get(transaction_id=str(original.id), viewer=None)
     if idempotency_key and (
