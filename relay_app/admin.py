@@ -7,6 +7,7 @@ filtered list's, a dry run first) with their progress; API tokens, to see and re
 
 import json
 from typing import Any, cast
+from uuid import UUID
 
 from django import forms
 from django.conf import settings
@@ -592,20 +593,21 @@ class BulkJobItemInline(ReadOnlyAdminMixin, admin.TabularInline):
     ordering = ("position",)
     max_num = 0
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[BulkJobItem]:
-        return super().get_queryset(request).order_by("position")
-
     @admin.display(description="transaction")
     def transaction_link(self, item: BulkJobItem) -> str:
-        url = reverse("admin:relay_app_transaction_change", args=[item.transaction_id])
-        return format_html('<a href="{}">{}</a>', url, str(item.transaction_id)[:8])
+        return _short_transaction_link(item.transaction_id)
 
     @admin.display(description="rerun as")
     def result_link(self, item: BulkJobItem) -> str:
-        if item.result_transaction_id is None:
-            return "-"
-        url = reverse("admin:relay_app_transaction_change", args=[item.result_transaction_id])
-        return format_html('<a href="{}">{}</a>', url, str(item.result_transaction_id)[:8])
+        return _short_transaction_link(item.result_transaction_id)
+
+
+def _short_transaction_link(transaction_id: UUID | None) -> str:
+    """A link to the transaction's page, by the first characters of its id; "-" for none."""
+    if transaction_id is None:
+        return "-"
+    url = reverse("admin:relay_app_transaction_change", args=[transaction_id])
+    return format_html('<a href="{}">{}</a>', url, str(transaction_id)[:8])
 
 
 @admin.register(BulkJob)
