@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import DurationField, ExpressionWrapper, F, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -26,7 +27,12 @@ from django.utils.text import Truncator
 from .comparison import NotOneLineage, compare
 from .hops import Stage
 from .models import ApiToken, Attempt, AuditEntry, BulkJob, BulkJobItem, Hop, Transaction
-from .selectors import bulk_job_progress, transaction_filter, transaction_get
+from .selectors import (
+    bulk_job_progress,
+    bulk_jobs_with_progress,
+    transaction_filter,
+    transaction_get,
+)
 from .services.audit import REASON_MAX_LENGTH, admin_bulk_deletion, audit_admin_deletion
 from .services.bulk import BulkJobNotStarted, bulk_dry_run, bulk_job_cancel, bulk_job_start
 from .services.cancel import transaction_cancel_for
@@ -582,10 +588,28 @@ class BulkReasonForm(forms.Form):
     )
 
 
+#: How many of a bulk job's items its admin page shows; the API's pages have them all.
+ITEMS_SHOWN = 100
+
+
+class FirstItemsFormSet(BaseInlineFormSet):
+    """The inline's first ``ITEMS_SHOWN`` objects, in its ordering: sliced here, once the
+    formset has narrowed the queryset to the job (an inline's own queryset cannot be sliced,
+    the formset filters it after)."""
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if not hasattr(self, "_queryset"):
+            self._queryset = super().get_queryset()[:ITEMS_SHOWN]
+        return self._queryset
+
+
 class BulkJobItemInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """The job's items in order, each with its outcome (the first hundred on the page)."""
+    """The job's items in order, each with its outcome: the first ``ITEMS_SHOWN``, so that
+    a job of thousands has a page of the same size (the job's "items" field links to all)."""
 
     model = BulkJobItem
+    formset = FirstItemsFormSet
+    verbose_name_plural = f"items (at most the first {ITEMS_SHOWN})"
     extra = 0
     can_delete = False
     fields = ("position", "transaction_link", "outcome", "detail", "result_link", "finished_at")
@@ -628,6 +652,7 @@ class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "reason",
         "filter",
         "total",
+        "all_items",
         "skipped_at_start",
         "created_at",
         "started_at",
@@ -637,6 +662,26 @@ class BulkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
     inlines = (BulkJobItemInline,)
     actions = ["cancel_jobs"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[BulkJob]:
+        """Each job with its items counted by outcome: the list's progress column is read
+        with the page, one query, not one per row."""
+        return bulk_jobs_with_progress(super().get_queryset(request))
+
+    @admin.display(description="items")
+    def all_items(self, job: BulkJob) -> str:
+        """Where to read every item, a page at a time: the API's page of the job, which staff
+        signed in here browse as HTML. The page below shows the first ``ITEMS_SHOWN``."""
+        url = reverse("bulk-job-detail", args=[job.pk])
+        if job.total <= ITEMS_SHOWN:
+            return format_html('all {} below; also <a href="{}">in the API</a>', job.total, url)
+        return format_html(
+            'the first {} of {} below; <a href="{}">all {}, a page at a time, in the API</a>',
+            ITEMS_SHOWN,
+            job.total,
+            url,
+            job.total,
+        )
 
     @admin.display(description="progress")
     def progress_shown(self, job: BulkJob) -> str:

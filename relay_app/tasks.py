@@ -258,9 +258,15 @@ def bulk_job_continue(job_id: object) -> None:
 
 @shared_task(name="relay.purge_transactions")
 def purge_transactions() -> int:
-    """Periodic (beat): delete transactions older than RELAY_RETENTION_DAYS; returns how many."""
+    """Periodic (beat): delete transactions, and bulk jobs that ended, older than
+    RELAY_RETENTION_DAYS; returns how many transactions."""
+    from .services.bulk import bulk_jobs_purge  # as bulk_job_continue's import
+
     days = settings.RELAY_RETENTION_DAYS
-    return transactions_purge(older_than=timedelta(days=days)) if days else 0
+    if not days:
+        return 0
+    bulk_jobs_purge(older_than=timedelta(days=days))
+    return transactions_purge(older_than=timedelta(days=days))
 
 
 def relay_chain(

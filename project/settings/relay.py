@@ -31,7 +31,8 @@ RELAY_STALE_GRACE_SECONDS = env.float("RELAY_STALE_GRACE_SECONDS", default=30.0)
 # How often the worker's beat runs that sweep (seconds).
 RELAY_SWEEP_INTERVAL_SECONDS = env.float("RELAY_SWEEP_INTERVAL_SECONDS", default=15.0)
 # Settled transactions older than this many days are deleted with their hops by the worker's
-# beat (`manage.py purge_transactions` by hand); "off" keeps them for ever.
+# beat (`manage.py purge_transactions` by hand), and bulk jobs that ended that long ago with
+# their items (the audit trail stays); "off" keeps them for ever.
 RELAY_RETENTION_DAYS = days_or_off("RELAY_RETENTION_DAYS", default="30")
 # Bulk jobs (relay_app/services/bulk.py) act on this many transactions at most, all jobs and
 # processes together (one token bucket in Redis), so live traffic keeps its throughput: on two

@@ -5,12 +5,15 @@ skipped. The real run is a ``BulkJob``: its items are the transactions it may ac
 when it starts; a Celery task works through them in order, each item at most once, at
 ``RELAY_BULK_RATE`` for all jobs and processes together (one token bucket in Redis), so live
 traffic keeps its throughput. A job is stopped between two items by ``bulk_job_cancel``.
+Retention deletes a job, with its items, once it has ended long enough ago
+(``bulk_jobs_purge``).
 """
 
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -309,3 +312,28 @@ ACTIONS: dict[str, Callable[[BulkJob, BulkJobItem, Transaction], tuple[str, str,
     BulkJob.Action.CANCEL: _cancel,
     BulkJob.Action.RERUN: _rerun,
 }
+
+
+#: The states a job ends in: it acts on nothing more, and retention may delete it.
+ENDED = (BulkJob.Status.FINISHED, BulkJob.Status.CANCELLED)
+
+
+def bulk_jobs_purge(*, older_than: timedelta, batch_size: int = 500) -> int:
+    """Delete bulk jobs that ended more than ``older_than`` ago, with their items; how many
+    jobs. A job still queued or running stays, however old: it may yet act.
+
+    The audit trail's entries for a job stay: an audit trail outlives what it audits (each
+    names its job, who, why and how many transactions). Items go first, in batches (one job
+    may have thousands), so writers never wait long on the database; then their jobs.
+    """
+    cutoff = timezone.now() - older_than
+    ended = BulkJob.objects.filter(status__in=ENDED, finished_at__lt=cutoff)
+    while items := list(
+        BulkJobItem.objects.filter(job__in=ended).values_list("id", flat=True)[:batch_size]
+    ):
+        BulkJobItem.objects.filter(id__in=items).delete()
+    deleted = 0
+    while jobs := list(ended.values_list("id", flat=True)[:batch_size]):
+        _, per_model = BulkJob.objects.filter(id__in=jobs).delete()
+        deleted += per_model.get(BulkJob._meta.label, 0)
+    return deleted

@@ -1,16 +1,22 @@
 """Bulk actions without the stack: the dry run's counts, sample and reasons, the input refused
-with nothing changed, a job's steps and outcomes, pacing, cancellation, and who sees what.
-The real worker, Redis and rate: tests/integration/test_bulk_actions.py."""
+with nothing changed, a job's steps and outcomes, pacing, cancellation, who sees what, and
+the admin's pages of jobs, whose queries do not grow with the jobs or their items. The real
+worker, Redis and rate: tests/integration/test_bulk_actions.py."""
 
+import re
+import uuid
 from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import TestCase
+from django.db import connection
+from django.test import TestCase, tag
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from relay_app.admin import ITEMS_SHOWN
 from relay_app.models import AuditEntry, BulkJob, BulkJobItem, Transaction
 from relay_app.services.bulk import bulk_job_step
 from relay_app.services.tokens import api_token_create
@@ -280,3 +286,79 @@ class BulkAdminTests(TestCase):
         job.refresh_from_db()
         self.assertEqual((job.status, job.cancelled_by), ("cancelled", self.staff))
         self.assertEqual(AuditEntry.objects.get(action="bulk_job_cancel").source, "admin")
+
+
+def job_of(user: User, outcomes: list[str]) -> BulkJob:
+    """A job of ``user``'s whose items (one transaction id each) have ``outcomes``."""
+    job = BulkJob.objects.create(
+        action="cancel", created_by=user, source="admin", reason="r", total=len(outcomes)
+    )
+    BulkJobItem.objects.bulk_create(
+        BulkJobItem(job=job, position=position, transaction_id=uuid.uuid4(), outcome=outcome)
+        for position, outcome in enumerate(outcomes, start=1)
+    )
+    return job
+
+
+def positions_shown(page: str) -> list[int]:
+    """The positions of the items a job's admin page lists, in its order."""
+    return [int(n) for n in re.findall(r'class="field-position">\s*<p>(\d+)</p>', page)]
+
+
+@tag("postgres")
+class BulkAdminQueryTests(TestCase):
+    """The admin's list of jobs and a job's page: a fixed number of queries, however many
+    jobs or items there are."""
+
+    def setUp(self) -> None:
+        self.staff = User.objects.create_superuser("boss", password="pw-boss-1")
+        self.client.force_login(self.staff)
+
+    def queries(self, url: str) -> tuple[int, str]:
+        """How many queries the page at ``url`` takes, and the page. Asked for twice: what
+        the first request caches for the process (content types) is not the page's."""
+        self.client.get(url)
+        with CaptureQueriesContext(connection) as captured:
+            page = self.client.get(url)
+        self.assertEqual(page.status_code, 200)
+        return len(captured), page.content.decode()
+
+    def test_the_job_list_counts_every_rows_progress_in_one_query(self) -> None:
+        first = job_of(self.staff, ["done", "pending", "pending", "skipped"])
+        job_of(self.staff, [])
+        few, text = self.queries("/admin/relay_app/bulkjob/")
+        self.assertIn("2 of 4 (2 pending, 1 done, 1 skipped)", text)
+        self.assertIn("0 of 0 (no items)", text)
+        for n in range(10):
+            job_of(self.staff, ["running", "failed", "not_run", "done"][: n % 4 + 1])
+        many, text = self.queries("/admin/relay_app/bulkjob/")
+        self.assertEqual(text.count("<tr"), 1 + 12)  # the heading, then a row a job
+        self.assertIn("3 of 4 (1 running, 1 done, 1 failed, 1 not_run)", text)
+        self.assertEqual(many, few)
+        # A job's own page reads its progress with it, as the list does.
+        self.assertIn(
+            "2 of 4 (2 pending, 1 done, 1 skipped)",
+            self.client.get(f"/admin/relay_app/bulkjob/{first.pk}/change/").content.decode(),
+        )
+
+    def test_a_jobs_page_shows_its_first_items_and_links_to_all(self) -> None:
+        small = job_of(self.staff, ["done"] * 3)
+        large = job_of(self.staff, ["done"] * (ITEMS_SHOWN + 30))
+        few, text = self.queries(f"/admin/relay_app/bulkjob/{small.pk}/change/")
+        self.assertEqual(positions_shown(text), [1, 2, 3])
+        self.assertIn(
+            f'all 3 below; also <a href="/api/bulk-jobs/{small.pk}/">in the API</a>', text
+        )
+        many, text = self.queries(f"/admin/relay_app/bulkjob/{large.pk}/change/")
+        self.assertEqual(positions_shown(text), list(range(1, ITEMS_SHOWN + 1)))
+        self.assertIn(
+            f'the first {ITEMS_SHOWN} of {ITEMS_SHOWN + 30} below; <a href="/api/bulk-jobs/'
+            f'{large.pk}/">all {ITEMS_SHOWN + 30}, a page at a time, in the API</a>',
+            text,
+        )
+        self.assertEqual(many, few)
+        # The link leads staff signed in here to every item, a page at a time.
+        api = self.client.get(f"/api/bulk-jobs/{large.pk}/?page=3", HTTP_ACCEPT="application/json")
+        self.assertEqual(api.status_code, 200)
+        self.assertEqual(api.json()["items"]["count"], ITEMS_SHOWN + 30)
+        self.assertEqual(api.json()["items"]["results"][0]["position"], 101)

@@ -1,4 +1,5 @@
-"""``manage.py purge_transactions --older-than DAYS``: delete old transactions and their hops."""
+"""``manage.py purge_transactions --older-than DAYS``: delete old transactions and their hops,
+and bulk jobs that ended that long ago with their items."""
 
 from datetime import timedelta
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from relay_app.services.bulk import bulk_jobs_purge
 from relay_app.services.transactions import transactions_purge
 
 MAX_DAYS = 100 * 365
@@ -14,7 +16,8 @@ MAX_DAYS = 100 * 365
 class Command(BaseCommand):
     help = (
         "Delete transactions created more than DAYS ago, with their hops; pending ones are left"
-        " to settle first. The worker's beat does this hourly with RELAY_RETENTION_DAYS."
+        " to settle first. Bulk jobs that ended more than DAYS ago go too, with their items;"
+        " the audit trail stays. The worker's beat does this hourly with RELAY_RETENTION_DAYS."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -32,5 +35,8 @@ class Command(BaseCommand):
             raise CommandError("give --older-than DAYS (RELAY_RETENTION_DAYS is off)")
         if not 0 <= days <= MAX_DAYS:  # also refuses nan
             raise CommandError(f"--older-than must be from 0 to {MAX_DAYS} days, not {days:g}")
+        jobs = bulk_jobs_purge(older_than=timedelta(days=days))
         deleted = transactions_purge(older_than=timedelta(days=days))
-        self.stdout.write(f"deleted {deleted} transaction(s) older than {days:g} day(s)")
+        self.stdout.write(
+            f"deleted {deleted} transaction(s) and {jobs} bulk job(s) older than {days:g} day(s)"
+        )
