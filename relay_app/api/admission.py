@@ -47,22 +47,15 @@ def admitting(application: WsgiApplication) -> WsgiApplication:
         original = relays.get((request.get("REQUEST_METHOD", ""), request.get("PATH_INFO", "")))
         if original is None:
             return application(request, start_response)
-        status: list[str] = []
-
-        def starting(line: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-            status.append(line)
-            return start_response(line, headers, *exc_info)
-
         try:
             with (
                 gate.admit(arrived_at=request.get(ARRIVED_AT) or time.time()) as place,
                 IN_FLIGHT.track_inprogress(),
             ):
                 request[DEADLINE_KEY] = place.deadline
-                # Django's answer to a relay is whole when it returns (never a stream).
-                answer = application(request, starting)
-                place.succeeded = bool(status) and status[0].startswith("200 ")
-                return answer
+                # Django's answer to a relay is whole when it returns (never a stream); the
+                # relay service tells the place how its relay ended (``relay_ended``).
+                return application(request, start_response)
         except Overloaded as refusal:
             REFUSED.labels("at_capacity").inc()
             return refuse(refusal, original=original, start_response=start_response)

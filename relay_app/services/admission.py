@@ -120,10 +120,14 @@ class RefusalHolds:
 
 @dataclass
 class Place:
-    """One relay's place at the gate: its deadline, and whether it succeeded."""
+    """One relay's place at the gate: its deadline, and how its relay ended
+    (``relay_ended``)."""
 
     deadline: float
-    succeeded: bool = False
+    # None: the request carried no relay to its end (a repeat of an earlier one, an
+    # asynchronous one answered at once, one refused for its input or its caller, one
+    # cancelled by an operator), so it says nothing of the stack's rate or health.
+    succeeded: bool | None = None
     # When it started, and the gate's relay-seconds in flight then (``AdmissionGate._busy``).
     started_at: float = 0.0
     busy_at_start: float = 0.0
@@ -171,9 +175,11 @@ class AdmissionGate:
         """
         place = Place(deadline=arrived_at + settings.RELAY_DEADLINE_SECONDS)
         self._enter(place)
+        _carrying.place = place
         try:
             yield place
         finally:
+            _carrying.place = None
             self._leave(place)
 
     def _enter(self, place: Place) -> None:
@@ -221,7 +227,9 @@ class AdmissionGate:
             self._count_busy(now)
             self._in_flight -= 1
             took = now - place.started_at
-            if place.succeeded:
+            if place.succeeded is None:
+                pass  # no relay carried to its end: no measure of the stack
+            elif place.succeeded:
                 self._failed_in_a_row = 0
                 if took > 0:
                     # Little's law: the relays in flight beside it on average, over the time
@@ -312,6 +320,20 @@ class AdmissionGate:
         longest = max(1.0, float(settings.RELAY_DEADLINE_SECONDS))
         expected = 1.0 if rate is None else min(max(1.0, ahead / rate), longest)
         return min(expected * (1 + PAUSE_SPREAD * random.random()), longest)  # noqa: S311
+
+
+# The place of the relay the current thread carries (a web server's thread serves one
+# request at a time, from admission to its answer).
+_carrying = threading.local()
+
+
+def relay_ended(*, succeeded: bool | None) -> None:
+    """Tell the gate how the relay this thread started and saw to its end ended: succeeded
+    (a measure of the rate), or failed or timed out (the stack is failing); None for an end
+    that says neither (an operator's cancel). Nothing outside a place (a task, a command)."""
+    place = getattr(_carrying, "place", None)
+    if place is not None:
+        place.succeeded = succeeded
 
 
 gate = AdmissionGate()

@@ -30,6 +30,7 @@ from ..metrics import (
 from ..models import Transaction
 from ..selectors import transaction_find, transaction_get, transaction_status
 from ..tasks import chain_result, relay_chain
+from .admission import relay_ended
 from .chain import ChainPayload, rest_respond
 from .transactions import transaction_abandon, transaction_start, transaction_time_out
 
@@ -178,6 +179,8 @@ def _count(transaction: Transaction, *, deadline: float) -> None:
     """The metrics of a transaction this request started and saw to its end (its time from
     the request's arrival, the deadline less the budget)."""
     TRANSACTIONS.labels(transaction.status).inc()
+    ended = {Transaction.Status.SUCCEEDED: True, Transaction.Status.CANCELLED: None}
+    relay_ended(succeeded=ended.get(Transaction.Status(transaction.status), False))
     TRANSACTION_SECONDS.observe(time.time() - (deadline - settings.RELAY_DEADLINE_SECONDS))
     if transaction.status == Transaction.Status.TIMED_OUT and transaction.failed_stage:
         DEADLINE_MISSES.labels(Stage(transaction.failed_stage).slug).inc()

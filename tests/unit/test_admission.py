@@ -24,7 +24,9 @@ from relay_app.services.admission import (
     Waiter,
     gate,
     holds,
+    relay_ended,
 )
+from relay_app.services.relay import _count as count_transaction
 
 from ..support import signed_in_client, user_with_token
 
@@ -227,8 +229,9 @@ class GateTests(SimpleTestCase):
         finish(self.gate, self.clock, 20, every=0.05)
         self.clock.now += 10
         for _ in range(10):  # all time out: the stack is failing, not quiet
-            with self.gate.admit(arrived_at=self.clock.now):
+            with self.gate.admit(arrived_at=self.clock.now) as place:
                 self.clock.now += 0.01
+                place.succeeded = False
         held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(self.gate, self.clock, 1)
@@ -244,12 +247,36 @@ class GateTests(SimpleTestCase):
 
     def test_only_relays_that_succeeded_count_as_capacity(self) -> None:
         for _ in range(40):  # all time out: finished, but nothing done
-            with self.gate.admit(arrived_at=self.clock.now):
+            with self.gate.admit(arrived_at=self.clock.now) as place:
                 self.clock.now += 0.01
+                place.succeeded = False
         held = hold(self.gate, self.clock, 16)
         with self.assertRaises(Overloaded):
             hold(self.gate, self.clock, 1)
         self.assertEqual((len(held), self.waits), (16, []))
+
+    @override_settings(RELAY_ADMISSION_CONCURRENCY=1000)
+    def test_requests_that_carried_no_relay_to_its_end_say_nothing_of_the_stack(self) -> None:
+        finish(self.gate, self.clock, 20, every=0.05)  # 20 a second
+        for _ in range(20):  # answered at once: repeats, asynchronous relays, bad input
+            with self.gate.admit(arrived_at=self.clock.now):
+                self.clock.now += 0.001
+        self.assertAlmostEqual(self.gate._rate(self.clock.now)[0] or 0.0, 20.0)
+        self.assertEqual(self.gate._failed_in_a_row, 0)
+
+    def test_the_relay_service_tells_the_place_of_its_thread_how_it_ended(self) -> None:
+        ends = {
+            Transaction.Status.SUCCEEDED: True,
+            Transaction.Status.FAILED: False,
+            Transaction.Status.TIMED_OUT: False,
+            Transaction.Status.CANCELLED: None,
+        }
+        for status, succeeded in ends.items():
+            with self.subTest(status=status), self.gate.admit(arrived_at=self.clock.now) as place:
+                transaction = Transaction(status=status, failed_stage=None)
+                count_transaction(transaction, deadline=self.clock.now + 5)
+                self.assertIs(place.succeeded, succeeded)
+        relay_ended(succeeded=True)  # outside a place (a task, a command): nothing to tell
 
 
 class ArrivalTests(SimpleTestCase):
