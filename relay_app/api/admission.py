@@ -23,7 +23,7 @@ from django.urls import reverse
 
 from ..metrics import IN_FLIGHT, REFUSED
 from ..services.admission import Overloaded, gate, holds
-from .arrival import ARRIVED_AT
+from .arrival import ARRIVED_AT, REFUSED_AT_CAPACITY
 
 # Where a relay's deadline (seconds since the epoch) is handed from here to the view, in its
 # WSGI environ (``request.META``).
@@ -65,6 +65,8 @@ def admitting(application: WsgiApplication) -> WsgiApplication:
                 return answer
         except Overloaded as refusal:
             REFUSED.labels("at_capacity").inc()
+            # The web server counts this request's CPU as a refusal's (project/webserver.py).
+            request[REFUSED_AT_CAPACITY] = True
             return refuse(refusal, original=original, start_response=start_response)
 
     return admitted
