@@ -78,7 +78,8 @@ def refuse(
     """The 503 answer to a refused relay, held for (part of) its pause first if there is a
     place; its ``Retry-After`` the rest of the pause."""
     with holds.place(refusal) as held:
-        time.sleep(held)
+        if held:  # even a sleep of 0 gives up the GIL and costs a system call
+            time.sleep(held)
     retry_after = 0 if held >= refusal.pause else math.ceil(refusal.pause - held)
     detail = f"the relay is at capacity: try again in {retry_after} s"
     # The original example's endpoint answers its errors as a JSON string, the API as an object.
