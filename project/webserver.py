@@ -20,11 +20,14 @@ the thread that handles a request (``time.thread_time``: user and system time of
 alone), from before gunicorn parses it to after its answer's last byte is sent and the access
 log written, is added to ``relay_refusal_cpu_seconds_total`` when admission refused the
 request at capacity (it marks the environ). A held refusal's pause is a sleep, which is no
-CPU, nor is waiting for the GIL. Not counted is what gunicorn's main thread does for each
-request on a kept-alive connection (its poller wakes, hands the connection to the thread
-pool, and registers it again once answered) and the pool's hand-over itself (a queue and a
-future): the same for every request, not a refusal's own, and a few tens of microseconds;
-the bench measures the main thread's CPU per request beside the counter (ops/bench/refusals.py).
+CPU, nor is waiting for the GIL. Not counted here is what gunicorn's main thread does for
+each request on a kept-alive connection (its poller wakes, hands the connection to the thread
+pool, and registers it again once answered), and the pool's hand-over on the thread's side
+(a queue's get, the future's result and its callback's write to the main thread's pipe,
+about 15 us with the main thread's part): the same for every request, whatever its answer.
+The main thread's part is not small under load (docs/performance.md has the figures), so
+the bench measures it per request beside the counter and adds it to a refusal's cost
+(ops/bench/refusals.py).
 """
 
 from __future__ import annotations
