@@ -50,8 +50,8 @@ _handling = threading.local()
 
 
 class ArrivalThreadWorker(ThreadWorker):
-    """gunicorn's ``gthread`` worker, with the arrival time of each request and a timeout on
-    each socket operation."""
+    """gunicorn's ``gthread`` worker, with the arrival time of each request, a timeout on each
+    socket operation and the CPU of each refused request counted."""
 
     wsgi: Callable[..., Iterable[bytes]]
 
@@ -62,7 +62,7 @@ class ArrivalThreadWorker(ThreadWorker):
         super().enqueue_req(conn)
 
     def handle(self, conn: Any) -> Any:
-        # One request of the connection (the next comes through the poller again).
+        # One request of the connection per call, from its parse to its answer's last byte.
         _handling.arrived_at = getattr(conn, "relay_arrived_at", None)
         _handling.environ = None
         began = time.thread_time()
