@@ -2,6 +2,10 @@
 unit, CPU counted per service (a proxy as the web's), and one summary line for both chaos runs."""
 
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from unittest import mock
 
 from django.test import SimpleTestCase
@@ -19,6 +23,7 @@ from ops.bench.figures import (
     refusal_cpu,
     refusal_parts,
 )
+from ops.bench.refusals import main_threads_cpu, web_counts
 from ops.bench.usage import Usage, cpu_seconds, service
 from ops.chaos.report import Report, summarize
 from ops.ledger import Entry
@@ -192,6 +197,33 @@ class LoadFiguresTests(SimpleTestCase):
         self.assertGreater(cpu_seconds([os.getpid()]), 0.0)
         self.assertGreater(usage.sample()[os.getpid()], 1.0)  # MB of this process
         self.assertEqual(cpu_seconds([]), 0.0)
+
+    def test_the_refusal_meter_reads_the_web_servers_counts_and_main_threads(self) -> None:
+        # A process in the web server's place: it counts as the web server does, in a
+        # multi-process folder, and spends CPU on its main thread.
+        count = (
+            "import time; from relay_app.metrics import REFUSAL_CPU, REFUSED;"
+            " REFUSAL_CPU.inc(0.25); REFUSED.labels('at_capacity').inc(2);"
+            " REFUSED.labels('throttled').inc(); ends = time.thread_time() + 0.2\n"
+            "while time.thread_time() < ends: pass\n"
+            "print('counted', flush=True); input()"
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            web = subprocess.Popen(
+                [sys.executable, "-c", count],
+                env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": folder},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                self.assertEqual(web.stdout.readline() if web.stdout else "", "counted\n")
+                missing = Path(folder) / "not-yet"
+                self.assertEqual(web_counts([Path(folder), missing]), (0.25, 2.0))
+                # This process stands for the web server's arbiter, the child for its worker.
+                self.assertGreaterEqual(main_threads_cpu([os.getpid()]), 0.2)
+            finally:
+                web.communicate("\n", timeout=10)
 
     def test_outcomes_carry_no_answer_bodies(self) -> None:
         self.assertEqual(
