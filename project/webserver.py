@@ -14,6 +14,20 @@ send of an answer and receive of a body gives up after ``SOCKET_TIMEOUT_SECONDS`
 connection is closed. The proxy in front reads requests and answers whole, so only an event
 stream (which it passes on as it comes) or a client that bypasses the proxy ever meets it;
 such a client's headers are not bounded here (the proxy's are: ops/nginx.conf.template).
+
+A refusal must cost almost nothing, so its CPU is measured where it is spent: the CPU time of
+the thread that handles a request (``time.thread_time``: user and system time of that thread
+alone), from before gunicorn parses it to after its answer's last byte is sent and the access
+log written, is added to ``relay_refusal_cpu_seconds_total`` when admission refused the
+request at capacity (it marks the environ). A held refusal's pause is a sleep, which is no
+CPU, nor is waiting for the GIL. Not counted here is what gunicorn's main thread does for
+each request on a kept-alive connection (its poller wakes, hands the connection to the thread
+pool, and registers it again once answered), and the pool's hand-over on the thread's side
+(a queue's get, the future's result and its callback's write to the main thread's pipe,
+about 15 us with the main thread's part): the same for every request, whatever its answer.
+The main thread's part is not small under load (docs/performance.md has the figures), so
+the bench measures it per request beside the counter and adds it to a refusal's cost
+(ops/bench/refusals.py).
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ from typing import Any
 from gunicorn.errors import AppImportError
 from gunicorn.workers.gthread import ThreadWorker
 
-from relay_app.api.arrival import ARRIVED_AT
+from relay_app.api.arrival import ARRIVED_AT, REFUSED_AT_CAPACITY
 from relay_app.checks import StartRefused
 
 # How long one send or receive on a client's socket may take (sendall: the whole of it).
@@ -36,8 +50,8 @@ _handling = threading.local()
 
 
 class ArrivalThreadWorker(ThreadWorker):
-    """gunicorn's ``gthread`` worker, with the arrival time of each request and a timeout on
-    each socket operation."""
+    """gunicorn's ``gthread`` worker, with the arrival time of each request, a timeout on each
+    socket operation and the CPU of each refused request counted."""
 
     wsgi: Callable[..., Iterable[bytes]]
 
@@ -48,11 +62,17 @@ class ArrivalThreadWorker(ThreadWorker):
         super().enqueue_req(conn)
 
     def handle(self, conn: Any) -> Any:
+        # One request of the connection per call, from its parse to its answer's last byte.
         _handling.arrived_at = getattr(conn, "relay_arrived_at", None)
+        _handling.environ = None
+        began = time.thread_time()
         try:
             return super().handle(conn)
         finally:
-            _handling.arrived_at = None
+            environ = _handling.environ
+            if environ is not None and environ.get(REFUSED_AT_CAPACITY):
+                count_refusal_cpu(time.thread_time() - began)
+            _handling.arrived_at = _handling.environ = None
 
     def handle_request(self, req: Any, conn: Any) -> bool:
         # Here, not earlier: gunicorn makes the socket blocking (no timeout) before each request.
@@ -83,9 +103,18 @@ def stamp_arrival(application: Callable[..., Iterable[bytes]]) -> Callable[..., 
 
     def stamped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ[ARRIVED_AT] = getattr(_handling, "arrived_at", None) or time.time()
+        _handling.environ = environ  # for the thread that handles it, once answered
         return application(environ, start_response)
 
     return stamped
+
+
+def count_refusal_cpu(seconds: float) -> None:
+    """``seconds`` of a thread's CPU spent on a refused request."""
+    # Imported here: this module is also gunicorn's configuration, read before Django is set up.
+    from relay_app.metrics import REFUSAL_CPU
+
+    REFUSAL_CPU.inc(seconds)
 
 
 # gunicorn's server hooks (this module is also its configuration: --config python:...).

@@ -95,6 +95,11 @@ REFUSED = Counter(
     "Relay requests refused before any work: throttled (429) or at capacity (503).",
     ["reason"],
 )
+REFUSAL_CPU = Counter(
+    "relay_refusal_cpu_seconds",
+    "CPU seconds the web server's threads spent on relay requests refused at capacity (503),"
+    " from parsing each request to its answer's last byte; a held refusal's pause is no CPU.",
+)
 
 
 def start_afresh() -> None:

@@ -139,21 +139,80 @@ def overload(
         "deadline_s": deadline,
         "retry_after_s": {"min": min(pauses, default=0.0), "max": max(pauses, default=0.0)},
         **cpu_per(cpu, counts["ok"], "ok"),
+        "cpu_ms": {name: round(seconds * 1000, 1) for name, seconds in cpu.items()},
         "peak_rss_mb": peaks,
         "samples": samples,
     }
 
 
-def cpu_ms_per_refusal(loaded: dict[str, Any], c32: dict[str, Any]) -> float | None:
-    """The CPU (ms) of one refusal at level ``loaded``: what the services a refusal reaches
-    spent there beyond what its transactions cost them at 32 at a time, per refusal; None
-    where none was refused. Noisy by a share of that level's CPU over its refusals."""
-    if not loaded["refused"]:
+def refusal_parts(grown: dict[str, float], requests: int) -> dict[str, Any]:
+    """What a level's refusals cost, as ``RefusalMeter.measured`` read it over the level
+    (seconds of CPU, refusals), with the requests the level sent: in ms, and counts."""
+    return {
+        "refused": round(grown["refused"]),
+        "requests": requests,
+        "refusal_cpu_ms": round(grown["refusal_cpu_s"] * 1000, 2),
+        "main_thread_cpu_ms": round(grown["main_thread_cpu_s"] * 1000, 2),
+        "proxy_cpu_ms": round(grown["proxy_cpu_s"] * 1000, 2),
+    }
+
+
+def refusal_cost(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CPU (ms) of one refusal over levels' ``refusal_parts`` together: the web server's
+    thread's CPU per refusal, plus what any request costs gunicorn's main thread and the
+    proxy, per request; ``cpu_ms_per_refusal`` None where none was refused."""
+    refused = sum(int(part["refused"]) for part in parts)
+    requests = sum(int(part["requests"]) for part in parts)
+    thread = ratio(sum(float(part["refusal_cpu_ms"]) for part in parts), refused, 3)
+    main = ratio(sum(float(part["main_thread_cpu_ms"]) for part in parts), requests, 3)
+    proxy = ratio(sum(float(part["proxy_cpu_ms"]) for part in parts), requests, 3)
+    total = None if thread is None else round(thread + (main or 0.0) + (proxy or 0.0), 3)
+    return {
+        "cpu_ms_per_refusal": total,
+        "web_thread_cpu_ms_per_refusal": thread,
+        "web_main_thread_cpu_ms_per_request": main,
+        "proxy_cpu_ms_per_request": proxy,
+        "refused": refused,
+        "requests": requests,
+    }
+
+
+def cpu_ms_per_refusal_derived(
+    spent: dict[str, float], *, served: int, refused: int, c32: dict[str, Any]
+) -> float | None:
+    """A refusal's CPU (ms) derived from a level's whole CPU (``spent``, ms per service): what
+    the services a refusal reaches spent beyond what its ``served`` transactions cost them at
+    32 at a time, per refusal; None where none was refused. It puts on the refusals whatever
+    else the level cost more than the level at 32 (more connections, relays in line), so it
+    reads high when few are refused: kept to compare with ``refusal_cost``."""
+    if not refused:
         return None
-    done: int = loaded["transactions"] - loaded["errors"]
-    spent = sum(float(loaded["cpu_ms"].get(name, 0.0)) for name in REFUSING_SERVICES)
+    used = sum(float(spent.get(name, 0.0)) for name in REFUSING_SERVICES)
     per_tx = sum(float(c32["cpu_ms_per_tx"].get(name) or 0.0) for name in REFUSING_SERVICES)
-    return round(max(0.0, spent - done * per_tx) / int(loaded["refused"]), 3)
+    return round(max(0.0, used - served * per_tx) / refused, 3)
+
+
+def refusal_cpu(results: dict[str, Any]) -> dict[str, Any]:
+    """A refusal's CPU over the refusals of the 128 plain clients and the overload together,
+    part by part, and derived at each of them as before."""
+    levels, overloaded = results["levels"], results["overload"]
+    c32 = next(level for level in levels if level["concurrency"] == 32)
+    plain = levels[-1]
+    parts = [found for found in (plain.get("refusals"), overloaded.get("refusals")) if found]
+    return refusal_cost(parts) | {
+        "cpu_ms_per_refusal_derived": cpu_ms_per_refusal_derived(
+            plain["cpu_ms"],
+            served=plain["transactions"] - plain["errors"],
+            refused=plain["refused"],
+            c32=c32,
+        ),
+        "cpu_ms_per_refusal_derived_overload": cpu_ms_per_refusal_derived(
+            overloaded.get("cpu_ms", {}),
+            served=overloaded["ok"],
+            refused=overloaded["shed_503"],
+            c32=c32,
+        ),
+    }
 
 
 def headline(*, mode: str, tracing: bool, results: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +244,7 @@ def headline(*, mode: str, tracing: bool, results: dict[str, Any]) -> dict[str, 
         "auth_cpu_ms_per_tx": results["auth_cpu_ms_per_tx"],
         "burst_admitted": results["burst"]["ok"],
         "plain_c128_goodput_ratio": ratio(levels[-1]["tps"], c32["tps"], 3),
-        "cpu_ms_per_refusal": cpu_ms_per_refusal(levels[-1], c32),
+        "cpu_ms_per_refusal": refusal_cpu(results)["cpu_ms_per_refusal"],
         "hops_cpu_ms": bare.get("cpu_ms_per_tx_total"),
         "own_cpu_ms": difference(c32["cpu_ms_per_tx_total"], ceiling["cpu_ms_per_chain_total"]),
     }
@@ -213,6 +272,8 @@ def part_line(*, mode: str, part: str, results: dict[str, Any]) -> dict[str, Any
             "overload_deadline_s": over["deadline_s"],
             "overload": {kind: over[kind] for kind in KINDS},
         }
+        c32 = results["levels"][0]
+        line |= part_refusal_cpu(c32, over, served=over["ok"], refused=over["shed_503"])
         line["targets_met"] = {"overload": overload_met(line, over)}
         return line
     c32, c128 = results["levels"]
@@ -222,9 +283,28 @@ def part_line(*, mode: str, part: str, results: dict[str, Any]) -> dict[str, Any
         "timeouts_c128": c128["timeouts"],
         "refused_c128": c128["refused"],
     }
+    served = c128["transactions"] - c128["errors"]
+    line |= part_refusal_cpu(c32, c128, served=served, refused=c128["refused"])
     met = at_least(line["plain_c128_goodput_ratio"], TARGET_PLAIN_C128_GOODPUT_RATIO)
     line["targets_met"] = {"plain_c128": met and line["timeouts_c128"] == 0}
     return line
+
+
+def part_refusal_cpu(
+    c32: dict[str, Any], loaded: dict[str, Any], *, served: int, refused: int
+) -> dict[str, Any]:
+    """A part's refusal CPU at its ``loaded`` level (the 128 plain clients, or the overload),
+    measured and derived, beside the CPU per transaction at 32 its limit is a share of."""
+    cost = refusal_cost([loaded["refusals"]] if "refusals" in loaded else [])
+    derived = cpu_ms_per_refusal_derived(
+        loaded.get("cpu_ms", {}), served=served, refused=refused, c32=c32
+    )
+    return {
+        "cpu_ms_per_tx": c32["cpu_ms_per_tx_total"],
+        "cpu_ms_per_refusal": cost["cpu_ms_per_refusal"],
+        "cpu_ms_per_refusal_derived": derived,
+        "refusal_cpu": cost,
+    }
 
 
 def at_least(value: float | None, floor: float) -> bool:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from ops.bench import figures
 from ops.bench.client import KINDS, TOKEN_VARIABLE
+from ops.bench.refusals import RefusalMeter
 from ops.bench.usage import Usage, cpu_seconds
 from ops.processes import ROOT
 from project.settings.profiles import BENCH, traced_to_zipkin
@@ -64,17 +65,21 @@ def drive(concurrency: int, *, count: int | None = None, duration: float | None 
     return json.loads(client.stdout.strip().splitlines()[-1])
 
 
-def run_level(concurrency: int, count: int, usage: Usage) -> dict[str, Any]:
-    """One level under load, each service's CPU and memory measured meanwhile."""
+def run_level(concurrency: int, count: int, usage: Usage, meter: RefusalMeter) -> dict[str, Any]:
+    """One level under load, each service's CPU and memory, and what its refusals cost,
+    measured meanwhile."""
     say(f"concurrency {concurrency}: {count} transactions")
-    with usage.measured() as cpu:
+    with usage.measured() as cpu, meter.measured() as refusals:
         run = drive(concurrency, count=count)
     level = figures.level(concurrency, [run], cpu, usage.take_peaks())
+    level["refusals"] = figures.refusal_parts(refusals, len(run["outcomes"]))
     say(
         f"  p50 {level['p50_ms']} ms  p90 {level['p90_ms']} ms  p99 {level['p99_ms']} ms"
         f"  {level['tps']} tx/s  errors {level['errors']}  timeouts {level['timeouts']}"
     )
     say(f"  CPU ms per transaction: {level['cpu_ms_per_tx_total']} ({level['cpu_ms_per_tx']})")
+    if level["refused"]:
+        say(f"  refusals: {level['refusals']}")
     return level
 
 
@@ -117,7 +122,9 @@ def bare_hops_cpu(usage: Usage) -> dict[str, float]:
     return {"client": time.process_time(), **servers}
 
 
-def overload(concurrency: int, duration: float, usage: Usage, *, tps_c32: float) -> Any:
+def overload(
+    concurrency: int, duration: float, usage: Usage, meter: RefusalMeter, *, tps_c32: float
+) -> Any:
     """Far past what the relay serves: how it sheds load, and how slow its slowest answers get."""
     from django.conf import settings
 
@@ -126,16 +133,18 @@ def overload(concurrency: int, duration: float, usage: Usage, *, tps_c32: float)
         f"overload: {concurrency} clients in a closed loop for {duration:g} s"
         f" (deadline {deadline:g} s)"
     )
-    with usage.measured() as cpu:
+    with usage.measured() as cpu, meter.measured() as refusals:
         run = drive(concurrency, duration=duration)
     over = figures.overload(run, cpu, usage.take_peaks(), tps_c32=tps_c32, deadline=deadline)
     over = {"concurrency": concurrency, "duration_s": duration, **over}
+    over["refusals"] = figures.refusal_parts(refusals, len(run["outcomes"]))
     counts = "  ".join(f"{kind} {over[kind]}" for kind in KINDS)
     say(
         f"  p99 {over['p99_s']} s  max {over['max_s']} s  goodput {over['goodput']} tx/s"
         f" ({over['goodput_ratio']} of c32)  {counts}"
     )
     say(f"  CPU ms per 200: {over['cpu_ms_per_ok_total']} ({over['cpu_ms_per_ok']})")
+    say(f"  refusals: {over['refusals']}")
     return over
 
 
@@ -152,11 +161,11 @@ def burst() -> dict[str, Any]:
     return {"sent": count, **counts}
 
 
-def soak(usage: Usage) -> dict[str, Any]:
+def soak(usage: Usage, meter: RefusalMeter) -> dict[str, Any]:
     """Transactions in a row at concurrency 32: how much each process's memory grew."""
     say(f"soak: {SOAK_TRANSACTIONS} transactions in a row at concurrency 32")
     before = usage.sample()
-    level = run_level(32, SOAK_TRANSACTIONS, usage)
+    level = run_level(32, SOAK_TRANSACTIONS, usage, meter)
     after = usage.sample()
     growth = {
         str(pid): round((after[pid] - before[pid]) / before[pid] * 100, 1)
@@ -175,7 +184,7 @@ def soak(usage: Usage) -> dict[str, Any]:
     }
 
 
-def measure(mode: str, usage: Usage, *, noop_worker: int) -> dict[str, Any]:
+def measure(mode: str, usage: Usage, meter: RefusalMeter, *, noop_worker: int) -> dict[str, Any]:
     """Every level of the run in order, on a stack that is up: the results' figures."""
     from ops.bench.baselines import chain_ceiling
 
@@ -188,7 +197,7 @@ def measure(mode: str, usage: Usage, *, noop_worker: int) -> dict[str, Any]:
     ceiling = chain_ceiling(32, shape.chains, worker=noop_worker, redis=usage.roots["redis"][0])
     say(f"  {ceiling['tps']} chains/s, p99 {ceiling['p99_ms']} ms")
     say(f"  CPU ms per chain: {ceiling['cpu_ms_per_chain_total']} ({ceiling['cpu_ms_per_chain']})")
-    levels = [one] + [run_level(c, count, usage) for c, count in shape.levels]
+    levels = [one] + [run_level(c, count, usage, meter) for c, count in shape.levels]
     c32 = next(level for level in levels if level["concurrency"] == 32)
     return {
         "baselines": {
@@ -198,24 +207,24 @@ def measure(mode: str, usage: Usage, *, noop_worker: int) -> dict[str, Any]:
         },
         "levels": levels,
         "burst": burst(),
-        "overload": overload(*shape.overload, usage, tps_c32=c32["tps"]),
-        "soak": soak(usage) if shape.soak else None,
+        "overload": overload(*shape.overload, usage, meter, tps_c32=c32["tps"]),
+        "soak": soak(usage, meter) if shape.soak else None,
     }
 
 
-def measure_part(part: str, mode: str, usage: Usage) -> dict[str, Any]:
+def measure_part(part: str, mode: str, usage: Usage, meter: RefusalMeter) -> dict[str, Any]:
     """One part of the run alone (``PARTS``) on a stack that is up, after the same warm-up."""
     drive(8, count=100)
     if part == "burst":
         return {"burst": burst()}
     levels = dict(MODES[mode].levels)
     if part == "overload":
-        c32 = run_level(32, levels[32], usage)
+        c32 = run_level(32, levels[32], usage, meter)
         return {
             "levels": [c32],
-            "overload": overload(*MODES[mode].overload, usage, tps_c32=c32["tps"]),
+            "overload": overload(*MODES[mode].overload, usage, meter, tps_c32=c32["tps"]),
         }
-    return {"levels": [run_level(c, levels[c], usage) for c in (32, 128)]}
+    return {"levels": [run_level(c, levels[c], usage, meter) for c in (32, 128)]}
 
 
 def bench(*, quick: bool, tracing: bool = False, only: str | None = None) -> dict[str, Any]:
@@ -238,17 +247,20 @@ def bench(*, quick: bool, tracing: bool = False, only: str | None = None) -> dic
         say(f"message authentication: {auth_cpu_ms} ms of CPU per transaction")
     try:
         stack.up()
+        processes = stack.status()
+        usage, meter = Usage(processes), RefusalMeter(processes, BENCH_DIR / "metrics")
         if only:
-            results = measure_part(only, mode, Usage(stack.status()))
+            results = measure_part(only, mode, usage, meter)
         else:
             with noop_worker(BENCH_DIR / "log" / "noop-worker.log") as worker:
-                results = measure(mode, Usage(stack.status()), noop_worker=worker)
+                results = measure(mode, usage, meter, noop_worker=worker)
     finally:
         stack.down()
     if only:
         (BENCH_DIR / f"results-{only}.json").write_text(json.dumps(results, indent=2))
         return figures.part_line(mode=mode, part=only, results=results)
     results["auth_cpu_ms_per_tx"] = auth_cpu_ms
+    results["refusal_cpu"] = figures.refusal_cpu(results)
     headline = figures.headline(mode=mode, tracing=tracing, results=results)
     pool = {"pool": settings.RELAY_WORKER_POOL, "concurrency": settings.RELAY_WORKER_CONCURRENCY}
     results = {"headline": headline, **results, "machine": {"cores": os.cpu_count()}}

@@ -23,7 +23,7 @@ from django.urls import reverse
 
 from ..metrics import IN_FLIGHT, REFUSED
 from ..services.admission import Overloaded, gate, holds
-from .arrival import ARRIVED_AT
+from .arrival import ARRIVED_AT, REFUSED_AT_CAPACITY
 
 # Where a relay's deadline (seconds since the epoch) is handed from here to the view, in its
 # WSGI environ (``request.META``).
@@ -58,6 +58,8 @@ def admitting(application: WsgiApplication) -> WsgiApplication:
                 return application(request, start_response)
         except Overloaded as refusal:
             REFUSED.labels("at_capacity").inc()
+            # The web server counts this request's CPU as a refusal's (project/webserver.py).
+            request[REFUSED_AT_CAPACITY] = True
             return refuse(refusal, original=original, start_response=start_response)
 
     return admitted
@@ -69,7 +71,8 @@ def refuse(
     """The 503 answer to a refused relay, held for (part of) its pause first if there is a
     place; its ``Retry-After`` the rest of the pause."""
     with holds.place(refusal) as held:
-        time.sleep(held)
+        if held:  # even a sleep of 0 gives up the GIL and costs a system call
+            time.sleep(held)
     retry_after = 0 if held >= refusal.pause else math.ceil(refusal.pause - held)
     detail = f"the relay is at capacity: try again in {retry_after} s"
     # The original example's endpoint answers its errors as a JSON string, the API as an object.

@@ -7,6 +7,7 @@ Retry-After, nothing recorded) and, as clients should, try again when told.
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
 from django.test import TransactionTestCase
 
 from relay_app.hops import expected_final_message
@@ -14,6 +15,7 @@ from relay_app.integrations.relay_api import Answer
 from relay_app.models import Transaction
 
 from ..support import user_with_token, web
+from .test_metrics import moved, samples, scrape_web
 
 SAMPLES = [
     "hello world",
@@ -51,10 +53,12 @@ class CorrelationTests(TransactionTestCase):
     def test_two_hundred_clients_at_once_each_get_their_own_answer(self) -> None:
         messages = [f"{SAMPLES[i % len(SAMPLES)]} #{i}" for i in range(CLIENTS)]
         _, token = user_with_token("many-clients")
+        metrics = samples(scrape_web(settings.RELAY_METRICS_TOKEN)[1])
         with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
             outcomes = list(
                 pool.map(lambda message: relay_until_taken_on(message, token), messages)
             )
+        metrics_after = samples(scrape_web(settings.RELAY_METRICS_TOKEN)[1])
         answers = [answer for answer, _ in outcomes]
         failures = [
             (message, answer.status, answer.body)
@@ -73,3 +77,13 @@ class CorrelationTests(TransactionTestCase):
         for message, answer in zip(messages, answers, strict=True):
             self.assertEqual(answer.body["request_message"], message)
             self.assertEqual(len(answer.body["hops"]), 8)
+        # The web server counted each refusal and its thread's CPU, no admitted relay's, and
+        # not the pause a refusal was held for (a second at least).
+        refusals = sum(refused for _, refused in outcomes)
+        at_capacity = [("reason", "at_capacity")]
+        self.assertEqual(
+            moved(metrics, metrics_after, "relay_refused_requests_total", at_capacity), refusals
+        )
+        cpu = moved(metrics, metrics_after, "relay_refusal_cpu_seconds_total")
+        self.assertEqual(cpu > 0, refusals > 0, (cpu, refusals))
+        self.assertLess(cpu, 0.05 * refusals + 0.001, refusals)

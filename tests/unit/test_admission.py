@@ -3,6 +3,8 @@ refused before Django with 503 and a spread Retry-After (or held for it), and no
 recorded."""
 
 import json
+import os
+import socket
 import threading
 import time
 from typing import Any
@@ -10,10 +12,12 @@ from unittest import mock
 
 from django.conf import settings
 from django.test import SimpleTestCase, TestCase, override_settings
+from gunicorn.workers.gthread import TConn
 
-from project.webserver import stamp_arrival
+from project.webserver import ArrivalThreadWorker, stamp_arrival
 from relay_app.api.admission import DEADLINE_KEY, admitting
 from relay_app.api.arrival import ARRIVED_AT
+from relay_app.metrics import registry
 from relay_app.models import Transaction
 from relay_app.services.admission import (
     MOST_WAITING,
@@ -340,12 +344,13 @@ class RefusalTests(SimpleTestCase):
                     sleep.assert_called_with(held)  # at most half the deadline
                     self.assertEqual(headers["Retry-After"], retry_after)  # the rest
                     self.assertIn(f"try again in {retry_after} s", body["detail"])
+            sleep.reset_mock()
             with (
                 holds.place(Overloaded(1.0)),  # the one place is taken: answered at once
                 mock.patch.object(gate, "admit", side_effect=Overloaded(1.3)),
             ):
                 _, headers, _ = call(admitting(unreached), "POST", "/api/relay/")
-            sleep.assert_called_with(0.0)
+            sleep.assert_not_called()
             self.assertEqual(headers["Retry-After"], "2")
 
     def test_refusals_are_held_only_in_threads_the_relays_leave(self) -> None:
@@ -400,6 +405,70 @@ class RefusalTests(SimpleTestCase):
         arrived = time.time() - 1
         call(admitting(application), "POST", "/api/relay/", **{ARRIVED_AT: arrived})
         self.assertEqual(seen[DEADLINE_KEY], arrived + 5.0)
+
+
+def refusal_cpu() -> float:
+    """The web server's ``relay_refusal_cpu_seconds_total`` so far."""
+    return registry().get_sample_value("relay_refusal_cpu_seconds_total") or 0.0
+
+
+def burn(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU."""
+    ends = time.thread_time() + seconds
+    while time.thread_time() < ends:
+        pass
+
+
+@override_settings(RELAY_DEADLINE_SECONDS=5.0, RELAY_ADMISSION_HELD_REFUSALS=1)
+class RefusalCpuTests(SimpleTestCase):
+    """gunicorn's worker, driven on a socket pair, counts the CPU of each request admission
+    refused, and of no other."""
+
+    def setUp(self) -> None:
+        from gunicorn.config import Config
+        from gunicorn.glogging import Logger
+
+        config = Config()
+        self.worker = ArrivalThreadWorker(0, os.getppid(), [], None, 30, config, Logger(config))
+        self.addCleanup(self.worker.tmp.close)
+
+    def serve(self, application: Any) -> bytes:
+        """One relay request through the worker's handling; the answer it sent."""
+        self.worker.wsgi = stamp_arrival(admitting(application))
+        client, server = socket.socketpair()
+        with client, server:
+            client.sendall(b"POST /api/relay/ HTTP/1.1\r\nHost: relay\r\nContent-Length: 0\r\n\r\n")
+            conn = TConn(self.worker.cfg, server, ("127.0.0.1", 1), ("127.0.0.1", 2))
+            self.worker.handle(conn)
+            client.settimeout(5.0)
+            return client.recv(65536)
+
+    def test_a_refused_requests_cpu_is_counted_and_its_held_pause_is_not(self) -> None:
+        def refusing(pause: float) -> Any:
+            def overloaded(*args: Any, **kwargs: Any) -> Any:
+                burn(0.02)  # the refusal's own work, made large enough to see
+                raise Overloaded(pause)
+
+            return mock.patch.object(gate, "admit", side_effect=overloaded)
+
+        before, began = refusal_cpu(), time.monotonic()
+        with refusing(0.6):  # held for 0.6 s, a sleep
+            answer = self.serve(unreached)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 503 "), answer[:40])
+        self.assertGreaterEqual(time.monotonic() - began, 0.6)
+        self.assertGreaterEqual(refusal_cpu() - before, 0.02)
+        self.assertLess(refusal_cpu() - before, 0.3)  # not the hold's 0.6 s
+
+    def test_an_admitted_requests_cpu_is_not_counted(self) -> None:
+        def busy(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            burn(0.05)
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"{}"]
+
+        before = refusal_cpu()
+        answer = self.serve(busy)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:40])
+        self.assertEqual(refusal_cpu(), before)
 
 
 class ViewDeadlineTests(TestCase):
