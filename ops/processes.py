@@ -533,7 +533,8 @@ def redis_channels(db: int) -> dict[str, list[str]]:
     # Remote control (ping, and any other command): the workers subscribe, readiness and Flower
     # send; the replies go through lists (*.reply.celery.pidbox keys), not channels.
     control = f"/{db}.celery.pidbox"
-    # A stored result's notice (its waiter subscribes) and a transaction's notice
+    # A stored result's notice (published as Celery does; its waiter blocks on the result's
+    # end list instead, relay_app/integrations/celery_redis.py) and a transaction's notice
     # (relay_app/integrations/notices.py; the event streams subscribe).
     results, notices = "celery-task-meta-*", "relay:transaction:*"
     return {

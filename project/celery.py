@@ -10,11 +10,20 @@ from typing import Any
 from celery import Celery
 from celery.signals import beat_init, worker_init
 
-from relay_app.integrations.celery_redis import keep_redis_clients
+from relay_app.integrations.celery_redis import ChainEndBackend, keep_redis_clients
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings.production")
 
-app = Celery("relay")
+
+class RelayCelery(Celery):
+    """Celery whose results are stored in CELERY_RESULT_BACKEND's Redis by ``ChainEndBackend``,
+    which a waiting view blocks on with one pop instead of a subscription per result."""
+
+    def _get_backend(self) -> ChainEndBackend:
+        return ChainEndBackend(app=self, url=self.conf.result_backend)  # type: ignore[no-untyped-call]
+
+
+app = RelayCelery("relay")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -31,11 +31,11 @@ from typing import Any
 from celery import Celery, Task, chain, shared_task, states
 from celery.canvas import Signature
 from celery.exceptions import Ignore
-from celery.result import AsyncResult
 from django.conf import settings
 
 from .errors import DependencyUnavailable, TransactionEnded
 from .hops import Stage
+from .integrations.celery_redis import ChainEndBackend
 from .metrics import TASKS
 from .services.chain import (
     ChainPayload,
@@ -276,7 +276,7 @@ def relay_chain(
     start: Stage = Stage.KAFKA_PUBLISH_REQUEST,
 ) -> Signature:
     """Hops 2-7 as one chain, starting from ``payload`` (sealed here for its first task); its
-    result is stored under the transaction's id (``chain_result``), so that any web server
+    result is stored under the transaction's id (``chain_wait``), so that any web server
     can be woken when hop 7 is done.
 
     ``start``: the chain's first hop (a rerun's, ``services/rerun.py``): it begins with the
@@ -349,13 +349,20 @@ def chain_app() -> Celery:
     return consume_reply.app
 
 
-def chain_result(transaction_id: str) -> AsyncResult:
-    """The result of a transaction's chain: a wake-up when it ends. Anyone who can write to
-    Redis can write one, so what it says is never taken for the outcome."""
-    return AsyncResult(transaction_id, app=consume_reply.app)
+def chain_wait(transaction_id: str, *, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the transaction's chain to end; whether it did.
+
+    The chain's end is a result stored under the transaction's id (hop 7's, or a failure
+    Celery stores on it, or ``chain_wake``'s), waited for with a blocking pop
+    (``ChainEndBackend``). Anyone who can write to Redis can write one, so it is only a
+    wake-up, never taken for the outcome. Raises Redis's errors."""
+    backend = chain_app().backend
+    if not isinstance(backend, ChainEndBackend):
+        raise TypeError(f"the result backend is {type(backend).__name__}, not ChainEndBackend")
+    return backend.wait_for_end(transaction_id, timeout=timeout)
 
 
 def chain_wake(transaction_id: str) -> None:
-    """Wake whoever waits for the transaction's chain (``chain_result``) at once, although
+    """Wake whoever waits for the transaction's chain (``chain_wait``) at once, although
     its chain will not end: it was cancelled. They read the records, as for any wake-up."""
     chain_app().backend.store_result(transaction_id, None, states.REVOKED)

@@ -11,7 +11,6 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError
@@ -29,7 +28,7 @@ from ..metrics import (
 )
 from ..models import Transaction
 from ..selectors import transaction_find, transaction_get, transaction_status
-from ..tasks import chain_result, relay_chain
+from ..tasks import chain_wait, relay_chain
 from .admission import relay_ended
 from .chain import ChainPayload, rest_respond
 from .transactions import transaction_abandon, transaction_start, transaction_time_out
@@ -218,17 +217,11 @@ def _wake_up(transaction_id: str, *, deadline: float) -> str | None:
     before the deadline (``None``: the deadline did)."""
     try:
         with tracing.span("wait for the chain"):
-            chain_result(transaction_id).get(
-                timeout=max(deadline - time.time(), 0.001), propagate=False
-            )
-    except CeleryTimeoutError:
-        return None
+            ended = chain_wait(transaction_id, timeout=max(deadline - time.time(), 0.001))
     except (BrokerError, RedisError) as exc:
         count_dependency_error("Redis", exc)
         return f"losing Redis ({type(exc).__name__})"
-    except Exception as exc:  # noqa: BLE001 - what anyone wrote to Redis may fail to load
-        return f"a stored result that could not be read ({type(exc).__name__})"
-    return "a stored result" if time.time() < deadline else None
+    return "a stored result" if ended and time.time() < deadline else None
 
 
 def _ended(transaction_id: str) -> bool:

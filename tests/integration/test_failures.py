@@ -5,6 +5,7 @@ the service again and checks that the next request succeeds with nothing else re
 """
 
 import socket
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -125,6 +126,22 @@ class FailureTests(TransactionTestCase):
         self.assertLess(seconds, 3.0)
         self.assertIn("Redis is unavailable", body["detail"])
         self.assert_recorded(body, status="failed", stage=Stage.KAFKA_PUBLISH_REQUEST)
+        self.assert_recovered()
+
+    @override_settings(RELAY_DEADLINE_SECONDS=SHORT_BUDGET)
+    def test_redis_lost_while_a_relay_waits_gives_504_at_the_deadline(self) -> None:
+        answers: list[tuple[int, dict[str, Any], float]] = []
+        with service_stopped("worker"):
+            waiting = threading.Thread(target=lambda: answers.append(self.relay()))
+            waiting.start()
+            time.sleep(0.5)  # the view waits for its chain's end by now
+            with service_stopped("redis"):
+                waiting.join(SHORT_BUDGET + MARGIN_SECONDS + 1)
+        ((status, body, seconds),) = answers
+        self.assertEqual(status, 504, body)
+        self.assertGreaterEqual(seconds, SHORT_BUDGET - 0.1)
+        self.assertLess(seconds, SHORT_BUDGET + MARGIN_SECONDS)
+        self.assert_recorded(body, status="timed_out", stage=Stage.KAFKA_PUBLISH_REQUEST)
         self.assert_recovered()
 
     @override_settings(RELAY_DEADLINE_SECONDS=SHORT_BUDGET)

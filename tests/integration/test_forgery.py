@@ -77,8 +77,9 @@ def gated_grpc() -> Iterator[GatedServicer]:
 
 
 def forge_result(transaction_id: str, *, status: str = "SUCCESS") -> None:
-    """Store and publish a result for the transaction's chain as Celery's Redis backend does:
-    the ``celery-task-meta-<id>`` key, and a PUBLISH of the same on that channel."""
+    """Store and publish a result for the transaction's chain as the relay's result backend
+    does (``ChainEndBackend``): the ``celery-task-meta-<id>`` key, a PUBLISH of the same on
+    that channel, and an entry on its end list, which wakes the waiting view."""
     key = f"celery-task-meta-{transaction_id}"
     meta: dict[str, Any] = {
         "status": status,
@@ -92,6 +93,8 @@ def forge_result(transaction_id: str, *, status: str = "SUCCESS") -> None:
     try:
         client.set(key, json.dumps(meta), ex=60)
         client.publish(key, json.dumps(meta))
+        client.rpush(f"{key}.end", 1)
+        client.expire(f"{key}.end", 60)
     finally:
         client.close()
 
