@@ -227,16 +227,15 @@ class AdmissionGate:
             self._count_busy(now)
             self._in_flight -= 1
             took = now - place.started_at
-            if place.succeeded is None:
-                pass  # no relay carried to its end: no measure of the stack
-            elif place.succeeded:
+            # A place whose relay was not carried to its end (None) is no measure of the stack.
+            if place.succeeded:
                 self._failed_in_a_row = 0
                 if took > 0:
                     # Little's law: the relays in flight beside it on average, over the time
                     # it took, is the rate at which they were being done.
                     beside = (self._busy - place.busy_at_start) / took
                     self._succeeded.append((now, beside / took))
-            else:
+            elif place.succeeded is False:
                 self._failed_in_a_row += 1
                 if self._failed_in_a_row >= RATE_MIN_SAMPLES:
                     self._learned = None  # failing, not quiet: what it served is no guide
