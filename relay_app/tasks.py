@@ -51,7 +51,6 @@ from .services.chain import (
 from .services.dead_letters import DEAD_LETTERED, dead_letter_write, dead_letters_sweep
 from .services.transactions import (
     transaction_time_out,
-    transactions_purge,
     transactions_settle_stale,
 )
 from .signing import Refused
@@ -260,13 +259,10 @@ def bulk_job_continue(job_id: object) -> None:
 def purge_transactions() -> int:
     """Periodic (beat): delete transactions, and bulk jobs that ended, older than
     RELAY_RETENTION_DAYS; returns how many transactions."""
-    from .services.bulk import bulk_jobs_purge  # as bulk_job_continue's import
+    from .services.retention import retention_purge  # as bulk_job_continue's import
 
     days = settings.RELAY_RETENTION_DAYS
-    if not days:
-        return 0
-    bulk_jobs_purge(older_than=timedelta(days=days))
-    return transactions_purge(older_than=timedelta(days=days))
+    return retention_purge(older_than=timedelta(days=days))[0] if days else 0
 
 
 def relay_chain(

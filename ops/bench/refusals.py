@@ -62,10 +62,14 @@ class RefusalMeter:
     metrics folders (``<var_dir>/metrics/<name>``), read before and after a block."""
 
     def __init__(self, processes: dict[str, int | None], metrics_dir: Path) -> None:
-        webs = {name: pid for name, pid in processes.items() if pid and name != "proxy"}
-        webs = {name: pid for name, pid in webs.items() if service(name) == "web"}
+        # The web servers alone: the proxy counts for the web service too (``service``).
+        webs = {
+            name: pid
+            for name, pid in processes.items()
+            if pid and name != "proxy" and service(name) == "web"
+        }
         self.folders = [metrics_dir / name for name in webs]
-        self.web_roots = [pid for pid in webs.values() if pid]
+        self.web_roots = list(webs.values())
         proxy = processes.get("proxy")
         self.proxy_roots = [proxy] if proxy else []
 

@@ -174,12 +174,18 @@ def redis_unavailable(transaction_id: str, exc: Exception) -> None:
     transaction_abandon(transaction_id=transaction_id, timed_out=False, describe=lambda _: reason)
 
 
+# How a relay's end reads to admission (``relay_ended``): any other end is a failure.
+_ENDED_AS: dict[Transaction.Status, bool | None] = {
+    Transaction.Status.SUCCEEDED: True,
+    Transaction.Status.CANCELLED: None,  # an operator's doing, not the stack's
+}
+
+
 def _count(transaction: Transaction, *, deadline: float) -> None:
     """The metrics of a transaction this request started and saw to its end (its time from
     the request's arrival, the deadline less the budget)."""
     TRANSACTIONS.labels(transaction.status).inc()
-    ended = {Transaction.Status.SUCCEEDED: True, Transaction.Status.CANCELLED: None}
-    relay_ended(succeeded=ended.get(Transaction.Status(transaction.status), False))
+    relay_ended(succeeded=_ENDED_AS.get(Transaction.Status(transaction.status), False))
     TRANSACTION_SECONDS.observe(time.time() - (deadline - settings.RELAY_DEADLINE_SECONDS))
     if transaction.status == Transaction.Status.TIMED_OUT and transaction.failed_stage:
         DEADLINE_MISSES.labels(Stage(transaction.failed_stage).slug).inc()

@@ -7,8 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from relay_app.services.bulk import bulk_jobs_purge
-from relay_app.services.transactions import transactions_purge
+from relay_app.services.retention import retention_purge
 
 MAX_DAYS = 100 * 365
 
@@ -35,8 +34,7 @@ class Command(BaseCommand):
             raise CommandError("give --older-than DAYS (RELAY_RETENTION_DAYS is off)")
         if not 0 <= days <= MAX_DAYS:  # also refuses nan
             raise CommandError(f"--older-than must be from 0 to {MAX_DAYS} days, not {days:g}")
-        jobs = bulk_jobs_purge(older_than=timedelta(days=days))
-        deleted = transactions_purge(older_than=timedelta(days=days))
+        deleted, jobs = retention_purge(older_than=timedelta(days=days))
         self.stdout.write(
             f"deleted {deleted} transaction(s) and {jobs} bulk job(s) older than {days:g} day(s)"
         )
